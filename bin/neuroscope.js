@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// The `neuroscope` command: registers tsx so the TypeScript sources run as they are, then hands over to cli/.
+import { register } from 'tsx/esm/api';
+register();
+const { main } = await import('../cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));
