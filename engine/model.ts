@@ -1,0 +1,489 @@
+// The gpt-oss engine: layer-major execution of a batch through ONNX graphs, with hook capture,
+// interventions and routing interventions. Every variant of a batch passes layer L before L+1,
+// and a run can start at layer L from a cached residual stream.
+import * as ort from 'onnxruntime-node';
+import { Checkpoint, type AttentionWeights, type ExpertWeights } from './checkpoint.ts';
+import type { GptOssConfig } from './config.ts';
+import { ATTENTION_WEIGHT_INPUTS } from './graphs/attention.ts';
+import { captureOutput, interventionInput, type HookPlan } from './graphs/common.ts';
+import { expandHooks, HookError, listHooks, type HookListing, type ResolvedHook } from './hooks.ts';
+import {
+  applyIntervention, resolveInterventions,
+  type Intervention, type ResolvedIntervention, type RoutingIntervention,
+} from './intervention.ts';
+import { ropeTables } from './rope.ts';
+import { SessionCache, type SessionOptions } from './sessions.ts';
+import { expandTo, numel, type Tensor } from './tensor.ts';
+
+export class EngineError extends Error {}
+
+export interface EngineOptions extends SessionOptions {
+  /** Keep dequantised weights in memory after first use (default true; false streams every layer from disk). */
+  cacheWeights?: boolean;
+  /** Longest prompt accepted (default: the config's max_position_embeddings, capped at 4096). */
+  maxTokens?: number;
+}
+
+export interface Progress {
+  stage: 'layer' | 'unembed';
+  done: number;
+  total: number;
+}
+
+export interface RunOptions {
+  /** Hook names or patterns to copy out (only these are copied). */
+  capture?: readonly string[];
+  interventions?: readonly Intervention[];
+  routing?: readonly RoutingIntervention[];
+  /** Which positions to unembed: the last real token of each row (default), all positions, or none. */
+  logits?: 'last' | 'all' | 'none';
+  /** Start at this layer from `startResid` ([B, T, H] residual entering the layer). */
+  startLayer?: number;
+  startResid?: Tensor;
+  /** Stop after this many layers (exclusive end layer); implies logits 'none' unless it is the last. */
+  endLayer?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface RunResult {
+  /** Real (unpadded) length of each row. */
+  lengths: number[];
+  /** Padded length T. */
+  length: number;
+  /** [B, P, V]: P = 1 for 'last', T for 'all'. */
+  logits: Tensor | null;
+  /** Captured hooks by full name; padded positions (t >= length of its row) hold unspecified values. */
+  cache: Map<string, Tensor>;
+  /** Residual stream leaving the last layer run, [B, T, H]. */
+  resid: Tensor;
+}
+
+interface LayerStep {
+  layer: number;
+  capture: Set<string>;
+  ivs: Map<string, ResolvedIntervention>;
+}
+
+const toOrt = (t: Tensor) => new ort.Tensor('float32', t.data, t.dims);
+const fromOrt = (t: ort.Tensor): Tensor => ({ data: t.data as Float32Array, dims: [...t.dims] });
+
+export class GptOssModel {
+  readonly config: GptOssConfig;
+  private readonly sessions: SessionCache;
+  private readonly attnCache = new Map<number, AttentionWeights>();
+  private readonly expertCache = new Map<string, ExpertWeights>();
+  private unembedWeights: { finalNorm: Float32Array; lmHead: Float32Array } | null = null;
+  readonly maxTokens: number;
+
+  private constructor(readonly checkpoint: Checkpoint, private readonly opts: EngineOptions) {
+    this.config = checkpoint.config;
+    this.sessions = new SessionCache(this.config, opts);
+    const maxPos = Number(this.config.raw['max_position_embeddings'] ?? 4096);
+    this.maxTokens = opts.maxTokens ?? Math.min(maxPos, 4096);
+  }
+
+  static load(dir: string, opts: EngineOptions = {}): GptOssModel {
+    return new GptOssModel(Checkpoint.open(dir), opts);
+  }
+
+  listHooks(): HookListing[] {
+    return listHooks(this.config);
+  }
+
+  async dispose(): Promise<void> {
+    await this.sessions.release();
+    this.attnCache.clear();
+    this.expertCache.clear();
+    this.unembedWeights = null;
+  }
+
+  /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions. */
+  hookDims(h: ResolvedHook, B: number, T: number, P: number): number[] {
+    const c = this.config;
+    const table: Record<string, number[]> = {
+      '[B, T, H]': [B, T, c.hiddenSize],
+      '[B, P, H]': [B, P, c.hiddenSize],
+      '[B, P, V]': [B, P, c.vocabSize],
+      '[B, T, nH, d]': [B, T, c.numHeads, c.headDim],
+      '[B, T, nKV, d]': [B, T, c.numKvHeads, c.headDim],
+      '[B, nH, T, T]': [B, c.numHeads, T, T],
+      '[B, nH, T]': [B, c.numHeads, T],
+      '[B, T, nH, H]': [B, T, c.numHeads, c.hiddenSize],
+      '[B, T, E]': [B, T, c.numExperts],
+      '[B, T, k]': [B, T, c.expertsPerToken],
+      '[B, T, E, I]': [B, T, c.numExperts, c.intermediateSize],
+      '[B, T, E, H]': [B, T, c.numExperts, c.hiddenSize],
+    };
+    return table[h.spec.shape];
+  }
+
+  private attention(layer: number): AttentionWeights {
+    const hit = this.attnCache.get(layer);
+    if (hit) return hit;
+    const w = this.checkpoint.attention(layer);
+    if (this.opts.cacheWeights !== false) this.attnCache.set(layer, w);
+    return w;
+  }
+
+  private expert(layer: number, e: number): ExpertWeights {
+    const key = `${layer}.${e}`;
+    const hit = this.expertCache.get(key);
+    if (hit) return hit;
+    const w = this.checkpoint.expert(layer, e);
+    if (this.opts.cacheWeights !== false) this.expertCache.set(key, w);
+    return w;
+  }
+
+  private unembed(): { finalNorm: Float32Array; lmHead: Float32Array } {
+    const w = this.unembedWeights ?? { finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() };
+    if (this.opts.cacheWeights !== false) this.unembedWeights = w;
+    return w;
+  }
+
+  /** Validates a batch of token-id rows. */
+  private checkBatch(batch: readonly (readonly number[])[]): void {
+    if (batch.length === 0) throw new EngineError('empty batch: give at least one prompt');
+    batch.forEach((row, b) => {
+      if (row.length === 0) throw new EngineError(`prompt ${b} has no tokens`);
+      if (row.length > this.maxTokens) {
+        throw new EngineError(`prompt ${b} has ${row.length} tokens; the limit is ${this.maxTokens}`);
+      }
+      for (const id of row) {
+        if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+          throw new EngineError(`prompt ${b} has token id ${id}; valid ids are 0..${this.config.vocabSize - 1}`);
+        }
+      }
+    });
+  }
+
+  /** Additive attention mask [T, T]: causal, plus the sliding window on sliding layers. */
+  private mask(T: number, sliding: boolean): Tensor {
+    const m = new Float32Array(T * T);
+    const W = this.config.slidingWindow;
+    for (let i = 0; i < T; i++) {
+      for (let j = 0; j < T; j++) if (j > i || (sliding && i - j >= W)) m[i * T + j] = -1e9;
+    }
+    return { data: m, dims: [T, T] };
+  }
+
+  async run(batch: readonly (readonly number[])[], opts: RunOptions = {}): Promise<RunResult> {
+    const cfg = this.config;
+    this.checkBatch(batch);
+    const B = batch.length;
+    const lengths = batch.map((r) => r.length);
+    const T = Math.max(...lengths);
+    const start = opts.startLayer ?? 0;
+    const end = opts.endLayer ?? cfg.numLayers;
+    if (!Number.isInteger(start) || start < 0 || start > cfg.numLayers) {
+      throw new EngineError(`startLayer ${start} is out of range; valid: 0..${cfg.numLayers}`);
+    }
+    if (!Number.isInteger(end) || end < start || end > cfg.numLayers) {
+      throw new EngineError(`endLayer ${end} is out of range; valid: ${start}..${cfg.numLayers}`);
+    }
+    const logitsMode = end < cfg.numLayers ? 'none' : (opts.logits ?? 'last');
+    const P = logitsMode === 'all' ? T : 1;
+
+    const captures = expandHooks(opts.capture ?? [], cfg.numLayers);
+    const ivs = resolveInterventions(opts.interventions ?? [], cfg.numLayers, (h) => this.hookDims(h, B, T, P));
+    for (const r of opts.routing ?? []) this.checkRouting(r, B, T);
+    const cache = new Map<string, Tensor>();
+    const captureSet = new Set(captures.map((h) => h.name));
+    const keep = (name: string, t: Tensor) => {
+      if (captureSet.has(name)) cache.set(name, { data: t.data.slice(), dims: [...t.dims] });
+    };
+    const intervene = (name: string, t: Tensor) => {
+      const iv = ivs.get(name);
+      if (iv) applyIntervention(t, iv);
+    };
+
+    let resid: Tensor;
+    if (start > 0 || opts.startResid) {
+      if (!opts.startResid) throw new EngineError(`startLayer ${start} needs startResid, the residual entering that layer`);
+      const want = [B, T, cfg.hiddenSize];
+      if (opts.startResid.dims.join() !== want.join()) {
+        throw new EngineError(`startResid has dims [${opts.startResid.dims}], expected [${want}] (batch, padded length, hidden)`);
+      }
+      resid = { data: opts.startResid.data.slice(), dims: want };
+    } else {
+      const padId = cfg.padTokenId !== null && cfg.padTokenId < cfg.vocabSize ? cfg.padTokenId : 0;
+      const ids = batch.flatMap((r) => [...r, ...new Array(T - r.length).fill(padId)]);
+      resid = { data: this.checkpoint.embedRows(ids), dims: [B, T, cfg.hiddenSize] };
+      intervene('hook_embed', resid);
+      keep('hook_embed', resid);
+    }
+
+    const rope = ropeTables(cfg, T);
+    const cos: Tensor = { data: rope.cos, dims: [T, rope.half] };
+    const sin: Tensor = { data: rope.sin, dims: [T, rope.half] };
+    const masks = { sliding: this.mask(T, true), full: this.mask(T, false) };
+
+    for (let layer = start; layer < end; layer++) {
+      if (opts.signal?.aborted) throw new EngineError('run cancelled');
+      const step: LayerStep = {
+        layer,
+        capture: new Set(captures.filter((h) => h.layer === layer).map((h) => h.spec.local)),
+        ivs: new Map([...ivs].filter(([, iv]) => iv.hook.layer === layer).map(([, iv]) => [iv.hook.spec.local, iv])),
+      };
+      const name = (local: string) => `blocks.${layer}.${local}`;
+      intervene(name('hook_resid_pre'), resid);
+      keep(name('hook_resid_pre'), resid);
+      const sliding = cfg.layerTypes[layer] === 'sliding_attention';
+      const a = await this.runAttention(step, resid, cos, sin, sliding ? masks.sliding : masks.full, cache);
+      const routed = this.route(step, a.routerLogits, lengths, opts.routing ?? [], cache);
+      const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, cache);
+      intervene(name('hook_mlp_out'), mlpOut);
+      keep(name('hook_mlp_out'), mlpOut);
+      const post = new Float32Array(a.residMid.data.length);
+      for (let i = 0; i < post.length; i++) post[i] = a.residMid.data[i] + mlpOut.data[i];
+      resid = { data: post, dims: resid.dims };
+      intervene(name('hook_resid_post'), resid);
+      keep(name('hook_resid_post'), resid);
+      opts.onProgress?.({ stage: 'layer', done: layer - start + 1, total: end - start });
+    }
+
+    let logits: Tensor | null = null;
+    if (logitsMode !== 'none') {
+      if (opts.signal?.aborted) throw new EngineError('run cancelled');
+      logits = await this.runUnembed(resid, lengths, logitsMode, ivs, captureSet, cache);
+      opts.onProgress?.({ stage: 'unembed', done: 1, total: 1 });
+    }
+    return { lengths, length: T, logits, cache, resid };
+  }
+
+  private checkRouting(r: RoutingIntervention, B: number, T: number): void {
+    const { numLayers, numExperts, expertsPerToken } = this.config;
+    if (!Number.isInteger(r.layer) || r.layer < 0 || r.layer >= numLayers) {
+      throw new EngineError(`routing intervention layer ${r.layer} is out of range; valid: 0..${numLayers - 1}`);
+    }
+    for (const e of [...(r.force ?? []), ...(r.forbid ?? [])]) {
+      if (!Number.isInteger(e) || e < 0 || e >= numExperts) throw new EngineError(`expert ${e} is out of range; valid: 0..${numExperts - 1}`);
+    }
+    if ((r.force ?? []).length > expertsPerToken) throw new EngineError(`cannot force ${r.force!.length} experts; top-k is ${expertsPerToken}`);
+    if (numExperts - (r.forbid ?? []).length < expertsPerToken) {
+      throw new EngineError(`forbidding ${r.forbid!.length} of ${numExperts} experts leaves fewer than top-k = ${expertsPerToken}`);
+    }
+    if ((r.force ?? []).some((e) => (r.forbid ?? []).includes(e))) throw new EngineError('an expert cannot be both forced and forbidden');
+    for (const b of r.rows ?? []) if (b < 0 || b >= B) throw new EngineError(`routing row ${b} is out of range; valid: 0..${B - 1}`);
+    for (const p of r.positions ?? []) if (p < 0 || p >= T) throw new EngineError(`routing position ${p} is out of range; valid: 0..${T - 1}`);
+  }
+
+  private async runAttention(step: LayerStep, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, cache: Map<string, Tensor>) {
+    const attnLocals = (s: Set<string> | Map<string, unknown>) =>
+      new Set([...s.keys()].filter((l) => ATTN_STAGE.has(l)));
+    const plan: HookPlan = { capture: attnLocals(step.capture), intervene: attnLocals(step.ivs) };
+    const session = await this.sessions.get('attention', plan);
+    const w = this.attention(step.layer);
+    const feeds: Record<string, ort.Tensor> = {
+      x: toOrt(x), cos: toOrt(cos), sin: toOrt(sin), mask: toOrt(mask),
+    };
+    for (const k of ATTENTION_WEIGHT_INPUTS) feeds[k] = new ort.Tensor('float32', w[k], weightDims(this.config, k));
+    for (const local of plan.intervene) {
+      const iv = step.ivs.get(local)!;
+      feeds[interventionInput(local, 'mask')] = toOrt(iv.mask);
+      feeds[interventionInput(local, 'value')] = toOrt(iv.value);
+      feeds[interventionInput(local, 'add')] = toOrt(iv.add);
+    }
+    const out = await session.run(feeds);
+    for (const local of plan.capture) cache.set(`blocks.${step.layer}.${local}`, fromOrt(out[captureOutput(local)]));
+    return { residMid: fromOrt(out['resid_mid']), ln2: fromOrt(out['ln2']), routerLogits: fromOrt(out['router_logits']) };
+  }
+
+  /** Top-k on raw router logits (forced experts first, forbidden never), softmax over the chosen k. */
+  private route(step: LayerStep, logits: Tensor, lengths: number[], routing: readonly RoutingIntervention[], cache: Map<string, Tensor>) {
+    const { numExperts: E, expertsPerToken: k } = this.config;
+    const [B, T] = logits.dims;
+    const indices = new Int32Array(B * T * k);
+    const weights = new Float32Array(B * T * k);
+    const rules = routing.filter((r) => r.layer === step.layer);
+    const order = new Array<number>(E);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const row = (b * T + t) * E;
+        const force = new Set<number>();
+        const forbid = new Set<number>();
+        for (const r of rules) {
+          if ((r.rows && !r.rows.includes(b)) || (r.positions && !r.positions.includes(t))) continue;
+          r.force?.forEach((e) => force.add(e));
+          r.forbid?.forEach((e) => forbid.add(e));
+        }
+        for (let e = 0; e < E; e++) order[e] = e;
+        // Descending logit; ties to the lower index, like a stable sort.
+        order.sort((p, q) => {
+          const fp = force.has(p) ? 1 : 0;
+          const fq = force.has(q) ? 1 : 0;
+          if (fp !== fq) return fq - fp;
+          return logits.data[row + q] - logits.data[row + p] || p - q;
+        });
+        const chosen = order.filter((e) => !forbid.has(e)).slice(0, k);
+        let max = -Infinity;
+        for (const e of chosen) max = Math.max(max, logits.data[row + e]);
+        let sum = 0;
+        const ex = chosen.map((e) => {
+          const v = Math.exp(logits.data[row + e] - max);
+          sum += v;
+          return v;
+        });
+        for (let j = 0; j < k; j++) {
+          indices[(b * T + t) * k + j] = chosen[j];
+          weights[(b * T + t) * k + j] = ex[j] / sum;
+        }
+      }
+    }
+    const name = (local: string) => `blocks.${step.layer}.${local}`;
+    const w: Tensor = { data: weights, dims: [B, T, k] };
+    const wIv = step.ivs.get('mlp.hook_expert_weights');
+    if (wIv) applyIntervention(w, wIv);
+    if (step.capture.has('mlp.hook_expert_indices')) cache.set(name('mlp.hook_expert_indices'), { data: Float32Array.from(indices), dims: [B, T, k] });
+    if (step.capture.has('mlp.hook_expert_weights')) cache.set(name('mlp.hook_expert_weights'), { data: weights.slice(), dims: [B, T, k] });
+    void lengths;
+    return { indices, weights: w.data };
+  }
+
+  private async runExperts(
+    step: LayerStep, ln2: Tensor, routed: { indices: Int32Array; weights: Float32Array },
+    lengths: number[], cache: Map<string, Tensor>,
+  ): Promise<Tensor> {
+    const { numExperts: E, expertsPerToken: k, hiddenSize: H, intermediateSize: I } = this.config;
+    const [B, T] = ln2.dims;
+    const name = (local: string) => `blocks.${step.layer}.${local}`;
+    const expertLocals = ['mlp.hook_pre', 'mlp.hook_post'];
+    const plan: HookPlan = {
+      capture: new Set(expertLocals.filter((l) => step.capture.has(l))),
+      intervene: new Set(expertLocals.filter((l) => step.ivs.has(l))),
+    };
+    const perExpertOut = step.capture.has('mlp.hook_expert_out') || step.ivs.has('mlp.hook_expert_out');
+    const expertOut = perExpertOut ? new Float32Array(B * T * E * H) : null;
+    const mlp = new Float64Array(B * T * H);
+    const neuronCaps = new Map([...plan.capture].map((l) => [l, new Float32Array(B * T * E * I)]));
+    const neuronIvs = new Map([...plan.intervene].map((l) => {
+      const iv = step.ivs.get(l)!;
+      const full = [B, T, E, I];
+      return [l, { mask: expandTo(iv.mask, full), value: expandTo(iv.value, full), add: expandTo(iv.add, full) }];
+    }));
+    // Dispatch: the (token, slot) pairs routed to each expert; padded positions are skipped.
+    const slots: number[][] = Array.from({ length: E }, () => []);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < lengths[b]; t++) for (let j = 0; j < k; j++) slots[routed.indices[(b * T + t) * k + j]].push((b * T + t) * k + j);
+    }
+    const session = await this.sessions.get('expert', plan);
+    for (let e = 0; e < E; e++) {
+      const mine = slots[e];
+      if (mine.length === 0) continue;
+      const N = mine.length;
+      const x = new Float32Array(N * H);
+      mine.forEach((s, n) => {
+        const tok = Math.floor(s / k);
+        x.set(ln2.data.subarray(tok * H, (tok + 1) * H), n * H);
+      });
+      const w = this.expert(step.layer, e);
+      const feeds: Record<string, ort.Tensor> = {
+        x: new ort.Tensor('float32', x, [N, H]),
+        gateUpW: new ort.Tensor('float32', w.gateUpW, [2 * I, H]),
+        gateUpB: new ort.Tensor('float32', w.gateUpB, [2 * I]),
+        downW: new ort.Tensor('float32', w.downW, [H, I]),
+        downB: new ort.Tensor('float32', w.downB, [H]),
+      };
+      for (const [local, full] of neuronIvs) {
+        for (const part of ['mask', 'value', 'add'] as const) {
+          const rows = new Float32Array(N * I);
+          mine.forEach((s, n) => {
+            const tok = Math.floor(s / k);
+            rows.set(full[part].data.subarray((tok * E + e) * I, (tok * E + e + 1) * I), n * I);
+          });
+          feeds[interventionInput(local, part)] = new ort.Tensor('float32', rows, [N, I]);
+        }
+      }
+      const out = await session.run(feeds);
+      const y = out['y'].data as Float32Array;
+      for (const [local, buf] of neuronCaps) {
+        const c = out[captureOutput(local)].data as Float32Array;
+        mine.forEach((s, n) => {
+          const tok = Math.floor(s / k);
+          buf.set(c.subarray(n * I, (n + 1) * I), (tok * E + e) * I);
+        });
+      }
+      mine.forEach((s, n) => {
+        const tok = Math.floor(s / k);
+        const wt = routed.weights[s];
+        if (expertOut) {
+          const o = (tok * E + e) * H;
+          for (let h = 0; h < H; h++) expertOut[o + h] = wt * y[n * H + h];
+        } else {
+          for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
+        }
+      });
+    }
+    for (const [local, buf] of neuronCaps) cache.set(name(local), { data: buf, dims: [B, T, E, I] });
+    if (expertOut) {
+      const t: Tensor = { data: expertOut, dims: [B, T, E, H] };
+      const iv = step.ivs.get('mlp.hook_expert_out');
+      if (iv) applyIntervention(t, iv);
+      if (step.capture.has('mlp.hook_expert_out')) cache.set(name('mlp.hook_expert_out'), { data: expertOut.slice(), dims: t.dims });
+      for (let tok = 0; tok < B * T; tok++) {
+        for (let e = 0; e < E; e++) {
+          const o = (tok * E + e) * H;
+          for (let h = 0; h < H; h++) mlp[tok * H + h] += expertOut[o + h];
+        }
+      }
+    }
+    return { data: Float32Array.from(mlp), dims: [B, T, H] };
+  }
+
+  private async runUnembed(
+    resid: Tensor, lengths: number[], mode: 'last' | 'all', ivs: Map<string, ResolvedIntervention>,
+    captureSet: Set<string>, cache: Map<string, Tensor>,
+  ): Promise<Tensor> {
+    const [B, T, H] = resid.dims;
+    let x: Tensor = resid;
+    if (mode === 'last') {
+      const d = new Float32Array(B * H);
+      for (let b = 0; b < B; b++) d.set(resid.data.subarray((b * T + lengths[b] - 1) * H, (b * T + lengths[b]) * H), b * H);
+      x = { data: d, dims: [B, 1, H] };
+    }
+    const locals = ['ln_final.hook_normalized', 'hook_logits'];
+    const plan: HookPlan = {
+      capture: new Set(locals.filter((l) => captureSet.has(l))),
+      intervene: new Set(locals.filter((l) => ivs.has(l))),
+    };
+    const session = await this.sessions.get('unembed', plan);
+    const w = this.unembed();
+    const feeds: Record<string, ort.Tensor> = {
+      x: toOrt(x),
+      finalNorm: new ort.Tensor('float32', w.finalNorm, [H]),
+      lmHead: new ort.Tensor('float32', w.lmHead, [this.config.vocabSize, H]),
+    };
+    for (const local of plan.intervene) {
+      const iv = ivs.get(local)!;
+      feeds[interventionInput(local, 'mask')] = toOrt(iv.mask);
+      feeds[interventionInput(local, 'value')] = toOrt(iv.value);
+      feeds[interventionInput(local, 'add')] = toOrt(iv.add);
+    }
+    const out = await session.run(feeds);
+    for (const local of plan.capture) cache.set(local, fromOrt(out[captureOutput(local)]));
+    return fromOrt(out['logits']);
+  }
+}
+
+const ATTN_STAGE = new Set([
+  'ln1.hook_normalized', 'attn.hook_q', 'attn.hook_k', 'attn.hook_v', 'attn.hook_rot_q', 'attn.hook_rot_k',
+  'attn.hook_attn_scores', 'attn.hook_pattern', 'attn.hook_sink', 'attn.hook_z', 'attn.hook_result',
+  'hook_attn_out', 'hook_resid_mid', 'ln2.hook_normalized', 'mlp.hook_router_logits',
+]);
+
+function weightDims(c: GptOssConfig, k: (typeof ATTENTION_WEIGHT_INPUTS)[number]): number[] {
+  const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E } = c;
+  switch (k) {
+    case 'inputNorm': case 'postNorm': case 'oB': return [H];
+    case 'qW': return [nH * d, H];
+    case 'qB': return [nH * d];
+    case 'kW': case 'vW': return [nKV * d, H];
+    case 'kB': case 'vB': return [nKV * d];
+    case 'oW': return [H, nH * d];
+    case 'sinks': return [nH];
+    case 'routerW': return [E, H];
+    case 'routerB': return [E];
+  }
+}
+
+export { HookError, numel };

@@ -1,0 +1,55 @@
+// Compiled onnxruntime sessions, one per (graph kind, hook plan), shared by every layer.
+import * as ort from 'onnxruntime-node';
+import type { GptOssConfig } from './config.ts';
+import { buildAttentionGraph } from './graphs/attention.ts';
+import type { HookPlan } from './graphs/common.ts';
+import { buildExpertGraph } from './graphs/expert.ts';
+import { buildUnembedGraph } from './graphs/unembed.ts';
+
+export type GraphKind = 'attention' | 'expert' | 'unembed';
+export type ExecutionProvider = 'cpu' | 'cuda';
+
+export interface SessionOptions {
+  /** Intra-op threads for the CPU provider (default: all cores). */
+  threads?: number;
+  executionProvider?: ExecutionProvider;
+}
+
+const BUILDERS: Record<GraphKind, (cfg: GptOssConfig, plan: HookPlan) => Uint8Array> = {
+  attention: buildAttentionGraph,
+  expert: buildExpertGraph,
+  unembed: buildUnembedGraph,
+};
+
+export class SessionCache {
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+  constructor(private readonly cfg: GptOssConfig, private readonly opts: SessionOptions = {}) {}
+
+  get(kind: GraphKind, plan: HookPlan): Promise<ort.InferenceSession> {
+    const key = `${kind}|${[...plan.capture].sort().join(',')}|${[...plan.intervene].sort().join(',')}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      const bytes = BUILDERS[kind](this.cfg, plan);
+      s = ort.InferenceSession.create(bytes, {
+        executionProviders: this.opts.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+        intraOpNumThreads: this.opts.threads ?? 0,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+      });
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key));
+    }
+    return s;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map(async (s) => (await s).release()));
+  }
+}
