@@ -1,0 +1,201 @@
+// Ablation: replace components' activations by zero, their mean over a reference prompt set, or
+// their value on another (resampled) prompt, and measure the metric before and after. Heads act on
+// attn.hook_z, neurons on mlp.hook_post, experts on their output (mlp.hook_expert_out) or by being
+// forbidden in routing, positions on the residual stream entering a layer (L2.P5).
+import { z } from 'zod';
+import { resolveHook } from '../engine/hooks.ts';
+import type { Intervention, RoutingIntervention } from '../engine/intervention.ts';
+import { numel, type Tensor } from '../engine/tensor.ts';
+import { Rng } from '../engine/rng.ts';
+import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import { meanMetric, MetricName, type MetricSpec } from './metrics.ts';
+import { answerList, answers } from './patch.ts';
+import { runAndRecord } from './runs.ts';
+import type { EncodedPrompt } from './session.ts';
+import { parseComponent, type Component } from './sites.ts';
+
+export const ablateInput = z.object({
+  prompts: z.array(z.string().min(1)).min(1).describe('prompts on which the behaviour is measured'),
+  target: answerList.optional().describe('answer token(s) for logit_diff / prob / logprob'),
+  distractor: answerList.optional(),
+  metric: MetricName.default('logit_diff'),
+  components: z.array(z.string()).min(1).describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
+  method: z.enum(['zero', 'mean', 'resample']).default('zero'),
+  reference: z.array(z.string().min(1)).optional().describe('prompts for mean/resample values (default: the prompts themselves)'),
+  expertMode: z.enum(['output', 'routing']).default('output').describe('experts: remove the output, or forbid the expert in routing (its tokens go to the next choice)'),
+  each: z.boolean().default(true).describe('also ablate each component alone'),
+  seed: z.number().int().default(0).describe('resample: which reference prompt each prompt takes its values from'),
+});
+
+type Target = Component | { kind: 'position'; layer: number; position: number };
+
+function parseTarget(s: string, ctx: ToolContext): Target {
+  const cfg = ctx.session.config;
+  const m = /^L(\d+)\.P(-?\d+)$/.exec(s.trim());
+  if (m) {
+    const layer = Number(m[1]);
+    if (layer >= cfg.numLayers) throw new ToolError(`${s}: layer ${layer} is out of range; valid: 0..${cfg.numLayers - 1}`);
+    return { kind: 'position', layer, position: Number(m[2]) };
+  }
+  return parseComponent(s, cfg);
+}
+
+function hookOf(t: Target): string {
+  switch (t.kind) {
+    case 'head': return `blocks.${t.layer}.attn.hook_z`;
+    case 'neuron': return `blocks.${t.layer}.mlp.hook_post`;
+    case 'expert': return `blocks.${t.layer}.mlp.hook_expert_out`;
+    case 'position': return `blocks.${t.layer}.hook_resid_pre`;
+  }
+}
+
+export const ablateTool = defineTool({
+  name: 'ablate',
+  description: 'Ablate heads, neurons, experts or residual positions (zero, mean over reference prompts, or resample from another prompt) and report the metric before and after, together and for each component alone.',
+  input: ablateInput,
+  async run(input, ctx) {
+    const cfg = ctx.session.config;
+    const prompts = ctx.session.encodeAll(input.prompts);
+    const N = prompts.length;
+    const targets = answers(ctx, input.target, N, 'target');
+    const distractors = answers(ctx, input.distractor, N, 'distractor');
+    if (input.metric === 'logit_diff' && (targets.length === 0 || distractors.length === 0)) throw new ToolError('logit_diff needs a target and a distractor');
+    if ((input.metric === 'prob' || input.metric === 'logprob') && targets.length === 0) throw new ToolError(`${input.metric} needs a target`);
+    const comps = input.components.map((s) => parseTarget(s, ctx));
+    const T = Math.max(...prompts.map((p) => p.ids.length));
+    for (const c of comps) {
+      if (c.kind === 'position') {
+        for (const p of prompts) {
+          const q = c.position < 0 ? p.ids.length + c.position : c.position;
+          if (q < 0 || q >= p.ids.length) throw new ToolError(`L${c.layer}.P${c.position}: position is beyond a prompt of ${p.ids.length} tokens`);
+        }
+      }
+    }
+
+    const before = await runAndRecord(ctx, prompts, {}, { role: 'ablate before' });
+    const V = cfg.vocabSize;
+    const spec: MetricSpec = {
+      name: input.metric, targets, distractors,
+      cleanLogits: Array.from({ length: N }, (_, n) => before.result.logits!.data.slice(n * V, (n + 1) * V)),
+    };
+    const beforeValue = meanMetric(spec, before.result.logits!.data, V, N);
+
+    // Values to put in place: zero, or per-hook tensors from the reference set.
+    const hooks = [...new Set(comps.filter((c) => !(c.kind === 'expert' && input.expertMode === 'routing')).map(hookOf))];
+    let refValues = new Map<string, Tensor>();
+    if (input.method !== 'zero' && hooks.length > 0) {
+      const reference = input.reference ? ctx.session.encodeAll(input.reference, 'reference') : prompts;
+      refValues = await referenceValues(ctx, reference, prompts, hooks, input.method, input.seed);
+    }
+
+    const build = (chosen: Target[], rows: number): { interventions: Intervention[]; routing: RoutingIntervention[] } => {
+      const interventions: Intervention[] = [];
+      const routing: RoutingIntervention[] = [];
+      for (const hook of hooks) {
+        const here = chosen.filter((c) => !(c.kind === 'expert' && input.expertMode === 'routing') && hookOf(c) === hook);
+        if (here.length === 0) continue;
+        const dims = ctx.session.model.hookDims(resolveHook(hook, cfg.numLayers), 1, T, 1).slice(1);
+        const mask = new Float32Array(numel(dims));
+        for (const c of here) markMask(mask, dims, c, prompts);
+        const value = input.method === 'zero' ? { data: new Float32Array([0]), dims: [1] } : tileRows(refValues.get(hook)!, rows);
+        interventions.push({ hook, mask: { data: mask, dims }, value });
+      }
+      for (const c of chosen) if (c.kind === 'expert' && input.expertMode === 'routing') routing.push({ layer: c.layer, forbid: [c.expert] });
+      return { interventions, routing };
+    };
+
+    const runWith = async (chosen: Target[]) => {
+      checkCancelled(ctx, 'ablate');
+      const { interventions, routing } = build(chosen, N);
+      const r = await ctx.session.model.run(prompts.map((p) => p.ids), { signal: ctx.signal, interventions, routing });
+      return meanMetric(spec, r.logits!.data, V, N);
+    };
+    const afterValue = await runWith(comps);
+    const each: { component: string; after: number; drop: number }[] = [];
+    if (input.each && comps.length > 1) {
+      for (const [i, c] of comps.entries()) {
+        const v = await runWith([c]);
+        each.push({ component: input.components[i], after: v, drop: beforeValue - v });
+        ctx.onProgress?.({ done: i + 1, total: comps.length, message: `ablated ${input.components[i]}` });
+      }
+    }
+    const experimentId = await ctx.store.addExperiment({
+      kind: 'ablation', modelId: ctx.session.modelId, params: { ...input, runIds: before.runIds },
+      metric: input.metric, cleanValue: beforeValue, corruptedValue: afterValue,
+      summary: { method: input.method, components: input.components },
+    });
+    const rows = [{ component: input.components.join('+'), after: afterValue, drop: beforeValue - afterValue, c: comps.length === 1 ? comps[0] : null }, ...each.map((e, i) => ({ ...e, c: comps[i] }))];
+    await ctx.store.addResults(rows.map((r) => ({
+      experimentId, site: r.component, hook: r.c ? hookOf(r.c) : null, layer: r.c?.layer ?? null,
+      position: r.c?.kind === 'position' ? r.c.position : null,
+      component: r.c?.kind === 'head' ? r.c.head : r.c && (r.c.kind === 'expert' || r.c.kind === 'neuron') ? r.c.expert : null,
+      neuron: r.c?.kind === 'neuron' ? r.c.neuron : null,
+      value: r.after, effect: beforeValue === 0 ? 0 : (beforeValue - r.after) / Math.abs(beforeValue),
+    })));
+    return {
+      experimentId, metric: input.metric, method: input.method, before: beforeValue, after: afterValue,
+      drop: beforeValue - afterValue, relativeDrop: beforeValue === 0 ? 0 : (beforeValue - afterValue) / Math.abs(beforeValue),
+      each, runIds: before.runIds,
+    };
+  },
+});
+
+/** Sets mask entries for a component over [T, ...] dims (all positions unless it is a position). */
+function markMask(mask: Float32Array, dims: number[], c: Target, prompts: EncodedPrompt[]): void {
+  const [T, a, b] = dims;
+  for (let t = 0; t < T; t++) {
+    if (c.kind === 'position') {
+      // Negative positions count from each prompt's end; prompts of one length share the index.
+      const q = c.position < 0 ? prompts[0].ids.length + c.position : c.position;
+      if (t !== q) continue;
+      for (let i = 0; i < a; i++) mask[t * a + i] = 1;
+    } else if (c.kind === 'head') {
+      for (let i = 0; i < b; i++) mask[(t * a + c.head) * b + i] = 1;
+    } else if (c.kind === 'expert') {
+      for (let i = 0; i < b; i++) mask[(t * a + c.expert) * b + i] = 1;
+    } else {
+      mask[(t * a + c.expert) * b + c.neuron] = 1;
+    }
+  }
+}
+
+/** mean: one [1, 1, ...] tensor averaged over reference rows and real positions; resample: a reference row per prompt. */
+async function referenceValues(ctx: ToolContext, reference: EncodedPrompt[], prompts: EncodedPrompt[], hooks: string[], method: 'mean' | 'resample', seed: number): Promise<Map<string, Tensor>> {
+  const ref = await runAndRecord(ctx, reference, { capture: hooks, logits: 'none' }, { role: `ablate ${method} reference` });
+  const out = new Map<string, Tensor>();
+  const lengths = reference.map((r) => r.ids.length);
+  const Tp = Math.max(...prompts.map((p) => p.ids.length));
+  for (const hook of hooks) {
+    const act = ref.result.cache.get(hook)!;
+    const [R, Tr, ...rest] = act.dims;
+    const per = numel(rest);
+    if (method === 'mean') {
+      const sum = new Float64Array(per);
+      let count = 0;
+      for (let r = 0; r < R; r++) {
+        for (let t = 0; t < lengths[r]; t++) {
+          const o = (r * Tr + t) * per;
+          for (let i = 0; i < per; i++) sum[i] += act.data[o + i];
+          count++;
+        }
+      }
+      out.set(hook, { data: Float32Array.from(sum, (s) => s / count), dims: [1, 1, ...rest] });
+    } else {
+      const rng = new Rng(seed);
+      const data = new Float32Array(prompts.length * Tp * per);
+      prompts.forEach((p, n) => {
+        const same = reference.map((r, i) => ({ r, i })).filter((x) => x.r.ids.length === p.ids.length && x.r.prompt !== p.prompt);
+        if (same.length === 0) throw new ToolError(`resample ablation: no reference prompt has ${p.ids.length} tokens like "${p.prompt}" (and differs from it); give reference prompts of the same length`);
+        const pick = same[rng.int(same.length)].i;
+        for (let t = 0; t < p.ids.length; t++) data.set(act.data.subarray((pick * Tr + t) * per, (pick * Tr + t + 1) * per), (n * Tp + t) * per);
+      });
+      out.set(hook, { data, dims: [prompts.length, Tp, ...rest] });
+    }
+  }
+  return out;
+}
+
+function tileRows(t: Tensor, rows: number): Tensor {
+  if (t.dims[0] === 1 || t.dims[0] === rows) return t;
+  throw new ToolError(`internal: reference values for ${t.dims[0]} rows cannot serve ${rows}`);
+}

@@ -1,0 +1,112 @@
+// Capture: run prompts, copy out the asked-for hooks at the asked-for positions, store them as
+// activation rows (one vector per run x hook x position x head/expert) and summarise.
+import { z } from 'zod';
+import { expandHooks, type ResolvedHook } from '../engine/hooks.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import { checkCancelled, defineTool, ToolError } from './define.ts';
+import { runAndRecord } from './runs.ts';
+import { resolvePositions } from './sites.ts';
+import type { ActivationInput } from './store/index.ts';
+
+export const captureInput = z.object({
+  prompts: z.array(z.string().min(1)).min(1).max(256).describe('one or more prompts'),
+  hooks: z.array(z.string().min(1)).min(1).describe('hook names or patterns, e.g. ["blocks.*.hook_resid_post", "blocks.2.attn.hook_pattern"]'),
+  positions: z.union([z.literal('all'), z.array(z.number().int())]).default('all').describe('token positions to keep (negative counts from the end)'),
+  components: z.array(z.number().int()).optional().describe('for per-head / per-expert hooks: which heads or experts to keep (default all)'),
+  store: z.boolean().default(true).describe('write the vectors to the activations table'),
+  maxRows: z.number().int().min(1).max(2_000_000).default(200_000).describe('refuse captures that would write more rows than this'),
+});
+
+/** How a hook's tensor splits into stored vectors: which axis is the position, which the component. */
+interface Layout { posAxis: number; compAxis: number | null; skipZero: boolean }
+const LAYOUTS: Record<string, Layout> = {
+  '[B, T, H]': { posAxis: 1, compAxis: null, skipZero: false },
+  '[B, P, H]': { posAxis: 1, compAxis: null, skipZero: false },
+  '[B, P, V]': { posAxis: 1, compAxis: null, skipZero: false },
+  '[B, T, E]': { posAxis: 1, compAxis: null, skipZero: false },
+  '[B, T, k]': { posAxis: 1, compAxis: null, skipZero: false },
+  '[B, T, nH, d]': { posAxis: 1, compAxis: 2, skipZero: false },
+  '[B, T, nKV, d]': { posAxis: 1, compAxis: 2, skipZero: false },
+  '[B, T, nH, H]': { posAxis: 1, compAxis: 2, skipZero: false },
+  '[B, nH, T, T]': { posAxis: 2, compAxis: 1, skipZero: false },
+  '[B, nH, T]': { posAxis: 2, compAxis: 1, skipZero: false },
+  // Experts not chosen for a token hold zeros: not stored.
+  '[B, T, E, I]': { posAxis: 1, compAxis: 2, skipZero: true },
+  '[B, T, E, H]': { posAxis: 1, compAxis: 2, skipZero: true },
+};
+
+/** The vectors of row b of a captured hook, keyed by (position, component). */
+export function* hookVectors(h: ResolvedHook, t: Tensor, b: number, positions: number[], components?: number[]):
+  Generator<{ position: number; component: number | null; vec: Float32Array }> {
+  const layout = LAYOUTS[h.spec.shape];
+  const dims = t.dims;
+  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, c) => a * c, 1));
+  const comps = layout.compAxis === null ? [null] : (components ?? [...Array(dims[layout.compAxis]).keys()]);
+  const vecAxis = dims.length - 1;
+  for (const p of positions) {
+    if (p >= dims[layout.posAxis]) continue;
+    for (const c of comps) {
+      let o = b * strides[0] + p * strides[layout.posAxis];
+      if (c !== null) o += c * strides[layout.compAxis!];
+      // [B, nH, T] has no vector axis left: each value is a 1-vector.
+      const len = vecAxis === layout.posAxis ? 1 : dims[vecAxis];
+      const vec = t.data.slice(o, o + len);
+      if (layout.skipZero && vec.every((x) => x === 0)) continue;
+      yield { position: p, component: c, vec };
+    }
+  }
+}
+
+export const captureTool = defineTool({
+  name: 'capture_activations',
+  description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table and returns run ids, shapes, mean norms and the top next tokens.',
+  input: captureInput,
+  async run(input, ctx) {
+    const cfg = ctx.session.config;
+    const prompts = ctx.session.encodeAll(input.prompts);
+    const hooks = expandHooks(input.hooks, cfg.numLayers);
+    const perPrompt = prompts.map((p) => resolvePositions(input.positions, p.ids.length));
+    const needsAll = hooks.some((h) => h.spec.shape.includes('P'));
+    const estimate = hooks.reduce((n, h) => {
+      const layout = LAYOUTS[h.spec.shape];
+      const comps = layout.compAxis === null ? 1 : (input.components?.length ?? (h.spec.shape.includes('nH') ? cfg.numHeads : h.spec.shape.includes('nKV') ? cfg.numKvHeads : cfg.numExperts));
+      return n + comps * perPrompt.reduce((a, ps) => a + ps.length, 0);
+    }, 0);
+    if (input.store && estimate > input.maxRows) {
+      throw new ToolError(`this capture would store about ${estimate} rows, over the limit of ${input.maxRows}; narrow hooks, positions or components, or raise maxRows`);
+    }
+    checkCancelled(ctx, 'capture_activations');
+    const { result, runIds } = await runAndRecord(ctx, prompts, {
+      capture: hooks.map((h) => h.name),
+      logits: needsAll ? 'all' : 'last',
+      onProgress: (p) => ctx.onProgress?.({ done: p.done, total: p.total, message: `${p.stage} ${p.done}/${p.total}` }),
+    }, { role: 'capture' });
+    const rows: ActivationInput[] = [];
+    const summary = hooks.map((h) => {
+      const t = result.cache.get(h.name)!;
+      let count = 0;
+      let normSum = 0;
+      prompts.forEach((_, b) => {
+        // Unembedded hooks are indexed by position directly when all positions were unembedded.
+        for (const v of hookVectors(h, t, b, perPrompt[b], input.components)) {
+          let s = 0;
+          for (const x of v.vec) s += x * x;
+          normSum += Math.sqrt(s);
+          count++;
+          if (input.store) rows.push({ runId: runIds[b], hook: h.name, layer: h.layer, position: v.position, component: v.component, vec: v.vec });
+        }
+      });
+      return { hook: h.name, shape: t.dims, vectors: count, meanNorm: count ? normSum / count : 0 };
+    });
+    if (input.store && rows.length) await ctx.store.addActivations(rows);
+    const V = cfg.vocabSize;
+    const P = result.logits!.dims[1];
+    const topTokens = prompts.map((p, b) => {
+      const at = P === 1 ? 0 : p.ids.length - 1;
+      const row = result.logits!.data.subarray((b * P + at) * V, (b * P + at + 1) * V);
+      const idx = [...row.keys()].sort((x, y) => row[y] - row[x]).slice(0, 5);
+      return { prompt: p.prompt, next: idx.map((i) => ({ token: ctx.session.tokenizer.tokenString(i), logit: row[i] })) };
+    });
+    return { runIds, tokens: prompts.map((p) => p.tokens), hooks: summary, rowsStored: input.store ? rows.length : 0, topTokens };
+  },
+});

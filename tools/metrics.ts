@@ -1,0 +1,61 @@
+// Metrics on last-position logits, and the normalised patching effect.
+import { z } from 'zod';
+import { ToolError } from './define.ts';
+
+export const MetricName = z.enum(['logit_diff', 'prob', 'logprob', 'kl']).describe(
+  'logit_diff: logit(target) - logit(distractor); prob / logprob: of the target; kl: KL(clean || run) over the vocabulary (needs no target)',
+);
+export type MetricName = z.infer<typeof MetricName>;
+
+export interface MetricSpec {
+  name: MetricName;
+  /** Per example: target and distractor token ids (distractor only for logit_diff). */
+  targets: number[];
+  distractors: number[];
+  /** Clean last-position logits per example (for kl). */
+  cleanLogits?: Float32Array[];
+}
+
+function logSoftmax(x: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]);
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += Math.exp(x[i] - max);
+  const lse = max + Math.log(s);
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] - lse;
+  return out;
+}
+
+/** The metric of one example's last-position logits. */
+export function metricOf(spec: MetricSpec, example: number, logits: Float32Array): number {
+  switch (spec.name) {
+    case 'logit_diff':
+      return logits[spec.targets[example]] - logits[spec.distractors[example]];
+    case 'prob':
+      return Math.exp(logSoftmax(logits)[spec.targets[example]]);
+    case 'logprob':
+      return logSoftmax(logits)[spec.targets[example]];
+    case 'kl': {
+      if (!spec.cleanLogits) throw new ToolError('kl needs the clean run');
+      const p = logSoftmax(spec.cleanLogits[example]);
+      const q = logSoftmax(logits);
+      let kl = 0;
+      for (let i = 0; i < p.length; i++) kl += Math.exp(p[i]) * (p[i] - q[i]);
+      return kl;
+    }
+  }
+}
+
+/** Mean metric over the examples of a [N, 1, V] (or [N, V]) logits block. */
+export function meanMetric(spec: MetricSpec, logits: Float32Array, V: number, examples: number, offset = 0): number {
+  let s = 0;
+  for (let n = 0; n < examples; n++) s += metricOf(spec, n, logits.subarray((offset + n) * V, (offset + n + 1) * V));
+  return s / examples;
+}
+
+/** (patched - corrupted) / (clean - corrupted): 1 = the site restores the clean behaviour, 0 = no effect. */
+export function normalisedEffect(patched: number, clean: number, corrupted: number): number {
+  const denom = clean - corrupted;
+  return Math.abs(denom) < 1e-12 ? 0 : (patched - corrupted) / denom;
+}
