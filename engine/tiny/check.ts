@@ -1,0 +1,252 @@
+// Build-time check of a tiny model: a compact gpt-oss forward pass over exactly the values the
+// checkpoint stores (BF16-rounded tensors, MXFP4-decoded experts), using sparse rows because planted
+// weights are mostly zero. It follows shared/docs/gpt-oss.md step by step (float64 activations like the
+// reference oracle). It serves only to measure the planted behaviours when a model is built; tests run
+// the written files through the independent reference in tests/reference and through the engine.
+import type { GptOssConfig } from '../config.ts';
+import { dequantizeMxfp4, quantizeMxfp4 } from '../mxfp4.ts';
+import { ropeInvFreq } from '../rope.ts';
+import { f32ToBf16Bytes } from '../safetensors.ts';
+import type { DenseTensor } from './build.ts';
+import type { ForwardRequest, ForwardResult } from './evaluate.ts';
+
+/** float32 -> the float32 value of its BF16 rounding (round to nearest even, as the writer stores it). */
+export function roundBf16(x: Float32Array): Float32Array {
+  const b = new Uint16Array(f32ToBf16Bytes(x).buffer);
+  const bits = new Uint32Array(b.length);
+  for (let i = 0; i < b.length; i++) bits[i] = b[i] << 16;
+  return new Float32Array(bits.buffer);
+}
+
+/** The value a dense expert tensor holds after MXFP4; throws unless the round trip is exact. */
+export function mxfp4RoundTrip(t: DenseTensor): Float32Array {
+  const [E, rows, cols] = t.shape;
+  const { blocks, scales } = quantizeMxfp4(t.data, E * rows, cols);
+  const back = dequantizeMxfp4(blocks, scales, E * rows, cols);
+  for (let i = 0; i < back.length; i++) {
+    if (back[i] !== t.data[i]) {
+      throw new Error(`${t.name}: MXFP4 cannot hold ${t.data[i]} exactly at flat index ${i} (stored ${back[i]})`);
+    }
+  }
+  return back;
+}
+
+/** Tensors as stored: experts through MXFP4 (exact by construction), everything else through BF16. */
+export function storedValues(tensors: DenseTensor[]): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const t of tensors) {
+    const expert = /\.mlp\.experts\.(gate_up_proj|down_proj)$/.test(t.name);
+    out.set(t.name, expert ? mxfp4RoundTrip(t) : roundBf16(t.data));
+  }
+  return out;
+}
+
+/** Row-sparse matrix [rows, cols]. */
+class Sparse {
+  readonly ptr: Int32Array;
+  readonly idx: Int32Array;
+  readonly val: Float64Array;
+  constructor(w: Float32Array, readonly rows: number, readonly cols: number, offset = 0) {
+    let nnz = 0;
+    for (let i = 0; i < rows * cols; i++) if (w[offset + i] !== 0) nnz++;
+    this.ptr = new Int32Array(rows + 1);
+    this.idx = new Int32Array(nnz);
+    this.val = new Float64Array(nnz);
+    let n = 0;
+    for (let r = 0; r < rows; r++) {
+      this.ptr[r] = n;
+      for (let c = 0; c < cols; c++) {
+        const x = w[offset + r * cols + c];
+        if (x !== 0) {
+          this.idx[n] = c;
+          this.val[n++] = x;
+        }
+      }
+    }
+    this.ptr[rows] = n;
+  }
+  /** y[r] = sum_c W[r, c] x[xo + c] (+ b[r]) */
+  apply(x: Float64Array, xo: number, y: Float64Array, yo: number, b?: Float32Array, bo = 0): void {
+    for (let r = 0; r < this.rows; r++) {
+      let acc = b ? b[bo + r] : 0;
+      for (let n = this.ptr[r]; n < this.ptr[r + 1]; n++) acc += this.val[n] * x[xo + this.idx[n]];
+      y[yo + r] = acc;
+    }
+  }
+}
+
+interface CheckLayer {
+  sliding: boolean;
+  ln1: Float32Array; ln2: Float32Array;
+  q: Sparse; qB: Float32Array; k: Sparse; kB: Float32Array; v: Sparse; vB: Float32Array;
+  o: Sparse; oB: Float32Array; sinks: Float32Array;
+  router: Sparse; routerB: Float32Array;
+  gateUp: Sparse[]; gateUpB: Float32Array; down: Sparse[]; downB: Float32Array;
+}
+
+export class CheckModel {
+  private readonly layers: CheckLayer[] = [];
+  private readonly embed: Float32Array;
+  private readonly norm: Float32Array;
+  private readonly lmHead: Sparse;
+  private readonly invFreq: Float32Array;
+  private readonly concentration: number;
+
+  constructor(readonly config: GptOssConfig, w: Map<string, Float32Array>) {
+    const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, intermediateSize: I, vocabSize: V } = config;
+    const get = (name: string) => {
+      const t = w.get(name);
+      if (!t) throw new Error(`check: missing ${name}`);
+      return t;
+    };
+    this.embed = get('model.embed_tokens.weight');
+    this.norm = get('model.norm.weight');
+    this.lmHead = new Sparse(get('lm_head.weight'), V, H);
+    ({ invFreq: this.invFreq, concentration: this.concentration } = ropeInvFreq(config));
+    for (let l = 0; l < config.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const gu = get(`${p}mlp.experts.gate_up_proj`);
+      const dn = get(`${p}mlp.experts.down_proj`);
+      this.layers.push({
+        sliding: config.layerTypes[l] === 'sliding_attention',
+        ln1: get(`${p}input_layernorm.weight`), ln2: get(`${p}post_attention_layernorm.weight`),
+        q: new Sparse(get(`${p}self_attn.q_proj.weight`), nH * d, H), qB: get(`${p}self_attn.q_proj.bias`),
+        k: new Sparse(get(`${p}self_attn.k_proj.weight`), nKV * d, H), kB: get(`${p}self_attn.k_proj.bias`),
+        v: new Sparse(get(`${p}self_attn.v_proj.weight`), nKV * d, H), vB: get(`${p}self_attn.v_proj.bias`),
+        o: new Sparse(get(`${p}self_attn.o_proj.weight`), H, nH * d), oB: get(`${p}self_attn.o_proj.bias`),
+        sinks: get(`${p}self_attn.sinks`),
+        router: new Sparse(get(`${p}mlp.router.weight`), E, H), routerB: get(`${p}mlp.router.bias`),
+        gateUp: Array.from({ length: E }, (_, e) => new Sparse(gu, 2 * I, H, e * 2 * I * H)),
+        gateUpB: get(`${p}mlp.experts.gate_up_proj_bias`),
+        down: Array.from({ length: E }, (_, e) => new Sparse(dn, H, I, e * H * I)),
+        downB: get(`${p}mlp.experts.down_proj_bias`),
+      });
+    }
+  }
+
+  forward(req: ForwardRequest): ForwardResult {
+    const cfg = this.config;
+    const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, intermediateSize: I, vocabSize: V } = cfg;
+    const K = cfg.expertsPerToken;
+    const tokens = req.tokens;
+    const T = tokens.length;
+    const heads = new Set((req.ablateHeads ?? []).map((h) => `${h.layer}.${h.head}`));
+    const experts = new Set((req.ablateExperts ?? []).map((x) => `${x.layer}.${x.expert}`));
+    const x = new Float64Array(T * H);
+    for (let t = 0; t < T; t++) for (let c = 0; c < H; c++) x[t * H + c] = this.embed[tokens[t] * H + c];
+    const half = d / 2;
+    const cos = new Float64Array(T * half), sin = new Float64Array(T * half);
+    for (let p = 0; p < T; p++) {
+      for (let i = 0; i < half; i++) {
+        const a = Math.fround(p * this.invFreq[i]);
+        cos[p * half + i] = Math.cos(a) * this.concentration;
+        sin[p * half + i] = Math.sin(a) * this.concentration;
+      }
+    }
+    let neurons: Float32Array | undefined;
+    const t1 = new Float64Array(T * H);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const L = this.layers[l];
+      if (req.steer && req.steer.layer === l) {
+        const pos = req.steer.positions === 'all' ? [...Array(T).keys()] : [T - 1];
+        for (const t of pos) for (let c = 0; c < H; c++) x[t * H + c] += req.steer.vector[c];
+      }
+      rmsNorm(x, L.ln1, T, H, cfg.rmsNormEps, t1);
+      const q = new Float64Array(T * nH * d), k = new Float64Array(T * nKV * d), v = new Float64Array(T * nKV * d);
+      for (let t = 0; t < T; t++) {
+        L.q.apply(t1, t * H, q, t * nH * d, L.qB);
+        L.k.apply(t1, t * H, k, t * nKV * d, L.kB);
+        L.v.apply(t1, t * H, v, t * nKV * d, L.vB);
+      }
+      rope(q, T, nH, d, cos, sin);
+      rope(k, T, nKV, d, cos, sin);
+      const z = new Float64Array(T * nH * d);
+      const s = new Float64Array(T);
+      const scale = 1 / Math.sqrt(d);
+      for (let h = 0; h < nH; h++) {
+        if (heads.has(`${l}.${h}`)) continue;
+        const g = Math.floor(h / (nH / nKV));
+        for (let i = 0; i < T; i++) {
+          const j0 = L.sliding ? Math.max(0, i - cfg.slidingWindow + 1) : 0;
+          let m = L.sinks[h];
+          for (let j = j0; j <= i; j++) {
+            let acc = 0;
+            for (let c = 0; c < d; c++) acc += q[(i * nH + h) * d + c] * k[(j * nKV + g) * d + c];
+            s[j] = acc * scale;
+            if (s[j] > m) m = s[j];
+          }
+          let Z = Math.exp(L.sinks[h] - m);
+          for (let j = j0; j <= i; j++) Z += Math.exp(s[j] - m);
+          for (let j = j0; j <= i; j++) {
+            const pr = Math.exp(s[j] - m) / Z;
+            for (let c = 0; c < d; c++) z[(i * nH + h) * d + c] += pr * v[(j * nKV + g) * d + c];
+          }
+        }
+      }
+      const o = new Float64Array(H);
+      for (let t = 0; t < T; t++) {
+        L.o.apply(z, t * nH * d, o, 0, L.oB);
+        for (let c = 0; c < H; c++) x[t * H + c] += o[c];
+      }
+
+      rmsNorm(x, L.ln2, T, H, cfg.rmsNormEps, t1);
+      const logits = new Float64Array(E);
+      const h2 = new Float64Array(2 * I), a = new Float64Array(I), y = new Float64Array(H);
+      const capture = req.captureNeurons && req.captureNeurons.layer === l ? req.captureNeurons.expert : -1;
+      if (capture >= 0) neurons = new Float32Array(T * I);
+      for (let t = 0; t < T; t++) {
+        L.router.apply(t1, t * H, logits, 0, L.routerB);
+        const order = Array.from({ length: E }, (_, e) => e).sort((p1, p2) => logits[p2] - logits[p1] || p1 - p2);
+        const chosen = order.slice(0, K);
+        const mx = logits[chosen[0]];
+        let Zs = 0;
+        for (const e of chosen) Zs += Math.exp(logits[e] - mx);
+        for (const e of chosen) {
+          const wgt = Math.exp(logits[e] - mx) / Zs;
+          L.gateUp[e].apply(t1, t * H, h2, 0, L.gateUpB, e * 2 * I);
+          for (let u = 0; u < I; u++) {
+            const gate = Math.min(h2[2 * u], cfg.swigluLimit);
+            const up = Math.min(Math.max(h2[2 * u + 1], -cfg.swigluLimit), cfg.swigluLimit);
+            a[u] = (gate / (1 + Math.exp(-1.702 * gate))) * (up + 1);
+          }
+          if (e === capture) for (let u = 0; u < I; u++) neurons![t * I + u] = a[u];
+          if (experts.has(`${l}.${e}`)) continue;
+          L.down[e].apply(a, 0, y, 0, L.downB, e * H);
+          for (let c = 0; c < H; c++) x[t * H + c] += wgt * y[c];
+        }
+      }
+    }
+    rmsNorm(x, this.norm, T, H, cfg.rmsNormEps, t1);
+    const out = new Float64Array(V);
+    const logits = new Float32Array(T * V);
+    for (let t = 0; t < T; t++) {
+      this.lmHead.apply(t1, t * H, out, 0);
+      for (let u = 0; u < V; u++) logits[t * V + u] = out[u];
+    }
+    return { logits, neurons };
+  }
+}
+
+function rmsNorm(x: Float64Array, w: Float32Array, T: number, H: number, eps: number, y: Float64Array): void {
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let c = 0; c < H; c++) ss += x[t * H + c] * x[t * H + c];
+    const r = 1 / Math.sqrt(ss / H + eps);
+    for (let c = 0; c < H; c++) y[t * H + c] = x[t * H + c] * r * w[c];
+  }
+}
+
+function rope(x: Float64Array, T: number, nHeads: number, d: number, cos: Float64Array, sin: Float64Array): void {
+  const half = d / 2;
+  for (let p = 0; p < T; p++) {
+    for (let h = 0; h < nHeads; h++) {
+      const base = (p * nHeads + h) * d;
+      for (let i = 0; i < half; i++) {
+        const x1 = x[base + i], x2 = x[base + half + i];
+        const c = cos[p * half + i], s = sin[p * half + i];
+        x[base + i] = x1 * c - x2 * s;
+        x[base + half + i] = x2 * c + x1 * s;
+      }
+    }
+  }
+}

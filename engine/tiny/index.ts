@@ -1,0 +1,160 @@
+// gpt-oss-tiny: built-in gpt-oss checkpoints with planted circuits (shared/docs/planted-model.md).
+// buildTinyModel writes config.json, model.safetensors (BF16 + MXFP4 experts, as gpt-oss-20b),
+// tokenizer.json (WordLevel), tokenizer_config.json, generation_config.json and manifest.json, and
+// checks every planted behaviour on the stored values before it returns.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { wordLevelTokenizerJson } from '../tokenizer.ts';
+import { writeCheckpoint, type TensorSource } from '../write-checkpoint.ts';
+import { construct, type Construction, type HeadLoc } from './build.ts';
+import { CheckModel, storedValues } from './check.ts';
+import { measureTinySync } from './evaluate.ts';
+import type { Manifest, Roles, TinyMetrics, TinySize } from './manifest.ts';
+import { generateTasks, IOI_TEMPLATES } from './tasks.ts';
+import { EOS_TOKEN, PAD_TOKEN, SPECIALS, wordLists } from './vocab.ts';
+
+export type { Manifest, TinySize, TaskExample, TinyMetrics, Roles } from './manifest.ts';
+export { construct, SIZES } from './build.ts';
+export * from './evaluate.ts';
+
+export const TINY_SIZES: readonly TinySize[] = ['tiny-s', 'tiny-m'];
+
+const head = (h: HeadLoc) => `L${h.layer}.H${h.head}`;
+
+function rolesOf(c: Construction): Roles {
+  const { plan, layout } = c;
+  const s = plan.successor, e = plan.entanglement;
+  const neuron = (layer: number, expert: number, u: number) => `L${layer}.E${expert}.N${u}`;
+  return {
+    'ioi.previous_token': [head(plan.ioi.previousToken)],
+    'ioi.duplicate_token': [head(plan.ioi.duplicateToken)],
+    'ioi.s_inhibition': [head(plan.ioi.sInhibition)],
+    'ioi.name_mover': plan.ioi.nameMovers.map(head),
+    'induction.previous_token': [head(plan.induction.previousToken)],
+    'induction.induction_head': [head(plan.induction.inductionHead)],
+    'sentiment.reader_head': [head(plan.sentiment.reader)],
+    'sentiment.direction': { layer: plan.sentiment.reader.layer, vector: Array.from(layout.unit('sentiment')) },
+    'successor.expert': [`L${s.layer}.E${s.expert}`],
+    // neuron k maps number k to k + 1
+    'successor.neurons': s.units.map((u) => neuron(s.layer, s.expert, u)),
+    'entanglement.expert': [`L${e.layer}.E${e.expert}`],
+    'entanglement.polysemantic': [neuron(e.layer, e.expert, e.poly)],
+    'entanglement.math_only': e.mathOnly.map((u) => neuron(e.layer, e.expert, u)),
+    'entanglement.code_only': e.codeOnly.map((u) => neuron(e.layer, e.expert, u)),
+  };
+}
+
+/** What the build-time check demands; a model failing it is a generator bug, so the build throws. */
+function assertBehaviours(m: TinyMetrics, size: TinySize, seed: number): void {
+  const fails: string[] = [];
+  const need = (ok: boolean, what: string) => ok || fails.push(what);
+  need(m.ioi.min_logit_diff > 2, `IOI min logit diff ${m.ioi.min_logit_diff.toFixed(2)} <= 2`);
+  need(m.ioi.mean_logit_diff_name_movers_ablated < 0.25 * m.ioi.mean_logit_diff, 'ablating the name movers leaves most of IOI');
+  need(m.induction.accuracy >= 0.95, `induction accuracy ${m.induction.accuracy}`);
+  need(m.induction.accuracy_induction_head_ablated < 0.5, 'ablating the induction head leaves induction');
+  need(m.successor.accuracy >= 0.95, `successor accuracy ${m.successor.accuracy}`);
+  need(m.successor.accuracy_expert_ablated < 0.5, 'ablating the successor expert leaves successor');
+  need(m.sentiment.accuracy === 1, `sentiment accuracy ${m.sentiment.accuracy}`);
+  need(m.sentiment.steering.shift_all_tokens > 2 * m.sentiment.steering.shift_one_token, 'steering at every token is not stronger than at one');
+  const en = m.entanglement;
+  need(en.polysemantic.math > 0.5 && en.polysemantic.code > 0.5 && Math.abs(en.polysemantic.prose) < 0.05, 'polysemantic neuron selectivity');
+  need(en.math_only.math > 0.5 && Math.abs(en.math_only.code) < 0.05 && Math.abs(en.math_only.prose) < 0.05, 'math-only selectivity');
+  need(en.code_only.code > 0.5 && Math.abs(en.code_only.math) < 0.05 && Math.abs(en.code_only.prose) < 0.05, 'code-only selectivity');
+  if (fails.length) throw new Error(`gpt-oss-tiny ${size} seed ${seed} failed its build check: ${fails.join('; ')}`);
+}
+
+/**
+ * Builds gpt-oss-tiny `size` with `seed` into `outDir` (created; existing model files replaced) and
+ * returns its manifest. Deterministic: the same size and seed give the same bytes.
+ */
+export function buildTinyModel(size: TinySize, seed: number, outDir: string): Manifest {
+  const c = construct(size, seed);
+  const { config, vocab } = c;
+  const generated = generateTasks(seed);
+  const placeholder = {} as never;
+  const manifest: Manifest = {
+    model: size,
+    seed,
+    version: 1,
+    architecture: {
+      hidden_size: config.hiddenSize,
+      num_hidden_layers: config.numLayers,
+      num_attention_heads: config.numHeads,
+      num_key_value_heads: config.numKvHeads,
+      head_dim: config.headDim,
+      num_local_experts: config.numExperts,
+      num_experts_per_tok: config.expertsPerToken,
+      intermediate_size: config.intermediateSize,
+      vocab_size: config.vocabSize,
+      sliding_window: config.slidingWindow,
+    },
+    roles: rolesOf(c),
+    tasks: {
+      ioi: { templates: [...IOI_TEMPLATES], examples: generated.ioi, metric: placeholder },
+      induction: { examples: generated.induction, metric: placeholder },
+      successor: { examples: generated.successor, metric: placeholder },
+      sentiment: { examples: generated.sentiment, contrast: generated.contrast, metric: placeholder },
+      entanglement: { domains: generated.domains, metric: placeholder },
+    },
+    words: wordLists(),
+    residual: c.layout.describe(),
+    checked_by: 'engine/tiny/check.ts (float64 forward over the stored BF16/MXFP4 values)',
+  };
+
+  // Check on exactly what gets stored.
+  const model = new CheckModel(config, storedValues(c.tensors));
+  const metrics = measureTinySync(manifest, (w) => vocab.id.get(w), config.vocabSize, (reqs) => reqs.map((r) => model.forward(r)));
+  assertBehaviours(metrics, size, seed);
+  manifest.tasks.ioi.metric = metrics.ioi;
+  manifest.tasks.induction.metric = metrics.induction;
+  manifest.tasks.successor.metric = metrics.successor;
+  manifest.tasks.sentiment.metric = metrics.sentiment;
+  manifest.tasks.entanglement.metric = metrics.entanglement;
+
+  mkdirSync(outDir, { recursive: true });
+  const sources: TensorSource[] = c.tensors.map((t) => ({ name: t.name, shape: t.shape, data: () => t.data }));
+  writeCheckpoint(outDir, c.configJson, sources);
+  const words = vocab.words.slice(SPECIALS.length);
+  const json = (name: string, value: unknown) => writeFileSync(join(outDir, name), JSON.stringify(value, null, 2) + '\n');
+  json('tokenizer.json', wordLevelTokenizerJson(words, [...SPECIALS]));
+  json('tokenizer_config.json', {
+    tokenizer_class: 'PreTrainedTokenizerFast',
+    eos_token: EOS_TOKEN,
+    pad_token: PAD_TOKEN,
+    unk_token: '<unk>',
+    model_max_length: 131072,
+    clean_up_tokenization_spaces: false,
+  });
+  json('generation_config.json', {
+    eos_token_id: [vocab.id.get(EOS_TOKEN), vocab.id.get(PAD_TOKEN)],
+    pad_token_id: vocab.id.get(PAD_TOKEN),
+    do_sample: false,
+  });
+  json('manifest.json', manifest);
+  return manifest;
+}
+
+/** Reads a built model's manifest.json. */
+export function readManifest(dir: string): Manifest {
+  return JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+/**
+ * The default model: tiny-s seed 0 under `<dataDir>/models/tiny-s-seed0/`, built on first use
+ * (into a temporary folder renamed into place, so a half-written model is never picked up).
+ */
+export function ensureDefaultModel(dataDir: string): string {
+  return ensureTinyModel(dataDir, 'tiny-s', 0);
+}
+
+/** `<dataDir>/models/<size>-seed<seed>/`, built on first use. */
+export function ensureTinyModel(dataDir: string, size: TinySize, seed: number): string {
+  const dir = resolve(dataDir, 'models', `${size}-seed${seed}`);
+  if (existsSync(join(dir, 'manifest.json')) && existsSync(join(dir, 'model.safetensors'))) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  buildTinyModel(size, seed, tmp);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  return dir;
+}
