@@ -1,0 +1,674 @@
+// The DuckDB activation store: one file under the data dir holding runs, activations, experiment
+// results, named vectors and findings.
+//
+// Concurrency: DuckDB allows one read-write process per file, and two instances on the same file in
+// one process would corrupt it. So: open ONE ActivationStore per file per process (open() refuses a
+// second) and share it; a second process gets a clear "locked" error. Within the store, writes run
+// one at a time on a single writer connection (a promise queue), so concurrent async callers never
+// interleave transactions; SQL-tool queries each get their own short-lived connection and see the
+// last committed state.
+//
+// Sandbox: right after opening, the instance is set to enable_external_access=false with only
+// <dataDir>/exports allowed, and the configuration is locked. The store itself needs no other file
+// access, and the SQL tool then cannot read files, URLs or extensions even if a check is missed.
+import { mkdirSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import {
+  DuckDBInstance,
+  DOUBLE,
+  DuckDBListVector,
+  FLOAT,
+  INTEGER,
+  LIST,
+  VARCHAR,
+  listValue,
+  type DuckDBConnection,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import { appendRows } from './bulk.ts';
+import { newId } from './ids.ts';
+import { runReadOnlyQuery } from './readonly-sql.ts';
+import {
+  TABLES,
+  TABLE_NAMES,
+  commentSql,
+  createTableSql,
+  describeSchema,
+  isTableName,
+  sqlString,
+  type TableDoc,
+  type TableName,
+} from './schema.ts';
+import type {
+  ActivationFilter,
+  ActivationInput,
+  ActivationRecord,
+  ExperimentInput,
+  ExperimentRecord,
+  FindingInput,
+  FindingRecord,
+  Json,
+  ModelInput,
+  ModelRecord,
+  QueryOptions,
+  QueryResult,
+  ResultInput,
+  ResultRecord,
+  RunInput,
+  RunRecord,
+  VectorInput,
+  VectorRecord,
+} from './types.ts';
+import { floatList, jsonParam, l2norm, readFloatList, readerObjects, toFloat32 } from './values.ts';
+
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+export interface StoreOptions {
+  /** Data directory (default ".neuroscope", resolved against the cwd). Created if missing. */
+  dataDir?: string;
+  /** Database file (default <dataDir>/neuroscope.duckdb). */
+  file?: string;
+}
+
+const DEFAULT_DATA_DIR = '.neuroscope';
+const DEFAULT_ACTIVATION_LIMIT = 100_000;
+const INT32_MAX = 2 ** 31 - 1;
+
+/** Files held open by this process: a second instance on the same file would corrupt it. */
+const openFiles = new Set<string>();
+
+export function layerFromHook(hook: string): number | null {
+  const m = /^blocks\.(\d+)\./.exec(hook);
+  return m ? Number(m[1]) : null;
+}
+
+function checkInt(v: unknown, what: string, nullable: boolean): number | null {
+  if (v === undefined || v === null) {
+    if (nullable) return null;
+    throw new TypeError(`${what} is required`);
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > INT32_MAX) throw new TypeError(`${what} must be a 32-bit integer, got ${String(v)}`);
+  return v;
+}
+
+function checkString(v: unknown, what: string, nullable = false): string | null {
+  if (v === undefined || v === null) {
+    if (nullable) return null;
+    throw new TypeError(`${what} is required`);
+  }
+  if (typeof v !== 'string' || (!nullable && v.length === 0)) throw new TypeError(`${what} must be a non-empty string`);
+  return v;
+}
+
+function checkNumber(v: unknown, what: string): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number') throw new TypeError(`${what} must be a number or null`);
+  return v;
+}
+
+function asStringArray(v: Json): string[] {
+  return Array.isArray(v) ? v.map((x) => String(x)) : [];
+}
+
+function asNumberArray(v: Json): number[] {
+  return Array.isArray(v) ? v.map((x) => Number(x)) : [];
+}
+
+function asFloat32(v: Json): Float32Array {
+  return Float32Array.from(asNumberArray(v));
+}
+
+const str = (v: Json) => (v === null ? null : String(v));
+const num = (v: Json) => (v === null ? null : Number(v));
+
+function normalisedEffect(value: number | null, clean: number | null, corrupted: number | null): number | null {
+  if (value === null || clean === null || corrupted === null || clean === corrupted) return null;
+  return (value - corrupted) / (clean - corrupted);
+}
+
+export class ActivationStore {
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private readonly activeQueries = new Set<Promise<unknown>>();
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+    /** Absolute data directory. */
+    readonly dataDir: string,
+    /** Absolute database file path. */
+    readonly file: string,
+    /** Absolute directory Parquet exports are confined to. */
+    readonly exportsDir: string,
+  ) {}
+
+  /** Opens (creating if needed) the store file and its schema. One store per file per process. */
+  static async open(opts: StoreOptions = {}): Promise<ActivationStore> {
+    const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
+    mkdirSync(path.join(dataDir, 'exports'), { recursive: true });
+    const exportsDir = realpathSync(path.join(dataDir, 'exports'));
+    const given = path.resolve(opts.file ?? path.join(dataDir, 'neuroscope.duckdb'));
+    mkdirSync(path.dirname(given), { recursive: true });
+    // Real path, so two spellings of one file (symlinks, ..) are recognised as the same store.
+    const file = path.join(realpathSync(path.dirname(given)), path.basename(given));
+    if (openFiles.has(file)) {
+      throw new StoreError(`The activation store ${file} is already open in this process; share that ActivationStore instead of opening it twice.`);
+    }
+    openFiles.add(file); // reserved before the first await, so two concurrent open() calls cannot both pass
+    let instance: DuckDBInstance;
+    try {
+      // No extension auto-install/auto-load: nothing is fetched from the network, ever.
+      instance = await DuckDBInstance.create(file, { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+    } catch (e) {
+      openFiles.delete(file);
+      const msg = (e as Error).message;
+      if (/lock/i.test(msg)) throw new StoreError(`The activation store ${file} is open in another process (DuckDB allows one writer per file): ${msg}`);
+      throw new StoreError(`Could not open the activation store ${file}: ${msg}`);
+    }
+    let conn: DuckDBConnection | undefined;
+    try {
+      conn = await instance.connect();
+      await conn.run(`SET allowed_directories = [${sqlString(exportsDir + path.sep)}]`);
+      await conn.run('SET enable_external_access = false');
+      await conn.run('SET lock_configuration = true');
+      const store = new ActivationStore(instance, conn, dataDir, file, exportsDir);
+      await store.ensureSchema();
+      return store;
+    } catch (e) {
+      conn?.closeSync();
+      instance.closeSync();
+      openFiles.delete(file);
+      throw e;
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  /** Runs `fn` after every earlier write/read on the writer connection has finished. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError('The activation store is closed.'));
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Runs `fn` in one transaction: everything it wrote is rolled back if it throws. */
+  private tx<T>(fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      await this.conn.run('BEGIN TRANSACTION');
+      try {
+        const result = await fn();
+        await this.conn.run('COMMIT');
+        return result;
+      } catch (e) {
+        try {
+          await this.conn.run('ROLLBACK');
+        } catch {
+          /* already rolled back by DuckDB */
+        }
+        throw e;
+      }
+    });
+  }
+
+  private async rows(sql: string, values: DuckDBValue[] = [], types?: DuckDBType[]): Promise<Record<string, Json>[]> {
+    return readerObjects(await this.conn.runAndReadAll(sql, values, types));
+  }
+
+  private async ensureSchema(): Promise<void> {
+    await this.tx(async () => {
+      for (const t of TABLES) {
+        await this.conn.run(createTableSql(t));
+        for (const c of commentSql(t)) await this.conn.run(c);
+      }
+    });
+    // A file made by a different schema version would fail later in confusing ways: say so now.
+    const actual = await this.exclusive(() =>
+      this.rows(
+        `SELECT table_name, column_name, data_type FROM duckdb_columns()
+         WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index`,
+      ),
+    );
+    for (const t of TABLES) {
+      const have = actual.filter((r) => r.table_name === t.name).map((r) => `${String(r.column_name)} ${String(r.data_type)}`);
+      const want = t.columns.map((c) => `${c.name} ${c.type}`);
+      if (have.join(', ') !== want.join(', ')) {
+        throw new StoreError(
+          `The store file ${this.file} has table ${t.name}(${have.join(', ')}) but this NeuroScope expects ${t.name}(${want.join(', ')}). ` +
+            'It was written by a different version: move it aside (or export it) and reopen.',
+        );
+      }
+    }
+  }
+
+  private async requireIds(table: 'models' | 'runs' | 'experiments', column: string, ids: Iterable<string>, hint: string): Promise<void> {
+    const wanted = [...new Set(ids)];
+    if (wanted.length === 0) return;
+    const found = await this.rows(`SELECT ${column} AS id FROM ${table} WHERE list_contains(?, ${column})`, [listValue(wanted)], [LIST(VARCHAR)]);
+    const have = new Set(found.map((r) => String(r.id)));
+    const missing = wanted.filter((id) => !have.has(id));
+    if (missing.length > 0) throw new StoreError(`Unknown ${column} ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}: ${hint}`);
+  }
+
+  // ---- models and runs --------------------------------------------------------------------
+
+  /** Registers a model (or updates name/path/config of an existing model_id). Returns model_id. */
+  async addModel(m: ModelInput): Promise<string> {
+    const modelId = m.modelId ?? newId('mdl');
+    checkString(modelId, 'modelId');
+    checkString(m.name, 'name');
+    checkString(m.path, 'path', true);
+    const config = jsonParam(m.config, 'config');
+    await this.exclusive(() =>
+      this.conn.run(
+        `INSERT INTO models (model_id, name, path, config) VALUES (?, ?, ?, ?::JSON)
+         ON CONFLICT (model_id) DO UPDATE SET name = excluded.name, path = excluded.path, config = excluded.config`,
+        [modelId, m.name, m.path ?? null, config],
+        [VARCHAR, VARCHAR, VARCHAR, VARCHAR],
+      ),
+    );
+    return modelId;
+  }
+
+  async getModel(modelId: string): Promise<ModelRecord | null> {
+    const [r] = await this.exclusive(() => this.rows('SELECT * FROM models WHERE model_id = ?', [modelId]));
+    return r ? { modelId: String(r.model_id), name: String(r.name), path: str(r.path), config: r.config, createdAt: String(r.created_at) } : null;
+  }
+
+  /** Records a run (the model must be registered). Returns run_id. */
+  async addRun(r: RunInput): Promise<string> {
+    const runId = r.runId ?? newId('run');
+    checkString(runId, 'runId');
+    checkString(r.modelId, 'modelId');
+    if (typeof r.prompt !== 'string') throw new TypeError('prompt must be a string');
+    if (!Array.isArray(r.tokenIds) || !Array.isArray(r.tokens)) throw new TypeError('tokenIds and tokens must be arrays');
+    if (r.tokenIds.length !== r.tokens.length) throw new RangeError(`tokenIds (${r.tokenIds.length}) and tokens (${r.tokens.length}) differ in length`);
+    r.tokenIds.forEach((t, i) => checkInt(t, `tokenIds[${i}]`, false));
+    r.tokens.forEach((t, i) => {
+      if (typeof t !== 'string') throw new TypeError(`tokens[${i}] must be a string`);
+    });
+    const meta = jsonParam(r.meta, 'meta');
+    await this.tx(async () => {
+      await this.requireIds('models', 'model_id', [r.modelId], 'register the model with addModel() first.');
+      await this.conn.run(
+        'INSERT INTO runs (run_id, model_id, prompt, token_ids, tokens, meta) VALUES (?, ?, ?, ?, ?, ?::JSON)',
+        [runId, r.modelId, r.prompt, listValue([...r.tokenIds]), listValue([...r.tokens]), meta],
+        [VARCHAR, VARCHAR, VARCHAR, LIST(INTEGER), LIST(VARCHAR), VARCHAR],
+      );
+    });
+    return runId;
+  }
+
+  async getRun(runId: string): Promise<RunRecord | null> {
+    const [r] = await this.exclusive(() => this.rows('SELECT * FROM runs WHERE run_id = ?', [runId]));
+    if (!r) return null;
+    return {
+      runId: String(r.run_id),
+      modelId: String(r.model_id),
+      prompt: String(r.prompt),
+      tokenIds: asNumberArray(r.token_ids),
+      tokens: asStringArray(r.tokens),
+      createdAt: String(r.created_at),
+      meta: r.meta,
+    };
+  }
+
+  // ---- activations ------------------------------------------------------------------------
+
+  /**
+   * Bulk-writes activation rows through the appender, all or nothing. Every run_id must exist.
+   * layer defaults to the block index in the hook name; norm is computed here. Returns rows written.
+   */
+  async addActivations(rows: readonly ActivationInput[]): Promise<number> {
+    if (!Array.isArray(rows)) throw new TypeError('addActivations expects an array of rows');
+    // Validate everything before touching the database so bad input never reaches the appender.
+    const vecs: Float32Array[] = new Array(rows.length);
+    const norms = new Float64Array(rows.length);
+    const layers: (number | null)[] = new Array(rows.length);
+    const runIds = new Set<string>();
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      const what = `activation row ${i}`;
+      checkString(r.runId, `${what}: runId`);
+      checkString(r.hook, `${what}: hook`);
+      checkInt(r.position, `${what}: position`, false);
+      checkInt(r.component, `${what}: component`, true);
+      layers[i] = r.layer === undefined ? layerFromHook(r.hook) : checkInt(r.layer, `${what}: layer`, true);
+      vecs[i] = toFloat32(r.vec, what);
+      norms[i] = l2norm(vecs[i]);
+      runIds.add(r.runId);
+    }
+    if (rows.length === 0) return 0;
+    await this.tx(async () => {
+      await this.requireIds('runs', 'run_id', runIds, 'record the run with addRun() before its activations.');
+      await appendRows(this.conn, 'activations', rows.length, [
+        (i) => rows[i].runId,
+        (i) => rows[i].hook,
+        (i) => layers[i],
+        (i) => rows[i].position,
+        (i) => rows[i].component ?? null,
+        (i) => floatList(vecs[i]),
+        (i) => norms[i],
+      ]);
+    });
+    return rows.length;
+  }
+
+  /** Reads activations matching the filter, ordered by run, layer, hook, position, component. */
+  async getActivations(filter: ActivationFilter = {}): Promise<ActivationRecord[]> {
+    const where: string[] = [];
+    const values: DuckDBValue[] = [];
+    const types: DuckDBType[] = [];
+    const inList = (column: string, v: unknown, type: DuckDBType, isInt: boolean) => {
+      if (v === undefined) return;
+      const list = (Array.isArray(v) ? v : [v]) as (string | number)[];
+      list.forEach((x, i) => (isInt ? checkInt(x, `${column}[${i}]`, false) : checkString(x, `${column}[${i}]`)));
+      where.push(`list_contains(?, ${column})`);
+      values.push(listValue(list));
+      types.push(LIST(type));
+    };
+    inList('run_id', filter.runId, VARCHAR, false);
+    inList('hook', filter.hook, VARCHAR, false);
+    inList('layer', filter.layer, INTEGER, true);
+    inList('position', filter.position, INTEGER, true);
+    if (filter.component === null) where.push('component IS NULL');
+    else inList('component', filter.component, INTEGER, true);
+    const limit = checkInt(filter.limit ?? DEFAULT_ACTIVATION_LIMIT, 'limit', false)!;
+    const sql =
+      'SELECT run_id, hook, layer, position, component, vec, norm FROM activations' +
+      (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
+      ` ORDER BY run_id, layer NULLS FIRST, hook, position, component NULLS FIRST LIMIT ${limit}`;
+    return this.exclusive(async () => {
+      const result = await this.conn.stream(sql, values, types);
+      const out: ActivationRecord[] = [];
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const [runId, hook, layer, position, component, vec, norm] = Array.from({ length: 7 }, (_, c) => chunk.getColumnVector(c));
+        for (let r = 0; r < chunk.rowCount; r++) {
+          out.push({
+            runId: runId.getItem(r) as string,
+            hook: hook.getItem(r) as string,
+            layer: layer.getItem(r) as number | null,
+            position: position.getItem(r) as number,
+            component: component.getItem(r) as number | null,
+            vec: readFloatList(vec as DuckDBListVector, r),
+            norm: norm.getItem(r) as number,
+          });
+        }
+      }
+      return out;
+    });
+  }
+
+  // ---- experiments and results ------------------------------------------------------------
+
+  /**
+   * Records an experiment and, optionally, its result rows in one transaction. Returns experiment_id.
+   * Result rows without an effect get (value - corrupted) / (clean - corrupted) when both are known.
+   */
+  async addExperiment(e: ExperimentInput, results: readonly ResultInput[] = []): Promise<string> {
+    const experimentId = e.experimentId ?? newId('exp');
+    checkString(experimentId, 'experimentId');
+    checkString(e.kind, 'kind');
+    checkString(e.modelId, 'modelId', true);
+    checkString(e.metric, 'metric', true);
+    const clean = checkNumber(e.cleanValue, 'cleanValue');
+    const corrupted = checkNumber(e.corruptedValue, 'corruptedValue');
+    const params = jsonParam(e.params, 'params');
+    const summary = jsonParam(e.summary, 'summary');
+    const own = results.map((r) => ({ ...r, experimentId: r.experimentId ?? experimentId }));
+    own.forEach((r, i) => {
+      if (r.experimentId !== experimentId) throw new StoreError(`result row ${i} belongs to ${r.experimentId}, not ${experimentId}`);
+    });
+    await this.tx(async () => {
+      if (e.modelId) await this.requireIds('models', 'model_id', [e.modelId], 'register the model with addModel() first.');
+      await this.conn.run(
+        `INSERT INTO experiments (experiment_id, kind, model_id, params, metric, clean_value, corrupted_value, summary)
+         VALUES (?, ?, ?, ?::JSON, ?, ?, ?, ?::JSON)`,
+        [experimentId, e.kind, e.modelId ?? null, params, e.metric ?? null, clean, corrupted, summary],
+        [VARCHAR, VARCHAR, VARCHAR, VARCHAR, VARCHAR, DOUBLE, DOUBLE, VARCHAR],
+      );
+      await this.appendResults(own, new Map([[experimentId, { clean, corrupted }]]));
+    });
+    return experimentId;
+  }
+
+  /** Appends result rows to existing experiments, all or nothing. Returns rows written. */
+  async addResults(rows: readonly ResultInput[]): Promise<number> {
+    if (!Array.isArray(rows)) throw new TypeError('addResults expects an array of rows');
+    rows.forEach((r, i) => checkString(r.experimentId, `result row ${i}: experimentId`));
+    if (rows.length === 0) return 0;
+    await this.tx(async () => {
+      const ids = [...new Set(rows.map((r) => r.experimentId!))];
+      await this.requireIds('experiments', 'experiment_id', ids, 'create the experiment with addExperiment() first.');
+      const baselines = await this.rows(
+        'SELECT experiment_id, clean_value, corrupted_value FROM experiments WHERE list_contains(?, experiment_id)',
+        [listValue(ids)],
+        [LIST(VARCHAR)],
+      );
+      const map = new Map(baselines.map((b) => [String(b.experiment_id), { clean: num(b.clean_value), corrupted: num(b.corrupted_value) }]));
+      await this.appendResults(rows, map);
+    });
+    return rows.length;
+  }
+
+  private async appendResults(rows: readonly ResultInput[], baselines: Map<string, { clean: number | null; corrupted: number | null }>): Promise<void> {
+    const effects: (number | null)[] = rows.map((r, i) => {
+      const what = `result row ${i}`;
+      checkString(r.site, `${what}: site`);
+      checkString(r.hook, `${what}: hook`, true);
+      for (const k of ['layer', 'position', 'component', 'neuron'] as const) checkInt(r[k], `${what}: ${k}`, true);
+      const value = checkNumber(r.value, `${what}: value`);
+      if (r.effect !== undefined) return checkNumber(r.effect, `${what}: effect`);
+      const b = baselines.get(r.experimentId!);
+      return normalisedEffect(value, b?.clean ?? null, b?.corrupted ?? null);
+    });
+    // extra is serialised lazily per chunk; a non-serialisable value aborts the whole transaction.
+    await appendRows(this.conn, 'results', rows.length, [
+      (i) => rows[i].experimentId!,
+      (i) => rows[i].site,
+      (i) => rows[i].hook ?? null,
+      (i) => rows[i].layer ?? null,
+      (i) => rows[i].position ?? null,
+      (i) => rows[i].component ?? null,
+      (i) => rows[i].neuron ?? null,
+      (i) => rows[i].value ?? null,
+      (i) => effects[i],
+      (i) => jsonParam(rows[i].extra, `result row ${i}: extra`),
+    ]);
+  }
+
+  async getExperiment(experimentId: string): Promise<ExperimentRecord | null> {
+    const [r] = await this.exclusive(() => this.rows('SELECT * FROM experiments WHERE experiment_id = ?', [experimentId]));
+    if (!r) return null;
+    return {
+      experimentId: String(r.experiment_id),
+      kind: String(r.kind),
+      modelId: str(r.model_id),
+      params: r.params,
+      metric: str(r.metric),
+      cleanValue: num(r.clean_value),
+      corruptedValue: num(r.corrupted_value),
+      summary: r.summary,
+      createdAt: String(r.created_at),
+    };
+  }
+
+  /** Result rows of an experiment in insertion order. */
+  async getResults(experimentId: string): Promise<ResultRecord[]> {
+    const rows = await this.exclusive(() => this.rows('SELECT * FROM results WHERE experiment_id = ? ORDER BY rowid', [experimentId]));
+    return rows.map((r) => ({
+      experimentId: String(r.experiment_id),
+      site: String(r.site),
+      hook: str(r.hook),
+      layer: num(r.layer),
+      position: num(r.position),
+      component: num(r.component),
+      neuron: num(r.neuron),
+      value: num(r.value),
+      effect: num(r.effect),
+      extra: r.extra,
+    }));
+  }
+
+  // ---- vectors and findings ---------------------------------------------------------------
+
+  /** Creates or replaces the vector called `name`. */
+  async putVector(v: VectorInput): Promise<void> {
+    checkString(v.name, 'name');
+    checkString(v.kind, 'kind');
+    checkString(v.modelId, 'modelId', true);
+    checkString(v.hook, 'hook', true);
+    const layer = v.layer === undefined ? (v.hook ? layerFromHook(v.hook) : null) : checkInt(v.layer, 'layer', true);
+    const vec = toFloat32(v.vec, `vector ${v.name}`);
+    const meta = jsonParam(v.meta, 'meta');
+    await this.tx(async () => {
+      if (v.modelId) await this.requireIds('models', 'model_id', [v.modelId], 'register the model with addModel() first.');
+      // Delete + insert rather than ON CONFLICT DO UPDATE: a plain replace, list column included.
+      await this.conn.run('DELETE FROM vectors WHERE name = ?', [v.name]);
+      await this.conn.run(
+        'INSERT INTO vectors (name, kind, model_id, hook, layer, vec, meta) VALUES (?, ?, ?, ?, ?, ?, ?::JSON)',
+        [v.name, v.kind, v.modelId ?? null, v.hook ?? null, layer, listValue(Array.from(vec)), meta],
+        [VARCHAR, VARCHAR, VARCHAR, VARCHAR, INTEGER, LIST(FLOAT), VARCHAR],
+      );
+    });
+  }
+
+  async getVector(name: string): Promise<VectorRecord | null> {
+    const [r] = await this.exclusive(() => this.rows('SELECT * FROM vectors WHERE name = ?', [name]));
+    if (!r) return null;
+    return {
+      name: String(r.name),
+      kind: String(r.kind),
+      modelId: str(r.model_id),
+      hook: str(r.hook),
+      layer: num(r.layer),
+      vec: asFloat32(r.vec),
+      meta: r.meta,
+      createdAt: String(r.created_at),
+    };
+  }
+
+  /** Vector names and shapes (without the vectors), optionally of one kind. */
+  async listVectors(kind?: string): Promise<{ name: string; kind: string; modelId: string | null; hook: string | null; layer: number | null; dim: number }[]> {
+    const rows = await this.exclusive(() =>
+      this.rows(
+        `SELECT name, kind, model_id, hook, layer, len(vec) AS dim FROM vectors ${kind === undefined ? '' : 'WHERE kind = ?'} ORDER BY name`,
+        kind === undefined ? [] : [kind],
+      ),
+    );
+    return rows.map((r) => ({ name: String(r.name), kind: String(r.kind), modelId: str(r.model_id), hook: str(r.hook), layer: num(r.layer), dim: Number(r.dim) }));
+  }
+
+  /** Records a finding. Returns finding_id. */
+  async addFinding(f: FindingInput): Promise<string> {
+    const findingId = f.findingId ?? newId('fnd');
+    checkString(findingId, 'findingId');
+    checkString(f.title, 'title');
+    checkString(f.path, 'path', true);
+    if (typeof f.body !== 'string') throw new TypeError('body must be a string');
+    const experimentIds = [...(f.experimentIds ?? [])];
+    const runIds = [...(f.runIds ?? [])];
+    experimentIds.forEach((x, i) => checkString(x, `experimentIds[${i}]`));
+    runIds.forEach((x, i) => checkString(x, `runIds[${i}]`));
+    await this.exclusive(() =>
+      this.conn.run(
+        'INSERT INTO findings (finding_id, title, path, body, experiment_ids, run_ids) VALUES (?, ?, ?, ?, ?, ?)',
+        [findingId, f.title, f.path ?? null, f.body, listValue(experimentIds), listValue(runIds)],
+        [VARCHAR, VARCHAR, VARCHAR, VARCHAR, LIST(VARCHAR), LIST(VARCHAR)],
+      ),
+    );
+    return findingId;
+  }
+
+  /** Findings, newest first. */
+  async listFindings(opts: { limit?: number } = {}): Promise<FindingRecord[]> {
+    const limit = checkInt(opts.limit ?? 1000, 'limit', false)!;
+    const rows = await this.exclusive(() => this.rows(`SELECT * FROM findings ORDER BY created_at DESC, finding_id LIMIT ${limit}`));
+    return rows.map((r) => ({
+      findingId: String(r.finding_id),
+      title: String(r.title),
+      path: str(r.path),
+      body: String(r.body),
+      experimentIds: asStringArray(r.experiment_ids),
+      runIds: asStringArray(r.run_ids),
+      createdAt: String(r.created_at),
+    }));
+  }
+
+  // ---- export, description, SQL -----------------------------------------------------------
+
+  /**
+   * Writes a table to a Parquet file inside <dataDir>/exports. `target` is relative to that
+   * directory (an absolute path must already lie inside it) and must end in .parquet.
+   */
+  async exportParquet(table: string, target: string): Promise<{ path: string; rows: number }> {
+    if (!isTableName(table)) throw new StoreError(`Unknown table "${table}". Tables: ${TABLE_NAMES.join(', ')}.`);
+    if (typeof target !== 'string' || target.length === 0) throw new StoreError('Export path is required.');
+    const resolved = path.resolve(this.exportsDir, target);
+    const inside = (p: string) => {
+      const rel = path.relative(this.exportsDir, p);
+      return rel.length > 0 && !rel.startsWith('..') && !path.isAbsolute(rel);
+    };
+    if (!inside(resolved)) throw new StoreError(`Export path "${target}" escapes the exports directory ${this.exportsDir}; give a path inside it, e.g. "runs.parquet".`);
+    if (!resolved.endsWith('.parquet')) throw new StoreError(`Export path "${target}" must end in .parquet.`);
+    mkdirSync(path.dirname(resolved), { recursive: true });
+    // A symlinked subdirectory could still point outside: check where the parent really is.
+    const real = path.join(realpathSync(path.dirname(resolved)), path.basename(resolved));
+    if (!inside(real)) throw new StoreError(`Export path "${target}" resolves to ${real}, outside the exports directory ${this.exportsDir}.`);
+    const rows = await this.exclusive(async () => {
+      const r = await this.conn.run(`COPY (SELECT * FROM ${table}) TO ${sqlString(real)} (FORMAT parquet)`);
+      return r.rowsChanged;
+    });
+    return { path: real, rows };
+  }
+
+  /** The schema with a description of every table and column. */
+  describe(): TableDoc[] {
+    return describeSchema();
+  }
+
+  /** Row count of every table. */
+  async tableCounts(): Promise<Record<TableName, number>> {
+    const sql = TABLE_NAMES.map((t) => `SELECT ${sqlString(t)} AS t, count(*) AS n FROM ${t}`).join(' UNION ALL ');
+    const rows = await this.exclusive(() => this.rows(sql));
+    const out = {} as Record<TableName, number>;
+    for (const r of rows) out[r.t as TableName] = Number(r.n);
+    return out;
+  }
+
+  /**
+   * Runs one read-only statement (SELECT/WITH/FROM/VALUES/DESCRIBE/SHOW/SUMMARIZE/EXPLAIN) with at
+   * most maxRows rows returned and a timeout. Throws SqlToolError ('refused' | 'timeout' | 'invalid').
+   */
+  async query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
+    if (this.closed) throw new StoreError('The activation store is closed.');
+    const p = runReadOnlyQuery(this.instance, sql, opts);
+    this.activeQueries.add(p);
+    try {
+      return await p;
+    } finally {
+      this.activeQueries.delete(p);
+    }
+  }
+
+  /** Waits for pending work, checkpoints (folding the WAL into the file) and closes. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const pending = this.exclusive(() => this.conn.run('CHECKPOINT'));
+    this.closed = true;
+    try {
+      await pending;
+    } finally {
+      await Promise.allSettled([...this.activeQueries]);
+      this.conn.closeSync();
+      this.instance.closeSync();
+      openFiles.delete(this.file);
+    }
+  }
+}
