@@ -80,8 +80,12 @@ interface CheckLayer {
   ln1: Float32Array; ln2: Float32Array;
   q: Sparse; qB: Float32Array; k: Sparse; kB: Float32Array; v: Sparse; vB: Float32Array;
   o: Sparse; oB: Float32Array; sinks: Float32Array;
+  /** heads whose o_proj columns are not all zero (the others cannot change the output) */
+  live: boolean[];
   router: Sparse; routerB: Float32Array;
   gateUp: Sparse[]; gateUpB: Float32Array; down: Sparse[]; downB: Float32Array;
+  /** experts whose down_proj weights and bias are not all zero (the others add nothing) */
+  liveExpert: boolean[];
 }
 
 export class CheckModel {
@@ -106,6 +110,11 @@ export class CheckModel {
     for (let l = 0; l < config.numLayers; l++) {
       const p = `model.layers.${l}.`;
       const gu = get(`${p}mlp.experts.gate_up_proj`);
+      const oW = get(`${p}self_attn.o_proj.weight`);
+      const live = Array.from({ length: nH }, (_, h) => {
+        for (let r = 0; r < H; r++) for (let c = 0; c < d; c++) if (oW[r * nH * d + h * d + c] !== 0) return true;
+        return false;
+      });
       const dn = get(`${p}mlp.experts.down_proj`);
       this.layers.push({
         sliding: config.layerTypes[l] === 'sliding_attention',
@@ -113,13 +122,19 @@ export class CheckModel {
         q: new Sparse(get(`${p}self_attn.q_proj.weight`), nH * d, H), qB: get(`${p}self_attn.q_proj.bias`),
         k: new Sparse(get(`${p}self_attn.k_proj.weight`), nKV * d, H), kB: get(`${p}self_attn.k_proj.bias`),
         v: new Sparse(get(`${p}self_attn.v_proj.weight`), nKV * d, H), vB: get(`${p}self_attn.v_proj.bias`),
-        o: new Sparse(get(`${p}self_attn.o_proj.weight`), H, nH * d), oB: get(`${p}self_attn.o_proj.bias`),
-        sinks: get(`${p}self_attn.sinks`),
+        o: new Sparse(oW, H, nH * d), oB: get(`${p}self_attn.o_proj.bias`),
+        sinks: get(`${p}self_attn.sinks`), live,
         router: new Sparse(get(`${p}mlp.router.weight`), E, H), routerB: get(`${p}mlp.router.bias`),
         gateUp: Array.from({ length: E }, (_, e) => new Sparse(gu, 2 * I, H, e * 2 * I * H)),
         gateUpB: get(`${p}mlp.experts.gate_up_proj_bias`),
         down: Array.from({ length: E }, (_, e) => new Sparse(dn, H, I, e * H * I)),
         downB: get(`${p}mlp.experts.down_proj_bias`),
+        liveExpert: Array.from({ length: E }, (_, e) => {
+          for (let i = 0; i < H * I; i++) if (dn[e * H * I + i] !== 0) return true;
+          const b = get(`${p}mlp.experts.down_proj_bias`);
+          for (let c = 0; c < H; c++) if (b[e * H + c] !== 0) return true;
+          return false;
+        }),
       });
     }
   }
@@ -164,7 +179,7 @@ export class CheckModel {
       const s = new Float64Array(T);
       const scale = 1 / Math.sqrt(d);
       for (let h = 0; h < nH; h++) {
-        if (heads.has(`${l}.${h}`)) continue;
+        if (!L.live[h] || heads.has(`${l}.${h}`)) continue;
         const g = Math.floor(h / (nH / nKV));
         for (let i = 0; i < T; i++) {
           const j0 = L.sliding ? Math.max(0, i - cfg.slidingWindow + 1) : 0;
@@ -196,13 +211,19 @@ export class CheckModel {
       if (capture >= 0) neurons = new Float32Array(T * I);
       for (let t = 0; t < T; t++) {
         L.router.apply(t1, t * H, logits, 0, L.routerB);
-        const order = Array.from({ length: E }, (_, e) => e).sort((p1, p2) => logits[p2] - logits[p1] || p1 - p2);
-        const chosen = order.slice(0, K);
+        // top-k on the raw logits, descending, ties to the lower index
+        const chosen: number[] = [];
+        for (let n = 0; n < K; n++) {
+          let best = -1;
+          for (let e = 0; e < E; e++) if (!chosen.includes(e) && (best < 0 || logits[e] > logits[best])) best = e;
+          chosen.push(best);
+        }
         const mx = logits[chosen[0]];
         let Zs = 0;
         for (const e of chosen) Zs += Math.exp(logits[e] - mx);
         for (const e of chosen) {
           const wgt = Math.exp(logits[e] - mx) / Zs;
+          if (!L.liveExpert[e] && e !== capture) continue;
           L.gateUp[e].apply(t1, t * H, h2, 0, L.gateUpB, e * 2 * I);
           for (let u = 0; u < I; u++) {
             const gate = Math.min(h2[2 * u], cfg.swigluLimit);

@@ -114,8 +114,10 @@ function planMeasurement(manifest: Pick<Manifest, 'roles' | 'tasks' | 'words'>, 
     ex,
     clean: ask({ tokens: enc(ex.prompt) }),
     allNm: ask({ tokens: enc(ex.prompt), ablateHeads: nameMovers }),
-    oneNm: nameMovers.map((h) => ask({ tokens: enc(ex.prompt), ablateHeads: [h] })),
+    oneNm: [] as number[],
   }));
+  // With one name mover, "one ablated" is "all ablated": reuse those runs.
+  for (const r of ioi) r.oneNm = nameMovers.length === 1 ? [r.allNm] : nameMovers.map((h) => ask({ tokens: enc(r.ex.prompt), ablateHeads: [h] }));
 
   const inductionHead = rolesOf(manifest, 'induction.induction_head').map(parseHead);
   const induction = tasks.induction.examples.map((ex) => ({
