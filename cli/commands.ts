@@ -1,9 +1,13 @@
 // Each CLI command: its options, usage line and what it runs.
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { GptOssModel } from '../engine/model.ts';
+import { buildTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
+import { runSuite, EXPERIMENTS } from '../tools/suite/index.ts';
+import { openWorkspace } from '../tools/workspace.ts';
 import { resolveModelDir, dataDir } from './model-dir.ts';
+import { progressPrinter } from './progress.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 type Option = { type: 'string' | 'boolean'; short?: string };
@@ -28,7 +32,73 @@ function parseIds(text: string): number[] {
   return ids;
 }
 
+async function suite(v: Values): Promise<number> {
+  const data = dataDir();
+  const modelDir = resolveModelDir(v.model as string | undefined, data);
+  const only = v.only === undefined ? undefined : String(v.only).split(',').map((x) => Number(x.trim()));
+  if (only?.some((n) => !Number.isInteger(n))) throw new Error(`--only takes experiment numbers like 1,3; available: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);
+  const stamp = new Date().toISOString().slice(0, 10);
+  const outDir = resolve((v.out as string | undefined) ?? join('transcripts', 'findings', `${stamp}-${basename(modelDir)}`));
+  const ws = await openWorkspace(modelDir, data, { threads: threads(v) });
+  const bar = progressPrinter();
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    console.log(`NeuroScope suite on ${modelDir}\nreports -> ${outDir}`);
+    const r = await runSuite({
+      ctx: { ...ws.ctx, signal: ac.signal }, modelDir, outDir, only,
+      openOther: async (which) => {
+        const dir = resolveModelDir(which, data);
+        const other = await openWorkspace(dir, join(data, 'other-' + basename(dir)), { threads: threads(v) });
+        const { loadSuitePrompts } = await import('../tools/suite/prompts.ts');
+        return { ctx: { ...other.ctx, signal: ac.signal }, prompts: loadSuitePrompts(dir), modelName: basename(dir), close: other.close };
+      },
+      onStep: (e) => bar.step(`experiment ${e.experiment}/${e.of} ${e.title}`, e.experiment - 1, e.of, e.message),
+    });
+    bar.done();
+    for (const rep of r.reports) {
+      console.log(`\n${rep.id}. ${rep.title}${rep.score ? ` (ground truth ${rep.score.ok}/${rep.score.total})` : ''}\n   ${rep.conclusion}\n   ${join(r.outDir, rep.file)}`);
+    }
+    console.log(`\nindex: ${join(r.outDir, 'index.md')}`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await ws.close();
+  }
+}
+
 export const commands: Record<string, Command> = {
+  start: {
+    summary: 'the main job: the terminal chat on a TTY, otherwise the research suite on the built-in model',
+    usage: '[--model DIR|tiny-s|tiny-m] [--threads N]',
+    options: { model: { type: 'string' }, threads: { type: 'string' } },
+    async run(v) {
+      return suite(v);
+    },
+  },
+  suite: {
+    summary: 'run the standard experiments and write Markdown reports with SVG plots',
+    usage: '[--model DIR|tiny-s|tiny-m] [--only 1,3] [--out DIR] [--threads N]',
+    options: { model: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string' } },
+    run: (v) => suite(v),
+  },
+  models: {
+    summary: 'build a built-in gpt-oss-tiny model: models build <tiny-s|tiny-m> [--seed N] --out DIR',
+    usage: 'build <tiny-s|tiny-m> [--seed N] --out DIR',
+    options: { seed: { type: 'string' }, out: { type: 'string' } },
+    async run(v, pos) {
+      const [verb, size] = pos;
+      if (verb !== 'build') throw new Error(`unknown models subcommand "${verb ?? ''}"; use: models build <${TINY_SIZES.join('|')}> [--seed N] --out DIR`);
+      if (!(TINY_SIZES as readonly string[]).includes(size)) throw new Error(`unknown size "${size ?? ''}"; valid: ${TINY_SIZES.join(', ')}`);
+      const seed = v.seed === undefined ? 0 : Number(v.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got "${v.seed}"`);
+      if (!v.out) throw new Error('give --out DIR');
+      const m = buildTinyModel(size as TinySize, seed, resolve(v.out as string));
+      console.log(`built ${m.model} seed ${m.seed} in ${resolve(v.out as string)}: IOI min logit diff ${m.tasks.ioi.metric.min_logit_diff.toFixed(2)}, induction ${(100 * m.tasks.induction.metric.accuracy).toFixed(0)}%, successor ${(100 * m.tasks.successor.metric.accuracy).toFixed(0)}%`);
+      return 0;
+    },
+  },
   info: {
     summary: 'print a checkpoint\'s configuration, tensors and hooks',
     usage: '[--model DIR|tiny-s|tiny-m] [--json]',

@@ -1,0 +1,112 @@
+// Experiment 1: causal tracing of IOI and induction with activation and path patching.
+import { callTool } from '../../define.ts';
+import { pathPatchTool } from '../../path-patch.ts';
+import { patchTool, type PatchResult } from '../../patch.ts';
+import { byLength, ioiPatchingSet } from '../../prompt-sets.ts';
+import { gridTable, num, table } from '../markdown.ts';
+import { heatmap, renderSvg } from '../plots.ts';
+import { inductionPatchingSet } from '../prompts.ts';
+import type { Experiment, ExperimentReport, Plot } from '../types.ts';
+
+/** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
+export function carriers(r: PatchResult, share = 0.25, floor = 0.1): string[] {
+  const all = r.grid.rowLabels.flatMap((row, i) => r.grid.colLabels.map((col, j) => ({ site: `${row}.${col}`, e: r.grid.effects[i][j] })));
+  const top = Math.max(...all.map((x) => x.e));
+  return all.filter((x) => x.e >= Math.max(floor, share * top)).sort((a, b) => b.e - a.e).map((x) => x.site);
+}
+
+const resultsSql = (id: string, order = 'abs(effect) DESC') => `SELECT site, layer, position, component, value, effect FROM results WHERE experiment_id = '${id}' ORDER BY ${order};`;
+
+export const causalTracing: Experiment = {
+  id: 1,
+  slug: 'causal-tracing',
+  title: 'Causal tracing of IOI and induction',
+  async run(env): Promise<ExperimentReport> {
+    const { ctx, prompts } = env;
+    const plots: Plot[] = [];
+    const plot = async (file: string, title: string, spec: Parameters<typeof renderSvg>[0]) => {
+      plots.push({ file, title, svg: await renderSvg(spec) });
+      return `![${title}](${file})`;
+    };
+    const ioi = byLength(prompts.ioi)[0].slice(0, 8);
+
+    env.step('IOI: residual stream patching (layer x position)');
+    const abc = ioiPatchingSet(ioi, 'abc');
+    const resid = await callTool(patchTool, { ...abc, site: 'resid_pre' }, ctx);
+    const tokens = ioi[0].prompt.split(/\s+/);
+    const residCols = resid.grid.colLabels.map((c) => `${c} ${tokens[Number(c.slice(1))]}`);
+
+    env.step('IOI: head patching, indirect object swapped');
+    const swap = ioiPatchingSet(ioi, 'io_swap');
+    const headsSwap = await callTool(patchTool, { ...swap, site: 'head' }, ctx);
+    const nameMovers = carriers(headsSwap);
+
+    env.step('IOI: head patching, subject duplicate removed (ABC)');
+    const headsAbc = await callTool(patchTool, { ...abc, site: 'head' }, ctx);
+
+    env.step('IOI: path patching into the name movers\' queries');
+    const path = await callTool(pathPatchTool, { ...abc, receivers: nameMovers, receiverInput: 'q' }, ctx);
+    const sInhibition = path.top[0]?.sender ?? null;
+
+    env.step('Induction: head patching');
+    const ind = prompts.induction.slice(0, 8);
+    const indSet = inductionPatchingSet(ind);
+    const indHeads = await callTool(patchTool, { ...indSet, site: 'head' }, ctx);
+    const inductionCircuit = carriers(indHeads, 0.3);
+
+    const body = [
+      '### IOI',
+      `${ioi.length} prompts of one template length, e.g. "${ioi[0].prompt}" -> **${ioi[0].target}** (not ${ioi[0].distractor}). Metric: logit(IO) - logit(S) at the last token.`,
+      '',
+      table(['run', 'mean logit difference'], [
+        ['clean', resid.clean], ['corrupted: S2 replaced by a fresh name (ABC)', resid.corrupted], ['corrupted: IO replaced by a fresh name', headsSwap.corrupted],
+      ]),
+      '',
+      '#### Residual stream patching (ABC corruption)',
+      'Effect of restoring `blocks.L.hook_resid_pre` at one position from the clean run (1 = clean behaviour back).',
+      '',
+      await plot('ioi-resid.svg', 'IOI: residual patching (layer x position)', heatmap('IOI residual patching', resid.grid.rowLabels, residCols, resid.grid.effects)),
+      '',
+      gridTable(resid.grid.rowLabels, residCols, resid.grid.effects, 'layer'),
+      '',
+      '#### Head patching',
+      'Each head\'s `attn.hook_z` restored at every position. With the indirect object swapped only heads that copy the answer differ; with the subject duplicate removed (ABC) the heads that detect and signal the duplicate matter too.',
+      '',
+      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rowLabels, headsSwap.grid.colLabels, headsSwap.grid.effects)),
+      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rowLabels, headsAbc.grid.colLabels, headsAbc.grid.effects)),
+      '',
+      table(['head', 'effect (IO swapped)', 'head', 'effect (ABC)'], headsSwap.top.slice(0, 6).map((t, i) => [t.site, t.effect, headsAbc.top[i]?.site ?? null, headsAbc.top[i]?.effect ?? null])),
+      '',
+      `Name-mover candidates (effect at least a quarter of the strongest head's): **${nameMovers.join(', ')}**.`,
+      '',
+      '#### Path patching into the name movers',
+      `Senders: every head before layer ${Math.min(...nameMovers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${nameMovers.join(', ')} (query input); all other heads frozen.`,
+      '',
+      await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rowLabels, path.grid.colLabels, path.grid.effects)),
+      '',
+      table(['sender', 'effect through the name movers\' queries'], path.top.slice(0, 6).map((t) => [t.sender, t.effect])),
+      '',
+      '### Induction',
+      `${ind.length} repeated random sequences, e.g. "${ind[0].prompt}" -> **${ind[0].target}**; corrupted: the first half reversed, so every token is followed by a different one than in the repeat. Metric: logit(next) - logit(previous).`,
+      '',
+      table(['run', 'mean logit difference'], [['clean', indHeads.clean], ['corrupted', indHeads.corrupted]]),
+      '',
+      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rowLabels, indHeads.grid.colLabels, indHeads.grid.effects)),
+      '',
+      table(['head', 'effect'], indHeads.top.slice(0, 5).map((t) => [t.site, t.effect])),
+    ].join('\n');
+
+    return {
+      slug: this.slug, title: this.title,
+      question: 'Which components carry indirect-object identification and induction, and through which paths?',
+      method: 'Activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries.',
+      parameters: { ioiExamples: ioi.length, inductionExamples: ind.length, metric: 'logit_diff', corruptions: ['abc', 'io_swap', 'first half reversed'] },
+      body, plots,
+      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)}). Induction runs through ${inductionCircuit.join(', ')}.`,
+      found: { nameMovers, sInhibition, inductionHeads: inductionCircuit },
+      experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, path.experimentId, indHeads.experimentId],
+      runIds: [...resid.runIds.clean, ...resid.runIds.corrupted],
+      sql: [resultsSql(resid.experimentId, 'layer, position'), resultsSql(headsSwap.experimentId), resultsSql(path.experimentId), resultsSql(indHeads.experimentId)],
+    };
+  },
+};

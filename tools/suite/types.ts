@@ -1,0 +1,51 @@
+// What each standard experiment produces: a Markdown report with plots, ids and SQL, a machine-
+// readable conclusion, and (on gpt-oss-tiny) a score against the manifest's ground truth.
+import type { ToolContext } from '../define.ts';
+import type { SuitePrompts } from './prompts.ts';
+
+export interface Plot {
+  file: string;
+  title: string;
+  svg: string;
+}
+
+export interface ScoreLine {
+  claim: string;
+  found: string;
+  planted: string;
+  ok: boolean;
+}
+
+export interface ExperimentReport {
+  slug: string;
+  title: string;
+  question: string;
+  method: string;
+  parameters: Record<string, unknown>;
+  /** Markdown body: results tables and plot references (plots are written beside the report). */
+  body: string;
+  plots: Plot[];
+  conclusion: string;
+  /** Structured conclusion, read by scoring and the scale experiment. */
+  found: Record<string, unknown>;
+  experimentIds: string[];
+  runIds: string[];
+  sql: string[];
+  score?: ScoreLine[];
+}
+
+export interface SuiteEnv {
+  ctx: ToolContext;
+  prompts: SuitePrompts;
+  modelName: string;
+  /** Opens another model for experiments that compare sizes (circuit growth). */
+  openOther?: (which: string) => Promise<{ ctx: ToolContext; prompts: SuitePrompts; modelName: string; close: () => Promise<void> }>;
+  step: (message: string) => void;
+}
+
+export interface Experiment {
+  id: number;
+  slug: string;
+  title: string;
+  run: (env: SuiteEnv) => Promise<ExperimentReport>;
+}
