@@ -13,11 +13,20 @@ export interface ToolProgress {
   message?: string;
 }
 
+/** A workspace's model slot: load_model swaps the shared model through it. */
+export interface ModelSwitcher {
+  /** Loads `model` (a built-in name such as "tiny-s", or a checkpoint directory) and makes it the
+   *  workspace's model; the previous one is released. Later calls see the new session. */
+  load(model: string): Promise<ModelSession>;
+}
+
 export interface ToolContext {
   session: ModelSession;
   store: ActivationStore;
   signal?: AbortSignal;
   onProgress?: (p: ToolProgress) => void;
+  /** Present when the context belongs to a workspace that can switch models. */
+  models?: ModelSwitcher;
 }
 
 export interface Tool<S extends z.ZodType = z.ZodType, R = unknown> {

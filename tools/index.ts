@@ -2,12 +2,21 @@
 import { ablateTool } from './ablate.ts';
 import { captureTool } from './capture.ts';
 import type { Tool } from './define.ts';
+import { listFindingsTool, writeFindingTool } from './findings.ts';
+import { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool } from './model-tools.ts';
 import { pathPatchTool } from './path-patch.ts';
 import { patchTool } from './patch.ts';
 import { steerTool } from './steer.ts';
+import { describeStoreTool, queryActivationsTool } from './store-tools.ts';
 
-export const TOOLS: readonly Tool[] = [captureTool, patchTool, pathPatchTool, ablateTool, steerTool] as unknown as Tool[];
+export const TOOLS: readonly Tool[] = [
+  modelInfoTool, loadModelTool, listHooksTool, tokenizeTool, generateTool,
+  captureTool, patchTool, pathPatchTool, ablateTool, steerTool,
+  queryActivationsTool, describeStoreTool, writeFindingTool, listFindingsTool,
+] as unknown as Tool[];
 
 export { ablateTool, captureTool, pathPatchTool, patchTool, steerTool };
+export { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool };
+export { describeStoreTool, queryActivationsTool, listFindingsTool, writeFindingTool };
 export { callTool, ToolError, type Tool, type ToolContext, type ToolProgress } from './define.ts';
 export { ModelSession } from './session.ts';

@@ -1,0 +1,215 @@
+// The MCP server over stdio with the SDK's real client: tools, a patching sweep read back with SQL,
+// findings and their resources, prompts, progress, cancellation, and the safety refusals.
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PLANNED_TOOLS } from '../../mcp-server/server.ts';
+import { TOOLS } from '../../tools/index.ts';
+import { isError, makeModel, pair, stdioClient, text, type StdioHandle } from './helpers.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'ns-mcp-stdio-'));
+const dataDir = join(root, 'data');
+let h: StdioHandle;
+
+beforeAll(async () => {
+  h = await stdioClient(makeModel(root), dataDir);
+});
+afterAll(async () => {
+  await h?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const call = (name: string, args: Record<string, unknown> = {}) => h.client.callTool({ name, arguments: args });
+
+/** Parses the leading JSON of a result text (before any lifted tables). */
+function head(r: unknown): Record<string, unknown> {
+  const t = text(r);
+  const end = t.indexOf('\n\n');
+  return JSON.parse(end < 0 ? t : t.slice(0, end));
+}
+
+/** The single value of a one-row, one-column query. */
+async function scalar(sql: string): Promise<string> {
+  const r = await call('query_activations', { sql, format: 'csv' });
+  expect(isError(r), text(r)).toBe(false);
+  const t = text(r);
+  return t.slice(t.lastIndexOf('\n') + 1);
+}
+
+describe('tools over stdio', () => {
+  it('lists every tool in TOOLS with its description and a JSON Schema, and nothing else', async () => {
+    const { tools } = await h.client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(TOOLS.map((t) => t.name).sort());
+    for (const t of tools) {
+      expect(t.description!.length).toBeGreaterThan(40);
+      expect(t.inputSchema.type).toBe('object');
+      expect(PLANNED_TOOLS as readonly string[]).toContain(t.name);
+    }
+    const gen = tools.find((t) => t.name === 'generate')!;
+    expect(gen.inputSchema.properties).toHaveProperty('maxNewTokens');
+    expect((gen.inputSchema as { examples?: unknown[] }).examples?.length).toBeGreaterThan(0);
+    expect(gen.inputSchema.required).toEqual(['prompt']);
+  });
+
+  it('model_info and tokenize', async () => {
+    const info = head(await call('model_info'));
+    expect(info.modelId).toBe('model');
+    expect((info.architecture as { layers: number }).layers).toBe(3);
+    const tok = await call('tokenize', { text: 'w1 w2  w3' });
+    expect(isError(tok)).toBe(false);
+    expect(text(tok)).toContain('| 2 | 4 | w3 | 7 | 9 |');
+    const dec = await call('tokenize', { ids: [2, 3] });
+    expect(head(dec).text).toBe('w1 w2');
+  });
+
+  it('capture_activations stores rows that query_activations reads back', async () => {
+    const cap = head(await call('capture_activations', { prompts: ['w1 w2 w3 w4'], hooks: ['blocks.*.hook_resid_post'] }));
+    expect(cap.rowsStored).toBe(12);
+    const runId = (cap.runIds as string[])[0];
+    const q = await call('query_activations', { sql: `SELECT layer, count(*) AS n FROM activations WHERE run_id = '${runId}' GROUP BY layer ORDER BY layer`, format: 'csv' });
+    expect(isError(q)).toBe(false);
+    expect(text(q)).toContain('layer,n\n0,4\n1,4\n2,4');
+    const run = await h.client.readResource({ uri: `neuroscope://runs/${runId}` });
+    const body = (run.contents[0] as { text: string }).text;
+    expect(body).toContain(`# Run ${runId}`);
+    expect(body).toContain('blocks.2.hook_resid_post');
+  });
+
+  it('a patching sweep through MCP: grid as a table, every site stored, with progress notifications', async () => {
+    const { clean, corrupted } = pair(7, 5);
+    const progress: { progress: number; total?: number }[] = [];
+    const r = await h.client.callTool(
+      { name: 'patch_activations', arguments: { clean: [clean], corrupted: [corrupted], target: 'w2', distractor: 'w3', site: 'resid_pre', maxBatch: 2 } },
+      undefined,
+      { onprogress: (p) => progress.push(p) },
+    );
+    expect(isError(r)).toBe(false);
+    const t = text(r);
+    expect(t).toMatch(/grid \(effects, 3 x 7\)/);
+    expect(t).toContain('| L0 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 1.000 | 0.000 |');
+    const id = head(r).experimentId as string;
+    const q = await call('query_activations', { sql: `SELECT count(*) AS sites, max(effect) AS best FROM results WHERE experiment_id = '${id}'`, format: 'csv' });
+    expect(text(q)).toMatch(/sites,best\n21,/);
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < progress.length; i++) expect(progress[i].progress).toBeGreaterThan(progress[i - 1].progress);
+    expect(progress.at(-1)!.total).toBeGreaterThan(0);
+  });
+
+  it('cancelling a sweep stops it on the server, which keeps serving', async () => {
+    const { clean, corrupted } = pair(60, 30);
+    const countSql = "SELECT count(*) AS n FROM experiments WHERE kind = 'activation_patching'";
+    const before = await scalar(countSql);
+    const ac = new AbortController();
+    let notes = 0;
+    const sweep = h.client.callTool(
+      { name: 'patch_activations', arguments: { clean: [clean], corrupted: [corrupted], target: 'w2', distractor: 'w3', site: 'head', perPosition: true, mode: 'sequential' } },
+      undefined,
+      { signal: ac.signal, onprogress: () => { if (++notes === 3) ac.abort('test cancels'); } },
+    );
+    await expect(sweep).rejects.toThrow();
+    const cancelledAt = Date.now();
+    // 720 sequential forwards take several seconds; the queue is free at once if the server stopped.
+    const info = await call('model_info');
+    expect(isError(info)).toBe(false);
+    expect(Date.now() - cancelledAt).toBeLessThan(3000);
+    expect(await scalar(countSql)).toBe(before);
+    await expect.poll(() => h.stderr()).toContain('patch_activations cancelled');
+  });
+
+  it('refuses SQL writes with a clear tool error', async () => {
+    for (const sql of ['DELETE FROM runs', 'DROP TABLE activations', "INSERT INTO findings VALUES ('x')", 'SELECT 1; DELETE FROM runs', "COPY runs TO '/tmp/x.csv'", "CREATE TABLE t AS SELECT 1"]) {
+      const r = await call('query_activations', { sql });
+      expect(isError(r), sql).toBe(true);
+      expect(text(r), sql).toMatch(/^SQL (refused|invalid)/);
+      expect(text(r), sql).toMatch(/read-only/);
+    }
+    const rows = head(await call('query_activations', { sql: 'SELECT count(*) AS n FROM runs' }));
+    expect(rows.rowCount).toBe(1);
+  });
+
+  it('write_finding, list_findings and the finding resource', async () => {
+    const exp = text(await call('query_activations', { sql: 'SELECT experiment_id FROM experiments LIMIT 1', format: 'csv' })).match(/exp_\w+/)![0];
+    const w = await call('write_finding', { name: 'resid-flow', markdown: '# Residual flow\n\nThe swapped token matters at layer 0.', experimentIds: [exp] });
+    expect(isError(w)).toBe(false);
+    expect(head(w).uri).toBe('neuroscope://findings/resid-flow');
+    expect(existsSync(join(dataDir, 'findings', 'resid-flow.md'))).toBe(true);
+    const again = await call('write_finding', { name: 'resid-flow', markdown: 'x' });
+    expect(isError(again)).toBe(true);
+    expect(text(again)).toContain('already exists');
+    const bad = await call('write_finding', { name: 'x', markdown: 'y', experimentIds: ['exp_nope'] });
+    expect(text(bad)).toContain('no experiment exp_nope');
+    const list = text(await call('list_findings'));
+    expect(list).toContain('resid-flow');
+    expect(list).toContain(exp);
+    const res = await h.client.readResource({ uri: 'neuroscope://findings/resid-flow' });
+    expect((res.contents[0] as { text: string }).text).toContain('The swapped token matters');
+    const listed = await h.client.listResources();
+    expect(listed.resources.map((r) => r.uri)).toEqual(expect.arrayContaining(['neuroscope://schema', 'neuroscope://findings/resid-flow']));
+    const schema = await h.client.readResource({ uri: 'neuroscope://schema' });
+    expect((schema.contents[0] as { text: string }).text).toContain('## activations');
+  });
+
+  it('finding names cannot escape the findings folder', async () => {
+    for (const name of ['../escape', '..', '/etc/passwd', 'a/b', 'a\\b', '.hidden', 'x/../../y', 'C:evil', 'name\u0000', ' ']) {
+      const r = await call('write_finding', { name, markdown: 'nope' });
+      expect(isError(r), name).toBe(true);
+      expect(text(r), name).toMatch(/finding name .* is not allowed|invalid arguments/);
+    }
+    // A link planted in the folder is not followed.
+    const outside = join(root, 'outside.md');
+    writeFileSync(outside, 'secret');
+    symlinkSync(outside, join(dataDir, 'findings', 'link.md'));
+    const r = await call('write_finding', { name: 'link', markdown: 'overwrite?', overwrite: true });
+    expect(isError(r)).toBe(true);
+    expect(text(r)).toContain('symbolic link');
+    await expect(h.client.readResource({ uri: 'neuroscope://findings/..%2Fneuroscope.duckdb' })).rejects.toThrow(/not allowed/);
+    await expect(h.client.readResource({ uri: 'neuroscope://findings/link' })).rejects.toThrow(/symbolic link/);
+  });
+
+  it('refuses oversized requests naming the limit', async () => {
+    const long = Array.from({ length: 4000 }, (_, i) => `w${i % 60}`).join(' ');
+    const r = await call('capture_activations', { prompts: Array(10).fill(long), hooks: ['hook_embed'] });
+    expect(isError(r)).toBe(true);
+    expect(text(r)).toContain('maxTokensPerCall');
+    const { clean, corrupted } = pair(7, 5);
+    const sweep = await call('patch_activations', {
+      clean: [clean], corrupted: [corrupted], target: 'w2', distractor: 'w3', site: 'resid_pre',
+      layers: Array(300).fill(0), positions: Array(2000).fill(0),
+    });
+    expect(text(sweep)).toContain('maxSweepCells');
+    const gen = await call('generate', { prompt: 'w1', maxNewTokens: 1e9 });
+    expect(isError(gen)).toBe(true);
+    expect(text(gen)).toMatch(/maxNewTokens/);
+  });
+
+  it('generate, list_hooks and unknown tools', async () => {
+    const g = head(await call('generate', { prompt: 'w1 w2', maxNewTokens: 3 }));
+    expect((g.completion as string).split(' ')).toHaveLength(3);
+    const harmony = await call('generate', { prompt: 'w1', harmony: true });
+    expect(text(harmony)).toContain('harmony markers');
+    expect(text(await call('list_hooks', { filter: 'resid' }))).toContain('blocks.L.hook_resid_post');
+    const u = await call('no_such_tool');
+    expect(isError(u)).toBe(true);
+    expect(text(u)).toContain('unknown tool "no_such_tool"');
+  });
+
+  it('serves the five experiment prompts with their arguments', async () => {
+    const { prompts } = await h.client.listPrompts();
+    expect(prompts.map((p) => p.name).sort()).toEqual(['causal-tracing', 'circuit-growth', 'cross-domain-entanglement', 'feature-localisation', 'multi-token-steering']);
+    const p = await h.client.getPrompt({ name: 'multi-token-steering', arguments: { concept: 'joy', positive: 'w1', negative: 'w2', prompt: 'w3 w4', target: 'w5' } });
+    const body = (p.messages[0].content as { text: string }).text;
+    expect(body).toContain('towards **joy** on `w3 w4`');
+    expect(body).not.toMatch(/\{\{/);
+    await expect(h.client.getPrompt({ name: 'causal-tracing', arguments: { behaviour: 'IOI' } })).rejects.toThrow();
+  });
+
+  it('switches models with load_model and keeps serving', async () => {
+    const bad = await call('load_model', { model: join(root, 'nowhere') });
+    expect(isError(bad)).toBe(true);
+    expect(text(bad)).toContain('neither a built-in model');
+    const same = await call('load_model', { model: join(root, 'model') });
+    expect(isError(same)).toBe(false);
+    expect(head(await call('model_info')).modelId).toBe('model');
+  });
+});

@@ -1,0 +1,137 @@
+// Findings: Markdown notes written into <dataDir>/findings/<name>.md and recorded in the store with
+// the experiments and runs they rest on. Names are plain file names: they cannot leave the folder.
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, writeSync } from 'node:fs';
+import { basename, join, relative, isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { defineTool, ToolError } from './define.ts';
+import { LIMITS } from './limits.ts';
+
+export const FINDING_NAME_RULE = 'letters, digits, "-", "_" and "." (1 to 100 characters, starting with a letter or digit; no path separators, no "..")';
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** The findings folder of a data dir (created). */
+export function findingsDir(dataDir: string): string {
+  const dir = join(dataDir, 'findings');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** A validated finding name (a trailing ".md" is dropped). Throws a ToolError naming the rule. */
+export function checkFindingName(name: unknown): string {
+  if (typeof name !== 'string') throw new ToolError(`a finding name must be a string of ${FINDING_NAME_RULE}`);
+  const n = name.replace(/\.md$/i, '');
+  if (!NAME_RE.test(n) || n.includes('..')) {
+    throw new ToolError(`finding name ${JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name)} is not allowed: use ${FINDING_NAME_RULE}, e.g. "ioi-name-movers"`);
+  }
+  return n;
+}
+
+/** The file of a finding, checked to lie directly inside the findings folder. */
+export function findingPath(dataDir: string, name: string): string {
+  const n = checkFindingName(name);
+  const dir = findingsDir(dataDir);
+  const file = join(dir, `${n}.md`);
+  const rel = relative(realpathSync(dir), join(realpathSync(dir), `${n}.md`));
+  if (rel !== `${n}.md` || isAbsolute(rel)) throw new ToolError(`finding name "${name}" would leave the findings folder`);
+  if (existsSync(file) && lstatSync(file).isSymbolicLink()) throw new ToolError(`findings/${n}.md is a symbolic link; NeuroScope does not follow links out of the findings folder`);
+  return file;
+}
+
+export function readFinding(dataDir: string, name: string): string {
+  const file = findingPath(dataDir, name);
+  if (!existsSync(file)) throw new ToolError(`there is no finding named "${checkFindingName(name)}"; list_findings shows the names`);
+  return readFileSync(file, 'utf8');
+}
+
+/** Names of the .md files in the findings folder. */
+export function findingFileNames(dataDir: string): string[] {
+  const dir = findingsDir(dataDir);
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.md') && NAME_RE.test(e.name.slice(0, -3)))
+    .map((e) => e.name.slice(0, -3))
+    .sort();
+}
+
+export const findingUri = (name: string) => `neuroscope://findings/${name}`;
+
+const idList = z.array(z.string().min(1).max(200)).max(200);
+
+export const writeFindingTool = defineTool({
+  name: 'write_finding',
+  description:
+    'Write a research finding as Markdown into the findings folder (<dataDir>/findings/<name>.md) and record it in the store with the experiment and run ids it rests on. ' +
+    'Write the hypothesis, the experiments (tool, arguments, experiment/run ids, SQL), the numbers, and the conclusion with its caveats. ' +
+    `Names: ${FINDING_NAME_RULE}. Refuses to replace an existing finding unless overwrite is true. ` +
+    'Example: {"name": "ioi-name-movers", "title": "Name movers carry IOI", "markdown": "# Name movers carry IOI\\n\\nPatching L3.H1 restores 0.92 of the logit difference (exp_...)", "experimentIds": ["exp_..."]}',
+  input: z.object({
+    name: z.string().min(1).max(200).describe('file name without .md, e.g. "ioi-name-movers"'),
+    markdown: z.string().min(1).describe('the finding, in Markdown'),
+    title: z.string().min(1).max(300).optional().describe('default: the first "# " heading, else the name'),
+    experimentIds: idList.optional().describe('experiment ids (exp_...) the finding rests on'),
+    runIds: idList.optional().describe('run ids (run_...) it cites'),
+    overwrite: z.boolean().default(false).describe('replace an existing finding of this name'),
+  }).strict().meta({
+    examples: [{ name: 'ioi-name-movers', title: 'Name movers carry IOI', markdown: '# Name movers carry IOI\n\nPatching L3.H1 restores 0.92 of the logit difference.', experimentIds: ['exp_0123'] }],
+  }),
+  async run(input, ctx) {
+    const name = checkFindingName(input.name);
+    const bytes = Buffer.byteLength(input.markdown);
+    if (bytes > LIMITS.maxFindingBytes) throw new ToolError(`the finding is ${bytes} bytes; the limit is ${LIMITS.maxFindingBytes} (maxFindingBytes in tools/limits.ts)`);
+    const experimentIds = [...new Set(input.experimentIds ?? [])];
+    const runIds = [...new Set(input.runIds ?? [])];
+    const missing: string[] = [];
+    for (const id of experimentIds) if (!(await ctx.store.getExperiment(id))) missing.push(`experiment ${id}`);
+    for (const id of runIds) if (!(await ctx.store.getRun(id))) missing.push(`run ${id}`);
+    if (missing.length) throw new ToolError(`the store has no ${missing.join(', ')}; cite ids that tools returned (query_activations: SELECT experiment_id FROM experiments)`);
+    const heading = /^#\s+(.+)$/m.exec(input.markdown)?.[1]?.trim();
+    const title = input.title ?? heading ?? name;
+    const body = heading ? input.markdown : `# ${title}\n\n${input.markdown}`;
+    const file = findingPath(ctx.store.dataDir, name);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | (input.overwrite ? 0 : constants.O_EXCL);
+    let fd: number;
+    try {
+      fd = openSync(file, flags, 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new ToolError(`a finding named "${name}" already exists; choose another name or pass overwrite: true`);
+      throw new ToolError(`cannot write findings/${name}.md: ${(e as Error).message}`);
+    }
+    try {
+      writeSync(fd, body.endsWith('\n') ? body : `${body}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    const findingId = await ctx.store.addFinding({ title, path: file, body, experimentIds, runIds });
+    return { findingId, name, title, path: file, uri: findingUri(name), bytes: Buffer.byteLength(body) };
+  },
+});
+
+export const listFindingsTool = defineTool({
+  name: 'list_findings',
+  description:
+    'List the findings written so far, newest first: name, title, id, date, the experiments and runs they cite, and the resource URI to read each (neuroscope://findings/<name>). Example: {"limit": 20}',
+  input: z.object({
+    limit: z.number().int().min(1).max(1000).default(50),
+  }).strict().meta({ examples: [{}, { limit: 20 }] }),
+  async run(input, ctx) {
+    const dataDir = ctx.store.dataDir;
+    const records = await ctx.store.listFindings({ limit: 10_000 });
+    const seen = new Set<string>();
+    const out: { name: string; title: string; findingId: string | null; createdAt: string | null; experimentIds: string; runIds: string; uri: string }[] = [];
+    for (const r of records) {
+      const name = r.path ? basename(r.path).replace(/\.md$/, '') : null;
+      if (!name || seen.has(name) || !NAME_RE.test(name) || !existsSync(join(findingsDir(dataDir), `${name}.md`))) continue;
+      seen.add(name);
+      out.push({ name, title: r.title, findingId: r.findingId, createdAt: r.createdAt, experimentIds: r.experimentIds.join(' '), runIds: r.runIds.join(' '), uri: findingUri(name) });
+    }
+    // Files put into the folder by hand are findings too.
+    for (const name of findingFileNames(dataDir)) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const heading = /^#\s+(.+)$/m.exec(readFileSync(join(findingsDir(dataDir), `${name}.md`), 'utf8'))?.[1]?.trim();
+      out.push({ name, title: heading ?? name, findingId: null, createdAt: null, experimentIds: '', runIds: '', uri: findingUri(name) });
+    }
+    return { count: out.length, findings: out.slice(0, input.limit), folder: findingsDir(dataDir) };
+  },
+});
+
+export const FINDING_TOOLS = [writeFindingTool, listFindingsTool];

@@ -1,0 +1,74 @@
+// The activation store, read by language models: read-only SQL with bounded rows and time, and the
+// schema with a description of every column.
+import { z } from 'zod';
+import { defineTool, ToolError } from './define.ts';
+import { LIMITS } from './limits.ts';
+import { SqlToolError, ALLOWED_STATEMENTS, type ActivationStore } from './store/index.ts';
+import { renderTable } from './tables.ts';
+
+const EXAMPLE_QUERIES = [
+  "SELECT site, layer, position, round(effect, 3) AS effect FROM results WHERE experiment_id = 'exp_...' ORDER BY abs(effect) DESC LIMIT 10",
+  "SELECT hook, count(*) AS n, avg(norm) AS mean_norm FROM activations WHERE run_id = 'run_...' GROUP BY hook ORDER BY hook",
+  "SELECT a.position, array_cosine_similarity(a.vec, b.vec) AS cos FROM activations a JOIN activations b USING (hook, position) WHERE a.run_id = 'run_A' AND b.run_id = 'run_B' AND hook = 'blocks.2.hook_resid_post'",
+  'SELECT experiment_id, kind, metric, clean_value, corrupted_value, created_at FROM experiments ORDER BY created_at DESC LIMIT 20',
+];
+
+export const queryActivationsTool = defineTool({
+  name: 'query_activations',
+  description:
+    'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
+    'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
+    `Writes are refused. Returns at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) as a Markdown or CSV table and stops after timeoutMs. ` +
+    'Vectors are shortened in the table; compute on them in SQL (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
+    `Example: {"sql": "${EXAMPLE_QUERIES[0].replace(/"/g, '\\"')}"}`,
+  input: z.object({
+    sql: z.string().min(1).max(20_000).describe('one read-only statement: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN'),
+    maxRows: z.number().int().min(1).max(LIMITS.maxSqlRows).default(LIMITS.defaultSqlRows).describe('rows returned at most'),
+    timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds'),
+    format: z.enum(['markdown', 'csv', 'auto']).default('auto').describe('table text format (auto: Markdown for small results, CSV for large)'),
+  }).strict().meta({ examples: EXAMPLE_QUERIES.map((sql) => ({ sql })) }),
+  async run(input, ctx) {
+    let r;
+    try {
+      r = await ctx.store.query(input.sql, { maxRows: input.maxRows, timeoutMs: input.timeoutMs });
+    } catch (e) {
+      if (e instanceof SqlToolError) {
+        const hint = e.code === 'refused' ? ` ${ALLOWED_STATEMENTS} The store is read-only through this tool.`
+          : e.code === 'timeout' ? ' Narrow the query (WHERE, LIMIT) or raise timeoutMs.' : ' Call describe_store for table and column names.';
+        throw new ToolError(`SQL ${e.code}: ${e.message}${e.message.includes(ALLOWED_STATEMENTS) ? ' The store is read-only through this tool.' : hint}`);
+      }
+      throw e;
+    }
+    const t = renderTable(r.columns.map((c) => c.name), r.rows, { format: input.format, digits: 6, maxCells: LIMITS.maxTableCells });
+    return {
+      columns: r.columns.map((c) => `${c.name} ${c.type}`).join(', '),
+      rowCount: r.rowCount,
+      truncated: r.truncated ? `more than ${input.maxRows} rows; only the first ${input.maxRows} are shown (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)` : false,
+      table: t.text,
+    };
+  },
+});
+
+export const describeStoreTool = defineTool({
+  name: 'describe_store',
+  description:
+    'Describe the activation store: every table and column with its type and meaning, current row counts, and example queries for query_activations. Example: {}',
+  input: z.object({}).strict().meta({ examples: [{}] }),
+  async run(_input, ctx) {
+    return { markdown: await storeSchemaMarkdown(ctx.store) };
+  },
+});
+
+/** The schema with row counts and example queries, as Markdown (also the neuroscope://schema resource). */
+export async function storeSchemaMarkdown(store: Pick<ActivationStore, 'describe' | 'tableCounts'>): Promise<string> {
+  const counts = await store.tableCounts();
+  const parts = ['# Activation store schema', '', 'DuckDB; query it read-only with query_activations.', ''];
+  for (const t of store.describe()) {
+    parts.push(`## ${t.table} (${counts[t.table] ?? 0} rows)`, '', t.description, '');
+    parts.push(renderTable(['column', 'type', 'description'], t.columns.map((c) => [c.column, c.type, c.description]), { format: 'markdown', maxCellChars: 400 }).text, '');
+  }
+  parts.push('## Example queries', '', ...EXAMPLE_QUERIES.map((q) => `- \`${q}\``));
+  return parts.join('\n');
+}
+
+export const STORE_TOOLS = [queryActivationsTool, describeStoreTool];
