@@ -37,8 +37,12 @@ export interface RunOptions {
   routing?: readonly RoutingIntervention[];
   /** Which positions to unembed: the last real token of each row (default), all positions, or none. */
   logits?: 'last' | 'all' | 'none';
-  /** Start at this layer from `startResid` ([B, T, H] residual entering the layer). */
-  startLayer?: number;
+  /**
+   * Start at this layer from `startResid` ([B, T, H], the residual entering it). One number for
+   * the whole batch, or one per row: a row joins the batch at its own layer, so a sweep whose
+   * variants start at different layers still passes over each layer's weights once.
+   */
+  startLayer?: number | readonly number[];
   startResid?: Tensor;
   /** Stop after this many layers (exclusive end layer); implies logits 'none' unless it is the last. */
   endLayer?: number;
@@ -61,8 +65,51 @@ export interface RunResult {
 
 interface LayerStep {
   layer: number;
+  /** Local hook names (e.g. `attn.hook_z`) captured and intervened on at this layer. */
   capture: Set<string>;
   ivs: Map<string, ResolvedIntervention>;
+  /** Routing interventions, with row indices relative to the rows active at this layer. */
+  routing: readonly RoutingIntervention[];
+}
+
+interface LayerInputs {
+  cos: Tensor;
+  sin: Tensor;
+  masks: { sliding: Tensor; full: Tensor };
+}
+
+const copy = (t: Tensor): Tensor => ({ data: t.data.slice(), dims: [...t.dims] });
+
+/** Rows `rows` of a batch-first tensor. */
+function selectRows(t: Tensor, rows: number[]): Tensor {
+  const per = t.data.length / t.dims[0];
+  const out = new Float32Array(rows.length * per);
+  rows.forEach((b, i) => out.set(t.data.subarray(b * per, (b + 1) * per), i * per));
+  return { data: out, dims: [rows.length, ...t.dims.slice(1)] };
+}
+
+/** Writes the rows of `part` back into rows `rows` of `into`; returns `into`. */
+function scatterRows(into: Tensor, part: Tensor, rows: number[]): Tensor {
+  const per = part.data.length / part.dims[0];
+  rows.forEach((b, i) => into.data.set(part.data.subarray(i * per, (i + 1) * per), b * per));
+  return into;
+}
+
+const zerosLike = (t: Tensor, B: number): Tensor => ({ data: new Float32Array(B * (t.data.length / t.dims[0])), dims: [B, ...t.dims.slice(1)] });
+
+/** An intervention narrowed to the active rows (parts with a batch dim of 1 broadcast as they are). */
+function selectIntervention(iv: ResolvedIntervention, rows: number[], B: number): ResolvedIntervention {
+  const pick = (t: Tensor) => (t.dims[0] === B && B > 1 ? selectRows(t, rows) : t);
+  return { hook: iv.hook, mask: pick(iv.mask), value: pick(iv.value), add: pick(iv.add) };
+}
+
+/** Routing rules with row indices renumbered to the active rows (rules naming only inactive rows drop out). */
+function remapRouting(rules: readonly RoutingIntervention[], rows: number[]): RoutingIntervention[] {
+  return rules.flatMap((r) => {
+    if (!r.rows) return [r];
+    const mapped = r.rows.map((b) => rows.indexOf(b)).filter((i) => i >= 0);
+    return mapped.length ? [{ ...r, rows: mapped }] : [];
+  });
 }
 
 const toOrt = (t: Tensor) => new ort.Tensor('float32', t.data, t.dims);
@@ -173,13 +220,11 @@ export class GptOssModel {
     const B = batch.length;
     const lengths = batch.map((r) => r.length);
     const T = Math.max(...lengths);
-    const start = opts.startLayer ?? 0;
+    const starts = this.rowStarts(opts.startLayer, B);
+    const start = Math.min(...starts);
     const end = opts.endLayer ?? cfg.numLayers;
-    if (!Number.isInteger(start) || start < 0 || start > cfg.numLayers) {
-      throw new EngineError(`startLayer ${start} is out of range; valid: 0..${cfg.numLayers}`);
-    }
-    if (!Number.isInteger(end) || end < start || end > cfg.numLayers) {
-      throw new EngineError(`endLayer ${end} is out of range; valid: ${start}..${cfg.numLayers}`);
+    if (!Number.isInteger(end) || end < Math.max(...starts) || end > cfg.numLayers) {
+      throw new EngineError(`endLayer ${end} is out of range; valid: ${Math.max(...starts)}..${cfg.numLayers}`);
     }
     const logitsMode = end < cfg.numLayers ? 'none' : (opts.logits ?? 'last');
     const P = logitsMode === 'all' ? T : 1;
@@ -189,17 +234,10 @@ export class GptOssModel {
     for (const r of opts.routing ?? []) this.checkRouting(r, B, T);
     const cache = new Map<string, Tensor>();
     const captureSet = new Set(captures.map((h) => h.name));
-    const keep = (name: string, t: Tensor) => {
-      if (captureSet.has(name)) cache.set(name, { data: t.data.slice(), dims: [...t.dims] });
-    };
-    const intervene = (name: string, t: Tensor) => {
-      const iv = ivs.get(name);
-      if (iv) applyIntervention(t, iv);
-    };
 
     let resid: Tensor;
-    if (start > 0 || opts.startResid) {
-      if (!opts.startResid) throw new EngineError(`startLayer ${start} needs startResid, the residual entering that layer`);
+    if (starts.some((s) => s > 0) || opts.startResid) {
+      if (!opts.startResid) throw new EngineError(`startLayer ${Math.max(...starts)} needs startResid, the residual entering that layer`);
       const want = [B, T, cfg.hiddenSize];
       if (opts.startResid.dims.join() !== want.join()) {
         throw new EngineError(`startResid has dims [${opts.startResid.dims}], expected [${want}] (batch, padded length, hidden)`);
@@ -209,36 +247,34 @@ export class GptOssModel {
       const padId = cfg.padTokenId !== null && cfg.padTokenId < cfg.vocabSize ? cfg.padTokenId : 0;
       const ids = batch.flatMap((r) => [...r, ...new Array(T - r.length).fill(padId)]);
       resid = { data: this.checkpoint.embedRows(ids), dims: [B, T, cfg.hiddenSize] };
-      intervene('hook_embed', resid);
-      keep('hook_embed', resid);
+      const iv = ivs.get('hook_embed');
+      if (iv) applyIntervention(resid, iv);
+      if (captureSet.has('hook_embed')) cache.set('hook_embed', copy(resid));
     }
 
     const rope = ropeTables(cfg, T);
-    const cos: Tensor = { data: rope.cos, dims: [T, rope.half] };
-    const sin: Tensor = { data: rope.sin, dims: [T, rope.half] };
-    const masks = { sliding: this.mask(T, true), full: this.mask(T, false) };
+    const shared: LayerInputs = {
+      cos: { data: rope.cos, dims: [T, rope.half] },
+      sin: { data: rope.sin, dims: [T, rope.half] },
+      masks: { sliding: this.mask(T, true), full: this.mask(T, false) },
+    };
 
     for (let layer = start; layer < end; layer++) {
       if (opts.signal?.aborted) throw new EngineError('run cancelled');
+      const active = starts.flatMap((s, b) => (s <= layer ? [b] : []));
+      const full = active.length === B;
+      const layerIvs = new Map([...ivs].filter(([, iv]) => iv.hook.layer === layer).map(([, iv]) => [iv.hook.spec.local, iv]));
       const step: LayerStep = {
         layer,
         capture: new Set(captures.filter((h) => h.layer === layer).map((h) => h.spec.local)),
-        ivs: new Map([...ivs].filter(([, iv]) => iv.hook.layer === layer).map(([, iv]) => [iv.hook.spec.local, iv])),
+        ivs: full ? layerIvs : new Map([...layerIvs].map(([k, iv]) => [k, selectIntervention(iv, active, B)])),
+        routing: full ? (opts.routing ?? []) : remapRouting(opts.routing ?? [], active),
       };
-      const name = (local: string) => `blocks.${layer}.${local}`;
-      intervene(name('hook_resid_pre'), resid);
-      keep(name('hook_resid_pre'), resid);
-      const sliding = cfg.layerTypes[layer] === 'sliding_attention';
-      const a = await this.runAttention(step, resid, cos, sin, sliding ? masks.sliding : masks.full, cache);
-      const routed = this.route(step, a.routerLogits, lengths, opts.routing ?? [], cache);
-      const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, cache);
-      intervene(name('hook_mlp_out'), mlpOut);
-      keep(name('hook_mlp_out'), mlpOut);
-      const post = new Float32Array(a.residMid.data.length);
-      for (let i = 0; i < post.length; i++) post[i] = a.residMid.data[i] + mlpOut.data[i];
-      resid = { data: post, dims: resid.dims };
-      intervene(name('hook_resid_post'), resid);
-      keep(name('hook_resid_post'), resid);
+      const local = new Map<string, Tensor>();
+      const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
+      if (full) resid = out;
+      else scatterRows(resid, out, active);
+      for (const [k, v] of local) cache.set(`blocks.${layer}.${k}`, full ? v : scatterRows(zerosLike(v, B), v, active));
       opts.onProgress?.({ stage: 'layer', done: layer - start + 1, total: end - start });
     }
 
@@ -249,6 +285,35 @@ export class GptOssModel {
       opts.onProgress?.({ stage: 'unembed', done: 1, total: 1 });
     }
     return { lengths, length: T, logits, cache, resid };
+  }
+
+  /** One block on the rows that are active at this layer; captures go into `local` by local name. */
+  private async layerStep(step: LayerStep, x: Tensor, lengths: number[], shared: LayerInputs, local: Map<string, Tensor>): Promise<Tensor> {
+    const hook = (name: string, t: Tensor) => {
+      const iv = step.ivs.get(name);
+      if (iv) applyIntervention(t, iv);
+      if (step.capture.has(name)) local.set(name, copy(t));
+    };
+    const resid = copy(x);
+    hook('hook_resid_pre', resid);
+    const sliding = this.config.layerTypes[step.layer] === 'sliding_attention';
+    const a = await this.runAttention(step, resid, shared.cos, shared.sin, sliding ? shared.masks.sliding : shared.masks.full, local);
+    const routed = this.route(step, a.routerLogits, local);
+    const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, local);
+    hook('hook_mlp_out', mlpOut);
+    const post = new Float32Array(a.residMid.data.length);
+    for (let i = 0; i < post.length; i++) post[i] = a.residMid.data[i] + mlpOut.data[i];
+    const out = { data: post, dims: resid.dims };
+    hook('hook_resid_post', out);
+    return out;
+  }
+
+  private rowStarts(startLayer: number | readonly number[] | undefined, B: number): number[] {
+    const L = this.config.numLayers;
+    const starts = Array.isArray(startLayer) ? [...startLayer] : new Array<number>(B).fill((startLayer as number | undefined) ?? 0);
+    if (starts.length !== B) throw new EngineError(`startLayer has ${starts.length} entries for ${B} rows; give one number or one per row`);
+    for (const s of starts) if (!Number.isInteger(s) || s < 0 || s > L) throw new EngineError(`startLayer ${s} is out of range; valid: 0..${L}`);
+    return starts;
   }
 
   private checkRouting(r: RoutingIntervention, B: number, T: number): void {
@@ -285,17 +350,17 @@ export class GptOssModel {
       feeds[interventionInput(local, 'add')] = toOrt(iv.add);
     }
     const out = await session.run(feeds);
-    for (const local of plan.capture) cache.set(`blocks.${step.layer}.${local}`, fromOrt(out[captureOutput(local)]));
+    for (const local of plan.capture) cache.set(local, fromOrt(out[captureOutput(local)]));
     return { residMid: fromOrt(out['resid_mid']), ln2: fromOrt(out['ln2']), routerLogits: fromOrt(out['router_logits']) };
   }
 
   /** Top-k on raw router logits (forced experts first, forbidden never), softmax over the chosen k. */
-  private route(step: LayerStep, logits: Tensor, lengths: number[], routing: readonly RoutingIntervention[], cache: Map<string, Tensor>) {
+  private route(step: LayerStep, logits: Tensor, cache: Map<string, Tensor>) {
     const { numExperts: E, expertsPerToken: k } = this.config;
     const [B, T] = logits.dims;
     const indices = new Int32Array(B * T * k);
     const weights = new Float32Array(B * T * k);
-    const rules = routing.filter((r) => r.layer === step.layer);
+    const rules = step.routing.filter((r) => r.layer === step.layer);
     const order = new Array<number>(E);
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
@@ -330,13 +395,11 @@ export class GptOssModel {
         }
       }
     }
-    const name = (local: string) => `blocks.${step.layer}.${local}`;
     const w: Tensor = { data: weights, dims: [B, T, k] };
     const wIv = step.ivs.get('mlp.hook_expert_weights');
     if (wIv) applyIntervention(w, wIv);
-    if (step.capture.has('mlp.hook_expert_indices')) cache.set(name('mlp.hook_expert_indices'), { data: Float32Array.from(indices), dims: [B, T, k] });
-    if (step.capture.has('mlp.hook_expert_weights')) cache.set(name('mlp.hook_expert_weights'), { data: weights.slice(), dims: [B, T, k] });
-    void lengths;
+    if (step.capture.has('mlp.hook_expert_indices')) cache.set('mlp.hook_expert_indices', { data: Float32Array.from(indices), dims: [B, T, k] });
+    if (step.capture.has('mlp.hook_expert_weights')) cache.set('mlp.hook_expert_weights', { data: weights.slice(), dims: [B, T, k] });
     return { indices, weights: w.data };
   }
 
@@ -346,7 +409,6 @@ export class GptOssModel {
   ): Promise<Tensor> {
     const { numExperts: E, expertsPerToken: k, hiddenSize: H, intermediateSize: I } = this.config;
     const [B, T] = ln2.dims;
-    const name = (local: string) => `blocks.${step.layer}.${local}`;
     const expertLocals = ['mlp.hook_pre', 'mlp.hook_post'];
     const plan: HookPlan = {
       capture: new Set(expertLocals.filter((l) => step.capture.has(l))),
@@ -414,12 +476,12 @@ export class GptOssModel {
         }
       });
     }
-    for (const [local, buf] of neuronCaps) cache.set(name(local), { data: buf, dims: [B, T, E, I] });
+    for (const [local, buf] of neuronCaps) cache.set(local, { data: buf, dims: [B, T, E, I] });
     if (expertOut) {
       const t: Tensor = { data: expertOut, dims: [B, T, E, H] };
       const iv = step.ivs.get('mlp.hook_expert_out');
       if (iv) applyIntervention(t, iv);
-      if (step.capture.has('mlp.hook_expert_out')) cache.set(name('mlp.hook_expert_out'), { data: expertOut.slice(), dims: t.dims });
+      if (step.capture.has('mlp.hook_expert_out')) cache.set('mlp.hook_expert_out', { data: expertOut.slice(), dims: t.dims });
       for (let tok = 0; tok < B * T; tok++) {
         for (let e = 0; e < E; e++) {
           const o = (tok * E + e) * H;

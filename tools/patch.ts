@@ -165,33 +165,34 @@ export const patchTool = defineTool({
 
     const values = new Array<number>(vs.length);
     let forwards = 0;
-    let done = 0;
-    const report = () => ctx.onProgress?.({ done, total: vs.length, message: `patched ${done}/${vs.length} sites` });
     const corruptedIds = corrupted.map((c) => c.ids);
-    for (const layer of layers) {
-      const here = vs.map((v, i) => ({ v, i })).filter((x) => x.v.layer === layer);
-      const hook = `blocks.${layer}.${hookLocal}`;
-      const cleanAct = cleanRun.result.cache.get(hook)!;
-      const startResid = corrRun.result.cache.get(`blocks.${layer}.hook_resid_pre`)!;
-      const perChunk = input.mode === 'batched' ? Math.max(1, Math.floor(input.maxBatch / N)) : 1;
-      for (let c = 0; c < here.length; c += perChunk) {
-        checkCancelled(ctx, 'patch_activations');
-        const chunk = here.slice(c, c + perChunk);
-        const rows = chunk.flatMap(() => [...Array(N).keys()]);
-        const mask = stackMasks(chunk.map((x) => x.v.mask), N);
-        const batched = input.mode === 'batched';
-        const r = await ctx.session.model.run(rows.map((ex) => corruptedIds[ex]), {
-          signal: ctx.signal,
-          interventions: [{ hook, mask, value: tileExamples(cleanAct, rows) }],
-          ...(batched ? { startLayer: layer, startResid: tileExamples(startResid, rows) } : {}),
-        });
-        forwards++;
-        chunk.forEach((x, j) => {
-          values[x.i] = meanMetric(spec, r.logits!.data, V, N, j * N);
-        });
-        done += chunk.length;
-        report();
-      }
+    const hookAt = (layer: number) => `blocks.${layer}.${hookLocal}`;
+    // Batched: variants in layer order, maxBatch rows per forward; each row joins at its own layer
+    // from the corrupted run's residual, so a chunk passes every layer's weights once.
+    // Sequential: one full forward (from layer 0) per variant.
+    const order = vs.map((v, i) => ({ v, i })).sort((a, b) => a.v.layer - b.v.layer);
+    const perChunk = input.mode === 'batched' ? Math.max(1, Math.floor(input.maxBatch / N)) : 1;
+    for (let c = 0; c < order.length; c += perChunk) {
+      checkCancelled(ctx, 'patch_activations');
+      const chunk = order.slice(c, c + perChunk);
+      const rows = chunk.flatMap(() => [...Array(N).keys()]);
+      const interventions = [...new Set(chunk.map((x) => x.v.layer))].map((layer) => ({
+        hook: hookAt(layer),
+        mask: stackMasks(chunk.map((x) => (x.v.layer === layer ? x.v.mask : zeroMask(x.v.mask))), N),
+        value: tileExamples(cleanRun.result.cache.get(hookAt(layer))!, rows),
+      }));
+      const r = await ctx.session.model.run(rows.map((ex) => corruptedIds[ex]), {
+        signal: ctx.signal, interventions,
+        ...(input.mode === 'batched' ? {
+          startLayer: chunk.flatMap((x) => rows.slice(0, N).map(() => x.v.layer)),
+          startResid: startResids(chunk.map((x) => x.v.layer), N, (layer) => corrRun.result.cache.get(`blocks.${layer}.hook_resid_pre`)!),
+        } : {}),
+      });
+      forwards++;
+      chunk.forEach((x, j) => {
+        values[x.i] = meanMetric(spec, r.logits!.data, V, N, j * N);
+      });
+      ctx.onProgress?.({ done: Math.min(c + perChunk, order.length), total: vs.length, message: `patched ${Math.min(c + perChunk, order.length)}/${vs.length} sites` });
     }
 
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
@@ -214,6 +215,17 @@ export const patchTool = defineTool({
     };
   },
 });
+
+const zeroMask = (m: Tensor): Tensor => ({ data: new Float32Array(m.data.length), dims: m.dims });
+
+/** [variants * N, T, H]: for each variant, the N examples' residuals entering its layer. */
+function startResids(layers: number[], N: number, residAt: (layer: number) => Tensor): Tensor {
+  const first = residAt(layers[0]);
+  const per = first.data.length / first.dims[0];
+  const out = new Float32Array(layers.length * N * per);
+  layers.forEach((layer, j) => out.set(residAt(layer).data.subarray(0, N * per), j * N * per));
+  return { data: out, dims: [layers.length * N, ...first.dims.slice(1)] };
+}
 
 /** Per-variant masks (without batch) stacked into [variants * N, ...] (each repeated for the N examples). */
 function stackMasks(masks: Tensor[], N: number): Tensor {

@@ -35,6 +35,20 @@ describe('batching', () => {
     expect(relErr(padded, alone.cache.get('blocks.3.hook_resid_post')!.data)).toBeLessThan(1e-5);
   });
 
+  it('rows may join the batch at different layers and still give their own full-run logits', async () => {
+    const full = await model.run([long, short], { capture: ['blocks.1.hook_resid_pre', 'blocks.3.hook_resid_pre'], logits: 'last' });
+    const T = full.length;
+    const H = cfg.hiddenSize;
+    // Row 0 (long) starts at layer 1, row 1 (short) at layer 3, each from the full run's residual.
+    const startResid = new Float32Array(2 * T * H);
+    startResid.set(full.cache.get('blocks.1.hook_resid_pre')!.data.subarray(0, T * H), 0);
+    startResid.set(full.cache.get('blocks.3.hook_resid_pre')!.data.subarray(T * H, 2 * T * H), T * H);
+    const mixed = await model.run([long, short], { startLayer: [1, 3], startResid: { data: startResid, dims: [2, T, H] }, capture: ['blocks.2.hook_resid_post'] });
+    expect(maxAbsErr(mixed.logits!.data, full.logits!.data)).toBeLessThan(1e-5);
+    // A row that has not joined yet captures zeros at that layer.
+    expect(mixed.cache.get('blocks.2.hook_resid_post')!.data.subarray(T * H).every((x) => x === 0)).toBe(true);
+  });
+
   it('starting at layer L from a cached residual reproduces the full run', async () => {
     const full = await model.run([long], { capture: ['blocks.2.hook_resid_pre'], logits: 'all' });
     const resumed = await model.run([long], { startLayer: 2, startResid: full.cache.get('blocks.2.hook_resid_pre')!, logits: 'all' });
