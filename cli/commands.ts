@@ -101,20 +101,22 @@ export const commands: Record<string, Command> = {
   },
   mcp: {
     summary: 'serve the tools over MCP: stdio (desktop clients), or Streamable HTTP on 127.0.0.1 with --http',
-    usage: '[--model DIR|tiny-s|tiny-m] [--data DIR] [--http] [--port N] [--token T] [--allow-host H,...] [--allow-origin O,...] [--threads N]',
+    usage: '[--model DIR|tiny-s|tiny-m] [--data DIR] [--http] [--port N] [--token T] [--allow-host H,...] [--allow-origin O,...] [--path-token] [--threads N]',
     options: {
       model: { type: 'string' }, data: { type: 'string' }, http: { type: 'boolean' }, port: { type: 'string' }, token: { type: 'string' },
-      'allow-host': { type: 'string' }, 'allow-origin': { type: 'string' }, threads: { type: 'string' },
+      'allow-host': { type: 'string' }, 'allow-origin': { type: 'string' }, 'path-token': { type: 'boolean' }, threads: { type: 'string' },
     },
     async run(v) {
       const { runMcp } = await import('../mcp-server/main.ts');
       const port = v.port === undefined ? undefined : Number(v.port);
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new Error(`--port must be an integer 0..65535, got "${v.port}"`);
-      if (!v.http && (v.port !== undefined || v.token !== undefined)) throw new Error('--port and --token are for --http');
+      if (!v.http && ['port', 'token', 'allow-host', 'allow-origin', 'path-token'].some((k) => v[k] !== undefined)) {
+        throw new Error('--port, --token, --allow-host, --allow-origin and --path-token are for --http');
+      }
       const list = (x: unknown) => (typeof x === 'string' ? x.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
       return runMcp({
         model: v.model as string | undefined, dataDir: (v.data as string | undefined) ?? dataDir(), http: !!v.http, port, token: v.token as string | undefined,
-        threads: threads(v), allowedHosts: list(v['allow-host']), allowedOrigins: list(v['allow-origin']),
+        threads: threads(v), allowedHosts: list(v['allow-host']), allowedOrigins: list(v['allow-origin']), pathToken: !!v['path-token'],
       });
     },
   },

@@ -21,6 +21,9 @@ export interface HttpOptions {
   allowedHosts?: string[];
   /** Extra Origin values accepted (e.g. "https://chatgpt.com"), besides http://127.0.0.1/localhost at the port. */
   allowedOrigins?: string[];
+  /** Also accept the token as a path segment, /mcp/<token>, for clients that cannot send headers
+   *  (ChatGPT connectors). The URL is then a password: off unless asked for. */
+  pathToken?: boolean;
 }
 
 export interface HttpServerHandle {
@@ -35,10 +38,12 @@ export const generateToken = () => randomBytes(24).toString('base64url');
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** Constant-time comparison (of digests, so lengths do not leak either). */
+const sameSecret = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+
 function tokenMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  // Compare digests: constant time whatever the lengths.
-  return !!m && timingSafeEqual(digest(m[1]), digest(token));
+  return !!m && sameSecret(m[1], token);
 }
 
 function sendJsonRpcError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
@@ -50,20 +55,21 @@ function sendJsonRpcError(res: ServerResponse, status: number, message: string, 
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: status === 401 || status === 403 ? -32001 : -32000, message }, id: null }));
 }
 
+/** The body as text; over `limit` bytes it is read to the end and dropped (so the client gets the
+ *  413 instead of a reset connection), and a body over 8 x limit closes the connection. */
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const tooLarge = () => new RangeError(`request body is over ${limit} bytes (limit maxRequestBytes in tools/limits.ts)`);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        reject(new RangeError(`request body is over ${limit} bytes (limit maxRequestBytes in tools/limits.ts)`));
+      if (size > 8 * limit) {
+        reject(tooLarge());
         req.destroy();
-        return;
-      }
-      chunks.push(c);
+      } else if (size <= limit) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => (size > limit ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', reject);
   });
 }
@@ -89,15 +95,21 @@ export async function startHttpServer(shared: SharedState, opts: HttpOptions): P
       sendJsonRpcError(res, 403, `Forbidden: Origin "${origin}" is not allowed (DNS rebinding protection); start the server with --allow-origin to admit it`);
       return;
     }
-    // 2. Bearer token.
-    if (!tokenMatches(req.headers.authorization, token)) {
+    // 2. Bearer token (or, when enabled, the token as the path segment after /mcp/).
+    const url = new URL(req.url ?? '/', `http://${hostHeader}`);
+    let path = url.pathname;
+    let authorised = tokenMatches(req.headers.authorization, token);
+    if (!authorised && opts.pathToken && path.startsWith('/mcp/') && sameSecret(decodeURIComponent(path.slice(5)), token)) {
+      authorised = true;
+      path = '/mcp';
+    }
+    if (!authorised) {
       sendJsonRpcError(res, 401, 'Unauthorized: send "Authorization: Bearer <token>" with the token the server printed (or set with --token / NEUROSCOPE_TOKEN)', {
         'WWW-Authenticate': 'Bearer realm="neuroscope"',
       });
       return;
     }
-    const url = new URL(req.url ?? '/', `http://${hostHeader}`);
-    if (url.pathname !== '/mcp') {
+    if (path !== '/mcp') {
       sendJsonRpcError(res, 404, `Not found: the MCP endpoint is /mcp`);
       return;
     }

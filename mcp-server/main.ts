@@ -17,6 +17,8 @@ export interface McpOptions {
   threads?: number;
   allowedHosts?: string[];
   allowedOrigins?: string[];
+  /** Accept /mcp/<token> as well as the Authorization header (for ChatGPT connectors). */
+  pathToken?: boolean;
 }
 
 const log = (m: string) => process.stderr.write(`[neuroscope mcp] ${m}\n`);
@@ -69,10 +71,11 @@ export async function runMcp(opts: McpOptions): Promise<number> {
   }
 
   const token = opts.token ?? process.env.NEUROSCOPE_TOKEN ?? generateToken();
-  const http = await startHttpServer(shared, { port: opts.port ?? 8765, token, allowedHosts: opts.allowedHosts, allowedOrigins: opts.allowedOrigins });
+  const http = await startHttpServer(shared, { port: opts.port ?? 8765, token, allowedHosts: opts.allowedHosts, allowedOrigins: opts.allowedOrigins, pathToken: opts.pathToken });
   log(`serving ${shared.tools.length} tools on ${http.url}`);
   if (!opts.token && !process.env.NEUROSCOPE_TOKEN) log(`bearer token (generated): ${token}`);
   else log('bearer token: as given');
+  if (opts.pathToken) log(`the token is also accepted in the path: ${http.url}/<token> (treat that URL as a password)`);
   // A line a parent process can wait for.
   process.stderr.write(`NEUROSCOPE_MCP_URL=${http.url}\n`);
   await new Promise<void>((res) => {

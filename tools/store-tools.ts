@@ -35,7 +35,8 @@ export const queryActivationsTool = defineTool({
       if (e instanceof SqlToolError) {
         const hint = e.code === 'refused' ? ` ${ALLOWED_STATEMENTS} The store is read-only through this tool.`
           : e.code === 'timeout' ? ' Narrow the query (WHERE, LIMIT) or raise timeoutMs.' : ' Call describe_store for table and column names.';
-        throw new ToolError(`SQL ${e.code}: ${e.message}${e.message.includes(ALLOWED_STATEMENTS) ? ' The store is read-only through this tool.' : hint}`);
+        const covered = e.code === 'refused' ? e.message.includes(ALLOWED_STATEMENTS) : e.code === 'timeout' && e.message.includes('timeoutMs');
+        throw new ToolError(`SQL ${e.code}: ${e.message}${covered ? (e.code === 'refused' ? ' The store is read-only through this tool.' : '') : hint}`);
       }
       throw e;
     }

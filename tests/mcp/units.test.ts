@@ -1,0 +1,131 @@
+// The MCP server's parts without a model: experiment templates, the call queue, result formatting,
+// request limits, finding names; and the default model when no --model is given.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { formatToolResult } from '../../mcp-server/format.ts';
+import { CancelledWhileQueued, Mutex } from '../../mcp-server/mutex.ts';
+import { loadExperimentPrompts, parsePromptTemplate, renderPrompt } from '../../mcp-server/prompts.ts';
+import { missingTools, PLANNED_TOOLS } from '../../mcp-server/server.ts';
+import { checkFindingName } from '../../tools/findings.ts';
+import { checkRequestLimits, LIMITS } from '../../tools/limits.ts';
+import { REPO, text } from './helpers.ts';
+
+describe('experiment templates', () => {
+  it('the five templates parse, declare every placeholder and name the tools to call', () => {
+    const ps = loadExperimentPrompts();
+    expect(ps.map((p) => p.name)).toEqual(['causal-tracing', 'circuit-growth', 'cross-domain-entanglement', 'feature-localisation', 'multi-token-steering']);
+    for (const p of ps) {
+      expect(p.title.length).toBeGreaterThan(5);
+      expect(p.description.length).toBeGreaterThan(20);
+      expect(p.arguments.some((a) => a.required)).toBe(true);
+      const full = Object.fromEntries(p.arguments.map((a) => [a.name, `<${a.name}>`]));
+      const out = renderPrompt(p, full);
+      expect(out).not.toMatch(/\{\{/);
+      for (const a of p.arguments) expect(out).toContain(`<${a.name}>`);
+      expect(out).toMatch(/write_finding/);
+      expect(out).toMatch(/`(patch_activations|capture_activations|steer)`/);
+    }
+  });
+
+  it('optional arguments fall back to their defaults; missing required ones are named', () => {
+    const p = parsePromptTemplate('t', '---\ntitle: T\ndescription: d\narguments:\n  a: required | the a\n  b: optional = bee | the b\n---\n{{a}} and {{b}}\n');
+    expect(renderPrompt(p, { a: 'x' })).toBe('x and bee\n');
+    expect(() => renderPrompt(p, {})).toThrow(/needs the argument "a"/);
+    expect(() => parsePromptTemplate('u', '---\ntitle: U\n---\n{{nope}}')).toThrow(/not a declared argument/);
+  });
+});
+
+describe('call queue', () => {
+  it('runs calls one at a time in arrival order, and a call cancelled while queued leaves at once', async () => {
+    const m = new Mutex();
+    const log: string[] = [];
+    const slow = (name: string, ms: number) => async () => {
+      log.push(`${name} start`);
+      await new Promise((r) => setTimeout(r, ms));
+      log.push(`${name} end`);
+      return name;
+    };
+    const ac = new AbortController();
+    const a = m.run(slow('a', 60));
+    const b = m.run(slow('b', 10), ac.signal);
+    const c = m.run(slow('c', 10));
+    setTimeout(() => ac.abort(), 10);
+    await expect(b).rejects.toBeInstanceOf(CancelledWhileQueued);
+    expect(await a).toBe('a');
+    expect(await c).toBe('c');
+    expect(log).toEqual(['a start', 'a end', 'c start', 'c end']);
+    expect(m.pending).toBe(0);
+  });
+});
+
+describe('result formatting', () => {
+  it('grids become tables, long lists are cut, vectors shortened, numbers rounded', () => {
+    const out = formatToolResult({
+      experimentId: 'exp_1',
+      clean: 2.123456789,
+      grid: { rowLabels: ['L0', 'L1'], colLabels: ['P0', 'P1'], effects: [[1, 0.5], [-0.25, Number.NaN]] },
+      vec: Array.from({ length: 64 }, (_, i) => i / 3),
+      ids: Array.from({ length: 120 }, (_, i) => `run_${i}`),
+    });
+    expect(out).toContain('"clean": 2.1235');
+    expect(out).toContain('grid (effects, 2 x 2):\n|  | P0 | P1 |\n|---|---|---|\n| L0 | 1.000 | 0.500 |\n| L1 | -0.250 | NaN |');
+    expect(out).toContain('… (64 values)');
+    expect(out).toContain('… 70 more (full data in the store)');
+    const big = formatToolResult({ grid: { rowLabels: Array(400).fill('r'), colLabels: Array(30).fill('c'), effects: Array.from({ length: 400 }, () => Array(30).fill(0)) } });
+    expect(big).toMatch(/\n\.\.\.|more rows not shown/);
+    expect(big.split('\n').filter((l) => l.startsWith('r,')).length).toBeLessThanOrEqual(Math.floor(LIMITS.maxTableCells / 31));
+  });
+});
+
+describe('request limits', () => {
+  const model = { numLayers: 4, countTokens: (t: string) => t.split(/\s+/).filter(Boolean).length };
+  it('refuses oversized calls naming the limit, and lets ordinary ones through', () => {
+    expect(() => checkRequestLimits('capture_activations', { prompts: ['a b c'], hooks: ['blocks.*.hook_resid_post'] }, model)).not.toThrow();
+    expect(() => checkRequestLimits('x', { prompts: Array(LIMITS.maxPromptsPerCall + 1).fill('a') }, model)).toThrow(/maxPromptsPerCall/);
+    expect(() => checkRequestLimits('x', { clean: Array(10).fill(Array(4000).fill('w').join(' ')) }, model)).toThrow(/maxTokensPerCall/);
+    expect(() => checkRequestLimits('x', { sql: 'x'.repeat(LIMITS.maxStringChars + 1) }, model)).toThrow(/maxStringChars/);
+    expect(() => checkRequestLimits('x', { prompts: ['a'], layers: Array(1000).fill(0), positions: Array(1000).fill(0) }, model)).toThrow(/layers x positions x batch = 1000 x 1000 x 1/);
+    expect(() => checkRequestLimits('generate', { prompt: 'a', maxNewTokens: 1e6 }, model)).toThrow(/maxNewTokens/);
+    expect(() => checkRequestLimits('x', 'not an object', model)).not.toThrow();
+  });
+});
+
+describe('finding names', () => {
+  it('accepts plain names and refuses anything that could leave the folder', () => {
+    expect(checkFindingName('ioi-name-movers')).toBe('ioi-name-movers');
+    expect(checkFindingName('v2.1_result.md')).toBe('v2.1_result');
+    for (const bad of ['..', '../x', 'a/b', 'a\\b', '/abs', '.dot', '', 'a..b', 'x'.repeat(101), 'é', 'a b', 'nul\u0000']) {
+      expect(() => checkFindingName(bad), bad).toThrow(/not allowed/);
+    }
+  });
+});
+
+describe('tool coverage', () => {
+  it('reports the planned tools that TOOLS does not have yet', () => {
+    const missing = missingTools();
+    for (const m of missing) expect(PLANNED_TOOLS as readonly string[]).toContain(m);
+    expect(missing).not.toContain('model_info');
+    expect(missing).not.toContain('query_activations');
+  });
+});
+
+describe('default model', () => {
+  it('without --model the server loads the built-in gpt-oss-tiny (built into the data dir)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ns-mcp-default-'));
+    const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
+    const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+    const transport = new StdioClientTransport({ command: process.execPath, args: [join(REPO, 'bin', 'neuroscope.js'), 'mcp', '--data', join(root, 'data'), '--threads', '1'], cwd: REPO, stderr: 'pipe' });
+    const client = new Client({ name: 't', version: '0' });
+    try {
+      await client.connect(transport);
+      const info = text(await client.callTool({ name: 'model_info', arguments: {} }));
+      expect(info).toContain('"modelId": "tiny-s-seed0"');
+      expect(info).toContain('"builtIn": {"model":"tiny-s","seed":0}');
+    } finally {
+      await client.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
