@@ -13,6 +13,8 @@ import {
 } from './intervention.ts';
 import { ropeTables } from './rope.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
+import { WeightCache } from './weight-cache.ts';
+import { totalmem } from 'node:os';
 import { expandTo, numel, type Tensor } from './tensor.ts';
 
 export class EngineError extends Error {}
@@ -20,6 +22,11 @@ export class EngineError extends Error {}
 export interface EngineOptions extends SessionOptions {
   /** Keep dequantised weights in memory after first use (default true; false streams every layer from disk). */
   cacheWeights?: boolean;
+  /**
+   * Memory the engine may use, in GiB (default: 75% of this machine's RAM). Weights are cached up to
+   * what is left after a run's activations; a run whose activations alone exceed it is refused.
+   */
+  memoryBudgetGb?: number;
   /** Longest prompt accepted (default: the config's max_position_embeddings, capped at 4096). */
   maxTokens?: number;
 }
@@ -118,16 +125,20 @@ const fromOrt = (t: ort.Tensor): Tensor => ({ data: t.data as Float32Array, dims
 export class GptOssModel {
   readonly config: GptOssConfig;
   private readonly sessions: SessionCache;
-  private readonly attnCache = new Map<number, AttentionWeights>();
-  private readonly expertCache = new Map<string, ExpertWeights>();
-  private unembedWeights: { finalNorm: Float32Array; lmHead: Float32Array } | null = null;
+  private readonly weights: WeightCache;
   readonly maxTokens: number;
+  readonly memoryBudgetBytes: number;
 
   private constructor(readonly checkpoint: Checkpoint, private readonly opts: EngineOptions) {
     this.config = checkpoint.config;
     this.sessions = new SessionCache(this.config, opts);
     const maxPos = Number(this.config.raw['max_position_embeddings'] ?? 4096);
     this.maxTokens = opts.maxTokens ?? Math.min(maxPos, 4096);
+    const budget = opts.memoryBudgetGb ?? (0.75 * totalmem()) / 2 ** 30;
+    if (!(budget > 0)) throw new EngineError(`memoryBudgetGb must be positive, got ${opts.memoryBudgetGb}`);
+    this.memoryBudgetBytes = budget * 2 ** 30;
+    // Half the budget for weights, the rest for a run's activations and onnxruntime's buffers.
+    this.weights = new WeightCache(opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2);
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
@@ -140,9 +151,7 @@ export class GptOssModel {
 
   async dispose(): Promise<void> {
     await this.sessions.release();
-    this.attnCache.clear();
-    this.expertCache.clear();
-    this.unembedWeights = null;
+    this.weights.clear();
   }
 
   /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions. */
@@ -166,26 +175,34 @@ export class GptOssModel {
   }
 
   private attention(layer: number): AttentionWeights {
-    const hit = this.attnCache.get(layer);
-    if (hit) return hit;
-    const w = this.checkpoint.attention(layer);
-    if (this.opts.cacheWeights !== false) this.attnCache.set(layer, w);
-    return w;
+    return this.weights.get(`attn.${layer}`, () => this.checkpoint.attention(layer));
   }
 
   private expert(layer: number, e: number): ExpertWeights {
-    const key = `${layer}.${e}`;
-    const hit = this.expertCache.get(key);
-    if (hit) return hit;
-    const w = this.checkpoint.expert(layer, e);
-    if (this.opts.cacheWeights !== false) this.expertCache.set(key, w);
-    return w;
+    return this.weights.get(`expert.${layer}.${e}`, () => this.checkpoint.expert(layer, e));
   }
 
   private unembed(): { finalNorm: Float32Array; lmHead: Float32Array } {
-    const w = this.unembedWeights ?? { finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() };
-    if (this.opts.cacheWeights !== false) this.unembedWeights = w;
-    return w;
+    return this.weights.get('unembed', () => ({ finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() }));
+  }
+
+  /** Bytes of weights cached now. */
+  get cachedWeightBytes(): number {
+    return this.weights.bytes;
+  }
+
+  /**
+   * A run's largest activations at once, in bytes: per layer the residual copies, q/k/v, scores and
+   * pattern (with the sink column), expert inputs/outputs, captured hooks and interventions.
+   */
+  estimateRunBytes(B: number, T: number, captures: readonly ResolvedHook[], P: number): number {
+    const c = this.config;
+    const tok = B * T;
+    const perLayer = 4 * (tok * c.hiddenSize * 8 + tok * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 3 + 3 * B * c.numHeads * T * (T + 1)
+      + tok * c.expertsPerToken * (2 * c.hiddenSize + 3 * c.intermediateSize));
+    const captured = captures.reduce((n, h) => n + 4 * numel(this.hookDims(h, B, T, P)), 0);
+    const logits = 4 * B * P * c.vocabSize * 2;
+    return perLayer + captured + logits;
   }
 
   /** Validates a batch of token-id rows. */
@@ -234,6 +251,11 @@ export class GptOssModel {
     for (const r of opts.routing ?? []) this.checkRouting(r, B, T);
     const cache = new Map<string, Tensor>();
     const captureSet = new Set(captures.map((h) => h.name));
+    const need = this.estimateRunBytes(B, T, captures, P);
+    if (need > this.memoryBudgetBytes) {
+      const gib = (x: number) => (x / 2 ** 30).toFixed(2);
+      throw new EngineError(`this run needs about ${gib(need)} GiB of activations (batch ${B} x ${T} tokens, ${captures.length} captured hooks), over the memory budget of ${gib(this.memoryBudgetBytes)} GiB; use fewer rows or tokens, capture fewer hooks, or raise memoryBudgetGb`);
+    }
 
     let resid: Tensor;
     if (starts.some((s) => s > 0) || opts.startResid) {

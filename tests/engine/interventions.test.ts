@@ -200,3 +200,17 @@ describe('bad inputs', () => {
     await expect(model.run([short], { signal: ac.signal })).rejects.toThrow(/cancelled/);
   });
 });
+
+describe('memory', () => {
+  it('a run that cannot fit the memory budget is refused with the figures, and weights stream under a small budget', async () => {
+    const small = GptOssModel.load(fixtureDir('ref-a'), { threads: 1, memoryBudgetGb: 0.001 });
+    await expect(small.run([long, long, long, long, long, long, long, long])).rejects.toThrow(/needs about [\d.]+ GiB of activations \(batch 8 x 21 tokens, 0 captured hooks\), over the memory budget of 0.00 GiB/);
+    const tight = GptOssModel.load(fixtureDir('ref-a'), { threads: 1, memoryBudgetGb: 0.004 });
+    const r = await tight.run([short]);
+    const plain = await model.run([short]);
+    expect(maxAbsErr(r.logits!.data, plain.logits!.data)).toBe(0);
+    expect(tight.cachedWeightBytes).toBeLessThanOrEqual(0.002 * 2 ** 30);
+    await small.dispose();
+    await tight.dispose();
+  });
+});
