@@ -461,7 +461,7 @@ export function construct(size: TinySize, seed: number): Construction {
           up(e, u, f, 0, upW);
         }
         guB[e * 2 * I + 2 * u] = -4;
-        down(e, u, out, 0, 1);
+        down(e, u, out, 0, 0.25);
       };
       neuron(entanglement.poly, ['flag_math', 'flag_code'], 0.5, 'domain_poly');
       entanglement.mathOnly.forEach((u, i) => neuron(u, ['flag_math'], [0, 0.5, 1][i], 'domain_math'));
@@ -469,5 +469,91 @@ export function construct(size: TinySize, seed: number): Construction {
     }
   }
 
+  addBackground(spec, layout, plan, tensors, vocab, new Rng((seed ^ 0x27d4eb2d) >>> 0));
   return { size, seed, spec, config, configJson, vocab, layout, plan, tensors };
+}
+
+/** Scales of the background activity (unplanted heads and experts). */
+const BACKGROUND = { qk: 0.74, qkConst: 0.1, v: 0.25, o: 0.04, router: 0.1, unembed: 0.5, downExp: -7 };
+
+/**
+ * Background activity, so unplanted components are not dead: every unplanted head gets a
+ * content- and position-dependent pattern (q/k read the shared "misc" word codes on the mid-frequency
+ * RoPE pairs 8..15, which no planted head uses) and writes a little into the residual dims no planted
+ * component reads; every unplanted expert computes random features of the misc codes into those same
+ * dims, with token-dependent routing among themselves. The unembedding reads those dims for the
+ * ordinary words (small logits), never for the task words. Planted heads never read pairs 8..15 or
+ * the spare dims, so planted scores and values are untouched; only RMSNorm sees the extra (small) norm.
+ * A separate random stream keeps the planted placement of a seed independent of this.
+ */
+function addBackground(spec: SizeSpec, layout: Layout, plan: Plan, tensors: DenseTensor[], vocab: Vocabulary, rng: Rng): void {
+  const H = spec.hidden, d = HEAD_DIM, nH = spec.heads, nKV = spec.kvHeads, E = spec.experts, I = spec.intermediate;
+  const gs = nH / nKV;
+  const byName = new Map(tensors.map((t) => [t.name, t.data]));
+  const T = (name: string) => byName.get(name)!;
+  const used = new Set(layout.dim);
+  const spare = Array.from({ length: H }, (_, i) => i).filter((i) => !used.has(i));
+  if (spare.length === 0) return;
+  const misc = Array.from({ length: layout.size.get('tok_misc')! }, (_, i) => layout.at('tok_misc', i));
+  const reads = [...misc.map((m) => ({ ...m, scale: 1 })), ...['const', 'flag_math', 'flag_code', 'flag_name'].map((n) => ({ ...layout.at(n), scale: n === 'const' ? BACKGROUND.qkConst / BACKGROUND.qk : 1 }))];
+  // each background q/k dim reads 8 random misc axes, one flag and the constant
+  const pickReads = () => [
+    ...Array.from({ length: 8 }, () => reads[rng.int(misc.length)]),
+    reads[misc.length + 1 + rng.int(3)], reads[misc.length],
+  ];
+  const bgDims = [...Array.from({ length: 8 }, (_, i) => 8 + i), ...Array.from({ length: 8 }, (_, i) => 40 + i)];
+  const vDims = Array.from({ length: 16 }, (_, i) => 48 + i);
+  // MXFP4-exact random values: an FP4 magnitude times 2^exp, random sign.
+  const fp4 = (exp: number) => [0.5, 1, 1.5, 2, 3][rng.int(5)] * 2 ** exp * (rng.next() < 0.5 ? -1 : 1);
+
+  const plantedHeads = new Set<string>();
+  for (const h of [
+    plan.ioi.previousToken, plan.ioi.duplicateToken, plan.ioi.sInhibition, ...plan.ioi.nameMovers,
+    plan.induction.previousToken, plan.induction.inductionHead, plan.sentiment.reader,
+  ]) plantedHeads.add(key(h));
+
+  for (let l = 0; l < spec.layers; l++) {
+    const p = `model.layers.${l}.`;
+    const qW = T(`${p}self_attn.q_proj.weight`), kW = T(`${p}self_attn.k_proj.weight`), vW = T(`${p}self_attn.v_proj.weight`);
+    const oW = T(`${p}self_attn.o_proj.weight`), sinks = T(`${p}self_attn.sinks`);
+    for (let g = 0; g < nKV; g++) {
+      for (const c of bgDims) for (const r of pickReads()) kW[(g * d + c) * H + r.p] = r.s * r.scale * BACKGROUND.qk * rng.normal();
+      for (const c of vDims) for (const r of misc) vW[(g * d + c) * H + r.p] = r.s * BACKGROUND.v * rng.normal();
+    }
+    for (let h = 0; h < nH; h++) {
+      // about half of the unplanted heads are active, the rest stay at zero
+      if (plantedHeads.has(`${l}.${h}`) || rng.next() < 0.5) continue;
+      for (const c of bgDims) for (const r of pickReads()) qW[(h * d + c) * H + r.p] = r.s * r.scale * BACKGROUND.qk * rng.normal();
+      for (const c of vDims) for (const r of spare) oW[r * nH * d + h * d + c] = BACKGROUND.o * rng.normal();
+      sinks[h] = rng.normal();
+    }
+    void gs;
+
+    const planted = new Set<number>();
+    if (plan.successor.layer === l) planted.add(plan.successor.expert);
+    if (plan.entanglement.layer === l) planted.add(plan.entanglement.expert);
+    const rW = T(`${p}mlp.router.weight`);
+    const gu = T(`${p}mlp.experts.gate_up_proj`), dn = T(`${p}mlp.experts.down_proj`);
+    for (let e = 0; e < E; e++) {
+      if (planted.has(e)) continue;
+      for (const r of misc) rW[e * H + r.p] = r.s * BACKGROUND.router * rng.normal();
+      // a quarter of the units are active: gate and up read 8 random misc axes each, down writes into the spare dims
+      for (const u of rng.shuffle(Array.from({ length: I }, (_, i) => i)).slice(0, I / 4)) {
+        for (let k = 0; k < 8; k++) {
+          const m = misc[rng.int(misc.length)];
+          gu[(e * 2 * I + 2 * u) * H + m.p] = fp4(-2);
+          const m2 = misc[rng.int(misc.length)];
+          gu[(e * 2 * I + 2 * u + 1) * H + m2.p] = fp4(-3);
+        }
+        for (const r of spare) dn[(e * H + r) * I + u] = fp4(BACKGROUND.downExp);
+      }
+    }
+  }
+
+  const lm = T('lm_head.weight');
+  const taskClasses = new Set(['name', 'letter', 'number', 'positive', 'negative']);
+  for (let t = 0; t < vocab.words.length; t++) {
+    if (taskClasses.has(vocab.classOf[t])) continue;
+    for (const r of spare) lm[t * H + r] = BACKGROUND.unembed * rng.normal();
+  }
 }

@@ -64,13 +64,21 @@ class Sparse {
       }
     }
     this.ptr[rows] = n;
+    const nz: number[] = [];
+    for (let r = 0; r < rows; r++) if (this.ptr[r + 1] > this.ptr[r]) nz.push(r);
+    this.nonEmpty = Int32Array.from(nz);
   }
+  readonly nonEmpty: Int32Array;
   /** y[r] = sum_c W[r, c] x[xo + c] (+ b[r]) */
   apply(x: Float64Array, xo: number, y: Float64Array, yo: number, b?: Float32Array, bo = 0): void {
-    for (let r = 0; r < this.rows; r++) {
-      let acc = b ? b[bo + r] : 0;
+    if (b) for (let r = 0; r < this.rows; r++) y[yo + r] = b[bo + r];
+    else y.fill(0, yo, yo + this.rows);
+    const nz = this.nonEmpty;
+    for (let k = 0; k < nz.length; k++) {
+      const r = nz[k];
+      let acc = 0;
       for (let n = this.ptr[r]; n < this.ptr[r + 1]; n++) acc += this.val[n] * x[xo + this.idx[n]];
-      y[yo + r] = acc;
+      y[yo + r] += acc;
     }
   }
 }
@@ -82,10 +90,15 @@ interface CheckLayer {
   o: Sparse; oB: Float32Array; sinks: Float32Array;
   /** heads whose o_proj columns are not all zero (the others cannot change the output) */
   live: boolean[];
+  /** per head: the q dims that can be nonzero after RoPE (both dims of a pair), and the z dims o_proj reads */
+  qDims: Int32Array[];
+  zDims: Int32Array[];
   router: Sparse; routerB: Float32Array;
   gateUp: Sparse[]; gateUpB: Float32Array; down: Sparse[]; downB: Float32Array;
   /** experts whose down_proj weights and bias are not all zero (the others add nothing) */
   liveExpert: boolean[];
+  /** per expert, the units whose gate or up row or bias is not all zero (the others are exactly 0) */
+  liveUnits: Int32Array[];
 }
 
 export class CheckModel {
@@ -111,9 +124,24 @@ export class CheckModel {
       const p = `model.layers.${l}.`;
       const gu = get(`${p}mlp.experts.gate_up_proj`);
       const oW = get(`${p}self_attn.o_proj.weight`);
-      const live = Array.from({ length: nH }, (_, h) => {
-        for (let r = 0; r < H; r++) for (let c = 0; c < d; c++) if (oW[r * nH * d + h * d + c] !== 0) return true;
+      const zDims = Array.from({ length: nH }, (_, h) => {
+        const dims: number[] = [];
+        for (let c = 0; c < d; c++) {
+          for (let r = 0; r < H; r++) if (oW[r * nH * d + h * d + c] !== 0) { dims.push(c); break; }
+        }
+        return Int32Array.from(dims);
+      });
+      const live = zDims.map((z) => z.length > 0);
+      const qW = get(`${p}self_attn.q_proj.weight`), qB = get(`${p}self_attn.q_proj.bias`);
+      const used = (h: number, c: number) => {
+        if (qB[h * d + c] !== 0) return true;
+        for (let r = 0; r < H; r++) if (qW[(h * d + c) * H + r] !== 0) return true;
         return false;
+      };
+      const qDims = Array.from({ length: nH }, (_, h) => {
+        const dims: number[] = [];
+        for (let i = 0; i < d / 2; i++) if (used(h, i) || used(h, i + d / 2)) dims.push(i, i + d / 2);
+        return Int32Array.from(dims);
       });
       const dn = get(`${p}mlp.experts.down_proj`);
       this.layers.push({
@@ -123,12 +151,22 @@ export class CheckModel {
         k: new Sparse(get(`${p}self_attn.k_proj.weight`), nKV * d, H), kB: get(`${p}self_attn.k_proj.bias`),
         v: new Sparse(get(`${p}self_attn.v_proj.weight`), nKV * d, H), vB: get(`${p}self_attn.v_proj.bias`),
         o: new Sparse(oW, H, nH * d), oB: get(`${p}self_attn.o_proj.bias`),
-        sinks: get(`${p}self_attn.sinks`), live,
+        sinks: get(`${p}self_attn.sinks`), live, qDims, zDims,
         router: new Sparse(get(`${p}mlp.router.weight`), E, H), routerB: get(`${p}mlp.router.bias`),
         gateUp: Array.from({ length: E }, (_, e) => new Sparse(gu, 2 * I, H, e * 2 * I * H)),
         gateUpB: get(`${p}mlp.experts.gate_up_proj_bias`),
         down: Array.from({ length: E }, (_, e) => new Sparse(dn, H, I, e * H * I)),
         downB: get(`${p}mlp.experts.down_proj_bias`),
+        liveUnits: Array.from({ length: E }, (_, e) => {
+          const b = get(`${p}mlp.experts.gate_up_proj_bias`);
+          const units: number[] = [];
+          for (let u = 0; u < I; u++) {
+            let any = b[e * 2 * I + 2 * u] !== 0 || b[e * 2 * I + 2 * u + 1] !== 0;
+            for (let c = 0; c < H && !any; c++) any = gu[(e * 2 * I + 2 * u) * H + c] !== 0 || gu[(e * 2 * I + 2 * u + 1) * H + c] !== 0;
+            if (any) units.push(u);
+          }
+          return Int32Array.from(units);
+        }),
         liveExpert: Array.from({ length: E }, (_, e) => {
           for (let i = 0; i < H * I; i++) if (dn[e * H * I + i] !== 0) return true;
           const b = get(`${p}mlp.experts.down_proj_bias`);
@@ -184,17 +222,21 @@ export class CheckModel {
         for (let i = 0; i < T; i++) {
           const j0 = L.sliding ? Math.max(0, i - cfg.slidingWindow + 1) : 0;
           let m = L.sinks[h];
+          const qd = L.qDims[h], zd = L.zDims[h];
           for (let j = j0; j <= i; j++) {
             let acc = 0;
-            for (let c = 0; c < d; c++) acc += q[(i * nH + h) * d + c] * k[(j * nKV + g) * d + c];
+            for (let n = 0; n < qd.length; n++) acc += q[(i * nH + h) * d + qd[n]] * k[(j * nKV + g) * d + qd[n]];
             s[j] = acc * scale;
             if (s[j] > m) m = s[j];
           }
           let Z = Math.exp(L.sinks[h] - m);
-          for (let j = j0; j <= i; j++) Z += Math.exp(s[j] - m);
           for (let j = j0; j <= i; j++) {
-            const pr = Math.exp(s[j] - m) / Z;
-            for (let c = 0; c < d; c++) z[(i * nH + h) * d + c] += pr * v[(j * nKV + g) * d + c];
+            s[j] = Math.exp(s[j] - m);
+            Z += s[j];
+          }
+          for (let j = j0; j <= i; j++) {
+            const pr = s[j] / Z;
+            for (let n = 0; n < zd.length; n++) z[(i * nH + h) * d + zd[n]] += pr * v[(j * nKV + g) * d + zd[n]];
           }
         }
       }
@@ -225,7 +267,10 @@ export class CheckModel {
           const wgt = Math.exp(logits[e] - mx) / Zs;
           if (!L.liveExpert[e] && e !== capture) continue;
           L.gateUp[e].apply(t1, t * H, h2, 0, L.gateUpB, e * 2 * I);
-          for (let u = 0; u < I; u++) {
+          a.fill(0); // a unit with zero gate row and bias has gate 0, so activation 0
+          const units = L.liveUnits[e];
+          for (let n = 0; n < units.length; n++) {
+            const u = units[n];
             const gate = Math.min(h2[2 * u], cfg.swigluLimit);
             const up = Math.min(Math.max(h2[2 * u + 1], -cfg.swigluLimit), cfg.swigluLimit);
             a[u] = (gate / (1 + Math.exp(-1.702 * gate))) * (up + 1);
