@@ -1,6 +1,6 @@
 // The MCP server's parts without a model: experiment templates, the call queue, result formatting,
 // request limits, finding names; and the default model when no --model is given.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,11 @@ import { CancelledWhileQueued, Mutex } from '../../mcp-server/mutex.ts';
 import { loadExperimentPrompts, parsePromptTemplate, renderPrompt } from '../../mcp-server/prompts.ts';
 import { missingTools, PLANNED_TOOLS } from '../../mcp-server/server.ts';
 import { checkFindingName } from '../../tools/findings.ts';
+import { callTool, generateTool, loadModelTool, modelInfoTool } from '../../tools/index.ts';
 import { checkRequestLimits, LIMITS } from '../../tools/limits.ts';
+import { openWorkspace } from '../../tools/workspace.ts';
+import { wordLevelTokenizerJson } from '../../engine/tokenizer.ts';
+import { writeRandomWordModel } from '../helpers/random-model.ts';
 import { REPO, text } from './helpers.ts';
 
 describe('experiment templates', () => {
@@ -125,6 +129,42 @@ describe('default model', () => {
       expect(info).toContain('"builtIn": {"model":"tiny-s","seed":0}');
     } finally {
       await client.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('model tools in process', () => {
+  it('load_model swaps the shared model; generate speaks harmony when the tokenizer has its markers', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ns-mcp-harmony-'));
+    try {
+      writeRandomWordModel(join(root, 'plain'));
+      // A 64-token word-level vocabulary that has the harmony markers as special tokens.
+      const harmonyDir = join(root, 'harmony');
+      writeRandomWordModel(harmonyDir, 5);
+      const specials = ['[UNK]', '<|start|>', '<|end|>', '<|message|>', '<|channel|>', '<|return|>', '<|call|>', '<|constrain|>'];
+      const words = Array.from({ length: 64 - specials.length }, (_, i) => `w${i}`);
+      writeFileSync(join(harmonyDir, 'tokenizer.json'), JSON.stringify(wordLevelTokenizerJson(words, specials)));
+      const ws = await openWorkspace(join(root, 'plain'), join(root, 'data'), { threads: 1 });
+      try {
+        const refused = callTool(generateTool, { prompt: 'w1', harmony: true }, ws.ctx);
+        await expect(refused).rejects.toThrow(/harmony markers/);
+        const loaded = await callTool(loadModelTool, { model: harmonyDir }, ws.ctx);
+        expect(loaded.previous).toBe('plain');
+        expect(ws.ctx.session.modelId).toBe('harmony');
+        const info = await callTool(modelInfoTool, {}, { ...ws.ctx });
+        expect(info.tokenizer.harmony).toBe(true);
+        const g = await callTool(generateTool, { prompt: 'w1 w2', harmony: true, maxNewTokens: 4, temperature: 1, seed: 3 }, { ...ws.ctx });
+        expect(g.newTokens.length).toBeGreaterThan(0);
+        expect(Array.isArray(g.messages) || typeof g.parseError === 'string').toBe(true);
+        const run = await ws.ctx.store.getRun(g.runId);
+        expect(run!.prompt).toMatch(/^<\|start\|>system<\|message\|>/);
+        expect(run!.prompt).toContain('<|start|>user<|message|>w1 w2<|end|><|start|>assistant');
+        expect(run!.tokenIds.length).toBe(g.promptTokens + g.newTokens.length);
+      } finally {
+        await ws.close();
+      }
+    } finally {
       rmSync(root, { recursive: true, force: true });
     }
   });
