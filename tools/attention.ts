@@ -1,0 +1,238 @@
+// Attention patterns and head roles. Runs prompts with attn.hook_pattern and attn.hook_sink
+// captured, returns the patterns of chosen heads on one prompt (with the sink mass each query gives
+// away), scores every head for the classic roles from its patterns over all prompts, ranks candidate
+// roles per head against the mean over heads, and renders one head's pattern as a small labelled
+// matrix (numbers plus a text heatmap) for an agent or a terminal.
+//
+// Role scores (each in [0, 1], a mean over the queries where the role is defined, pooled over prompts):
+//   previous_token   attention from t to t-1                                   (queries t >= 1)
+//   induction        attention from t to the tokens right AFTER earlier copies
+//                    of token t (position j+1 where ids[j] = ids[t], j+1 < t)   (queries with such j)
+//   duplicate_token  attention from t to earlier copies of token t            (queries with a copy)
+//   attends_to_first attention from t to position 0                            (queries t >= 1)
+//   sink             probability given to the attention sink                   (all queries)
+// Patterns here are gpt-oss patterns: each row sums to 1 - sink mass.
+import { z } from 'zod';
+import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import { runAndRecord } from './runs.ts';
+import type { EncodedPrompt } from './session.ts';
+import { checkLayers, parseComponent } from './sites.ts';
+
+export const HEAD_ROLES = ['previous_token', 'induction', 'duplicate_token', 'attends_to_first', 'sink'] as const;
+export type HeadRole = (typeof HEAD_ROLES)[number];
+
+export const attentionInput = z.object({
+  prompts: z.array(z.string().min(1)).min(1).max(256).describe('prompts to read patterns from; include a repeated random sequence (e.g. "a b c d a b c d") to score induction heads and repeated words for duplicate-token heads'),
+  layers: z.array(z.number().int()).optional().describe('layers to look at (default all)'),
+  heads: z.array(z.number().int()).optional().describe('head indices within each layer (default all)'),
+  patternPrompt: z.number().int().min(0).default(0).describe('index into prompts of the prompt whose full patterns (and matrix) are returned'),
+  maxPatternHeads: z.number().int().min(0).max(256).default(8).describe('return full per-head patterns only when at most this many heads are selected (narrow layers/heads to see them; 0 = never)'),
+  head: z.string().optional().describe('one head, e.g. "L2.H1", to return as a compact labelled matrix with a text heatmap'),
+  matrixTokens: z.number().int().min(2).max(64).default(24).describe('the matrix shows at most this many positions (the last ones of the prompt)'),
+  minScore: z.number().min(0).max(1).default(0.3).describe('a role is a candidate for a head when its score is at least this and above the mean over heads'),
+  top: z.number().int().min(1).max(100).default(5).describe('heads listed per role'),
+  batchSize: z.number().int().min(1).max(256).default(16).describe('prompts per forward pass'),
+});
+export type AttentionInput = z.infer<typeof attentionInput>;
+
+export interface HeadScores {
+  head: string;
+  layer: number;
+  index: number;
+  /** Score per role; null where the prompts give the role no query (e.g. induction without repeats). */
+  scores: Record<HeadRole, number | null>;
+}
+
+export interface AttentionResult {
+  experimentId: string;
+  runIds: string[];
+  heads: number;
+  /** Per role: the mean over the selected heads (baseline), how many queries defined it, the top heads. */
+  roles: { role: HeadRole; baseline: number | null; queries: number; top: { head: string; score: number }[] }[];
+  /** Heads with at least one candidate role (at most 64), best excess over the baseline first; roles ranked per head. */
+  candidates: { head: string; roles: { role: HeadRole; score: number; baseline: number }[] }[];
+  /** Every selected head's scores when at most 128 heads are selected (always in the store: one results row per head x role). */
+  scores?: HeadScores[];
+  scoresOmitted?: string;
+  /** Full patterns on prompts[patternPrompt] (rows cut at the diagonal: row t has t+1 keys). */
+  patterns?: { prompt: number; tokens: string[]; heads: { head: string; pattern: number[][]; sink: number[] }[] };
+  patternsOmitted?: string;
+  matrix?: AttentionMatrix;
+}
+
+export interface AttentionMatrix {
+  head: string;
+  prompt: number;
+  /** Position of the first row/column shown (the matrix shows positions offset..T-1). */
+  offset: number;
+  tokens: string[];
+  /** rows[q][k]: attention of query offset+q to key offset+k (0 above the diagonal), rounded to 2 decimals. */
+  rows: number[][];
+  /** Sink mass of each query shown. */
+  sink: number[];
+  /** One line per query: token label then one shade per key (" .:-=+*#%@" from 0 to 1). */
+  heatmap: string[];
+}
+
+const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+const SHADES = ' .:-=+*#%@';
+const shade = (x: number) => SHADES[Math.max(0, Math.min(SHADES.length - 1, Math.round(x * (SHADES.length - 1))))];
+
+interface Acc { sum: number; n: number }
+
+/** Accumulates the five role scores of one head on one prompt's pattern rows. */
+function scoreHead(acc: Acc[], ids: number[], A: Float32Array, aOff: number, S: Float32Array, sOff: number, T: number): void {
+  const L = ids.length;
+  for (let t = 0; t < L; t++) {
+    const row = aOff + t * T;
+    acc[4].sum += S[sOff + t];
+    acc[4].n++;
+    if (t === 0) continue;
+    acc[0].sum += A[row + t - 1];
+    acc[0].n++;
+    acc[3].sum += A[row];
+    acc[3].n++;
+    let dup = 0;
+    let ind = 0;
+    let hasDup = false;
+    let hasInd = false;
+    for (let j = 0; j < t; j++) {
+      if (ids[j] !== ids[t]) continue;
+      hasDup = true;
+      dup += A[row + j];
+      if (j + 1 < t) {
+        hasInd = true;
+        ind += A[row + j + 1];
+      }
+    }
+    if (hasInd) {
+      acc[1].sum += ind;
+      acc[1].n++;
+    }
+    if (hasDup) {
+      acc[2].sum += dup;
+      acc[2].n++;
+    }
+  }
+}
+
+export const attentionTool = defineTool({
+  name: 'attention_patterns',
+  description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads, and one head as a small labelled matrix with a text heatmap. Stores one results row per head x role (experiment kind "attention_roles").',
+  input: attentionInput,
+  async run(input, ctx: ToolContext): Promise<AttentionResult> {
+    const cfg = ctx.session.config;
+    const prompts = ctx.session.encodeAll(input.prompts);
+    const layers = input.layers ?? [...Array(cfg.numLayers).keys()];
+    checkLayers(layers, cfg);
+    if (layers.length === 0) throw new ToolError('layers is empty; give at least one layer (valid: 0..' + (cfg.numLayers - 1) + ')');
+    const heads = input.heads ?? [...Array(cfg.numHeads).keys()];
+    for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= cfg.numHeads) throw new ToolError(`head ${h} is out of range; valid: 0..${cfg.numHeads - 1}`);
+    if (heads.length === 0) throw new ToolError(`heads is empty; give at least one head (valid: 0..${cfg.numHeads - 1})`);
+    if (input.patternPrompt >= prompts.length) throw new ToolError(`patternPrompt ${input.patternPrompt} is out of range; valid: 0..${prompts.length - 1} (an index into prompts)`);
+    let matrixHead: { layer: number; head: number } | null = null;
+    if (input.head !== undefined) {
+      const c = parseComponent(input.head, cfg);
+      if (c.kind !== 'head') throw new ToolError(`head "${input.head}" is not an attention head; write L<layer>.H<head>, e.g. "L1.H0"`);
+      matrixHead = { layer: c.layer, head: c.head };
+    }
+    const uniqLayers = [...new Set(layers)].sort((a, b) => a - b);
+    const uniqHeads = [...new Set(heads)].sort((a, b) => a - b);
+    const captureLayers = [...new Set([...uniqLayers, ...(matrixHead ? [matrixHead.layer] : [])])].sort((a, b) => a - b);
+    const hooks = captureLayers.flatMap((l) => [`blocks.${l}.attn.hook_pattern`, `blocks.${l}.attn.hook_sink`]);
+
+    const selected = uniqLayers.flatMap((layer) => uniqHeads.map((head) => ({ layer, head })));
+    const acc = new Map<string, Acc[]>(selected.map((s) => [`L${s.layer}.H${s.head}`, HEAD_ROLES.map(() => ({ sum: 0, n: 0 }))]));
+    const showPatterns = selected.length <= input.maxPatternHeads;
+    let patterns: AttentionResult['patterns'];
+    let matrix: AttentionMatrix | undefined;
+    const runIds: string[] = [];
+    const nH = cfg.numHeads;
+
+    for (let start = 0; start < prompts.length; start += input.batchSize) {
+      checkCancelled(ctx, 'attention_patterns');
+      const chunk: EncodedPrompt[] = prompts.slice(start, start + input.batchSize);
+      const r = await runAndRecord(ctx, chunk, { capture: hooks, logits: 'none' }, { role: 'attention_patterns' });
+      runIds.push(...r.runIds);
+      const T = r.result.length;
+      for (const layer of captureLayers) {
+        const A = r.result.cache.get(`blocks.${layer}.attn.hook_pattern`)!.data;
+        const S = r.result.cache.get(`blocks.${layer}.attn.hook_sink`)!.data;
+        chunk.forEach((p, b) => {
+          const n = start + b;
+          const aOff = (h: number) => (b * nH + h) * T * T;
+          const sOff = (h: number) => (b * nH + h) * T;
+          if (uniqLayers.includes(layer)) {
+            for (const h of uniqHeads) scoreHead(acc.get(`L${layer}.H${h}`)!, p.ids, A, aOff(h), S, sOff(h), T);
+          }
+          if (n !== input.patternPrompt) return;
+          const L = p.ids.length;
+          if (showPatterns && uniqLayers.includes(layer)) {
+            patterns ??= { prompt: n, tokens: p.tokens, heads: [] };
+            for (const h of uniqHeads) {
+              const pattern = Array.from({ length: L }, (_, t) => Array.from(A.subarray(aOff(h) + t * T, aOff(h) + t * T + t + 1), (x) => round(x, 4)));
+              const sink = Array.from(S.subarray(sOff(h), sOff(h) + L), (x) => round(x, 4));
+              patterns.heads.push({ head: `L${layer}.H${h}`, pattern, sink });
+            }
+          }
+          if (matrixHead && matrixHead.layer === layer) {
+            const h = matrixHead.head;
+            const offset = Math.max(0, L - input.matrixTokens);
+            const qs = [...Array(L - offset).keys()].map((i) => i + offset);
+            const rows = qs.map((q) => qs.map((k) => (k <= q ? round(A[aOff(h) + q * T + k], 2) : 0)));
+            const sink = qs.map((q) => round(S[sOff(h) + q], 2));
+            const tokens = p.tokens.slice(offset);
+            const width = Math.min(12, Math.max(...tokens.map((t) => t.length)));
+            const heatmap = qs.map((q, i) => `${tokens[i].slice(0, width).padStart(width)} |${qs.map((k) => (k <= q ? shade(A[aOff(h) + q * T + k]) : ' ')).join('')}| sink ${sink[i].toFixed(2)}`);
+            matrix = { head: input.head!.trim(), prompt: n, offset, tokens, rows, sink, heatmap };
+          }
+        });
+      }
+      ctx.onProgress?.({ done: Math.min(prompts.length, start + input.batchSize), total: prompts.length, message: 'prompts read' });
+    }
+
+    const scores: HeadScores[] = selected.map((s) => {
+      const a = acc.get(`L${s.layer}.H${s.head}`)!;
+      const entries = HEAD_ROLES.map((role, i) => [role, a[i].n ? a[i].sum / a[i].n : null] as const);
+      return { head: `L${s.layer}.H${s.head}`, layer: s.layer, index: s.head, scores: Object.fromEntries(entries) as Record<HeadRole, number | null> };
+    });
+    const firstAcc = acc.get(scores[0].head)!;
+    const roles = HEAD_ROLES.map((role, i) => {
+      const vals = scores.map((s) => s.scores[role]).filter((v): v is number => v !== null);
+      const baseline = vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
+      const top = scores.filter((s) => s.scores[role] !== null)
+        .map((s) => ({ head: s.head, score: s.scores[role]! }))
+        .sort((a, b) => b.score - a.score).slice(0, input.top);
+      return { role, baseline, queries: firstAcc[i].n, top };
+    });
+    const baselineOf = new Map(roles.map((r) => [r.role, r.baseline]));
+    const candidates = scores.map((s) => {
+      const rs = HEAD_ROLES.flatMap((role) => {
+        const score = s.scores[role];
+        const baseline = baselineOf.get(role);
+        if (score === null || baseline === null || baseline === undefined) return [];
+        return score >= input.minScore && score > baseline ? [{ role, score, baseline }] : [];
+      }).sort((a, b) => (b.score - b.baseline) - (a.score - a.baseline));
+      return { head: s.head, roles: rs };
+    }).filter((c) => c.roles.length > 0)
+      .sort((a, b) => (b.roles[0].score - b.roles[0].baseline) - (a.roles[0].score - a.roles[0].baseline));
+
+    const experimentId = await ctx.store.addExperiment({
+      kind: 'attention_roles', modelId: ctx.session.modelId,
+      params: { ...input, runIds },
+      summary: { heads: scores.length, roles: roles.map((r) => ({ role: r.role, baseline: r.baseline, top: r.top.slice(0, 3) })) },
+    });
+    await ctx.store.addResults(scores.flatMap((s) => HEAD_ROLES.map((role) => ({
+      experimentId, site: s.head, hook: `blocks.${s.layer}.attn.hook_pattern`, layer: s.layer, component: s.index,
+      value: s.scores[role], effect: null, extra: { role, baseline: baselineOf.get(role) ?? null },
+    }))));
+
+    return {
+      experimentId, runIds, heads: scores.length, roles, candidates: candidates.slice(0, 64),
+      ...(scores.length <= 128 ? { scores } : { scoresOmitted: `${scores.length} heads: read every score with SQL: SELECT site, extra->>'role' AS role, value FROM results WHERE experiment_id = '${experimentId}'` }),
+      ...(patterns ? { patterns } : {}),
+      ...(!showPatterns ? { patternsOmitted: `${selected.length} heads selected; full patterns are returned for at most maxPatternHeads = ${input.maxPatternHeads}: narrow layers/heads, or use head for one matrix` } : {}),
+      ...(matrix ? { matrix } : {}),
+    };
+  },
+});

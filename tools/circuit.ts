@@ -1,0 +1,277 @@
+// Automatic circuit discovery by patching-based pruning (ACDC-style, simplified to node level).
+//
+// A candidate circuit C is scored by running the CLEAN prompts with every candidate component NOT
+// in C patched to its value on the CORRUPTED prompts (heads: attn.hook_z; experts: their weighted
+// output mlp.hook_expert_out; neurons: mlp.hook_post) and measuring
+//     share(C) = (metric(C) - metric(corrupted)) / (metric(clean) - metric(corrupted)),
+// so share(all candidates) = 1 and, when the prompts end on the same token, share(empty) = 0 (the
+// token embeddings and anything outside the candidate set stay clean).
+//
+// Order: greedy PRUNING. Start from all candidates; each round scores the removal of every remaining
+// component in one batched pass (one batch row per variant x example, per-row masks) and removes the
+// least important: all "inert" ones (removal moves the share by less than inertTolerance) together
+// with at least `fraction` of the remaining while many remain, one at a time once few remain
+// (exactBelow). A bulk removal is checked at the start of the next round against the sum of the
+// individual changes; if it misses by more than bulkTolerance it is undone and only the single least
+// important component is removed. The reverse of the removal order ranks components by importance;
+// the curve evaluates share vs size for the top-s components (s = 0..all) in one more batched pass,
+// and the circuit is the smallest prefix whose share reaches the threshold.
+import { z } from 'zod';
+import type { Intervention } from '../engine/intervention.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import { meanMetric, metricOf, MetricName, type MetricSpec } from './metrics.ts';
+import { alignPairs, answerList, answers } from './patch.ts';
+import { runAndRecord } from './runs.ts';
+import { checkLayers, componentName, parseComponent, type Component } from './sites.ts';
+
+export const circuitInput = z.object({
+  clean: z.array(z.string().min(1)).min(1).max(64).describe('prompts where the behaviour happens, e.g. ["When Mary and John went to the store , John gave a drink to"]'),
+  corrupted: z.array(z.string().min(1)).min(1).max(64).describe('token-aligned prompts where it does not (same token count as each clean prompt), e.g. with the repeated name replaced by a third name'),
+  target: answerList.describe('the answer token on the clean prompts (one word, or one per example)'),
+  distractor: answerList.optional().describe('the competing token for logit_diff (one word, or one per example)'),
+  metric: MetricName.default('logit_diff'),
+  threshold: z.number().min(0).max(1).default(0.8).describe('the circuit is the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches this'),
+  include: z.array(z.enum(['heads', 'experts'])).min(1).default(['heads', 'experts']).describe('component kinds to search over (ignored when components is given)'),
+  layers: z.array(z.number().int()).optional().describe('only candidates in these layers (default all)'),
+  neurons: z.array(z.string()).optional().describe('extra neuron candidates, e.g. ["L1.E2.N7"] (patched on mlp.hook_post)'),
+  components: z.array(z.string()).min(1).optional().describe('the exact candidate set instead of include/layers, e.g. ["L0.H7", "L1.H1", "L3.E5", "L2.E7.N8"]'),
+  fraction: z.number().gt(0).max(0.5).default(0.25).describe('share of the remaining candidates pruned per round while more than exactBelow remain'),
+  exactBelow: z.number().int().min(1).default(16).describe('once this few candidates remain, prune one per round'),
+  inertTolerance: z.number().min(0).default(1e-3).describe('removals that change the share by less than this are pruned together'),
+  bulkTolerance: z.number().min(0).default(0.05).describe('a bulk removal whose share misses the predicted one by more than this is undone'),
+  maxBatch: z.number().int().min(1).max(4096).default(128).describe('batch rows (variant x example) per forward'),
+});
+export type CircuitInput = z.infer<typeof circuitInput>;
+
+export interface CircuitPoint {
+  size: number;
+  share: number;
+  /** The component added at this size (null for size 0). */
+  added: string | null;
+}
+
+export interface CircuitResult {
+  experimentId: string;
+  metric: string;
+  clean: number;
+  corrupted: number;
+  threshold: number;
+  /** The circuit, most important first. */
+  circuit: string[];
+  size: number;
+  share: number;
+  candidates: number;
+  /** Share vs size in importance order, sizes 0..candidates. */
+  curve: CircuitPoint[];
+  order: string;
+  rounds: number;
+  forwards: number;
+  rowsEvaluated: number;
+  runIds: { clean: string[]; corrupted: string[] };
+}
+
+const HOOK: Record<Component['kind'], string> = { head: 'attn.hook_z', expert: 'mlp.hook_expert_out', neuron: 'mlp.hook_post' };
+const hookOf = (c: Component) => `blocks.${c.layer}.${HOOK[c.kind]}`;
+const TOLERANCE = 1e-4;
+
+function candidates(input: CircuitInput, ctx: ToolContext): Component[] {
+  const cfg = ctx.session.config;
+  let list: Component[];
+  if (input.components) {
+    list = input.components.map((s) => parseComponent(s, cfg));
+  } else {
+    const layers = input.layers ?? [...Array(cfg.numLayers).keys()];
+    checkLayers(layers, cfg);
+    list = [];
+    for (const layer of [...new Set(layers)].sort((a, b) => a - b)) {
+      if (input.include.includes('heads')) for (let h = 0; h < cfg.numHeads; h++) list.push({ kind: 'head', layer, head: h });
+      if (input.include.includes('experts')) for (let e = 0; e < cfg.numExperts; e++) list.push({ kind: 'expert', layer, expert: e });
+    }
+    for (const s of input.neurons ?? []) {
+      const c = parseComponent(s, cfg);
+      if (c.kind !== 'neuron') throw new ToolError(`neurons has "${s}", which is not a neuron; write L<layer>.E<expert>.N<neuron>`);
+      list.push(c);
+    }
+  }
+  const names = list.map(componentName);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new ToolError(`component ${dup} is listed twice`);
+  if (list.length === 0) throw new ToolError('no candidate components; give include, layers or components');
+  return list;
+}
+
+/** Rows of a [N, Tc, ...] tensor picked per batch row and cut or padded to T positions. */
+function tileRows(t: Tensor, rows: number[], T: number): Tensor {
+  const [, Tc, ...rest] = t.dims;
+  const per = rest.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(rows.length * T * per);
+  const keep = Math.min(T, Tc) * per;
+  rows.forEach((ex, r) => out.set(t.data.subarray(ex * Tc * per, ex * Tc * per + keep), r * T * per));
+  return { data: out, dims: [rows.length, T, ...rest] };
+}
+
+export const circuitTool = defineTool({
+  name: 'find_circuit',
+  description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
+  input: circuitInput,
+  async run(input, ctx): Promise<CircuitResult> {
+    const cfg = ctx.session.config;
+    const clean = ctx.session.encodeAll(input.clean, 'clean');
+    const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
+    alignPairs(clean, corrupted, false);
+    const N = clean.length;
+    const targets = answers(ctx, input.target, N, 'target');
+    const distractors = answers(ctx, input.distractor, N, 'distractor');
+    if (input.metric === 'logit_diff' && distractors.length === 0) throw new ToolError('logit_diff needs a distractor (the competing answer)');
+    const comps = candidates(input, ctx);
+    const n = comps.length;
+    const names = comps.map(componentName);
+    const hooks = [...new Set(comps.map(hookOf))];
+    const V = cfg.vocabSize;
+
+    // The clean run captures the same hooks so it takes the same numerical path as the patched runs.
+    const cleanRun = await runAndRecord(ctx, clean, { capture: hooks }, { role: 'clean' });
+    const corrRun = await runAndRecord(ctx, corrupted, { capture: hooks }, { role: 'corrupted' });
+    const cleanLogits = Array.from({ length: N }, (_, i) => cleanRun.result.logits!.data.slice(i * V, (i + 1) * V));
+    const spec: MetricSpec = { name: input.metric, targets, distractors, cleanLogits };
+    const cleanValue = meanMetric(spec, cleanRun.result.logits!.data, V, N);
+    const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
+    const denom = cleanValue - corruptedValue;
+    if (Math.abs(denom) < 1e-6 * (1 + Math.abs(cleanValue) + Math.abs(corruptedValue))) {
+      throw new ToolError(`clean and corrupted prompts give the same ${input.metric} (${cleanValue.toFixed(4)}); there is nothing to recover: choose a corruption that changes the answer`);
+    }
+    const share = (v: number) => (v - corruptedValue) / denom;
+
+    // Where each candidate sits in its hook's mask (per batch row: [1, ...] without T).
+    const slot = comps.map((c) => {
+      if (c.kind === 'head') return { hook: hookOf(c), index: c.head, size: cfg.numHeads, dims: [1, cfg.numHeads, 1] };
+      if (c.kind === 'expert') return { hook: hookOf(c), index: c.expert, size: cfg.numExperts, dims: [1, cfg.numExperts, 1] };
+      return { hook: hookOf(c), index: c.expert * cfg.intermediateSize + c.neuron, size: cfg.numExperts * cfg.intermediateSize, dims: [1, cfg.numExperts, cfg.intermediateSize] };
+    });
+    const hookInfo = hooks.map((h) => slot.find((s) => s.hook === h)!);
+    const perRowBytes = hooks.reduce((s, h) => s + corrRun.result.cache.get(h)!.data.length / N * 4, 0);
+    const rowsPerForward = Math.max(1, Math.min(input.maxBatch, Math.floor(512e6 / Math.max(1, perRowBytes))));
+
+    let forwards = 0;
+    let rowsEvaluated = 0;
+    let rounds = 0;
+    /** Mean metric of each variant (a 0/1 membership per candidate), all examples. */
+    const evaluate = async (variants: Uint8Array[], label: string): Promise<number[]> => {
+      const rows: { v: number; ex: number }[] = [];
+      variants.forEach((_, v) => { for (let ex = 0; ex < N; ex++) rows.push({ v, ex }); });
+      const sums = new Float64Array(variants.length);
+      for (let start = 0; start < rows.length; start += rowsPerForward) {
+        checkCancelled(ctx, 'find_circuit');
+        const chunk = rows.slice(start, start + rowsPerForward);
+        const R = chunk.length;
+        const T = Math.max(...chunk.map((r) => clean[r.ex].ids.length));
+        const interventions: Intervention[] = hookInfo.map((h) => {
+          const mask = new Float32Array(R * h.size);
+          chunk.forEach((row, r) => {
+            const inC = variants[row.v];
+            for (let i = 0; i < n; i++) if (!inC[i] && slot[i].hook === h.hook) mask[r * h.size + slot[i].index] = 1;
+          });
+          return { hook: h.hook, mask: { data: mask, dims: [R, ...h.dims] }, value: tileRows(corrRun.result.cache.get(h.hook)!, chunk.map((r) => r.ex), T) };
+        });
+        const res = await ctx.session.model.run(chunk.map((r) => clean[r.ex].ids), { interventions, signal: ctx.signal });
+        forwards++;
+        rowsEvaluated += R;
+        chunk.forEach((row, r) => {
+          sums[row.v] += metricOf(spec, row.ex, res.logits!.data.subarray(r * V, (r + 1) * V));
+        });
+        ctx.onProgress?.({ done: Math.min(rows.length, start + R), total: rows.length, message: label });
+      }
+      return Array.from(sums, (s) => s / N);
+    };
+
+    // Pruning.
+    let inC = new Uint8Array(n).fill(1);
+    let removal: number[] = [];
+    let currentShare = 1;
+    let pending: { inC: Uint8Array; removal: number[]; ranked: number[]; scores: Map<number, number>; predicted: number } | null = null;
+    while (removal.length < n) {
+      rounds++;
+      const remaining = [...Array(n).keys()].filter((i) => inC[i]);
+      const variants: Uint8Array[] = [];
+      if (pending) variants.push(inC);
+      for (const i of remaining) {
+        const v = inC.slice();
+        v[i] = 0;
+        variants.push(v);
+      }
+      const values = (await evaluate(variants, `round ${rounds}: scoring ${remaining.length} remaining components`)).map(share);
+      if (pending) {
+        const actual = values.shift()!;
+        if (Math.abs(actual - pending.predicted) > input.bulkTolerance) {
+          // The bulk removal interacted: undo it and remove only the least important component.
+          const first = pending.ranked[0];
+          inC = pending.inC.slice();
+          inC[first] = 0;
+          removal = [...pending.removal, first];
+          currentShare = pending.scores.get(first)!;
+          pending = null;
+          continue;
+        }
+        currentShare = actual;
+      }
+      const scores = new Map(remaining.map((i, j) => [i, values[j]]));
+      // Least important first: highest share left after removal; ties to the later component.
+      const ranked = [...remaining].sort((a, b) => scores.get(b)! - scores.get(a)! || b - a);
+      let inert = 0;
+      while (inert < ranked.length && Math.abs(scores.get(ranked[inert])! - currentShare) <= input.inertTolerance) inert++;
+      const quota = remaining.length > input.exactBelow ? Math.max(1, Math.floor(input.fraction * remaining.length)) : 1;
+      const take = Math.min(ranked.length, Math.max(quota, inert, 1));
+      const removed = ranked.slice(0, take);
+      const before = { inC: inC.slice(), removal: [...removal] };
+      for (const i of removed) inC[i] = 0;
+      removal.push(...removed);
+      if (take === 1) {
+        currentShare = scores.get(removed[0])!;
+        pending = null;
+      } else {
+        const predicted = currentShare + removed.reduce((s, i) => s + (scores.get(i)! - currentShare), 0);
+        pending = removal.length < n ? { ...before, ranked, scores, predicted } : null;
+      }
+    }
+
+    // The curve: top-s components by importance, s = 0..n.
+    const importance = [...removal].reverse();
+    // Size n patches nothing: it is the clean run, share 1 by definition.
+    const curveVariants = Array.from({ length: n }, (_, s) => {
+      const v = new Uint8Array(n);
+      for (const i of importance.slice(0, s)) v[i] = 1;
+      return v;
+    });
+    const curveValues = [...await evaluate(curveVariants, 'curve of share vs size'), cleanValue];
+    const curveShares = curveValues.map(share);
+    let size = curveShares.findIndex((s) => s >= input.threshold - TOLERANCE);
+    if (size < 0) size = n;
+    const circuit = importance.slice(0, size).map((i) => names[i]);
+    const curve: CircuitPoint[] = curveShares.map((s, k) => ({ size: k, share: s, added: k === 0 ? null : names[importance[k - 1]] }));
+
+    const experimentId = await ctx.store.addExperiment({
+      kind: 'circuit_discovery', modelId: ctx.session.modelId,
+      params: { ...input, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds } },
+      metric: input.metric, cleanValue, corruptedValue,
+      summary: { circuit, size, share: curveShares[size], threshold: input.threshold, candidates: n, rounds, forwards },
+    });
+    await ctx.store.addResults(curve.map((p, k) => {
+      const c = k === 0 ? null : comps[importance[k - 1]];
+      return {
+        experimentId, site: p.added ?? '(empty)', hook: c ? hookOf(c) : null, layer: c?.layer ?? null,
+        component: c ? (c.kind === 'head' ? c.head : c.expert) : null, neuron: c?.kind === 'neuron' ? c.neuron : null,
+        value: curveValues[k], effect: p.share, extra: { size: k, inCircuit: k > 0 && k <= size, kind: c?.kind ?? null },
+      };
+    }));
+    const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
+    return {
+      experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, threshold: input.threshold,
+      circuit, size, share: curveShares[size], candidates: n,
+      curve: curve.map((p) => ({ ...p, share: r4(p.share) })),
+      order: 'pruning: least important removed first; the curve adds components in reverse removal order (most important first)',
+      rounds, forwards, rowsEvaluated,
+      runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds },
+    };
+  },
+});
