@@ -165,6 +165,45 @@ describe('writeCheckpoint', () => {
     for (const [name, count] of calls) expect(count, name).toBe(1);
   });
 
+  it('writes MXFP4 bytes given by mxfp4() as they are, without calling data()', () => {
+    const { hiddenSize: H, intermediateSize: I, numExperts: E } = tiny;
+    const given = new Map<string, { blocks: Uint8Array; scales: Uint8Array }>();
+    const dataCalls: string[] = [];
+    const sources = randomTensors(tiny, 12).map((t): TensorSource => {
+      if (!/\.mlp\.experts\.(gate_up_proj|down_proj)$/.test(t.name)) return t;
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      // Arbitrary bytes (not what quantising data() would give) and scale bytes around 2^-4.
+      const blocks = Uint8Array.from({ length: n / 2 }, (_, i) => (i * 37 + t.name.length) & 0xff);
+      const scales = Uint8Array.from({ length: n / 32 }, (_, i) => 121 + (i % 5));
+      given.set(t.name, { blocks, scales });
+      return { ...t, data: () => (dataCalls.push(t.name), t.data()), mxfp4: () => ({ blocks, scales }) };
+    });
+    const dir = freshDir();
+    writeCheckpoint(dir, tinyJson, sources, { shards: 3 });
+    expect(dataCalls).toEqual([]);
+    const ck = Checkpoint.open(dir);
+    expect(ck.expertsQuantized).toBe(true);
+    for (const [name, q] of given) {
+      expect(Buffer.from(readTensorBytes(ck.info(`${name}_blocks`))).equals(q.blocks), name).toBe(true);
+      expect(Buffer.from(readTensorBytes(ck.info(`${name}_scales`))).equals(q.scales), name).toBe(true);
+    }
+    const q = given.get('model.layers.1.mlp.experts.down_proj')!;
+    const per = H * I;
+    expectSameFloats(ck.expert(1, 2).downW, dequantizeMxfp4(q.blocks.subarray(2 * per / 2, 3 * per / 2), q.scales.subarray(2 * per / 32, 3 * per / 32), H, I));
+    const gu = given.get('model.layers.0.mlp.experts.gate_up_proj')!;
+    expectSameFloats(ck.expert(0, E - 1).gateUpW, dequantizeMxfp4(gu.blocks.subarray((E - 1) * per, E * per), gu.scales.subarray((E - 1) * 2 * per / 32), 2 * I, H));
+    // Other tensors are unaffected.
+    expectSameFloats(ck.readF32('lm_head.weight'), bf16(randomTensors(tiny, 12).find((t) => t.name === 'lm_head.weight')!.data()));
+
+    const name = 'model.layers.0.mlp.experts.down_proj';
+    const bad = (mxfp4: () => { blocks: Uint8Array; scales: Uint8Array }, n = name) => () =>
+      writeCheckpoint(freshDir(), tinyJson, [{ name: n, shape: [E, H, I], data: () => new Float32Array(E * H * I), mxfp4 }]);
+    expect(bad(() => ({ blocks: new Uint8Array(3), scales: new Uint8Array(E * H * I / 32) }))).toThrow(
+      `tensor ${name}: mxfp4() gave 3 block bytes and ${E * H * I / 32} scales, shape [${E}, ${H}, ${I}] needs ${E * H * I / 2} and ${E * H * I / 32}`,
+    );
+    expect(bad(() => given.get(name)!, 'model.layers.0.mlp.router.weight')).toThrow('mxfp4 bytes are only for dense expert tensors');
+  });
+
   it('rejects bad sources and shard counts', () => {
     const t = (name: string, shape: number[], len = shape.reduce((a, b) => a * b, 1)): TensorSource => ({ name, shape, data: () => new Float32Array(len) });
     expect(() => writeCheckpoint(freshDir(), tinyJson, [t('a', [2, 3], 5)])).toThrow('tensor a: data() gave 5 values, shape [2, 3] needs 6');
