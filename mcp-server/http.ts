@@ -36,6 +36,9 @@ export interface HttpServerHandle {
 
 export const generateToken = () => randomBytes(24).toString('base64url');
 
+/** Open HTTP sessions at most. */
+export const MAX_SESSIONS = 32;
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Constant-time comparison (of digests, so lengths do not leak either). */
@@ -137,6 +140,13 @@ export async function startHttpServer(shared: SharedState, opts: HttpOptions): P
       if (!isInitializeRequest(body)) {
         sendJsonRpcError(res, 400, 'Bad request: no mcp-session-id header; the first request of a session must be initialize');
         return;
+      }
+      // Clients that vanish without ending their session are dropped, oldest first, past a cap.
+      while (transports.size >= MAX_SESSIONS) {
+        const [oldest, t] = transports.entries().next().value as [string, StreamableHTTPServerTransport];
+        transports.delete(oldest);
+        shared.log(`http session ${oldest} dropped (more than ${MAX_SESSIONS} open)`);
+        await t.close().catch(() => undefined);
       }
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
