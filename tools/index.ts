@@ -1,21 +1,28 @@
 // Every research tool, by name: the one list the CLI, the MCP server and the agent bind to.
 import { ablateTool } from './ablate.ts';
+import { attentionTool } from './attention.ts';
 import { captureTool } from './capture.ts';
+import { circuitTool } from './circuit.ts';
 import type { Tool } from './define.ts';
 import { listFindingsTool, writeFindingTool } from './findings.ts';
 import { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool } from './model-tools.ts';
 import { pathPatchTool } from './path-patch.ts';
 import { patchTool } from './patch.ts';
+import { routingTool } from './routing.ts';
+import { selectivityTool } from './selectivity.ts';
+import { similarityTool } from './similarity.ts';
 import { steerTool } from './steer.ts';
 import { describeStoreTool, queryActivationsTool } from './store-tools.ts';
 
 export const TOOLS: readonly Tool[] = [
   modelInfoTool, loadModelTool, listHooksTool, tokenizeTool, generateTool,
   captureTool, patchTool, pathPatchTool, ablateTool, steerTool,
+  attentionTool, routingTool, similarityTool, selectivityTool, circuitTool,
   queryActivationsTool, describeStoreTool, writeFindingTool, listFindingsTool,
 ] as unknown as Tool[];
 
 export { ablateTool, captureTool, pathPatchTool, patchTool, steerTool };
+export { attentionTool, circuitTool, routingTool, selectivityTool, similarityTool };
 export { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool };
 export { describeStoreTool, queryActivationsTool, listFindingsTool, writeFindingTool };
 export { callTool, ToolError, type Tool, type ToolContext, type ToolProgress } from './define.ts';
