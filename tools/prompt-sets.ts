@@ -28,14 +28,20 @@ function freshName(pool: string[], avoid: Set<string>, i: number): string {
 /**
  * IOI corruptions (Wang et al.). "io_swap": the indirect object replaced by a fresh name, so only
  * the heads that copy the answer differ between runs; "abc": the repeated subject's second mention
- * replaced by a fresh name, so the duplicate/S-inhibition signal is gone.
+ * replaced by a fresh name, so the duplicate/S-inhibition signal is gone; "names": both names
+ * replaced everywhere by two fresh ones (same structure, neither answer present), so every head
+ * that reads a name differs.
  */
-export function ioiPatchingSet(examples: TaskExample[], kind: 'io_swap' | 'abc'): PatchingSet {
+export function ioiPatchingSet(examples: TaskExample[], kind: 'io_swap' | 'abc' | 'names'): PatchingSet {
   const pool = [...new Set(examples.flatMap((e) => [e.target, e.distractor]))].sort();
   const corrupted = examples.map((e, i) => {
     const w = words(e.prompt);
     const fresh = freshName(pool, new Set(w), i);
     if (kind === 'io_swap') return w.map((x) => (x === e.target ? fresh : x)).join(' ');
+    if (kind === 'names') {
+      const second = freshName(pool, new Set([...w, fresh]), i + 1);
+      return w.map((x) => (x === e.target ? fresh : x === e.distractor ? second : x)).join(' ');
+    }
     const last = w.lastIndexOf(e.distractor);
     if (last < 0 || w.indexOf(e.distractor) === last) throw new ToolError(`IOI prompt "${e.prompt}" does not repeat its subject "${e.distractor}"`);
     w[last] = fresh;

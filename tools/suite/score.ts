@@ -3,6 +3,7 @@ import type { ExperimentReport, ScoreLine } from './types.ts';
 
 type Manifest = { roles: Record<string, string[] | { layer: number; vector: number[] }> };
 
+const ioiHeads = (m: Manifest) => ['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover'].flatMap((k) => (m.roles[k] as string[]) ?? []);
 const set = (xs: unknown): string => [...new Set((xs as string[]) ?? [])].sort().join(', ');
 const line = (claim: string, found: unknown, planted: unknown, ok: boolean): ScoreLine => ({ claim, found: String(found), planted: String(planted), ok });
 
@@ -16,6 +17,10 @@ export function scoreReport(slug: string, r: ExperimentReport, m: Manifest): Sco
         line('IOI name movers', set(f.nameMovers), set(roles('ioi.name_mover')), set(f.nameMovers) === set(roles('ioi.name_mover'))),
         line('S-inhibition head (path patching)', f.sInhibition, roles('ioi.s_inhibition')[0], f.sInhibition === roles('ioi.s_inhibition')[0]),
         line('induction head (strongest head patching effect)', foundInd[0], roles('induction.induction_head')[0], foundInd[0] === roles('induction.induction_head')[0]),
+        line('induction head (attention role score)', f.inductionByPattern, roles('induction.induction_head')[0], f.inductionByPattern === roles('induction.induction_head')[0]),
+        line('previous-token heads (attention role score)', set(f.previousToken), set([...roles('ioi.previous_token'), ...roles('induction.previous_token')]),
+          set(f.previousToken) === set([...roles('ioi.previous_token'), ...roles('induction.previous_token')])),
+        line('IOI circuit (pruning)', set(f.circuit), set(ioiHeads(m)), set(f.circuit) === set(ioiHeads(m))),
       ];
     }
     case 'multi-token-steering': {

@@ -1,10 +1,12 @@
 // Experiment 1: causal tracing of IOI and induction with activation and path patching.
+import { attentionTool } from '../../attention.ts';
+import { circuitTool } from '../../circuit.ts';
 import { callTool } from '../../define.ts';
 import { pathPatchTool } from '../../path-patch.ts';
 import { patchTool, type PatchResult } from '../../patch.ts';
 import { byLength, ioiPatchingSet } from '../../prompt-sets.ts';
 import { gridTable, num, table } from '../markdown.ts';
-import { heatmap, renderSvg } from '../plots.ts';
+import { heatmap, lines, renderSvg } from '../plots.ts';
 import { inductionPatchingSet } from '../prompts.ts';
 import type { Experiment, ExperimentReport, Plot } from '../types.ts';
 
@@ -54,6 +56,16 @@ export const causalTracing: Experiment = {
     const indHeads = await callTool(patchTool, { ...indSet, site: 'head' }, ctx);
     const inductionCircuit = carriers(indHeads, 0.3);
 
+    env.step('Candidate head roles from attention patterns');
+    const attn = await callTool(attentionTool, { prompts: [...ind.map((e) => e.prompt), ...ioi.slice(0, 4).map((e) => e.prompt)], maxPatternHeads: 0, head: inductionCircuit[0] }, ctx);
+    const roleTop = (role: string) => attn.roles.find((r) => r.role === role)!;
+    const strong = (role: string, min = 0.5) => roleTop(role).top.filter((t) => t.score >= min).map((t) => t.head);
+    const previousToken = strong('previous_token');
+    const inductionRole = roleTop('induction').top[0];
+
+    env.step('The IOI circuit by patching-based pruning (80% recovery)');
+    const circuit = await callTool(circuitTool, { ...ioiPatchingSet(ioi.slice(0, 2), 'names'), threshold: 0.8 }, ctx);
+
     const body = [
       '### IOI',
       `${ioi.length} prompts of one template length, e.g. "${ioi[0].prompt}" -> **${ioi[0].target}** (not ${ioi[0].distractor}). Metric: logit(IO) - logit(S) at the last token.`,
@@ -94,19 +106,33 @@ export const causalTracing: Experiment = {
       await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rowLabels, indHeads.grid.colLabels, indHeads.grid.effects)),
       '',
       table(['head', 'effect'], indHeads.top.slice(0, 5).map((t) => [t.site, t.effect])),
+      '',
+      '### Candidate head roles from attention patterns',
+      `Role scores in [0, 1] over ${ind.length} induction and 4 IOI prompts (mean attention to the previous token, to the token after an earlier copy, to earlier copies, to the first token), with the mean over all heads as the baseline.`,
+      '',
+      table(['role', 'baseline', 'top heads (score)'], attn.roles.map((r) => [r.role, r.baseline, r.top.slice(0, 4).map((t) => `${t.head} (${num(t.score, 2)})`).join(', ')])),
+      '',
+      `Previous-token heads (score >= 0.5): **${previousToken.join(', ') || 'none'}**; strongest induction score: **${inductionRole.head}** (${num(inductionRole.score, 2)}).`,
+      '',
+      '### The circuit found',
+      `Greedy patching-based pruning over ${circuit.candidates} heads and experts on IOI (both names replaced in the corrupted run): everything outside the set is patched from the corrupted run; the smallest set keeping ${circuit.threshold * 100}% of the clean logit difference.`,
+      '',
+      await plot('ioi-circuit-curve.svg', 'Recovered share vs circuit size', lines('IOI circuit: recovered share vs size', circuit.curve.map((p) => ({ x: p.size, y: p.share, series: 'IOI' })), 'components kept (most important first)', 'share of clean logit difference')),
+      '',
+      `Circuit (${circuit.size} components, ${num(circuit.share * 100, 1)}% recovered): **${circuit.circuit.join(', ')}**.`,
     ].join('\n');
 
     return {
       slug: this.slug, title: this.title,
       question: 'Which components carry indirect-object identification and induction, and through which paths?',
-      method: 'Activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries.',
+      method: 'Activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries; head-role scores from attention patterns; patching-based circuit pruning (ACDC-style) to 80% recovery.',
       parameters: { ioiExamples: ioi.length, inductionExamples: ind.length, metric: 'logit_diff', corruptions: ['abc', 'io_swap', 'first half reversed'] },
       body, plots,
-      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)}). Induction runs through ${inductionCircuit.join(', ')}.`,
-      found: { nameMovers, sInhibition, inductionHeads: inductionCircuit },
-      experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, path.experimentId, indHeads.experimentId],
+      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)}). Induction runs through ${inductionCircuit.join(', ')}, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores). Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
+      found: { nameMovers, sInhibition, inductionHeads: inductionCircuit, previousToken, inductionByPattern: inductionRole.head, circuit: circuit.circuit },
+      experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, path.experimentId, indHeads.experimentId, attn.experimentId, circuit.experimentId],
       runIds: [...resid.runIds.clean, ...resid.runIds.corrupted],
-      sql: [resultsSql(resid.experimentId, 'layer, position'), resultsSql(headsSwap.experimentId), resultsSql(path.experimentId), resultsSql(indHeads.experimentId)],
+      sql: [resultsSql(resid.experimentId, 'layer, position'), resultsSql(headsSwap.experimentId), resultsSql(path.experimentId), resultsSql(indHeads.experimentId), resultsSql(attn.experimentId, 'site'), resultsSql(circuit.experimentId, 'value')],
     };
   },
 };
