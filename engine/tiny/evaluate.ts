@@ -222,6 +222,7 @@ function planMeasurement(manifest: Pick<Manifest, 'roles' | 'tasks' | 'words'>, 
         coefficient: STEER_COEFFICIENT,
         shift_one_token: mean(sentiment.map((r, k) => sentDiffs[k] - diff(r.steerLast, r.ex))),
         shift_all_tokens: mean(sentiment.map((r, k) => sentDiffs[k] - diff(r.steerAll, r.ex))),
+        flipped_one_token: mean(sentiment.map((r) => (diff(r.steerLast, r.ex) < 0 ? 1 : 0))),
         flipped_all_tokens: mean(sentiment.map((r) => (diff(r.steerAll, r.ex) < 0 ? 1 : 0))),
       },
     };

@@ -147,14 +147,25 @@ export function ensureDefaultModel(dataDir: string): string {
   return ensureTinyModel(dataDir, 'tiny-s', 0);
 }
 
-/** `<dataDir>/models/<size>-seed<seed>/`, built on first use. */
+/** `<dataDir>/models/<size>-seed<seed>/`, built on first use. manifest.json is written last, so a
+ *  directory holding it is complete; concurrent first uses each build privately and the first to
+ *  finish wins. */
 export function ensureTinyModel(dataDir: string, size: TinySize, seed: number): string {
   const dir = resolve(dataDir, 'models', `${size}-seed${seed}`);
-  if (existsSync(join(dir, 'manifest.json')) && existsSync(join(dir, 'model.safetensors'))) return dir;
+  const complete = () => existsSync(join(dir, 'manifest.json'));
+  if (complete()) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  buildTinyModel(size, seed, tmp);
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
+  try {
+    buildTinyModel(size, seed, tmp);
+    if (!complete()) {
+      rmSync(dir, { recursive: true, force: true }); // an interrupted earlier attempt
+      renameSync(tmp, dir);
+    }
+  } catch (e) {
+    if (!complete()) throw e;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
   return dir;
 }

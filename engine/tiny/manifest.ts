@@ -60,7 +60,7 @@ export interface SentimentMetric {
   accuracy_reader_ablated: number;
   /** mean change of logit(positive) - logit(negative) when `steering.coefficient` times the unit
    *  direction is added at blocks.L.hook_resid_pre at the last token only, and at every token */
-  steering: { coefficient: number; shift_one_token: number; shift_all_tokens: number; flipped_all_tokens: number };
+  steering: { coefficient: number; shift_one_token: number; shift_all_tokens: number; flipped_one_token: number; flipped_all_tokens: number };
 }
 
 export interface EntanglementMetric {
