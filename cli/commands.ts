@@ -8,6 +8,7 @@ import { runSuite, EXPERIMENTS } from '../tools/suite/index.ts';
 import { openWorkspace } from '../tools/workspace.ts';
 import { resolveModelDir, dataDir } from './model-dir.ts';
 import { progressPrinter } from './progress.ts';
+import { AGENT_OPTIONS, AGENT_USAGE } from '../agent/cli-options.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 type Option = { type: 'string' | 'boolean'; short?: string };
@@ -49,7 +50,8 @@ async function suite(v: Values): Promise<number> {
     const r = await runSuite({
       ctx: { ...ws.ctx, signal: ac.signal }, modelDir, outDir, only,
       openOther: async (which) => {
-        const dir = resolveModelDir(which, data);
+        if (which === 'compare' && !v.compare) throw new Error('circuit growth compares two sizes: give --compare DIR (e.g. gpt-oss-120b next to gpt-oss-20b)');
+        const dir = resolveModelDir(which === 'compare' ? (v.compare as string) : which, data);
         const other = await openWorkspace(dir, join(data, 'other-' + basename(dir)), { threads: threads(v) });
         const { loadSuitePrompts } = await import('../tools/suite/prompts.ts');
         return { ctx: { ...other.ctx, signal: ac.signal }, prompts: loadSuitePrompts(dir), modelName: basename(dir), close: other.close };
@@ -71,16 +73,55 @@ async function suite(v: Values): Promise<number> {
 export const commands: Record<string, Command> = {
   start: {
     summary: 'the main job: the terminal chat on a TTY, otherwise the research suite on the built-in model',
-    usage: '[--model DIR|tiny-s|tiny-m] [--threads N]',
-    options: { model: { type: 'string' }, threads: { type: 'string' } },
+    usage: '[--model DIR|tiny-s|tiny-m] [--threads N] [--llm-model NAME] [--base-url URL] [--suite]',
+    options: { model: { type: 'string' }, threads: { type: 'string' }, 'llm-model': { type: 'string' }, 'base-url': { type: 'string' }, suite: { type: 'boolean' } },
     async run(v) {
+      // A person at a terminal gets the chat; pipes, CI and --suite get the headless suite with progress lines.
+      if (!v.suite && process.stdin.isTTY && process.stdout.isTTY) {
+        const { runChat } = await import('../agent/ui/main.tsx');
+        return runChat({
+          model: v.model as string | undefined, dataDir: dataDir(), threads: threads(v),
+          llmModel: v['llm-model'] as string | undefined, baseURL: v['base-url'] as string | undefined,
+        });
+      }
       return suite(v);
+    },
+  },
+  transcript: {
+    summary: 'chat transcripts as Markdown: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list',
+    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json> [--out DIR] | list)',
+    options: { out: { type: 'string' } },
+    async run(v, pos) {
+      const [verb, arg] = pos;
+      const { findSession, listSessions } = await import('../agent/transcripts/session.ts');
+      if (verb === 'list') {
+        const all = listSessions(dataDir());
+        if (all.length === 0) console.log(`no saved sessions in ${join(dataDir(), 'sessions')}`);
+        for (const s of all) console.log(`${s.id}  ${s.mtime.toISOString().slice(0, 16).replace('T', ' ')}  ${s.file}`);
+        return 0;
+      }
+      if (verb === 'export') {
+        if (!arg) throw new Error('give a session: transcript export <session-id|latest> (transcript list shows them)');
+        const { exportSession } = await import('../agent/transcripts/export.ts');
+        const file = await exportSession(findSession(dataDir(), arg), { file: v.out as string | undefined });
+        console.log(file);
+        return 0;
+      }
+      if (verb === 'import') {
+        if (!arg) throw new Error('give a file: transcript import conversations.json (a ChatGPT data export) or a JSON message list');
+        const { importConversations } = await import('../agent/transcripts/import.ts');
+        const files = await importConversations(arg, (v.out as string | undefined) ?? 'transcripts');
+        for (const f of files) console.log(f);
+        if (files.length === 0) console.log('no conversations in the file');
+        return 0;
+      }
+      throw new Error(`unknown transcript subcommand "${verb ?? ''}"; use: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list`);
     },
   },
   suite: {
     summary: 'run the standard experiments and write Markdown reports with SVG plots',
-    usage: '[--model DIR|tiny-s|tiny-m] [--only 1,3] [--out DIR] [--threads N]',
-    options: { model: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string' } },
+    usage: '[--model DIR|tiny-s|tiny-m] [--compare DIR] [--only 1,3] [--out DIR] [--threads N]',
+    options: { model: { type: 'string' }, compare: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, threads: { type: 'string' } },
     run: (v) => suite(v),
   },
   models: {
@@ -181,6 +222,24 @@ export const commands: Record<string, Command> = {
         console.log(`tokens: ${tokens.join(' ')}\ntop next tokens: ${top.map(([x, i]) => `${i} (${x.toFixed(3)})`).join(', ')}`);
       }
       return 0;
+    },
+  },
+  investigate: {
+    summary: 'the hypothesis loop over MCP (an LLM agent), or without an LLM the built-in protocol for the question',
+    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--resume ID] [--json] ${AGENT_USAGE}`,
+    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
+    async run(v, pos) {
+      const { investigateCommand } = await import('../agent/cli.ts');
+      return investigateCommand(v, pos);
+    },
+  },
+  chat: {
+    summary: 'a conversation with the research agent (tools through MCP); slash commands work without an LLM',
+    usage: AGENT_USAGE,
+    options: { ...AGENT_OPTIONS },
+    async run(v) {
+      const { chatCommand } = await import('../agent/cli.ts');
+      return chatCommand(v);
     },
   },
 };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { buildTinyModel } from '../../engine/tiny/index.ts';
 import { EXPERIMENTS, runSuite } from '../../tools/suite/index.ts';
+import { loadSuitePrompts } from '../../tools/suite/prompts.ts';
 import { openWorkspace } from '../../tools/workspace.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-suite-'));
@@ -17,7 +18,12 @@ it('writes every report and index; plots hold data; conclusions match the plante
   const steps: string[] = [];
   try {
     const out = join(root, 'out');
-    const r = await runSuite({ ctx: ws.ctx, modelDir: join(root, 'model'), outDir: out, onStep: (e) => steps.push(e.message) });
+    const openOther = async () => {
+      buildTinyModel('tiny-m', 4243, join(root, 'model-m'));
+      const other = await openWorkspace(join(root, 'model-m'), join(root, 'data-m'), { threads: 1 });
+      return { ctx: other.ctx, prompts: loadSuitePrompts(join(root, 'model-m')), modelName: 'tiny-m seed 4243', close: other.close };
+    };
+    const r = await runSuite({ ctx: ws.ctx, modelDir: join(root, 'model'), outDir: out, openOther, onStep: (e) => steps.push(e.message) });
     expect(r.reports.map((x) => x.id)).toEqual(EXPERIMENTS.map((e) => e.id));
     const files = readdirSync(out);
     expect(files).toContain('index.md');

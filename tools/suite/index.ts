@@ -4,13 +4,16 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ToolError, type ToolContext } from '../define.ts';
 import { causalTracing } from './experiments/causal-tracing.ts';
+import { circuitGrowth } from './experiments/circuit-growth.ts';
+import { entanglement } from './experiments/entanglement.ts';
+import { featureLocalisation } from './experiments/feature-localisation.ts';
 import { steering } from './experiments/steering.ts';
 import { sqlBlock, table } from './markdown.ts';
 import { loadSuitePrompts } from './prompts.ts';
 import { scoreReport } from './score.ts';
 import type { Experiment, ExperimentReport, SuiteEnv } from './types.ts';
 
-export const EXPERIMENTS: readonly Experiment[] = [causalTracing, steering];
+export const EXPERIMENTS: readonly Experiment[] = [causalTracing, featureLocalisation, steering, circuitGrowth, entanglement];
 
 export interface SuiteOptions {
   ctx: ToolContext;

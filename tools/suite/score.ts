@@ -31,6 +31,30 @@ export function scoreReport(slug: string, r: ExperimentReport, m: Manifest): Sco
         line('steering layer at or before the reader', f.layer, `<= ${dir.layer}`, Number(f.layer) <= dir.layer),
       ];
     }
+    case 'feature-localisation': {
+      const found = (f.numberNeurons as string[]) ?? [];
+      const planted = roles('successor.neurons');
+      const hits = found.filter((n) => planted.includes(n)).length;
+      return [
+        line('token classes linearly readable (best probe vs shuffled control)', `${Number(f.bestProbe).toFixed(2)} vs ${Number(f.shuffled).toFixed(2)}`, '>= 0.85 and > control + 0.3', Number(f.bestProbe) >= 0.85 && Number(f.bestProbe) > Number(f.shuffled) + 0.3),
+        line('top number neurons are planted successor neurons', `${hits}/${found.length}`, `successor neurons (${planted.length})`, hits >= Math.min(found.length, planted.length) * 0.75),
+        line('ablating them costs more than a control set', `${Number(f.zeroDrop).toFixed(2)} vs ${Number(f.controlDrop).toFixed(2)}`, 'planted > control', Number(f.zeroDrop) > Number(f.controlDrop) + 0.2),
+      ];
+    }
+    case 'circuit-growth':
+      return [
+        line('the larger model needs more heads', `${f.smallSize} -> ${f.largeSize}`, 'larger', Number(f.largeSize) > Number(f.smallSize)),
+        line('name movers on the smaller model', set(f.smallMovers), set(roles('ioi.name_mover')), set(f.smallMovers) === set(roles('ioi.name_mover'))),
+        line('redundant name movers on the larger model', (f.largeMovers as string[]).length, 3, (f.largeMovers as string[]).length === 3),
+      ];
+    case 'cross-domain-entanglement': {
+      const pd = f.perDomain as Record<string, string[]>;
+      return [
+        line('polysemantic neuron (top cross-domain)', f.polysemantic, roles('entanglement.polysemantic')[0], f.polysemantic === roles('entanglement.polysemantic')[0]),
+        line('math-only neurons among the top math neurons', set(pd.math), set(roles('entanglement.math_only')), roles('entanglement.math_only').every((n) => pd.math.includes(n))),
+        line('code-only neurons among the top code neurons', set(pd.code), set(roles('entanglement.code_only')), roles('entanglement.code_only').every((n) => pd.code.includes(n))),
+      ];
+    }
     default:
       return [];
   }

@@ -1,0 +1,62 @@
+// Experiment 5: cross-domain feature entanglement: neurons active across math, code and prose,
+// and activation similarity across domains.
+import { captureTool } from '../../capture.ts';
+import { callTool } from '../../define.ts';
+import { selectivityTool } from '../../selectivity.ts';
+import { similarityTool } from '../../similarity.ts';
+import { num, table } from '../markdown.ts';
+import { bars, renderSvg } from '../plots.ts';
+import type { Experiment, ExperimentReport } from '../types.ts';
+
+export const entanglement: Experiment = {
+  id: 5,
+  slug: 'cross-domain-entanglement',
+  title: 'Cross-domain feature entanglement',
+  async run(env): Promise<ExperimentReport> {
+    const { ctx, prompts } = env;
+    const domains = prompts.domains;
+    env.step(`neuron selectivity over ${Object.keys(domains).join(', ')}`);
+    const sel = await callTool(selectivityTool, { domains, top: 5, topCross: 5 }, ctx);
+    const poly = sel.crossDomain[0];
+    if (!poly) throw new Error('no neuron responds to more than one domain; nothing to report as entangled');
+    const names = Object.keys(domains);
+    const chart = [...sel.crossDomain.slice(0, 3), ...names.flatMap((d) => sel.perDomain[d].slice(0, 2))];
+    const svg = await renderSvg(bars('Mean activation per domain', chart.flatMap((n) => names.map((d) => ({ item: n.neuron, value: n.means[d], group: d }))), 'mean activation'));
+
+    env.step(`activations at layer ${poly.layer} for similarity search across domains`);
+    const all = names.flatMap((d) => domains[d].map((p) => ({ d, p })));
+    const cap = await callTool(captureTool, { prompts: all.map((x) => x.p), hooks: [`blocks.${poly.layer}.hook_resid_post`], positions: [-1] }, ctx);
+    const domainOf = new Map(cap.runIds.map((id, i) => [id, all[i].d]));
+    const neighbours: { from: string; domain: string; hits: Record<string, number> }[] = [];
+    for (const d of names) {
+      const i = all.findIndex((x) => x.d === d);
+      const r = await callTool(similarityTool, { query: { runId: cap.runIds[i], hook: `blocks.${poly.layer}.hook_resid_post`, position: all[i].p.split(/\s+/).length - 1 }, k: 6, excludeSource: true, runIds: cap.runIds }, ctx);
+      const hits: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
+      for (const h of r.hits) hits[domainOf.get(h.runId) ?? '?']++;
+      neighbours.push({ from: all[i].p, domain: d, hits });
+    }
+
+    const body = [
+      `${names.map((d) => `${domains[d].length} ${d}`).join(', ')} prompts; every neuron's (mlp.hook_post) mean activation per domain over all tokens, counting tokens not routed to its expert as 0.`,
+      '', '![selectivity](selectivity.svg)', '',
+      '### Neurons active across domains',
+      table(['neuron', ...names.map((d) => `mean on ${d}`), 'cross-domain score'], sel.crossDomain.slice(0, 5).map((n) => [n.neuron, ...names.map((d) => n.means[d]), n.cross])),
+      '', '### Neurons selective to one domain',
+      table(['domain', 'neuron', ...names.map((d) => `mean on ${d}`), 'selectivity'], names.flatMap((d) => sel.perDomain[d].slice(0, 3).map((n) => [d, n.neuron, ...names.map((x) => n.means[x]), n.selectivity]))),
+      '', `### Similarity search at \`blocks.${poly.layer}.hook_resid_post\` (last token, cosine, in DuckDB)`,
+      table(['query prompt', 'its domain', ...names.map((d) => `${d} among 6 nearest`)], neighbours.map((n) => [n.from, n.domain, ...names.map((d) => n.hits[d])])),
+    ].join('\n');
+    return {
+      slug: this.slug, title: this.title,
+      question: 'Are there neurons that respond to unrelated domains (math and code), next to neurons selective to one domain, and do activations cluster by domain?',
+      method: 'Neuron selectivity (mean activation and firing rate per domain, selectivity and cross-domain scores) over every expert neuron; last-token residual activations stored and searched by cosine similarity in SQL.',
+      parameters: { domains: Object.fromEntries(names.map((d) => [d, domains[d].length])), layer: poly.layer },
+      body, plots: [{ file: 'selectivity.svg', title: 'selectivity', svg }],
+      conclusion: `${poly.neuron} fires across domains (${names.map((d) => `${d} ${num(poly.means[d], 2)}`).join(', ')}), while ${names.map((d) => (sel.perDomain[d][0] ? `${sel.perDomain[d][0].neuron} is ${d}-selective` : `no neuron is ${d}-selective`)).join(', ')}. Of the 6 nearest stored activations to each domain's first prompt, these share its domain: ${neighbours.map((n) => `${n.domain} ${n.hits[n.domain]}/6`).join(', ')}.`,
+      found: { polysemantic: poly.neuron, perDomain: Object.fromEntries(names.map((d) => [d, sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])) },
+      experimentIds: [sel.experimentId],
+      runIds: cap.runIds.slice(0, 6),
+      sql: [`SELECT site, value, effect, extra FROM results WHERE experiment_id = '${sel.experimentId}' ORDER BY value DESC;`, `SELECT run_id, position, list_cosine_similarity(vec, (SELECT vec FROM activations WHERE run_id = '${cap.runIds[0]}' LIMIT 1)) AS cos FROM activations WHERE hook = 'blocks.${poly.layer}.hook_resid_post' ORDER BY cos DESC LIMIT 10;`],
+    };
+  },
+};
