@@ -1,0 +1,78 @@
+// The agent's view of a language model: OpenAI chat-completions messages (plain JSON, so they can
+// be checkpointed and exported as they are), tool specs, one streamed completion per call, and the
+// events a UI shows while it runs.
+import type { UsageMeter, TokenUsage } from './usage.ts';
+
+export interface ToolCallRecord {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export type ChatMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string }
+  | { role: 'assistant'; content: string | null; tool_calls?: ToolCallRecord[] }
+  | { role: 'tool'; tool_call_id: string; content: string };
+
+/** A tool as the model sees it (OpenAI function spec). */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+}
+
+export type ReasoningEffort = 'minimal' | 'low' | 'medium' | 'high';
+
+export interface RetryEvent {
+  attempt: number;
+  maxRetries: number;
+  delayMs: number;
+  status?: number;
+  reason: string;
+}
+
+export interface CompletionRequest {
+  messages: ChatMessage[];
+  tools?: ToolSpec[];
+  signal?: AbortSignal;
+  onToken?: (delta: string) => void;
+  /** Reasoning text, for servers that stream it (vLLM `reasoning_content`, Ollama `reasoning`). */
+  onReasoning?: (delta: string) => void;
+  onRetry?: (e: RetryEvent) => void;
+}
+
+export interface Completion {
+  content: string;
+  reasoning: string;
+  /** Tool calls as the model sent them: ids are made unique, arguments are raw (possibly bad) JSON text. */
+  toolCalls: ToolCallRecord[];
+  finishReason: string | null;
+  usage: TokenUsage | null;
+  model: string;
+  /** Notes on what the layer did (a parameter the server refused, ids it had to invent). */
+  warnings: string[];
+}
+
+/** A chat model the agent can drive: the openai SDK backend or the LangChain one. */
+export interface ChatModel {
+  readonly model: string;
+  /** Where requests go (for reports); "https://api.openai.com/v1" when not set. */
+  readonly endpoint: string;
+  readonly backend: 'openai' | 'langchain';
+  readonly usage: UsageMeter;
+  complete(req: CompletionRequest): Promise<Completion>;
+}
+
+export class LlmError extends Error {
+  constructor(message: string, readonly status?: number, readonly retryable = false) {
+    super(message);
+  }
+}
+
+/** True when the error (or its cause) is a user abort. */
+export function isAbortError(e: unknown, signal?: AbortSignal): boolean {
+  if (signal?.aborted) return true;
+  const name = (e as { name?: string })?.name;
+  return name === 'AbortError' || name === 'APIUserAbortError';
+}

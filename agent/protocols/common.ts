@@ -1,0 +1,160 @@
+// What the built-in protocols share: a recorder that calls tools through MCP (counting them against
+// the budget and keeping every experiment id, run id and SQL query for the finding), result parsing,
+// and the Markdown pieces of a finding.
+import type { SuitePrompts } from '../../tools/suite/prompts.ts';
+import { McpToolError, type McpToolbox } from '../mcp.ts';
+import { parseTable, tableRecords, type Table } from '../mcp-result.ts';
+import type { ToolHandlers } from '../tool-exec.ts';
+
+export type Phenomenon = 'ioi' | 'induction' | 'successor' | 'sentiment' | 'entanglement';
+
+export interface ProtocolEnv {
+  toolbox: McpToolbox;
+  prompts: SuitePrompts;
+  /** model_info summary line. */
+  modelLine: string;
+  signal?: AbortSignal;
+  /** Tool calls this protocol may make. */
+  budget: number;
+  /** Deadline (ms since epoch), or Infinity. */
+  deadline: number;
+  step: (message: string) => void;
+  handlers?: ToolHandlers;
+}
+
+export interface ExperimentRecord {
+  step: string;
+  tool: string;
+  args: Record<string, unknown>;
+  experimentId: string | null;
+  runIds: string[];
+  /** One line: the numbers this step produced. */
+  summary: string;
+}
+
+export interface ProtocolReport {
+  phenomenon: Phenomenon;
+  title: string;
+  question: string;
+  hypothesis: string;
+  method: string;
+  /** Markdown results sections. */
+  body: string;
+  conclusion: string;
+  caveats: string[];
+  /** Machine-readable conclusions (e.g. nameMovers) for callers and tests. */
+  found: Record<string, unknown>;
+  experiments: ExperimentRecord[];
+  sql: string[];
+  /** Set when the budget or time ran out before the protocol finished. */
+  stoppedEarly?: string;
+}
+
+export class BudgetSpent extends Error {}
+
+let callSeq = 0;
+
+export class Recorder {
+  readonly experiments: ExperimentRecord[] = [];
+  readonly sql: string[] = [];
+  calls = 0;
+
+  constructor(private readonly env: ProtocolEnv) {}
+
+  private check(): void {
+    if (this.env.signal?.aborted) throw this.env.signal.reason ?? new DOMException('aborted', 'AbortError');
+    if (this.calls >= this.env.budget) throw new BudgetSpent(`the tool-call budget (${this.env.budget}) is spent`);
+    if (Date.now() > this.env.deadline) throw new BudgetSpent('the time budget is spent');
+  }
+
+  /** Calls a tool through MCP; returns its parsed data (throws McpToolError with the server's message). */
+  async call(tool: string, args: Record<string, unknown>): Promise<{ data: Record<string, any>; text: string; experimentId: string | null; runIds: string[] }> {
+    this.check();
+    this.calls++;
+    const id = `protocol_${++callSeq}`;
+    const h = this.env.handlers;
+    h?.onToolStart?.({ id, name: tool, args });
+    const r = await this.env.toolbox.callParsed(tool, args, {
+      signal: this.env.signal,
+      onProgress: h?.onProgress ? (p) => h.onProgress!({ ...p, id, name: tool }) : undefined,
+    }).catch((e) => {
+      if (e instanceof McpToolError) h?.onToolEnd?.({ id, name: tool, args, ok: false, text: e.message, ms: 0, experimentIds: [], runIds: [] });
+      throw e;
+    });
+    h?.onToolEnd?.({ id, name: tool, args, ok: true, text: r.text, ms: r.outcome.ms, experimentIds: r.outcome.experimentIds, runIds: r.outcome.runIds });
+    const data = (r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : {}) as Record<string, any>;
+    const runIds = flatRunIds(data.runIds);
+    return { data, text: r.text, experimentId: typeof data.experimentId === 'string' ? data.experimentId : null, runIds: runIds.length ? runIds : r.outcome.runIds };
+  }
+
+  /** A tool call that is one experiment of the finding. */
+  async experiment(step: string, tool: string, args: Record<string, unknown>, summarise: (data: Record<string, any>) => string = () => '') {
+    this.env.step(step);
+    const r = await this.call(tool, args);
+    this.experiments.push({ step, tool, args, experimentId: r.experimentId, runIds: r.runIds, summary: '' });
+    const rec = this.experiments[this.experiments.length - 1];
+    rec.summary = summarise(r.data);
+    return r;
+  }
+
+  /** Read-only SQL through query_activations; rows as records of strings. Kept for the finding when `cite`. */
+  async query(sql: string, opts: { cite?: boolean; maxRows?: number } = {}): Promise<Record<string, string>[]> {
+    const r = await this.call('query_activations', { sql, format: 'csv', maxRows: opts.maxRows ?? 2000 });
+    if (opts.cite ?? true) this.sql.push(sql);
+    const t = r.data.table;
+    if (typeof t === 'string') return tableRecords(parseTable(t));
+    return t && typeof t === 'object' ? tableRecords(t as Table) : [];
+  }
+
+  /** The results rows of an experiment, largest effect first. */
+  async results(experimentId: string, opts: { order?: string; cite?: boolean } = {}): Promise<{ site: string; layer: number | null; position: number | null; component: number | null; effect: number; value: number }[]> {
+    const rows = await this.query(
+      `SELECT site, layer, position, component, effect, value FROM results WHERE experiment_id = '${experimentId}' ORDER BY ${opts.order ?? 'effect DESC'}`,
+      { cite: opts.cite },
+    );
+    const num = (s: string | undefined) => (s === undefined || s === '' ? null : Number(s));
+    return rows.map((r) => ({ site: r.site, layer: num(r.layer), position: num(r.position), component: num(r.component), effect: Number(r.effect), value: Number(r.value) }));
+  }
+}
+
+function flatRunIds(v: unknown): string[] {
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string' && x.startsWith('run_'));
+  if (v && typeof v === 'object') return Object.values(v).flatMap(flatRunIds);
+  return [];
+}
+
+export const num = (x: number | null | undefined, digits = 2): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '–' : Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits);
+
+export const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '–');
+
+export function mdTable(headers: string[], rows: (string | number | null | undefined)[][]): string {
+  const cell = (v: string | number | null | undefined) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : num(v, 3)) : (v ?? '–')).toString().replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+}
+
+/** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
+export function carriers(rows: { site: string; effect: number }[], share = 0.25, floor = 0.1): string[] {
+  const top = Math.max(...rows.map((r) => r.effect));
+  return rows.filter((r) => r.effect >= Math.max(floor, share * top)).sort((a, b) => b.effect - a.effect).map((r) => r.site);
+}
+
+/** `n` control components: the ones with the smallest |effect|, preferring the layers of `near`. */
+export function controls(rows: { site: string; layer: number | null; effect: number }[], exclude: string[], n: number, nearLayers: number[] = []): string[] {
+  const pool = rows.filter((r) => !exclude.includes(r.site));
+  const score = (r: { layer: number | null; effect: number }) => Math.abs(r.effect) + (r.layer !== null && nearLayers.includes(r.layer) ? 0 : 1e-3);
+  return pool.sort((a, b) => score(a) - score(b)).slice(0, n).map((r) => r.site);
+}
+
+export interface AblationOutcome {
+  before: number;
+  after: number;
+  relativeDrop: number;
+  experimentId: string | null;
+}
+
+/** Ablates components on the prompts and returns the metric before/after. */
+export async function ablation(rec: Recorder, step: string, args: Record<string, unknown>): Promise<AblationOutcome> {
+  const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${(args.components as string[]).join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop)} drop)`);
+  return { before: Number(r.data.before), after: Number(r.data.after), relativeDrop: Number(r.data.relativeDrop), experimentId: r.experimentId };
+}

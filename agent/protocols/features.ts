@@ -1,0 +1,165 @@
+// Built-in protocols for features carried by experts, directions and neurons: the successor expert,
+// sentiment steering, and cross-domain entanglement.
+import { byLength } from '../../tools/prompt-sets.ts';
+import { ablation, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
+
+export interface Arch {
+  layers: number;
+  heads: number;
+  experts: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+
+const inList = (ids: string[]) => ids.map((id) => `'${id}'`).join(', ');
+
+export async function successorProtocol(env: ProtocolEnv, rec: Recorder, arch: Arch): Promise<ProtocolReport> {
+  const ex = byLength(env.prompts.successor)[0].slice(0, 8);
+  const base = { prompts: ex.map((e) => e.prompt), target: ex.map((e) => e.target), distractor: ex.map((e) => e.distractor) };
+  const sections = [`${ex.length} counting prompts, e.g. "${ex[0].prompt}" -> **${ex[0].target}**. Metric: logit(next number) - logit(last number).`];
+  const all = Array.from({ length: arch.layers * arch.experts }, (_, i) => `L${Math.floor(i / arch.experts)}.E${i % arch.experts}`);
+
+  const sweep = await rec.experiment('Successor: zero-ablating each expert alone', 'ablate', { ...base, components: all, method: 'zero', each: true }, (d) => `baseline ${num(d.before)}`);
+  const before = Number(sweep.data.before);
+  const rows = (await rec.results(sweep.experimentId!)).filter((r) => r.site !== all.join('+') && !r.site.includes('+'));
+  const top = rows[0];
+  const others = rows.slice(1).map((r) => r.effect);
+  sections.push('', '### Which expert', `Each expert's output zeroed alone (experiment \`${sweep.experimentId}\`); effect = relative drop of the logit difference from ${num(before)}.`, '',
+    mdTable(['expert', 'logit difference after', 'relative drop'], rows.slice(0, 6).map((r) => [r.site, r.value, pct(r.effect)])), '',
+    `Median drop over the other ${others.length} experts (the control): ${pct(median(others))}.`);
+
+  const routing = await ablation(rec, `Successor: forbidding the router to choose ${top.site}`, { ...base, components: [top.site], method: 'zero', expertMode: 'routing' });
+  sections.push('', '### Routing', `With ${top.site} forbidden in routing (its tokens go to their next choice): ${num(routing.before)} -> ${num(routing.after)} (${pct(routing.relativeDrop)} drop, \`${routing.experimentId}\`).`);
+
+  const [layer, expert] = [Number(/^L(\d+)/.exec(top.site)![1]), Number(/E(\d+)$/.exec(top.site)![1])];
+  const cap = await rec.experiment(`Successor: ${top.site}'s neurons at the last number`, 'capture_activations', { prompts: base.prompts, hooks: [`blocks.${layer}.mlp.hook_post`], positions: [-1], components: [expert] });
+  const neurons = await rec.query(
+    `SELECT r.prompt, list_position(a.vec, list_max(a.vec)) - 1 AS top_neuron, list_max(a.vec) AS activation FROM activations a JOIN runs r USING (run_id) WHERE a.run_id IN (${inList(cap.runIds)}) AND a.hook = 'blocks.${layer}.mlp.hook_post' AND a.component = ${expert} ORDER BY r.prompt`,
+  );
+  sections.push('', '### Neurons', `Most active neuron of ${top.site} at the last token of each prompt (runs captured with \`capture_activations\`):`, '',
+    mdTable(['prompt', 'top neuron', 'activation'], neurons.map((r) => [r.prompt, `L${layer}.E${expert}.N${r.top_neuron}`, Number(r.activation)])));
+  const distinct = new Set(neurons.map((r) => r.top_neuron)).size;
+
+  return {
+    phenomenon: 'successor',
+    title: `Successor: expert ${top.site} computes n + 1`,
+    question: 'Which expert (and which of its neurons) maps a number to the next one?',
+    hypothesis: 'The router sends number tokens to one expert whose neurons each map a number n to n + 1.',
+    method: 'Zero ablation of every expert alone (the others are the control); routing ablation of the strongest; neuron activations of that expert at the last number, captured and queried with SQL.',
+    body: sections.join('\n'),
+    conclusion: `Expert **${top.site}** carries the successor behaviour: zeroing it drops the logit difference by ${pct(top.effect)} (\`${sweep.experimentId}\`) against a median of ${pct(median(others))} for the other experts; forbidding the router to choose it drops it by ${pct(routing.relativeDrop)}. At the last number ${distinct} different neuron(s) of it are the most active across ${neurons.length} prompts${distinct > 1 ? ', consistent with one neuron per number' : ''}.`,
+    caveats: ['Zero ablation of an expert output is a strong intervention; mean ablation was not run.', 'Neuron roles are read from activations, not tested by ablating single neurons.'],
+    found: { successorExpert: top.site, drop: top.effect, medianOtherDrop: median(others), routingDrop: routing.relativeDrop, topNeurons: neurons.map((r) => `L${layer}.E${expert}.N${r.top_neuron}`) },
+    experiments: rec.experiments,
+    sql: rec.sql,
+  };
+}
+
+export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: Arch): Promise<ProtocolReport> {
+  const p = env.prompts;
+  // Negative contexts scored as logit(positive word) - logit(negative word): steering towards positive raises it.
+  const neg = p.sentiment.filter((_, i) => i % 2 === 1).slice(0, 6);
+  const base = { prompts: neg.map((e) => e.prompt), target: neg.map((e) => e.distractor), distractor: neg.map((e) => e.target), hook: 'resid_pre' };
+  const contrast = { positive: p.contrast.positive, negative: p.contrast.negative };
+  const sections = [`Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric: logit(positive continuation) - logit(negative continuation). Contrast vector: mean \`resid_pre\` over ${contrast.positive.length} positive minus ${contrast.negative.length} negative contexts.`];
+
+  const perLayer: { layer: number; shift: number; id: string | null }[] = [];
+  for (let layer = 0; layer < arch.layers; layer++) {
+    const r = await rec.experiment(`Sentiment: contrast vector at layer ${layer}, every token, coefficient 1`, 'steer', { ...base, vector: contrast, layer, coefficients: [1], modes: ['all'], generateTokens: 0 },
+      (d) => `shift ${num(rowsOf(d)[0]?.shift)}`);
+    perLayer.push({ layer, shift: Number(rowsOf(r.data)[0]?.shift), id: r.experimentId });
+  }
+  const best = perLayer.reduce((a, b) => (b.shift > a.shift ? b : a));
+  sections.push('', '### Which layer', mdTable(['layer', 'shift (coefficient 1, every token)', 'experiment'], perLayer.map((x) => [x.layer, x.shift, x.id])));
+
+  const coefficients = [0, 1, 2, 4];
+  const sweep = await rec.experiment(`Sentiment: coefficient sweep at layer ${best.layer}, last token vs window vs every token`, 'steer', { ...base, vector: contrast, layer: best.layer, coefficients, modes: ['last', 'window', 'all'], window: 3, generateTokens: 4 },
+    (d) => `base ${num(d.base)}`);
+  const rows = rowsOf(sweep.data);
+  const at = (mode: string, c: number) => rows.find((r) => r.mode === mode && Number(r.coefficient) === c);
+  const top = coefficients[coefficients.length - 1];
+  sections.push('', `### Coefficient sweep at layer ${best.layer}`, mdTable(['coefficient', 'last token', 'last 3 tokens', 'every token'], coefficients.map((c) => [c, at('last', c)?.metric, at('window', c)?.metric, at('all', c)?.metric])));
+  const gens = Array.isArray(sweep.data.generations) ? sweep.data.generations as { prompt: string; unsteered: string; steered: Record<string, string> }[] : [];
+  if (gens.length) {
+    const keys = Object.keys(gens[0].steered ?? {});
+    sections.push('', 'Greedy generations:', '', mdTable(['prompt', 'unsteered', ...keys], gens.map((g) => [g.prompt, g.unsteered, ...keys.map((k) => g.steered?.[k])])));
+  }
+
+  // Control: the same construction with the labels shuffled (half of each class on each side).
+  const half = (xs: string[], k: 0 | 1) => xs.filter((_, i) => i % 2 === k);
+  const shuffled = { positive: [...half(contrast.positive, 0), ...half(contrast.negative, 0)], negative: [...half(contrast.positive, 1), ...half(contrast.negative, 1)] };
+  const ctrl = await rec.experiment(`Sentiment control: shuffled-label contrast at layer ${best.layer}`, 'steer', { ...base, vector: shuffled, layer: best.layer, coefficients: [top], modes: ['all'], generateTokens: 0 },
+    (d) => `shift ${num(rowsOf(d)[0]?.shift)}`);
+  const ctrlShift = Number(rowsOf(ctrl.data)[0]?.shift);
+  const shiftAll = Number(at('all', top)?.shift);
+  const shiftLast = Number(at('last', top)?.shift);
+  const flipped = Number(sweep.data.base) < 0 && Number(at('all', top)?.metric) > 0;
+  sections.push('', '### Control', `A contrast vector built the same way from shuffled labels moves the metric by ${num(ctrlShift)} at coefficient ${top} on every token (experiment \`${ctrl.experimentId}\`), against ${num(shiftAll)} for the sentiment contrast.`);
+
+  return {
+    phenomenon: 'sentiment',
+    title: 'Sentiment steering: one token vs every token',
+    question: 'Does a sentiment direction steer the model, at which layer, and does steering every token beat steering one?',
+    hypothesis: 'Sentiment is a direction in the residual stream that a later head averages over the context; adding it at every token moves the answer much more than at the last token alone.',
+    method: 'Contrast vector (positive minus negative contexts) added to the residual stream entering each layer; the best layer swept over coefficients at the last token, the last 3 tokens and every token; a shuffled-label contrast as control.',
+    body: sections.join('\n'),
+    conclusion: `Steering works best entering layer ${best.layer} (shift ${num(best.shift)} at coefficient 1). At coefficient ${top}, every-token steering shifts the logit difference by ${num(shiftAll)} against ${num(shiftLast)} for the last token alone (\`${sweep.experimentId}\`)${flipped ? ', and flips the answer from negative to positive' : ''}; a shuffled-label control vector shifts it by ${num(ctrlShift)} (\`${ctrl.experimentId}\`).`,
+    caveats: [`${neg.length} negative prompts; steering towards negative was not measured.`, 'The layer was chosen on the same prompts the sweep reports (no held-out set).'],
+    found: { layer: best.layer, shiftAll, shiftLast, controlShift: ctrlShift, flipped },
+    experiments: rec.experiments,
+    sql: rec.sql,
+  };
+}
+
+function rowsOf(d: Record<string, any>): { mode: string; coefficient: string | number; metric: number; shift: number }[] {
+  const t = d.rows;
+  if (Array.isArray(t)) return t;
+  if (t && typeof t === 'object' && Array.isArray(t.columns)) {
+    return t.rows.map((r: string[]) => Object.fromEntries(t.columns.map((c: string, i: number) => [c, c === 'mode' ? r[i] : Number(r[i])])));
+  }
+  return [];
+}
+
+export async function entanglementProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
+  const domains = Object.entries(env.prompts.domains).map(([d, ps]) => [d, ps.slice(0, 8)] as const);
+  const names = domains.map(([d]) => d);
+  const prompts = domains.flatMap(([, ps]) => ps);
+  const sections = [`Prompts: ${domains.map(([d, ps]) => `${ps.length} ${d}`).join(', ')} (e.g. ${domains.map(([d, ps]) => `${d}: "${ps[0]}"`).join('; ')}).`];
+  const cap = await rec.experiment('Entanglement: capturing every MLP neuron on every token', 'capture_activations', { prompts, hooks: ['blocks.*.mlp.hook_post'] }, (d) => `${d.rowsStored} vectors stored`);
+  let k = 0;
+  const pairs = domains.flatMap(([d, ps]) => ps.map(() => `('${cap.runIds[k++]}', '${d}')`));
+  const [a, b] = names.includes('math') && names.includes('code') ? ['math', 'code'] : [names[0], names[1]];
+  const rest = names.filter((n) => n !== a && n !== b);
+  const means = `WITH d AS (SELECT * FROM (VALUES ${pairs.join(', ')}) AS t(run_id, domain)),
+tok AS (SELECT d.domain, sum(len(r.token_ids)) AS n FROM runs r JOIN d USING (run_id) GROUP BY d.domain),
+u AS (SELECT d.domain, a.layer, a.component AS expert, generate_subscripts(a.vec, 1) - 1 AS neuron, unnest(a.vec) AS v FROM activations a JOIN d USING (run_id) WHERE a.hook LIKE 'blocks.%.mlp.hook_post'),
+m AS (SELECT domain, layer, expert, neuron, sum(v) / any_value(n) AS mean FROM u JOIN tok USING (domain) GROUP BY ALL),
+p AS (SELECT 'L' || layer || '.E' || expert || '.N' || neuron AS neuron, ${names.map((n) => `coalesce(sum(mean) FILTER (WHERE domain = '${n}'), 0) AS "${n}"`).join(', ')} FROM m GROUP BY layer, expert, m.neuron)`;
+  const other = rest.length ? `greatest(${rest.map((n) => `abs("${n}")`).join(', ')})` : '0';
+  const poly = await rec.query(`${means}\nSELECT *, least("${a}", "${b}") - ${other} AS score FROM p ORDER BY score DESC LIMIT 5`);
+  const onlyA = await rec.query(`${means}\nSELECT *, "${a}" - greatest(abs("${b}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
+  const onlyB = await rec.query(`${means}\nSELECT *, "${b}" - greatest(abs("${a}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
+  const row = (r: Record<string, string>) => [r.neuron, ...names.map((n) => Number(r[n])), Number(r.score)];
+  sections.push('', `### Neurons active in both ${a} and ${b}`, `Mean activation (\`mlp.hook_post\`) per token of each domain (tokens not routed to the neuron's expert count as 0). Score: the smaller of the ${a} and ${b} means minus the largest |mean| elsewhere.`, '',
+    mdTable(['neuron', ...names, 'score'], poly.map(row)), '', `### ${a} only`, mdTable(['neuron', ...names, 'score'], onlyA.map(row)), '', `### ${b} only`, mdTable(['neuron', ...names, 'score'], onlyB.map(row)));
+  const top = poly[0];
+  const selective = top && Number(top.score) > 0.1;
+  return {
+    phenomenon: 'entanglement',
+    title: `Cross-domain entanglement: neurons shared by ${a} and ${b}`,
+    question: `Which neurons respond to both ${a} and ${b}, and which to one domain only?`,
+    hypothesis: `Some MLP neurons are polysemantic across domains (active on ${a} and on ${b} tokens but not on ${rest.join('/') || 'other'} text), beside neurons selective for one domain.`,
+    method: 'Every MLP neuron captured on every token of the domain prompt sets; mean activation per domain and selectivity scores computed in SQL over the activation store.',
+    body: sections.join('\n'),
+    conclusion: selective
+      ? `**${top.neuron}** is the clearest cross-domain neuron: mean activation ${names.map((n) => `${n} ${num(Number(top[n]))}`).join(', ')}. The most ${a}-only neuron is ${onlyA[0]?.neuron} and the most ${b}-only ${onlyB[0]?.neuron} (tables above; queries below).`
+      : `No neuron is clearly active in both ${a} and ${b} while quiet elsewhere (best score ${num(Number(top?.score))}).`,
+    caveats: ['Activation is not causation: ablating these neurons was not part of this protocol.', 'Means over few prompts; tokens shared by domains (digits, punctuation) can drive a neuron in both.'],
+    found: { polysemantic: top?.neuron ?? null, onlyA: onlyA[0]?.neuron ?? null, onlyB: onlyB[0]?.neuron ?? null, domains: [a, b] },
+    experiments: rec.experiments,
+    sql: rec.sql,
+  };
+}
