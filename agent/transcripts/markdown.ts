@@ -1,0 +1,181 @@
+// Conversations as Markdown: a title, the date, the model, then each turn under a heading with the
+// user's message, the replies, and every tool call as a collapsible <details> block holding its
+// arguments and a summary of its result (key numbers, tables, heatmaps written as SVG plots and linked).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, relative, dirname } from 'node:path';
+import { gridsOf, parseToolText, scalarsOf, tablesOf, textBlocksOf, type Grid } from '../ui/results.ts';
+
+export type TurnItem =
+  | { kind: 'assistant'; text: string }
+  | { kind: 'tool'; name: string; args: unknown; status: 'running' | 'done' | 'error' | 'cancelled'; result?: string; error?: string; ms?: number; grids?: Grid[] }
+  | { kind: 'note'; text: string; tone?: 'info' | 'error' | 'success' };
+
+export interface Turn {
+  /** The user's message (absent for what came before the first message). */
+  user?: string;
+  /** Who wrote the user message, for imports with other roles ("system"). */
+  userRole?: string;
+  items: TurnItem[];
+}
+
+export interface Conversation {
+  title: string;
+  /** ISO date of the conversation's start. */
+  date: string;
+  model?: string;
+  llm?: string;
+  source?: string;
+  session?: string;
+  turns: Turn[];
+}
+
+export interface MarkdownOptions {
+  /** Directory for SVG plots of grids; omitted: no plots. */
+  plotsDir?: string;
+  /** The Markdown file's directory, to make plot links relative. */
+  mdDir?: string;
+  /** Rows of a result table written at most. */
+  tableRows?: number;
+}
+
+const fence = (lang: string, body: string) => {
+  const ticks = body.includes('```') ? '~~~~' : '```';
+  return `${ticks}${lang}\n${body.replace(/\s+$/, '')}\n${ticks}`;
+};
+
+const mdCell = (s: string) => s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+
+export function mdTable(columns: string[], rows: string[][]): string {
+  return [`| ${columns.map(mdCell).join(' | ')} |`, `|${columns.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${columns.map((_, j) => mdCell(r[j] ?? '')).join(' | ')} |`)].join('\n');
+}
+
+const fmt = (x: number | null) => (x === null ? '' : Number.isInteger(x) ? String(x) : Number.isFinite(x) ? String(Number(x.toPrecision(4))) : String(x));
+
+export function slugify(s: string, max = 48): string {
+  const slug = s.toLowerCase().normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, max).replace(/-+$/, '');
+  return slug || 'conversation';
+}
+
+const oneLine = (s: string, max = 72) => {
+  const l = s.trim().split('\n')[0].replace(/\s+/g, ' ');
+  return l.length > max ? `${l.slice(0, max - 1)}…` : l;
+};
+
+function displayDate(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+const quote = (s: string) => s.split('\n').map((l) => (l ? `> ${l}` : '>')).join('\n');
+
+const elapsed = (ms?: number) => (ms === undefined ? '' : ms < 1000 ? ` · ${ms} ms` : ` · ${(ms / 1000).toFixed(1)} s`);
+
+async function svgHeatmap(g: Grid): Promise<string> {
+  const { heatmap, renderSvg } = await import('../../tools/suite/plots.ts');
+  const values = g.values.map((r) => r.map((v) => (v === null ? Number.NaN : v)));
+  return renderSvg(heatmap(g.title, g.rowLabels, g.colLabels, values, g.rowAxis === 'query' ? 'attention' : 'value'));
+}
+
+interface Ctx {
+  opts: MarkdownOptions;
+  plotCount: number;
+  plotPrefix: string;
+}
+
+async function toolMarkdown(item: Extract<TurnItem, { kind: 'tool' }>, ctx: Ctx): Promise<string> {
+  const parts: string[] = [];
+  parts.push('<details>');
+  parts.push(`<summary>Tool call: <code>${item.name}</code> · ${item.status}${elapsed(item.ms)}</summary>`, '');
+  const args = JSON.stringify(item.args ?? {}, null, 2);
+  parts.push('**Arguments**', '', fence('json', args.length > 6000 ? `${args.slice(0, 6000)}\n… (cut)` : args), '');
+  if (item.status === 'error' || item.status === 'cancelled') {
+    parts.push(`**${item.status === 'error' ? 'Error' : 'Cancelled'}**`, '', fence('text', item.error ?? item.status), '');
+  } else if (item.result !== undefined) {
+    const parsed = parseToolText(item.result);
+    parts.push('**Result**', '');
+    const scalars = scalarsOf(parsed, 16);
+    if (scalars.length) parts.push(scalars.map(([k, v]) => `- ${k}: \`${v}\``).join('\n'), '');
+    const grids = item.grids ?? gridsOf(parsed);
+    for (const g of grids) {
+      if (ctx.opts.plotsDir) {
+        ctx.plotCount++;
+        const file = join(ctx.opts.plotsDir, `${ctx.plotPrefix}${String(ctx.plotCount).padStart(2, '0')}-${slugify(item.name, 24)}.svg`);
+        try {
+          mkdirSync(ctx.opts.plotsDir, { recursive: true });
+          writeFileSync(file, await svgHeatmap(g));
+          const link = ctx.opts.mdDir ? relative(ctx.opts.mdDir, file).split('\\').join('/') : file;
+          parts.push(`![${g.title}](${encodeURI(link)})`, '');
+        } catch (e) {
+          parts.push(`(plot not written: ${(e as Error).message})`, '');
+        }
+      }
+      if (g.colLabels.length <= 16 && g.rowLabels.length <= 40) {
+        parts.push(`${g.title}:`, '', mdTable(['', ...g.colLabels], g.values.map((r, i) => [g.rowLabels[i], ...r.map(fmt)])), '');
+      }
+    }
+    const maxRows = ctx.opts.tableRows ?? 30;
+    for (const t of tablesOf(parsed)) {
+      parts.push(`${t.title}:`, '', mdTable(t.columns, t.rows.slice(0, maxRows)), '');
+      if (t.rows.length > maxRows || t.note) parts.push(`_${[t.rows.length > maxRows ? `${t.rows.length - maxRows} more rows` : '', t.note ?? ''].filter(Boolean).join('; ')}_`, '');
+    }
+    for (const b of textBlocksOf(parsed)) {
+      const lines = b.text.split('\n');
+      const body = lines.length > 80 ? `${lines.slice(0, 80).join('\n')}\n… (${lines.length - 80} more lines)` : b.text;
+      if (b.title) parts.push(`${b.title}:`, '');
+      parts.push(fence('text', body), '');
+    }
+  }
+  parts.push('</details>');
+  return parts.join('\n');
+}
+
+export async function conversationMarkdown(conv: Conversation, opts: MarkdownOptions = {}): Promise<string> {
+  const out: string[] = [`# ${conv.title}`, ''];
+  const meta: [string, string][] = [['Date', displayDate(conv.date)]];
+  if (conv.model) meta.push(['Model', conv.model]);
+  if (conv.llm) meta.push(['LLM', conv.llm]);
+  if (conv.session) meta.push(['Session', `\`${conv.session}\``]);
+  if (conv.source) meta.push(['Source', conv.source]);
+  out.push(meta.map(([k, v]) => `- **${k}:** ${v}`).join('\n'), '');
+  const ctx: Ctx = { opts, plotCount: 0, plotPrefix: '' };
+  let n = 0;
+  for (const turn of conv.turns) {
+    if (turn.user === undefined && turn.items.length === 0) continue;
+    if (turn.user !== undefined) {
+      n++;
+      out.push(`## ${n}. ${oneLine(turn.user).replace(/^#+\s*/, '')}`, '');
+      out.push(`**${turn.userRole && turn.userRole !== 'user' ? turn.userRole[0].toUpperCase() + turn.userRole.slice(1) : 'You'}:**`, '', quote(turn.user), '');
+    } else {
+      out.push('## Before the first message', '');
+    }
+    for (const item of turn.items) {
+      if (item.kind === 'assistant') {
+        if (!item.text.trim()) continue;
+        out.push('**Assistant:**', '', item.text.trim(), '');
+      } else if (item.kind === 'note') {
+        out.push(item.tone === 'error' ? `**Error:** ${item.text.trim()}` : item.text.trim(), '');
+      } else {
+        out.push(await toolMarkdown(item, ctx), '');
+      }
+    }
+  }
+  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+}
+
+/** A file name in `dir` that does not exist yet: <date>-<slug>.md, then -2, -3... */
+export function freshPath(dir: string, base: string, exists: (p: string) => boolean): string {
+  let p = join(dir, `${base}.md`);
+  for (let k = 2; exists(p); k++) p = join(dir, `${base}-${k}.md`);
+  return p;
+}
+
+/** Writes the conversation to `file` (plots beside it in <name>-plots/). */
+export async function writeConversation(conv: Conversation, file: string, opts: Omit<MarkdownOptions, 'plotsDir' | 'mdDir'> = {}): Promise<string> {
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const plotsDir = join(dir, `${basename(file, '.md')}-plots`);
+  const md = await conversationMarkdown(conv, { ...opts, plotsDir, mdDir: dir });
+  writeFileSync(file, md);
+  return file;
+}
