@@ -161,6 +161,28 @@ describe('chat', () => {
     });
   });
 
+  it('sends reasoning effort to models that take it, and drops it when a server refuses it', async () => {
+    await withLlm([
+      { status: 400, body: { error: { message: 'Unrecognized request argument supplied: reasoning_effort', type: 'invalid_request_error' } } },
+      { text: 'one' },
+      { text: 'two' },
+    ], async (llm) => {
+      const session = new ChatSession({ toolbox, llm: createChatModel(config(llm, { model: 'openai/gpt-oss-20b', reasoningEffort: 'low' })), systemPrompt: 'test' });
+      const turn = await session.send('a');
+      expect(turn.text).toBe('one');
+      expect(turn.warnings.join(' ')).toMatch(/refused "reasoning_effort"/);
+      await session.send('b');
+      expect(llm.requests.map((r) => r.body.reasoning_effort)).toEqual(['low', undefined, undefined]);
+      // No price is known for a self-hosted model: the cost is unknown, not zero.
+      expect(session.usage).toMatchObject({ cost: 'unknown', costNote: 'no price known for model "openai/gpt-oss-20b"' });
+    });
+    await withLlm([{ text: 'x' }], async (llm) => {
+      const session = new ChatSession({ toolbox, llm: createChatModel(config(llm, { model: 'gpt-4o', reasoningEffort: 'high' })), systemPrompt: 'test' });
+      await session.send('a');
+      expect(llm.requests[0].body.reasoning_effort).toBeUndefined();
+    });
+  });
+
   it('cancels a turn cleanly and keeps the conversation valid', async () => {
     await withLlm([{ hang: true }, { text: 'after' }], async (llm) => {
       const session = new ChatSession({ toolbox, llm: createChatModel(config(llm)), systemPrompt: 'test' });
