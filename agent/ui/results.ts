@@ -230,7 +230,7 @@ export function scalarsOf(parsed: ParsedResult, max = 10): [string, string][] {
       out.push([path, v]);
     } else if (typeof v === 'number' || typeof v === 'boolean') out.push([path, typeof v === 'number' ? fmt(v) : String(v)]);
     else if (isRecord(v)) for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k, depth + 1);
-    else if (Array.isArray(v) && v.length && v.length <= 4 && v.every((x) => typeof x === 'string' && x.length < 30)) out.push([path, v.join(', ')]);
+    else if (Array.isArray(v) && v.length && v.length <= 4 && v.every((x) => typeof x === 'string' && x.length < 30 && !/^run_/.test(x))) out.push([path, v.join(', ')]);
   };
   walk(parsed.json, '', 0);
   return out;

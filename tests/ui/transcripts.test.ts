@@ -1,0 +1,140 @@
+// Transcripts: a chat session logged as JSONL (a crash-torn last line is skipped) exported as
+// Markdown with turns, collapsible tool calls, tables and SVG plots; a ChatGPT data export and a
+// plain message list imported as the same Markdown, one file per conversation.
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { exportSession, sessionConversation } from '../../agent/transcripts/export.ts';
+import { conversationPath, conversationsFromJson, importConversations } from '../../agent/transcripts/import.ts';
+import { findSession, listSessions, readSession, SessionLog } from '../../agent/transcripts/session.ts';
+import { CHATGPT_EXPORT } from './chatgpt-export.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'ns-transcripts-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const PATCH_TEXT = `{
+  "experimentId": "exp_abc123",
+  "metric": "logit_diff",
+  "grid": {"effects":"[grid (effects, 2 x 3): see below]"},
+  "top": "[top (2 rows): see below]"
+}
+
+grid (effects, 2 x 3):
+|  | H0 | H1 | H2 |
+|---|---|---|---|
+| L0 | 0 | 0.1 | 0 |
+| L1 | 0 | 0 | 0.95 |
+
+top (2 rows):
+| site | effect | value |
+|---|---|---|
+| L1.H2 | 0.95 | 9.3 |
+| L0.H1 | 0.1 | 1 |`;
+
+describe('sessions', () => {
+  it('are saved as they happen and export to Markdown with tool calls in <details>, tables and plots', async () => {
+    const data = join(root, 'data');
+    const log = new SessionLog(data, '20251125-101500-abcd', { model: 'tiny-s-seed0', llm: 'none' });
+    log.user('/patch');
+    log.write({ type: 'tool_start', at: log.now(), id: 'c1', name: 'patch_activations', args: { site: 'head', clean: ['When Mary and John went to the store , John gave a drink to'] } });
+    log.write({ type: 'tool_end', at: log.now(), id: 'c1', name: 'patch_activations', status: 'done', result: PATCH_TEXT, ms: 4300 });
+    log.user('Which head moves the name?');
+    log.assistant('The name mover is', true);
+    log.write({ type: 'tool_start', at: log.now(), id: 'c2', name: 'ablate', args: { components: ['L1.H2'] } });
+    log.write({ type: 'tool_end', at: log.now(), id: 'c2', name: 'ablate', status: 'error', error: 'ablate: components must be heads', ms: 12 });
+    log.assistant('The name mover is **L1.H2**: patching it restores 0.95 of the logit difference.');
+    log.note('Cancelled.', 'info');
+    // A crash while writing: the last line is torn.
+    appendFileSync(log.file, '{"type":"assistant","at":"2025-11-25T10:16:00Z","te');
+
+    const s = readSession(log.file);
+    expect(s.skipped).toBe(1);
+    const conv = sessionConversation(s);
+    expect(conv.turns.filter((t) => t.user !== undefined).map((t) => t.user)).toEqual(['/patch', 'Which head moves the name?']);
+    // Partial then final reply of one stream: one item with the final text.
+    const replies = conv.turns[2].items.filter((i) => i.kind === 'assistant');
+    expect(replies).toHaveLength(2);
+    expect((replies[1] as { text: string }).text).toContain('**L1.H2**');
+
+    expect(listSessions(data).map((x) => x.id)).toEqual(['20251125-101500-abcd']);
+    expect(findSession(data, 'latest')).toBe(log.file);
+    expect(findSession(data, '20251125-1015')).toBe(log.file);
+    expect(() => findSession(data, 'nope')).toThrow(/no session "nope"/);
+
+    const out = join(root, 'transcripts');
+    const file = await exportSession(log.file, { outDir: out });
+    expect(file.startsWith(out)).toBe(true);
+    const md = readFileSync(file, 'utf8');
+    expect(md).toMatch(/^# NeuroScope: \/patch\n/);
+    expect(md).toContain('- **Model:** tiny-s-seed0');
+    expect(md).toMatch(/- \*\*Date:\*\* \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
+    expect(md).toContain('## 1. /patch');
+    expect(md).toContain('## 2. Which head moves the name?');
+    expect(md).toContain('<details>\n<summary>Tool call: <code>patch_activations</code> · done · 4.3 s</summary>');
+    expect(md).toContain('"site": "head"');
+    expect(md).toContain('- experimentId: `exp_abc123`');
+    expect(md).toContain('| L1 | 0 | 0 | 0.95 |');
+    expect(md).toContain('| L1.H2 | 0.95 | 9.3 |');
+    expect(md).toContain('**Error**');
+    expect(md).toContain('ablate: components must be heads');
+    expect(md).toContain('The name mover is **L1.H2**');
+    expect(md.match(/<details>/g)).toHaveLength(2);
+    expect(md.match(/<\/details>/g)).toHaveLength(2);
+    const plot = /!\[[^\]]*\]\(([^)]+\.svg)\)/.exec(md);
+    expect(plot).not.toBeNull();
+    const svg = readFileSync(join(out, decodeURI(plot![1])), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    // Exporting again rewrites the same file.
+    expect(await exportSession(log.file, { outDir: out })).toBe(file);
+  }, 60_000);
+});
+
+describe('imports', () => {
+  it('follow the current branch of a ChatGPT conversation', () => {
+    const path = conversationPath(CHATGPT_EXPORT[0] as never);
+    expect(path.map((m) => m.author?.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant', 'tool', 'assistant']);
+    const noCurrent = conversationPath(CHATGPT_EXPORT[1] as never);
+    expect(noCurrent).toHaveLength(2);
+  });
+
+  it('write one Markdown file per ChatGPT conversation', async () => {
+    const file = join(root, 'conversations.json');
+    writeFileSync(file, JSON.stringify(CHATGPT_EXPORT));
+    const out = join(root, 'imported');
+    const files = await importConversations(file, out);
+    expect(files.map((f) => f.slice(out.length + 1))).toEqual(['2024-11-25-induction-heads-explained.md', '2024-11-26-second-chat.md']);
+    const md = readFileSync(files[0], 'utf8');
+    expect(md).toMatch(/^# Induction heads explained\n/);
+    expect(md).toContain('- **Source:** ChatGPT data export (conversations.json)');
+    expect(md).toContain('## 1. What is an induction head?');
+    expect(md).toContain('**Assistant:**\n\nAn induction head attends to the token **after**');
+    expect(md).toContain('| L1.H4 | induction |');
+    expect(md).toContain('## 2. Show code');
+    expect(md).not.toContain('abandoned branch');
+    expect(md).toContain('<summary>Tool call: <code>python</code>');
+    expect(md).toContain('print(1+1)');
+    expect(md).toContain('The code printed 2.');
+    expect(readFileSync(files[1], 'utf8')).toContain('Hi there');
+    // Importing again rewrites the same files.
+    expect(await importConversations(file, out)).toEqual(files);
+    expect(readdirSync(out).filter((f) => f.endsWith('.md'))).toHaveLength(2);
+  });
+
+  it('read plain message lists with tool calls, and refuse other JSON clearly', () => {
+    const [conv] = conversationsFromJson([
+      { role: 'system', content: 'You are helpful.' },
+      { role: 'user', content: 'Patch IOI' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 't1', type: 'function', function: { name: 'patch_activations', arguments: '{"site":"head"}' } }] },
+      { role: 'tool', tool_call_id: 't1', content: PATCH_TEXT },
+      { role: 'assistant', content: [{ type: 'text', text: 'L1.H2 carries it.' }] },
+    ], 'messages.json');
+    expect(conv.title).toBe('Imported conversation: Patch IOI');
+    const items = conv.turns[1].items;
+    expect(items[0]).toMatchObject({ kind: 'tool', name: 'patch_activations', args: { site: 'head' }, result: PATCH_TEXT });
+    expect(items[1]).toMatchObject({ kind: 'assistant', text: 'L1.H2 carries it.' });
+    expect(() => conversationsFromJson({ foo: 1 }, 'x.json')).toThrow(/neither a ChatGPT export/);
+    expect(() => conversationsFromJson([{ content: 'no role' }], 'x.json')).toThrow(/neither/);
+    expect(existsSync(join(root, 'none'))).toBe(false);
+  });
+});
