@@ -129,7 +129,7 @@ export class GptOssModel {
   readonly maxTokens: number;
   readonly memoryBudgetBytes: number;
 
-  private constructor(readonly checkpoint: Checkpoint, private readonly opts: EngineOptions) {
+  private constructor(readonly checkpoint: Checkpoint, opts: EngineOptions) {
     this.config = checkpoint.config;
     this.sessions = new SessionCache(this.config, opts);
     const maxPos = Number(this.config.raw['max_position_embeddings'] ?? 4096);

@@ -8,8 +8,7 @@ import type { Intervention, RoutingIntervention } from '../engine/intervention.t
 import { numel, type Tensor } from '../engine/tensor.ts';
 import { Rng } from '../engine/rng.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
-import { meanMetric, MetricName, type MetricSpec } from './metrics.ts';
-import { answerList, answers } from './patch.ts';
+import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from './metrics.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
 import { parseComponent, type Component } from './sites.ts';
@@ -57,10 +56,7 @@ export const ablateTool = defineTool({
     const cfg = ctx.session.config;
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
-    const targets = answers(ctx, input.target, N, 'target');
-    const distractors = answers(ctx, input.distractor, N, 'distractor');
-    if (input.metric === 'logit_diff' && (targets.length === 0 || distractors.length === 0)) throw new ToolError('logit_diff needs a target and a distractor');
-    if ((input.metric === 'prob' || input.metric === 'logprob') && targets.length === 0) throw new ToolError(`${input.metric} needs a target`);
+    const ans = metricAnswers(ctx, input, N);
     const comps = input.components.map((s) => parseTarget(s, ctx));
     const T = Math.max(...prompts.map((p) => p.ids.length));
     for (const c of comps) {
@@ -74,11 +70,7 @@ export const ablateTool = defineTool({
 
     const before = await runAndRecord(ctx, prompts, {}, { role: 'ablate before' });
     const V = cfg.vocabSize;
-    const spec: MetricSpec = {
-      name: input.metric, targets, distractors,
-      cleanLogits: Array.from({ length: N }, (_, n) => before.result.logits!.data.slice(n * V, (n + 1) * V)),
-    };
-    const beforeValue = meanMetric(spec, before.result.logits!.data, V, N);
+    const { spec, value: beforeValue } = metricOnRun(input.metric, ans, before.result.logits!.data, V, N);
 
     // Values to put in place: zero, or per-hook tensors from the reference set.
     const hooks = [...new Set(comps.filter((c) => !(c.kind === 'expert' && input.expertMode === 'routing')).map(hookOf))];

@@ -8,7 +8,7 @@
 // Neurons split their expert's part further (post activation x routing weight x down_proj column).
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
-import { answerList, answers } from './patch.ts';
+import { answerList, answers } from './metrics.ts';
 import { runAndRecord } from './runs.ts';
 
 export const dlaInput = z.object({

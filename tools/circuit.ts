@@ -20,8 +20,8 @@ import { z } from 'zod';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
-import { meanMetric, metricOf, MetricName, type MetricSpec } from './metrics.ts';
-import { alignPairs, answerList, answers } from './patch.ts';
+import { answerList, meanMetric, metricAnswers, metricOf, metricOnRun, MetricName } from './metrics.ts';
+import { alignPairs } from './patch.ts';
 import { runAndRecord } from './runs.ts';
 import { checkLayers, componentName, parseComponent, type Component } from './sites.ts';
 
@@ -121,9 +121,7 @@ export const circuitTool = defineTool({
     const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
     alignPairs(clean, corrupted, false);
     const N = clean.length;
-    const targets = answers(ctx, input.target, N, 'target');
-    const distractors = answers(ctx, input.distractor, N, 'distractor');
-    if (input.metric === 'logit_diff' && distractors.length === 0) throw new ToolError('logit_diff needs a distractor (the competing answer)');
+    const ans = metricAnswers(ctx, input, N);
     const comps = candidates(input, ctx);
     const n = comps.length;
     const names = comps.map(componentName);
@@ -133,9 +131,7 @@ export const circuitTool = defineTool({
     // The clean run captures the same hooks so it takes the same numerical path as the patched runs.
     const cleanRun = await runAndRecord(ctx, clean, { capture: hooks }, { role: 'clean' });
     const corrRun = await runAndRecord(ctx, corrupted, { capture: hooks }, { role: 'corrupted' });
-    const cleanLogits = Array.from({ length: N }, (_, i) => cleanRun.result.logits!.data.slice(i * V, (i + 1) * V));
-    const spec: MetricSpec = { name: input.metric, targets, distractors, cleanLogits };
-    const cleanValue = meanMetric(spec, cleanRun.result.logits!.data, V, N);
+    const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
     const denom = cleanValue - corruptedValue;
     if (Math.abs(denom) < 1e-6 * (1 + Math.abs(cleanValue) + Math.abs(corruptedValue))) {

@@ -5,7 +5,7 @@
 // real forward pass: at the last layer it reproduces the model's logits bit for bit.
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
-import { answerList, answers } from './patch.ts';
+import { answerList, answers } from './metrics.ts';
 import { runAndRecord } from './runs.ts';
 import { checkLayers } from './sites.ts';
 
@@ -163,7 +163,7 @@ export const logitLensTool = defineTool({
 
     return {
       experimentId, positions, sites: sites.map((s) => s.label), aggregate,
-      final: prompts.map((p, b) => ({ prompt: b, top: finalStats[b].top, target: finalStats[b].target })),
+      final: prompts.map((_, b) => ({ prompt: b, top: finalStats[b].top, target: finalStats[b].target })),
       prompts: points.slice(0, input.detailPrompts).map((row, b) => ({
         prompt: prompts[b].prompt, position: positions[b], token: prompts[b].tokens[positions[b]],
         layers: row.map((p, k) => ({ site: sites[k].label, top: p.top, target: p.target, klToFinal: r5(p.klToFinal) })),

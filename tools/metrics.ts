@@ -1,6 +1,6 @@
 // Metrics on last-position logits, and the normalised patching effect.
 import { z } from 'zod';
-import { ToolError } from './define.ts';
+import { ToolError, type ToolContext } from './define.ts';
 
 export const MetricName = z.enum(['logit_diff', 'prob', 'logprob', 'kl']).describe(
   'logit_diff: logit(target) - logit(distractor); prob / logprob: of the target; kl: KL(clean || run) over the vocabulary (needs no target)',
@@ -58,4 +58,29 @@ export function meanMetric(spec: MetricSpec, logits: Float32Array, V: number, ex
 export function normalisedEffect(patched: number, clean: number, corrupted: number): number {
   const denom = clean - corrupted;
   return Math.abs(denom) < 1e-12 ? 0 : (patched - corrupted) / denom;
+}
+
+export const answerList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
+
+/** One answer token per prompt: a word for all prompts or one word each; each must be a single token. */
+export function answers(ctx: ToolContext, v: string | string[] | undefined, n: number, what: string): number[] {
+  if (v === undefined) return [];
+  const words = typeof v === 'string' ? new Array(n).fill(v) : v;
+  if (words.length !== n) throw new ToolError(`${what} has ${words.length} entries for ${n} prompts; give one, or one per prompt`);
+  return words.map((w) => ctx.session.tokenId(w, what));
+}
+
+/** Target and distractor ids, checked against what the metric needs (kl needs neither). */
+export function metricAnswers(ctx: ToolContext, input: { metric: MetricName; target?: string | string[]; distractor?: string | string[] }, n: number): { targets: number[]; distractors: number[] } {
+  const targets = answers(ctx, input.target, n, 'target');
+  const distractors = answers(ctx, input.distractor, n, 'distractor');
+  if (input.metric === 'logit_diff' && (targets.length === 0 || distractors.length === 0)) throw new ToolError('logit_diff needs a target and a distractor (the competing answer)');
+  if ((input.metric === 'prob' || input.metric === 'logprob') && targets.length === 0) throw new ToolError(`${input.metric} needs a target`);
+  return { targets, distractors };
+}
+
+/** The metric spec with `reference` as the clean run (for kl), and the mean metric on that run's [N, 1, V] logits. */
+export function metricOnRun(name: MetricName, a: { targets: number[]; distractors: number[] }, reference: Float32Array, V: number, N: number): { spec: MetricSpec; value: number } {
+  const spec: MetricSpec = { name, ...a, cleanLogits: Array.from({ length: N }, (_, n) => reference.slice(n * V, (n + 1) * V)) };
+  return { spec, value: meanMetric(spec, reference, V, N) };
 }

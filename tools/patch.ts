@@ -6,14 +6,12 @@
 import { z } from 'zod';
 import { numel, type Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
-import { meanMetric, MetricName, normalisedEffect, type MetricSpec } from './metrics.ts';
+import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, normalisedEffect } from './metrics.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers, resolvePositions } from './sites.ts';
 
 export const PatchSite = z.enum(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'head', 'expert', 'neuron']);
-
-export const answerList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
 export const patchInput = z.object({
   clean: z.array(z.string().min(1)).min(1).describe('prompts where the behaviour happens, e.g. ["When Mary and John went to the store , John gave a drink to"]'),
@@ -77,12 +75,6 @@ export function alignPairs(clean: EncodedPrompt[], corrupted: EncodedPrompt[], s
   return T;
 }
 
-export function answers(ctx: ToolContext, v: string | string[] | undefined, n: number, what: string): number[] {
-  if (v === undefined) return [];
-  const words = typeof v === 'string' ? new Array(n).fill(v) : v;
-  if (words.length !== n) throw new ToolError(`${what} has ${words.length} entries for ${n} prompts; give one, or one per prompt`);
-  return words.map((w) => ctx.session.tokenId(w, what));
-}
 
 function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
   const cfg = ctx.session.config;
@@ -147,9 +139,7 @@ export const patchTool = defineTool({
     const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
     const T = alignPairs(clean, corrupted, positional);
     const N = clean.length;
-    const targets = answers(ctx, input.target, N, 'target');
-    const distractors = answers(ctx, input.distractor, N, 'distractor');
-    if (input.metric === 'logit_diff' && distractors.length === 0) throw new ToolError('logit_diff needs a distractor (the competing answer)');
+    const ans = metricAnswers(ctx, input, N);
     const vs = variants(input, ctx, T);
     const hookLocal = HOOK_OF[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
@@ -158,9 +148,7 @@ export const patchTool = defineTool({
     // Clean run: the activations to restore. Corrupted run: the baseline and, per layer, the residual to start from.
     const cleanRun = await runAndRecord(ctx, clean, { capture: layers.map((l) => `blocks.${l}.${hookLocal}`) }, { role: 'clean' });
     const corrRun = await runAndRecord(ctx, corrupted, { capture: layers.map((l) => `blocks.${l}.hook_resid_pre`) }, { role: 'corrupted' });
-    const cleanLogits = Array.from({ length: N }, (_, n) => cleanRun.result.logits!.data.slice(n * V, (n + 1) * V));
-    const spec: MetricSpec = { name: input.metric, targets, distractors, cleanLogits };
-    const cleanValue = meanMetric(spec, cleanRun.result.logits!.data, V, N);
+    const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
 
     const values = new Array<number>(vs.length);

@@ -9,8 +9,8 @@ import { z } from 'zod';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
-import { meanMetric, MetricName, normalisedEffect, type MetricSpec } from './metrics.ts';
-import { alignPairs, answerList, answers } from './patch.ts';
+import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, normalisedEffect } from './metrics.ts';
+import { alignPairs } from './patch.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
 import { componentName, parseComponent } from './sites.ts';
 
@@ -40,9 +40,7 @@ export const pathPatchTool = defineTool({
     const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
     alignPairs(clean, corrupted, false);
     const N = clean.length;
-    const targets = answers(ctx, input.target, N, 'target');
-    const distractors = answers(ctx, input.distractor, N, 'distractor');
-    if (input.metric === 'logit_diff' && distractors.length === 0) throw new ToolError('logit_diff needs a distractor');
+    const ans = metricAnswers(ctx, input, N);
     const asHead = (s: string): Head => {
       const c = parseComponent(s, cfg);
       if (c.kind !== 'head') throw new ToolError(`path patching works on heads; "${s}" is not a head (write L<layer>.H<head>)`);
@@ -69,9 +67,7 @@ export const pathPatchTool = defineTool({
     const source = await runAndRecord(ctx, sourceP, { capture: [...new Set(senders.map((s) => `blocks.${s.layer}.attn.hook_z`))] }, { role: `path_patch source (${input.direction})` });
     const [cleanRun, corrRun] = input.direction === 'denoise' ? [source, base] : [base, source];
     const V = cfg.vocabSize;
-    const cleanLogits = Array.from({ length: N }, (_, n) => cleanRun.result.logits!.data.slice(n * V, (n + 1) * V));
-    const spec: MetricSpec = { name: input.metric, targets, distractors, cleanLogits };
-    const cleanValue = meanMetric(spec, cleanRun.result.logits!.data, V, N);
+    const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
 
     const values: number[] = [];

@@ -5,8 +5,7 @@ import { z } from 'zod';
 import { generate } from '../engine/generate.ts';
 import type { Intervention } from '../engine/intervention.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
-import { meanMetric, MetricName, type MetricSpec } from './metrics.ts';
-import { answerList, answers } from './patch.ts';
+import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from './metrics.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers } from './sites.ts';
@@ -84,19 +83,12 @@ export const steerTool = defineTool({
     checkLayers([input.layer, ...layers], cfg);
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
-    const targets = answers(ctx, input.target, N, 'target');
-    const distractors = answers(ctx, input.distractor, N, 'distractor');
-    if (input.metric === 'logit_diff' && (targets.length === 0 || distractors.length === 0)) throw new ToolError('logit_diff needs a target and a distractor');
-    if ((input.metric === 'prob' || input.metric === 'logprob') && targets.length === 0) throw new ToolError(`${input.metric} needs a target`);
+    const ans = metricAnswers(ctx, input, N);
     const hookLocal = `hook_${input.hook}`;
     const { vec, name } = await steeringVector(ctx, input, `blocks.${input.layer}.${hookLocal}`);
     const base = await runAndRecord(ctx, prompts, {}, { role: 'steer base' });
     const V = cfg.vocabSize;
-    const spec: MetricSpec = {
-      name: input.metric, targets, distractors,
-      cleanLogits: Array.from({ length: N }, (_, n) => base.result.logits!.data.slice(n * V, (n + 1) * V)),
-    };
-    const baseValue = meanMetric(spec, base.result.logits!.data, V, N);
+    const { spec, value: baseValue } = metricOnRun(input.metric, ans, base.result.logits!.data, V, N);
     const T = Math.max(...prompts.map((p) => p.ids.length));
 
     // One batch: rows = (mode, coefficient, prompt), each with its own add tensor.

@@ -11,7 +11,6 @@ export const ATTENTION_WEIGHT_INPUTS = [
 
 export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Array {
   const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E } = cfg;
-  const G = nH / nKV;
   const g = new GraphBuilder('attention');
   const x = g.input('x', ['B', 'T', H]);
   const w = {
