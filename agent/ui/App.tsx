@@ -96,6 +96,9 @@ export function App({ controller, history = [], onHistory }: AppProps) {
   useEffect(() => {
     if (snap.exiting) exit();
   }, [snap.exiting]);
+  useEffect(() => {
+    if (snap.status.busy === null) setHint((h) => (h === 'cancelling…' ? null : h));
+  }, [snap.status.busy]);
 
   const { done, live } = splitFinished(snap.items, snap.status);
   const submit = (text: string) => {

@@ -3,24 +3,53 @@
 // the first message, so starting the chat never waits for the LLM or the model.
 import { resolveLlmConfig } from '../llm/config.ts';
 import type { Connection } from './connect.ts';
+import type { InvestigationEvent } from '../investigate/index.ts';
+import type { McpToolbox } from '../mcp.ts';
 import type { AgentHandlers, ChatAgent } from './controller.ts';
+
+export interface InvestigationOutcome {
+  id: string;
+  status: 'concluded' | 'interrupted';
+  message: string;
+  report: { name: string; uri?: string; path?: string } | null;
+}
+
+/** The hypothesis loop (with an LLM) or the built-in protocols (without), on one question. */
+export type Investigator = (question: string, o: { signal: AbortSignal; onEvent: (e: InvestigationEvent) => void }) => Promise<InvestigationOutcome>;
 
 export interface AgentLink {
   agent: ChatAgent | null;
   /** Header text: the model and endpoint, or why there is none. */
   label: string;
+  investigate: Investigator;
 }
 
 export const NO_LLM_LABEL = 'none · slash commands only (set OPENAI_API_KEY or OPENAI_BASE_URL to chat)';
 
 export function linkAgent(conn: Connection, flags: { llmModel?: string; baseURL?: string } = {}): AgentLink {
-  let cfg;
+  // One MCP client for the agent's chat and its investigations, opened on first use.
+  let toolbox: Promise<McpToolbox> | null = null;
+  const tools = (): Promise<McpToolbox> => (toolbox ??= (async () => {
+    const { McpToolbox } = await import('../mcp.ts');
+    return McpToolbox.connect({ kind: 'in-process', workspace: conn.workspace }, { clientName: 'neuroscope-chat-agent' });
+  })().catch((e) => {
+    toolbox = null;
+    throw e;
+  }));
+  let cfg: ReturnType<typeof resolveLlmConfig> = null;
+  let cfgError: string | null = null;
   try {
     cfg = resolveLlmConfig({ model: flags.llmModel, baseURL: flags.baseURL });
   } catch (e) {
-    return { agent: null, label: `none · ${(e as Error).message}` };
+    cfgError = (e as Error).message;
   }
-  if (!cfg) return { agent: null, label: NO_LLM_LABEL };
+  const investigate: Investigator = async (question, o) => {
+    const { investigate: run } = await import('../investigate/index.ts');
+    const llm = cfg ? (await import('../llm/index.ts')).createChatModel(cfg) : null;
+    return run({ question, toolbox: await tools(), dataDir: conn.dataDir, llm, signal: o.signal, onEvent: o.onEvent });
+  };
+  if (cfgError) return { agent: null, label: `none · ${cfgError}`, investigate };
+  if (!cfg) return { agent: null, label: NO_LLM_LABEL, investigate };
   const host = (() => {
     try {
       return new URL(cfg.baseURL ?? 'https://api.openai.com/v1').host;
@@ -34,10 +63,8 @@ export function linkAgent(conn: Connection, flags: { llmModel?: string; baseURL?
   let session: Promise<Session> | null = null;
   const open = (): Promise<Session> => (session ??= (async () => {
     const { createChatModel } = await import('../llm/index.ts');
-    const { McpToolbox } = await import('../mcp.ts');
     const { ChatSession } = await import('../chat.ts');
-    const toolbox = await McpToolbox.connect({ kind: 'in-process', workspace: conn.workspace }, { clientName: 'neuroscope-chat-agent' });
-    return ChatSession.create({ toolbox, llm: createChatModel(config) });
+    return ChatSession.create({ toolbox: await tools(), llm: createChatModel(config) });
   })().catch((e) => {
     session = null;
     throw e;
@@ -59,5 +86,5 @@ export function linkAgent(conn: Connection, flags: { llmModel?: string; baseURL?
       void session?.then((s) => s.reset()).catch(() => undefined);
     },
   };
-  return { agent, label };
+  return { agent, label, investigate };
 }

@@ -5,6 +5,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { exportSession } from '../transcripts/export.ts';
 import { SessionLog } from '../transcripts/session.ts';
 import { ArgError } from './args.ts';
+import type { Investigator } from './agent-link.ts';
 import type { Connection } from './connect.ts';
 import { gridsOf, parseToolText, type Grid, type ParsedResult } from './results.ts';
 import { runSlash } from './slash.ts';
@@ -85,6 +86,8 @@ export interface ModelInfo {
 export interface ControllerOptions {
   conn: Connection;
   agent?: ChatAgent | null;
+  /** /investigate: the hypothesis loop, or the built-in protocols without an LLM. */
+  investigator?: Investigator | null;
   /** Header text for the LLM when there is no agent (e.g. "none: set OPENAI_API_KEY..."). */
   llmLabel?: string;
   /** Where /export writes (default transcripts/). */
@@ -104,6 +107,7 @@ export class ChatController {
   readonly client: Client;
   readonly log: SessionLog;
   agent: ChatAgent | null;
+  investigator: Investigator | null;
   readonly transcriptsDir?: string;
   private items: ChatItem[] = [{ kind: 'banner', id: 'banner' }];
   private status: ChatStatus;
@@ -115,12 +119,13 @@ export class ChatController {
   private modelInfoCache: ModelInfo | null = null;
   private onExit?: () => void;
   /** What earlier commands found, for later defaults (e.g. /ablate after /patch). */
-  memory: { lastPatchTop?: string[]; lastPatchSite?: string } = {};
+  memory: { lastPatchTop?: string[] } = {};
 
   constructor(opts: ControllerOptions) {
     this.conn = opts.conn;
     this.client = opts.conn.client;
     this.agent = opts.agent ?? null;
+    this.investigator = opts.investigator ?? null;
     this.transcriptsDir = opts.transcriptsDir;
     this.onExit = opts.onExit;
     const llm = this.agent ? this.agent.label : (opts.llmLabel ?? 'none');
@@ -274,6 +279,41 @@ export class ChatController {
     try {
       if (investigate && this.agent.investigate) await this.agent.investigate(text, h);
       else await this.agent.send(investigate ? `Investigate this question with experiments, then write a finding: ${text}` : text, h);
+    } finally {
+      h.finish();
+    }
+  }
+
+  /** /investigate: hypotheses, experiments (tool cards) and a finding; the built-in protocols without an LLM. */
+  async investigate(question: string): Promise<void> {
+    if (!this.investigator) {
+      await this.ask(question, true);
+      return;
+    }
+    const h = this.agentHandlers();
+    const busy = this.status.busy;
+    try {
+      const r = await this.investigator(question, {
+        signal: this.signal,
+        onEvent: (e) => {
+          switch (e.type) {
+            case 'step': this.setStatus({ busy: `${busy}: ${e.message}` }); break;
+            case 'hypothesis': this.note(`**Hypothesis ${e.n}:** ${e.statement}${e.prediction ? `\n\n_Prediction:_ ${e.prediction}` : ''}`); break;
+            case 'design': this.note(`_Plan:_ ${e.plan}`); break;
+            case 'tool-start': h.onToolStart?.({ id: e.id, name: e.name, args: e.args }); break;
+            case 'progress': h.onProgress?.({ id: e.id, progress: e.progress, total: e.total, message: e.message }); break;
+            case 'tool-end': h.onToolEnd?.({ id: e.id, name: e.name, result: e.ok ? e.text : undefined, error: e.ok ? undefined : e.text, isError: !e.ok }); break;
+            case 'analysis': this.note(`**Verdict ${e.n}: ${e.verdict}.** ${e.result}`, e.verdict === 'supported' ? 'success' : 'info'); break;
+            case 'finding': this.note(`Finding written: \`${e.name}\`${e.uri ? ` (${e.uri})` : ''}`, 'success'); break;
+            case 'decision': this.note(`_Decision:_ ${e.decision}${e.reason ? ` (${e.reason})` : ''}`); break;
+            case 'retry': this.note(`LLM: ${e.reason}; retry ${e.attempt} in ${(e.delayMs / 1000).toFixed(1)} s`); break;
+            case 'note': this.note(e.message); break;
+            default: break;
+          }
+        },
+      });
+      const report = r.report ? `\n\nReport: \`${r.report.path ?? r.report.name}\`${r.report.name ? ` (read it with /findings ${r.report.name})` : ''}` : '';
+      this.note(`${r.message}${report}\n\nInvestigation \`${r.id}\` (${r.status}).`, r.status === 'concluded' ? 'success' : 'info');
     } finally {
       h.finish();
     }

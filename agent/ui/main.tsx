@@ -51,7 +51,7 @@ export async function runChat(opts: ChatOptions): Promise<number> {
   const conn = await connectInProcess({ model: opts.model, dataDir, threads: opts.threads, log, gate });
   const link = linkAgent(conn, { llmModel: opts.llmModel, baseURL: opts.baseURL });
   let instance: ReturnType<typeof render> | null = null;
-  const ctl = new ChatController({ conn, agent: link.agent, llmLabel: link.label, transcriptsDir: opts.transcriptsDir });
+  const ctl = new ChatController({ conn, agent: link.agent, investigator: link.investigate, llmLabel: link.label, transcriptsDir: opts.transcriptsDir });
   const historyFile = join(dataDir, 'chat-history.jsonl');
   const history = loadHistory(historyFile);
   if (history.length >= HISTORY_MAX * 2) writeFileSync(historyFile, history.map((h) => JSON.stringify(h)).join('\n') + '\n');

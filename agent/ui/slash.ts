@@ -115,8 +115,8 @@ async function patch(ctl: ChatController, a: ParsedArgs): Promise<void> {
   const positional = POSITIONAL_SITES.includes(site) || (site === 'head' && args.perPosition === true);
   const tokens = positional ? await tokenLabels(ctl, clean[0]) : null;
   const r = await ctl.tool('patch_activations', args, { grids: (res) => relabel(gridsOf(res.parsed, res.structured), tokens) });
-  ctl.memory.lastPatchTop = topSites(r, 4);
-  ctl.memory.lastPatchSite = site;
+  // Heads that mattered: the default components of a later /ablate.
+  if (site === 'head' && args.perPosition !== true) ctl.memory.lastPatchTop = topSites(r, 4);
 }
 
 const ABLATE_KEYS = ['components', 'method', 'prompts', 'target', 'distractor', 'metric', 'reference', 'expertMode', 'each', 'seed', 'n'] as const;
@@ -127,7 +127,7 @@ async function ablate(ctl: ChatController, a: ParsedArgs): Promise<void> {
   const args: Record<string, unknown> = {};
   let components = n.components ?? (a.positional.length ? a.positional.join(',').split(',').filter(Boolean) : undefined);
   if (components === undefined) {
-    if (ctl.memory.lastPatchTop?.length && ctl.memory.lastPatchSite === 'head') components = ctl.memory.lastPatchTop;
+    if (ctl.memory.lastPatchTop?.length) components = ctl.memory.lastPatchTop;
     else {
       const info = await ctl.modelInfo();
       components = [...Array(info.heads).keys()].map((h) => `L${info.layers - 1}.H${h}`);
@@ -368,7 +368,7 @@ async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
     // The suite runs the tools in process, queued with every MCP call on the shared model.
     const r = await ctl.conn.shared.mutex.run(() => runSuite({
       ctx: { ...ws.ctx, signal }, modelDir: info.dir, outDir, only,
-      onStep: (e) => card.progress(e.experiment - 1, e.of, `${e.experiment}/${e.of} ${e.title}: ${e.message}`),
+      onStep: (e) => card.progress(e.experiment - 1, e.of, `${e.title}: ${e.message}`),
     }), signal);
     const summary = {
       outDir: r.outDir,
@@ -421,7 +421,7 @@ export const COMMANDS: SlashCommand[] = [
     name: 'patch', usage: '[site=head|resid_pre|...] [clean="..." corrupted="..." target=X distractor=Y] [layers=..] [task=ioi|induction]',
     summary: 'activation patching; alone: IOI head patching on the built-in prompts, drawn as a layer x head heatmap', keys: PATCH_KEYS, run: patch,
   },
-  { name: 'ablate', usage: '[components=L3.H0,L3.H1] [method=zero|mean|resample] [prompts=...]', summary: 'ablate components and measure the damage (default: the top heads of the last /patch, else the last layer\'s heads, on IOI)', keys: ABLATE_KEYS, run: ablate },
+  { name: 'ablate', usage: '[components=L3.H0,L3.H1] [method=zero|mean|resample] [prompts=...]', summary: 'ablate components and measure the damage (default: the top heads of the last head /patch, else the last layer\'s heads, on IOI)', keys: ABLATE_KEYS, run: ablate },
   { name: 'steer', usage: '[layer=N] [positive=... negative=...] [coefficients=0,1,2,4]', summary: 'steer with a contrast vector (default: the sentiment contrast) at one token, a window, or every token', keys: STEER_KEYS, run: steer },
   { name: 'probe', usage: '[classes=math,code] [hook=resid_post] [layers=..]', summary: 'train linear probes per layer (default: which domain a prompt is from)', keys: PROBE_KEYS, run: probe },
   { name: 'lens', usage: '[prompts=...] [target=X]', summary: 'logit lens: the answer\'s rank and probability after each layer (default: IOI)', keys: LENS_KEYS, run: lens },
@@ -449,10 +449,10 @@ export const COMMANDS: SlashCommand[] = [
   },
   { name: 'suite', usage: '[only=1,3]', summary: 'run the standard experiments and write Markdown reports with plots', keys: ['only', 'out'], run: suite },
   {
-    name: 'investigate', usage: '<question>', summary: 'the agent forms hypotheses, runs experiments and writes a finding (needs an LLM)',
+    name: 'investigate', usage: '<question>', summary: 'the agent forms hypotheses, runs experiments and writes a finding; without an LLM the built-in protocol for the question runs',
     run: async (ctl, _a, rest) => {
-      if (!rest.trim()) throw new ArgError('give a question, e.g. /investigate Which heads move the indirect object\'s name to the answer?');
-      await ctl.ask(rest.trim(), true);
+      if (!rest.trim()) throw new ArgError('give a question, e.g. /investigate Which heads carry IOI? (without an LLM, mention a built-in protocol: IOI, induction, ...)');
+      await ctl.investigate(rest.trim());
     },
   },
   {

@@ -1,0 +1,103 @@
+// The chat's behaviour without a terminal: slash commands through the in-process MCP server, with
+// cards, heatmaps, clear errors and the session log; messages without an LLM; /export.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { readSession } from '../../agent/transcripts/session.ts';
+import { connectInProcess, type Connection } from '../../agent/ui/connect.ts';
+import { ChatController, type ChatItem } from '../../agent/ui/controller.ts';
+import { gridsOf, parseToolText } from '../../agent/ui/results.ts';
+import { linesText } from '../../agent/ui/text.ts';
+import { toolCardLines } from '../../agent/ui/ToolCard.tsx';
+
+const root = mkdtempSync(join(tmpdir(), 'ns-chat-'));
+let conn: Connection;
+let ctl: ChatController;
+
+beforeAll(async () => {
+  conn = await connectInProcess({ dataDir: join(root, 'data'), threads: 1 });
+  ctl = new ChatController({ conn, transcriptsDir: join(root, 'transcripts') });
+  await ctl.init();
+});
+
+afterAll(async () => {
+  await conn?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const items = () => ctl.getSnapshot().items;
+const last = <K extends ChatItem['kind']>(kind: K) => items().filter((i) => i.kind === kind).pop() as Extract<ChatItem, { kind: K }>;
+
+it('opens the built-in model and shows it in the header', () => {
+  const s = ctl.getSnapshot().status;
+  expect(s.workspace).toBe('ready');
+  expect(s.model).toBe('tiny-s-seed0');
+  expect(s.llm).toMatch(/^none/);
+});
+
+it('/patch alone runs IOI head patching on the built-in prompts and draws the layer x head grid', async () => {
+  await ctl.submit('/patch');
+  const card = last('tool').call;
+  expect(card.name).toBe('patch_activations');
+  expect(card.status).toBe('done');
+  expect(card.args).toMatchObject({ site: 'head' });
+  const grid = (card.grids ?? gridsOf(parseToolText(card.resultText!)))[0];
+  expect(grid.rowLabels).toEqual(['L0', 'L1', 'L2', 'L3']);
+  expect(grid.colLabels).toEqual(['H0', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'H7']);
+  const manifest = JSON.parse(readFileSync(join(ctl.getSnapshot().status.modelDir!, 'manifest.json'), 'utf8'));
+  const [L, H] = (manifest.roles['ioi.name_mover'][0] as string).match(/\d+/g)!.map(Number);
+  const max = Math.max(...grid.values.flat().map((v) => Math.abs(v ?? 0)));
+  expect(grid.values[L][H]).toBe(max);
+  expect(linesText(toolCardLines(card, 80))).toContain('layer ↓ H0 H1 H2');
+  expect(ctl.memory.lastPatchTop?.[0]).toBe(`L${L}.H${H}`);
+});
+
+it('/patch over the residual stream labels positions with tokens; /ablate defaults to the heads /patch found', async () => {
+  await ctl.submit('/patch site=resid_pre layers=0,3');
+  const g = last('tool').call.grids![0];
+  expect(g.rowLabels).toEqual(['L0', 'L3']);
+  expect(g.colLabels[0]).toMatch(/^0:\S+/);
+  expect(g.colAxis).toBe('token');
+  await ctl.submit('/ablate');
+  expect(last('tool').call).toMatchObject({ name: 'ablate', status: 'done' });
+  expect((last('tool').call.args as { components: string[] }).components[0]).toBe(ctl.memory.lastPatchTop![0]);
+});
+
+it('explains bad arguments, unknown commands and failed tools', async () => {
+  await ctl.submit('/patch layerz=1');
+  expect(last('note')).toMatchObject({ tone: 'error' });
+  expect(last('note').text).toContain('/patch does not take "layerz"');
+  await ctl.submit('/patch clean="When Mary and John went"');
+  expect(last('note').text).toContain('give both clean="..." and corrupted="..."');
+  await ctl.submit('/frobnicate');
+  expect(last('note').text).toContain('unknown command /frobnicate');
+  await ctl.submit('/patch site=everywhere');
+  const bad = last('tool').call;
+  expect(bad.status).toBe('error');
+  expect(bad.error).toMatch(/site/);
+  await ctl.submit('/sql DELETE FROM runs');
+  expect(last('tool').call.status).toBe('error');
+  await ctl.submit('What does L3.H2 do?');
+  expect(last('note').text).toContain('No language model is configured');
+});
+
+it('/sql shows tables; /export writes the session as Markdown; the session log has every turn', async () => {
+  await ctl.submit("/sql SELECT kind, count(*) AS n FROM experiments GROUP BY kind ORDER BY kind");
+  const sql = last('tool').call;
+  expect(sql.status).toBe('done');
+  expect(linesText(toolCardLines(sql, 80))).toContain('activation_patching');
+  await ctl.submit('/export');
+  const path = /`([^`]+\.md)`/.exec(last('note').text)![1];
+  const md = readFileSync(path, 'utf8');
+  expect(md).toContain('## 1. /patch');
+  expect(md).toContain('## 2. /patch site=resid_pre layers=0,3');
+  expect(md).toContain('/patch does not take');
+  expect(md.match(/<details>/g)!.length).toBeGreaterThanOrEqual(5);
+  const s = readSession(ctl.log.file);
+  expect(s.events.filter((e) => e.type === 'user').length).toBeGreaterThanOrEqual(9);
+  expect(s.events.some((e) => e.type === 'tool_end' && e.status === 'error')).toBe(true);
+  await ctl.submit('/clear');
+  expect(items().map((i) => i.kind)).toEqual(['banner']);
+  expect(ctl.getSnapshot().epoch).toBe(1);
+});
