@@ -368,7 +368,7 @@ describe('find_circuit', () => {
     await expect(callTool(circuitTool, { ...base, neurons: ['L0.H1'] }, ctx)).rejects.toThrow(/not a neuron/);
     await expect(callTool(circuitTool, { ...base, components: ['L0.H1', 'L0.H1'] }, ctx)).rejects.toThrow(/L0.H1 is listed twice/);
     await expect(callTool(circuitTool, { ...base, corrupted: clean }, ctx)).rejects.toThrow(/nothing to recover/);
-    await expect(callTool(circuitTool, { ...base, distractor: undefined }, ctx)).rejects.toThrow(/logit_diff needs a distractor/);
+    await expect(callTool(circuitTool, { ...base, distractor: undefined }, ctx)).rejects.toThrow(/logit_diff needs a target and a distractor/);
     await expect(callTool(circuitTool, { ...base, threshold: 1.5 }, ctx)).rejects.toThrow(/invalid arguments for find_circuit/);
     const ac = new AbortController();
     await expect(callTool(circuitTool, { ...base, maxBatch: 4 }, { ...ctx, signal: ac.signal, onProgress: () => ac.abort() })).rejects.toThrow(/cancelled/);
