@@ -442,7 +442,7 @@ export const COMMANDS: SlashCommand[] = [
         return;
       }
       const r = await ctl.client.readResource({ uri: `neuroscope://findings/${encodeURIComponent(name)}` }).catch((e: Error) => {
-        throw new ArgError(`no finding "${name}": ${e.message}`);
+        throw new ArgError(`no finding "${name}": ${e.message.split('\n')[0].replace(/^(MCP error -?\d+: )+/, '')}`);
       });
       ctl.note(r.contents.map((c) => ('text' in c ? String(c.text) : '')).join('\n'));
     },
