@@ -1,5 +1,6 @@
 // Small shared helpers for the benchmarks: timing (warm-up, then the median of N runs), argument
 // parsing, number formatting and a plain-text table printer. No dependencies beyond Node.
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 export interface Timing {
@@ -92,3 +93,12 @@ export function printTable(headers: readonly string[], rows: ReadonlyArray<Reado
 
 /** Resident set size of this process, in bytes. */
 export const rss = (): number => process.memoryUsage().rss;
+
+/** CPU seconds (user + system, all threads) this process has used so far. */
+export function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** The 1-minute load average now (other processes compete for the cores when it exceeds their count). */
+export const load1 = (): number => loadavg()[0];

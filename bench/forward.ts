@@ -1,0 +1,376 @@
+// Forward-pass benchmark of the gpt-oss engine on a random checkpoint with gpt-oss-20b's real
+// dimensions (hidden 2880, intermediate 2880, 64 q / 8 kv heads x 64, 32 experts top-4, MXFP4
+// experts, sliding window 128, vocab 201088) and only a few layers, so it fits on a small machine.
+//
+//   npx tsx bench/forward.ts [--layers N] [--threads N] [--dir DIR] [--keep] [--vocab V] [--runs N] [--seed S] [--budget GB]
+//
+// Prints: checkpoint write and load times; tokens/s at 16/128/512 tokens (batch 1, logits for the
+// last position, no capture; median of --runs after one warm-up); the analytic FLOPs of one forward
+// and the fraction of this machine's float32 matmul FLOP/s, measured in the same run with an
+// onnxruntime Gemm of the engine's form (weight as a graph input, transB) and thread count; where the
+// time goes (onnxruntime per graph kind vs everything else); the cost of capturing every hook vs
+// none at 128 tokens. The last line is one JSON object with every figure.
+//
+// Shared machines: a matmul probe run is interleaved with every timed forward, and the capture and
+// no-capture forwards alternate, so each ratio compares runs that saw the same competition for the
+// cores; the load average and the CPU share the process got are printed alongside.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as ort from 'onnxruntime-node';
+import { parseConfig, type GptOssConfig } from '../engine/config.ts';
+import { allHookNames } from '../engine/hooks.ts';
+import { GptOssModel } from '../engine/model.ts';
+import { GraphBuilder, int } from '../engine/onnx/graph-builder.ts';
+import { Rng } from '../engine/rng.ts';
+import { gptOssConfigJson, writeRandomCheckpoint } from '../engine/write-checkpoint.ts';
+import { bench, cpuSeconds, gib, load1, median, parseArgs, pct, printTable, rss, seconds, timeOnce } from './lib.ts';
+
+const REAL_VOCAB = 201088;
+const LENGTHS = [16, 128, 512];
+const CAPTURE_T = 128;
+const PROBE_M = 512;
+
+const USAGE = `usage: npx tsx bench/forward.ts [options]
+  --layers N   decoder layers of the random checkpoint (default 2; each holds ~3 GiB of dequantised experts)
+  --threads N  onnxruntime intra-op threads, for the engine and the matmul probe (default: all cores)
+  --dir DIR    checkpoint directory: reused if it holds config.json, else written there (never deleted)
+  --keep       keep the temporary checkpoint (its path is printed)
+  --vocab V    vocabulary size (default ${REAL_VOCAB}, the real one)
+  --runs N     timed runs per measurement, after one warm-up (default 3)
+  --seed S     seed of the random weights and tokens (default 1)
+  --budget GB  the engine's memoryBudgetGb (default: the engine's own default)`;
+
+// ---------------------------------------------------------------------------------------------
+// Analytic FLOPs (2 per multiply-add) of one forward of 1 row of T tokens, as the engine executes
+// it: scores and pattern@V over the full T x T (the causal/sliding mask is additive, so masked
+// entries are computed too), k experts per token, unembedding of the last position only.
+export interface FlopCount {
+  attnProj: number;
+  scores: number;
+  patternV: number;
+  oProj: number;
+  router: number;
+  experts: number;
+  unembed: number;
+  total: number;
+}
+
+export function forwardFlops(c: GptOssConfig, T: number): FlopCount {
+  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, expertsPerToken: k, vocabSize: V } = c;
+  const L = c.numLayers;
+  const f = {
+    attnProj: L * 2 * T * H * (nH * d + 2 * nKV * d),
+    scores: L * 2 * nH * T * T * d,
+    patternV: L * 2 * nH * T * T * d,
+    oProj: L * 2 * T * (nH * d) * H,
+    router: L * 2 * T * H * E,
+    experts: L * T * k * (2 * H * (2 * I) + 2 * I * H),
+    unembed: 2 * H * V,
+    total: 0,
+  };
+  f.total = f.attnProj + f.scores + f.patternV + f.oProj + f.router + f.experts + f.unembed;
+  return f;
+}
+
+/** Bytes of every weight dequantised to float32, as the engine caches them. */
+export function weightBytes(c: GptOssConfig): number {
+  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, vocabSize: V } = c;
+  const attn = 2 * H + nH * d * H + nH * d + 2 * (nKV * d * H + nKV * d) + H * nH * d + H + nH + E * H + E;
+  const experts = E * (2 * I * H + 2 * I + H * I + H);
+  return 4 * (c.numLayers * (attn + experts) + H + V * H);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the time goes: every onnxruntime session.run is timed and attributed to its graph kind
+// (recognised by its inputs); the rest of a forward is JS (embedding read, top-k routing, gathering
+// and combining expert rows, copies for capture) plus tensor marshalling and GC.
+type Kind = 'attention' | 'expert' | 'unembed' | 'other';
+const ortTime: Record<Kind, number> = { attention: 0, expert: 0, unembed: 0, other: 0 };
+const ortCalls: Record<Kind, number> = { attention: 0, expert: 0, unembed: 0, other: 0 };
+
+function instrumentOrt(): void {
+  const proto = (ort.InferenceSession as unknown as { prototype: { run: (...a: unknown[]) => Promise<unknown> } }).prototype;
+  const orig = proto.run;
+  proto.run = async function (this: { inputNames: readonly string[] }, ...a: unknown[]) {
+    const names = this.inputNames;
+    const kind: Kind = names.includes('gateUpW') ? 'expert' : names.includes('lmHead') ? 'unembed' : names.includes('qW') ? 'attention' : 'other';
+    const t0 = performance.now();
+    try {
+      return await orig.apply(this, a);
+    } finally {
+      ortTime[kind] += (performance.now() - t0) / 1000;
+      ortCalls[kind]++;
+    }
+  };
+}
+
+/** One timed call: wall seconds, seconds inside each kind of onnxruntime graph, CPU seconds. */
+interface Sample {
+  wall: number;
+  ort: Record<Kind, number>;
+  expertCalls: number;
+  cpu: number;
+}
+
+async function sample(fn: () => unknown): Promise<Sample> {
+  const before = { ...ortTime };
+  const calls = ortCalls.expert;
+  const c0 = cpuSeconds();
+  const wall = await timeOnce(fn);
+  const ortSpent = Object.fromEntries((Object.keys(ortTime) as Kind[]).map((k) => [k, ortTime[k] - before[k]])) as Record<Kind, number>;
+  return { wall, ort: ortSpent, expertCalls: ortCalls.expert - calls, cpu: cpuSeconds() - c0 };
+}
+
+/** Medians over samples: wall, each onnxruntime kind, the rest, and the CPU share of `threads` cores. */
+function summarize(samples: Sample[], threads: number) {
+  const m = (f: (s: Sample) => number) => median(samples.map(f));
+  const ortAll = (s: Sample) => s.ort.attention + s.ort.expert + s.ort.unembed + s.ort.other;
+  return {
+    wall: m((s) => s.wall),
+    min: Math.min(...samples.map((s) => s.wall)),
+    attention: m((s) => s.ort.attention),
+    expert: m((s) => s.ort.expert),
+    unembed: m((s) => s.ort.unembed),
+    rest: m((s) => s.wall - ortAll(s)),
+    expertCalls: m((s) => s.expertCalls),
+    cpuShare: m((s) => s.cpu / (s.wall * threads)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// This machine's float32 matmul rate through onnxruntime-node, in the engine's form: y = x W^T + b
+// as one Gemm with transB and W a graph input (as every engine weight is), same thread count.
+interface Probe {
+  M: number;
+  K: number;
+  N: number;
+  flops: number;
+  run: () => Promise<unknown>;
+  release: () => Promise<void>;
+}
+
+async function matmulProbe(M: number, K: number, N: number, threads: number): Promise<Probe> {
+  const g = new GraphBuilder('matmul_probe');
+  const x = g.input('x', ['M', K]);
+  const w = g.input('w', [N, K]);
+  const b = g.input('b', [N]);
+  g.output('y', g.op('Gemm', [x, w, b], { transB: int(1) }));
+  const session = await ort.InferenceSession.create(g.build(), {
+    executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
+  });
+  const rng = new Rng(7);
+  const feeds = {
+    x: new ort.Tensor('float32', rng.normals(M * K), [M, K]),
+    w: new ort.Tensor('float32', rng.normals(N * K, 1 / Math.sqrt(K)), [N, K]),
+    b: new ort.Tensor('float32', new Float32Array(N), [N]),
+  };
+  return { M, K, N, flops: 2 * M * K * N, run: () => session.run(feeds), release: () => session.release() };
+}
+
+/** Milliseconds per MiB to allocate and first touch fresh memory (page faults), vs rewriting it. */
+function firstTouchCost(mib = 64): { freshMsPerMiB: number; warmMsPerMiB: number } {
+  const n = (mib * 2 ** 20) / 4;
+  const t0 = performance.now();
+  const a = new Float32Array(n);
+  a.fill(1);
+  const t1 = performance.now();
+  a.fill(2);
+  const t2 = performance.now();
+  return { freshMsPerMiB: (t1 - t0) / mib, warmMsPerMiB: (t2 - t1) / mib };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function dirBytes(dir: string): number {
+  return readdirSync(dir).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2), {
+    layers: 'number', threads: 'number', dir: 'string', keep: 'boolean', vocab: 'number', runs: 'number', seed: 'number', budget: 'number',
+  });
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  const threads = (args.threads as number | undefined) ?? availableParallelism();
+  const runs = (args.runs as number | undefined) ?? 3;
+  const seed = (args.seed as number | undefined) ?? 1;
+  for (const [name, v] of [['threads', threads], ['runs', runs]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  }
+  const log = (s: string) => console.log(s);
+  const loads: number[] = [load1()];
+
+  // 1. The checkpoint: reuse --dir when it holds one, else write a random one.
+  const givenDir = args.dir as string | undefined;
+  const dir = givenDir ?? mkdtempSync(join(tmpdir(), 'neuroscope-bench-forward-'));
+  const temporary = givenDir === undefined;
+  let writeS: number | null = null;
+  try {
+    if (existsSync(join(dir, 'config.json'))) {
+      const have = parseConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
+      for (const [opt, want, got] of [['layers', args.layers, have.numLayers], ['vocab', args.vocab, have.vocabSize]] as const) {
+        if (want !== undefined && want !== got) throw new Error(`--dir ${dir} holds a checkpoint with ${opt} ${got}, but --${opt} ${want} was asked for; use another --dir or drop --${opt}`);
+      }
+      log(`checkpoint: reusing ${dir}`);
+    } else {
+      const layers = (args.layers as number | undefined) ?? 2;
+      const vocab = (args.vocab as number | undefined) ?? REAL_VOCAB;
+      if (!Number.isInteger(layers) || layers < 1) throw new Error(`--layers must be a positive integer, got ${layers}`);
+      if (!Number.isInteger(vocab) || vocab < 2) throw new Error(`--vocab must be an integer >= 2, got ${vocab}`);
+      const overrides: Record<string, unknown> = { num_hidden_layers: layers, vocab_size: vocab };
+      if (vocab < REAL_VOCAB) Object.assign(overrides, { eos_token_id: vocab - 1, pad_token_id: vocab - 2 });
+      log(`checkpoint: writing ${layers} layer(s), vocab ${vocab}, to ${dir} (random weights; several minutes at the real vocab) ...`);
+      writeS = await timeOnce(() => writeRandomCheckpoint(dir, gptOssConfigJson(overrides), seed));
+    }
+    const sizeOnDisk = dirBytes(dir);
+
+    // 2. Load (headers only), then a cold forward that reads and dequantises every weight it touches.
+    instrumentOrt();
+    let model!: GptOssModel;
+    const loadS = await timeOnce(() => {
+      model = GptOssModel.load(dir, { threads, cacheWeights: true, ...(args.budget !== undefined ? { memoryBudgetGb: args.budget as number } : {}) });
+    });
+    const cfg = model.config;
+    const vocabNote = cfg.vocabSize === REAL_VOCAB
+      ? 'real vocab 201088 (the unembedding costs what it does on gpt-oss-20b)'
+      : `vocab ${cfg.vocabSize}, SMALLER than the real 201088: the unembedding is cheaper than on gpt-oss-20b`;
+    const rng = new Rng(seed + 1000);
+    const maxT = Math.max(...LENGTHS);
+    const tokens = Array.from({ length: maxT }, () => rng.int(cfg.vocabSize));
+    const row = (T: number) => [tokens.slice(0, T)];
+    const forward = (T: number, capture?: string[]) => model.run(row(T), { logits: 'last', ...(capture ? { capture } : {}) });
+    const firstForwardS = await timeOnce(() => forward(maxT));
+    const rssLoaded = rss();
+    const needWeights = weightBytes(cfg);
+    const cached = model.cachedWeightBytes;
+    const allCached = cached >= needWeights * 0.999;
+
+    log(`model: ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, intermediate ${cfg.intermediateSize}, heads ${cfg.numHeads}/${cfg.numKvHeads} x ${cfg.headDim}, ` +
+      `experts ${cfg.numExperts} top-${cfg.expertsPerToken}, sliding window ${cfg.slidingWindow}, MXFP4 experts; ${vocabNote}`);
+    log(`checkpoint on disk ${gib(sizeOnDisk)}${writeS === null ? ' (reused)' : `, written in ${seconds(writeS)}`}; load (headers) ${seconds(loadS)}; ` +
+      `first forward at T=${maxT} (reads + dequantises the weights, builds sessions) ${seconds(firstForwardS)}; RSS ${gib(rssLoaded)}`);
+    log(`weights cached in float32: ${gib(cached)} of ${gib(needWeights)} (engine budget ${gib(model.memoryBudgetBytes)})` +
+      (allCached ? '' : ' -- NOT ALL CACHED: the timed forwards below re-read and dequantise evicted weights'));
+
+    // 3. This machine: matmul at the forward's sizes, and the cost of fresh memory.
+    const probes = [];
+    for (const M of LENGTHS) {
+      const p = await matmulProbe(M, cfg.hiddenSize, 2 * cfg.intermediateSize, threads);
+      const t = await bench(p.run, { warmup: 1, runs: Math.max(runs, 5) });
+      probes.push({ M, K: p.K, N: p.N, seconds: t.median, flopPerS: p.flops / t.median });
+      await p.release();
+    }
+    const peak = Math.max(...probes.map((p) => p.flopPerS));
+    const touch = firstTouchCost();
+    loads.push(load1());
+
+    // 4. Forward throughput; a probe run (M = 512) before every timed forward.
+    const probe = await matmulProbe(PROBE_M, cfg.hiddenSize, 2 * cfg.intermediateSize, threads);
+    await probe.run();
+    const results = [];
+    for (const T of LENGTHS) {
+      await forward(T); // warm-up
+      const fwd: Sample[] = [];
+      const pr: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        pr.push(await timeOnce(probe.run));
+        fwd.push(await sample(() => forward(T)));
+      }
+      const s = summarize(fwd, threads);
+      const flops = forwardFlops(cfg, T);
+      const probeNow = probe.flops / median(pr);
+      results.push({ T, ...s, flops, tokensPerS: T / s.wall, flopPerS: flops.total / s.wall, ofPeak: flops.total / s.wall / peak, probeNow, ofProbeNow: flops.total / s.wall / probeNow });
+      loads.push(load1());
+    }
+    await probe.release();
+
+    // 5. Capture every hook vs none at T = 128, alternating so both see the same load.
+    const everyHook = allHookNames(cfg.numLayers);
+    let capturedBytes = 0;
+    const withAll = async () => {
+      const out = await forward(CAPTURE_T, everyHook);
+      capturedBytes = [...out.cache.values()].reduce((n, t) => n + t.data.byteLength, 0);
+    };
+    await withAll(); // warm-up (builds the sessions with every hook output)
+    const none: Sample[] = [];
+    const all: Sample[] = [];
+    for (let i = 0; i < runs; i++) {
+      none.push(await sample(() => forward(CAPTURE_T)));
+      all.push(await sample(withAll));
+    }
+    const capNone = summarize(none, threads);
+    const capAll = summarize(all, threads);
+    const ratio = capAll.wall / capNone.wall;
+    loads.push(load1());
+    const rssEnd = rss();
+    await model.dispose();
+
+    // Report.
+    log(`machine: ${availableParallelism()} cores, onnxruntime threads ${threads}; 1-min load average during the run ${loads.map((x) => x.toFixed(1)).join(' -> ')}` +
+      (Math.max(...loads) > availableParallelism() ? ' (OTHER PROCESSES COMPETED FOR THE CORES: absolute times are inflated; the ratios compare interleaved runs)' : ''));
+    log(`fresh memory costs ${touch.freshMsPerMiB.toFixed(2)} ms/MiB to allocate and first touch (page faults), vs ${touch.warmMsPerMiB.toFixed(3)} ms/MiB to rewrite it`);
+    log('');
+    log(`float32 matmul, onnxruntime Gemm with W as an input and transB, ${threads} threads (median of ${Math.max(runs, 5)}); peak = ${(peak / 1e9).toFixed(1)} GFLOP/s:`);
+    printTable(['M x K x N', 'time', 'GFLOP/s'], probes.map((p) => [`${p.M} x ${p.K} x ${p.N}`, seconds(p.seconds), (p.flopPerS / 1e9).toFixed(1)]));
+    log('');
+    log(`forward, 1 row, logits at the last position, no capture (median of ${runs} after 1 warm-up):`);
+    printTable(
+      ['tokens', 'time', 'tokens/s', 'GFLOP', 'GFLOP/s', 'of peak', 'of probe now', 'cpu share', 'attn ort', 'expert ort', 'unembed ort', 'rest (JS)', 'expert calls'],
+      results.map((r) => [
+        r.T, seconds(r.wall), r.tokensPerS.toFixed(1), (r.flops.total / 1e9).toFixed(2), (r.flopPerS / 1e9).toFixed(1), pct(r.ofPeak), pct(r.ofProbeNow), pct(r.cpuShare),
+        seconds(r.attention), seconds(r.expert), seconds(r.unembed), seconds(r.rest), r.expertCalls,
+      ]),
+    );
+    log(`  "of peak": achieved FLOP/s over the best matmul rate above; "of probe now": over the ${PROBE_M}-row probe run interleaved with these forwards.`);
+    log(`  FLOPs per forward at T=${maxT}: ` + Object.entries(results[results.length - 1].flops).filter(([k]) => k !== 'total')
+      .map(([k, v]) => `${k} ${(v / 1e9).toFixed(2)} G`).join(', '));
+    log('');
+    log(`capture at T=${CAPTURE_T} (alternating runs, median of ${runs}): no capture ${seconds(capNone.wall)}, all ${everyHook.length} hooks ${seconds(capAll.wall)}: x${ratio.toFixed(2)}, ${gib(capturedBytes)} captured`);
+    printTable(
+      ['capture', 'time', 'attn ort', 'expert ort', 'unembed ort', 'rest (JS)', 'cpu share'],
+      [['none', capNone], [`all ${everyHook.length}`, capAll]].map(([name, s]) => {
+        const x = s as typeof capAll;
+        return [name as string, seconds(x.wall), seconds(x.attention), seconds(x.expert), seconds(x.unembed), seconds(x.rest), pct(x.cpuShare)];
+      }),
+    );
+    log(`RSS at the end ${gib(rssEnd)}`);
+
+    const r3 = (x: number, n = 4) => Number(x.toPrecision(n));
+    const json = {
+      bench: 'forward',
+      layers: cfg.numLayers, hidden: cfg.hiddenSize, vocab: cfg.vocabSize, realVocab: cfg.vocabSize === REAL_VOCAB,
+      threads, cores: availableParallelism(), runs, loadAvg: loads.map((x) => r3(x, 3)),
+      checkpoint: { bytes: sizeOnDisk, writeS: writeS === null ? null : r3(writeS) },
+      loadS: r3(loadS), firstForwardS: r3(firstForwardS), rssLoadedBytes: rssLoaded,
+      weights: { cachedBytes: cached, neededBytes: needWeights, allCached },
+      freshMemoryMsPerMiB: r3(touch.freshMsPerMiB, 3),
+      matmul: probes.map((p) => ({ M: p.M, K: p.K, N: p.N, gflopPerS: r3(p.flopPerS / 1e9) })),
+      peakGflopPerS: r3(peak / 1e9),
+      forward: results.map((r) => ({
+        T: r.T, medianS: r3(r.wall), minS: r3(r.min), tokensPerS: r3(r.tokensPerS), gflop: r3(r.flops.total / 1e9), gflopPerS: r3(r.flopPerS / 1e9),
+        fractionOfPeak: r3(r.ofPeak, 3), fractionOfProbeNow: r3(r.ofProbeNow, 3), probeNowGflopPerS: r3(r.probeNow / 1e9), cpuShare: r3(r.cpuShare, 3),
+        seconds: { attentionOrt: r3(r.attention, 3), expertOrt: r3(r.expert, 3), unembedOrt: r3(r.unembed, 3), rest: r3(r.rest, 3) },
+        expertCalls: r.expertCalls,
+      })),
+      capture: {
+        T: CAPTURE_T, hooks: everyHook.length, noneS: r3(capNone.wall), allS: r3(capAll.wall), ratio: r3(ratio, 3), capturedBytes,
+        allSeconds: { attentionOrt: r3(capAll.attention, 3), expertOrt: r3(capAll.expert, 3), unembedOrt: r3(capAll.unembed, 3), rest: r3(capAll.rest, 3) },
+      },
+    };
+    console.log(JSON.stringify(json));
+  } finally {
+    if (temporary) {
+      if (args.keep) log(`kept checkpoint: ${dir}`);
+      else rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  process.exit(1);
+});
