@@ -228,6 +228,9 @@ export class ActivationStore {
         for (const c of commentSql(t)) await this.conn.run(c);
       }
     });
+    // DuckDB 1.5 cannot replay COMMENT ON from its write-ahead log: a process killed before the next
+    // checkpoint would leave a file that never opens again. Checkpoint now so the WAL never holds them.
+    await this.exclusive(() => this.conn.run('CHECKPOINT'));
     // A file made by a different schema version would fail later in confusing ways: say so now.
     const actual = await this.exclusive(() =>
       this.rows(
