@@ -436,8 +436,9 @@ export class GptOssModel {
       capture: new Set(expertLocals.filter((l) => step.capture.has(l))),
       intervene: new Set(expertLocals.filter((l) => step.ivs.has(l))),
     };
-    const perExpertOut = step.capture.has('mlp.hook_expert_out') || step.ivs.has('mlp.hook_expert_out');
-    const expertOut = perExpertOut ? new Float32Array(B * T * E * H) : null;
+    // [B, T, E, H] is only built when asked for; summing it over E is only needed when it was intervened on.
+    const outIv = step.ivs.get('mlp.hook_expert_out');
+    const expertOut = outIv || step.capture.has('mlp.hook_expert_out') ? new Float32Array(B * T * E * H) : null;
     const mlp = new Float64Array(B * T * H);
     const neuronCaps = new Map([...plan.capture].map((l) => [l, new Float32Array(B * T * E * I)]));
     const neuronIvs = new Map([...plan.intervene].map((l) => {
@@ -493,17 +494,17 @@ export class GptOssModel {
         if (expertOut) {
           const o = (tok * E + e) * H;
           for (let h = 0; h < H; h++) expertOut[o + h] = wt * y[n * H + h];
-        } else {
-          for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
         }
+        if (!outIv) for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
       });
     }
     for (const [local, buf] of neuronCaps) cache.set(local, { data: buf, dims: [B, T, E, I] });
     if (expertOut) {
       const t: Tensor = { data: expertOut, dims: [B, T, E, H] };
-      const iv = step.ivs.get('mlp.hook_expert_out');
-      if (iv) applyIntervention(t, iv);
-      if (step.capture.has('mlp.hook_expert_out')) cache.set('mlp.hook_expert_out', { data: expertOut.slice(), dims: t.dims });
+      if (outIv) applyIntervention(t, outIv);
+      if (step.capture.has('mlp.hook_expert_out')) cache.set('mlp.hook_expert_out', t);
+    }
+    if (expertOut && outIv) {
       for (let tok = 0; tok < B * T; tok++) {
         for (let e = 0; e < E; e++) {
           const o = (tok * E + e) * H;

@@ -60,15 +60,19 @@ export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Arr
   const zh = g.op('Reshape', [g.op('MatMul', [pg, vt]), g.constInt64([0, nH, -1, d])]); // [B, nH, T, d]
   const z = hook('attn.hook_z', g.op('Transpose', [zh], { perm: ints([0, 2, 1, 3]) }), 4); // [B, T, nH, d]
 
+  // Per-head writes z[b,t,h,:] @ W_O[:, h*d:(h+1)*d]^T, as one batched MatMul over heads. When they
+  // are only captured, the output itself still comes from the o_proj Gemm, so capturing changes nothing.
+  const perHeadResult = () => {
+    const wo = g.op('Unsqueeze', [g.op('Transpose', [g.op('Reshape', [w.oW, g.constInt64([H, nH, d])])], { perm: ints([1, 2, 0]) }), g.constInt64([1])]); // [nH, 1, d, H]
+    const zt = g.op('Transpose', [z], { perm: ints([2, 0, 1, 3]) }); // [nH, B, T, d]
+    return g.op('Transpose', [g.op('MatMul', [zt, wo])], { perm: ints([1, 2, 0, 3]) }); // [B, T, nH, H]
+  };
   let attnOut: string;
-  if (plan.capture.has('attn.hook_result') || plan.intervene.has('attn.hook_result')) {
-    // Per-head writes: z[b,t,h,:] @ W_O[:, h*d:(h+1)*d]^T, summed over heads (bias added once).
-    const wo = g.op('Transpose', [g.op('Reshape', [w.oW, g.constInt64([H, nH, d])])], { perm: ints([1, 2, 0]) }); // [nH, d, H]
-    const z5 = g.op('Unsqueeze', [z, g.constInt64([3])]); // [B, T, nH, 1, d]
-    const perHead = g.op('Squeeze', [g.op('MatMul', [z5, wo]), g.constInt64([3])]); // [B, T, nH, H]
-    const result = hook('attn.hook_result', perHead, 4);
+  if (plan.intervene.has('attn.hook_result')) {
+    const result = hook('attn.hook_result', perHeadResult(), 4);
     attnOut = g.op('Add', [g.op('ReduceSum', [result, g.constInt64([2])], { keepdims: int(0) }), w.oB]);
   } else {
+    if (plan.capture.has('attn.hook_result')) hook('attn.hook_result', perHeadResult(), 4);
     attnOut = linear(g, g.op('Reshape', [z, g.constInt64([0, 0, nH * d])]), w.oW, w.oB, nH * d, H);
   }
   attnOut = hook('hook_attn_out', attnOut, 3);

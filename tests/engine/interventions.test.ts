@@ -94,6 +94,12 @@ describe('interventions', () => {
     expect(relErr(sum, out.data)).toBeLessThan(1e-5);
   });
 
+  it('capturing hooks never changes the forward pass', async () => {
+    const plain = await model.run([long], { logits: 'all' });
+    const captured = await model.run([long], { logits: 'all', capture: ['blocks.*.attn.hook_result', 'blocks.*.mlp.hook_expert_out', 'blocks.*.mlp.hook_post'] });
+    expect(maxAbsErr(captured.logits!.data, plain.logits!.data)).toBe(0);
+  });
+
   it('one batch carries many variants: per-row masks equal separate runs', async () => {
     // Row 0 clean, row 1 with head 0 of layer 0 zeroed, row 2 with head 3 zeroed.
     const mask = new Float32Array(3 * cfg.numHeads);
