@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readConfig, type GptOssConfig } from './config.ts';
 import { dequantizeMxfp4, MXFP4_BLOCK } from './mxfp4.ts';
-import { DTYPE_SIZE, readSafetensorsHeader, readTensorBytes, toFloat32, type DType, type TensorInfo } from './safetensors.ts';
+import { DTYPE_SIZE, readSafetensorsHeader, readTensorBytes, readTensorRows, toFloat32, type DType, type TensorInfo } from './safetensors.ts';
 
 /** All [out, in] row-major as stored in HF. */
 export interface AttentionWeights {
@@ -143,12 +143,11 @@ export class Checkpoint {
     if (info.shape.length !== 2) throw new CheckpointError(`${info.file}: readRows needs a 2-D tensor, ${name} has shape ${fmt(info.shape)}`);
     const [n, cols] = info.shape;
     const rowBytes = cols * DTYPE_SIZE[info.dtype];
-    const out = new Float32Array(rows.length * cols);
-    rows.forEach((r, i) => {
+    for (const r of rows) {
       if (!Number.isInteger(r) || r < 0 || r >= n) throw new CheckpointError(`row ${r} of ${name} is out of range: it has ${n} rows (valid 0..${n - 1})`);
-      out.set(toFloat32(info, readTensorBytes(info, r * rowBytes, rowBytes)), i * cols);
-    });
-    return out;
+    }
+    const bytes = readTensorRows(info, rows, rowBytes);
+    return toFloat32({ ...info, shape: [rows.length, cols], byteLength: bytes.length }, bytes);
   }
 
   /** Token embeddings [ids.length, H]. */

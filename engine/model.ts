@@ -387,22 +387,33 @@ export class GptOssModel {
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         const row = (b * T + t) * E;
-        const force = new Set<number>();
-        const forbid = new Set<number>();
-        for (const r of rules) {
-          if ((r.rows && !r.rows.includes(b)) || (r.positions && !r.positions.includes(t))) continue;
-          r.force?.forEach((e) => force.add(e));
-          r.forbid?.forEach((e) => forbid.add(e));
+        let chosen: number[];
+        const applicable = rules.length === 0 ? rules : rules.filter((r) => !(r.rows && !r.rows.includes(b)) && !(r.positions && !r.positions.includes(t)));
+        if (applicable.length === 0) {
+          // Plain top-k by insertion (k is small): descending logit, ties to the lower index.
+          chosen = [];
+          for (let e = 0; e < E; e++) {
+            const v = logits.data[row + e];
+            let at = chosen.length;
+            while (at > 0 && logits.data[row + chosen[at - 1]] < v) at--;
+            if (at < k) {
+              chosen.splice(at, 0, e);
+              if (chosen.length > k) chosen.pop();
+            }
+          }
+        } else {
+          const force = new Set(applicable.flatMap((r) => r.force ?? []));
+          const forbid = new Set(applicable.flatMap((r) => r.forbid ?? []));
+          for (let e = 0; e < E; e++) order[e] = e;
+          // Forced experts first, then descending logit; ties to the lower index, like a stable sort.
+          order.sort((p, q) => {
+            const fp = force.has(p) ? 1 : 0;
+            const fq = force.has(q) ? 1 : 0;
+            if (fp !== fq) return fq - fp;
+            return logits.data[row + q] - logits.data[row + p] || p - q;
+          });
+          chosen = order.filter((e) => !forbid.has(e)).slice(0, k);
         }
-        for (let e = 0; e < E; e++) order[e] = e;
-        // Descending logit; ties to the lower index, like a stable sort.
-        order.sort((p, q) => {
-          const fp = force.has(p) ? 1 : 0;
-          const fq = force.has(q) ? 1 : 0;
-          if (fp !== fq) return fq - fp;
-          return logits.data[row + q] - logits.data[row + p] || p - q;
-        });
-        const chosen = order.filter((e) => !forbid.has(e)).slice(0, k);
         let max = -Infinity;
         for (const e of chosen) max = Math.max(max, logits.data[row + e]);
         let sum = 0;

@@ -109,6 +109,21 @@ export function readTensorBytes(info: TensorInfo, byteOffset = 0, byteLength = i
   }
 }
 
+/** Rows of a 2-D tensor (each `rowBytes` long) into one buffer, with the file opened once. */
+export function readTensorRows(info: TensorInfo, rows: readonly number[], rowBytes: number): Uint8Array {
+  const out = new Uint8Array(rows.length * rowBytes);
+  const fd = openSync(info.file, 'r');
+  try {
+    rows.forEach((r, i) => {
+      if ((r + 1) * rowBytes > info.byteLength) throw new SafetensorsError(`${info.file}: tensor ${info.name}: row ${r} is outside its ${info.byteLength} bytes`);
+      out.set(readAt(fd, info.offset + r * rowBytes, rowBytes), i * rowBytes);
+    });
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
 function readAt(fd: number, position: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   let done = 0;
