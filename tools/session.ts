@@ -45,8 +45,16 @@ export class ModelSession {
     return prompts.map((p) => this.encode(p));
   }
 
-  /** A single token id for an answer word (target/distractor); multi-token answers are refused. */
+  /**
+   * A single token id for an answer word (target/distractor); multi-token answers are refused. A word
+   * that follows a space in running text is the space-prefixed token in byte-level BPE (o200k: " Mary"),
+   * so that form is preferred when it is one token; word-level vocabularies give the same id either way.
+   */
   tokenId(word: string, what: string): number {
+    if (!/^\s/.test(word)) {
+      const spaced = this.tokenizer.encode(` ${word}`);
+      if (spaced.length === 1) return spaced[0];
+    }
     const ids = this.tokenizer.encode(word);
     if (ids.length !== 1) {
       throw new ToolError(`${what} "${word}" is ${ids.length} tokens (${ids.map((i) => JSON.stringify(this.tokenizer.tokenString(i))).join(' ')}); it must be exactly one token`);
