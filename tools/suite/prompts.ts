@@ -37,14 +37,15 @@ export function loadSuitePrompts(modelDir: string): SuitePrompts {
 }
 
 /**
- * Token-aligned induction pairs: the corrupted prompt's first half is reversed, so the same tokens
- * appear but each is followed by a different one, and induction predicts the wrong next token.
+ * Token-aligned induction pairs: the corrupted prompt's first half is reversed after its first word,
+ * so the same tokens appear but each is followed by a different one and induction predicts the wrong
+ * next token. The first word stays first so every word keeps its spacing (and its BPE tokens).
  */
 export function inductionPatchingSet(examples: TaskExample[]): { clean: string[]; corrupted: string[]; target: string[]; distractor: string[] } {
   const corrupted = examples.map((e) => {
     const w = e.prompt.split(/\s+/);
     const n = Math.ceil(w.length / 2);
-    return [...w.slice(0, n).reverse(), ...w.slice(n)].join(' ');
+    return [w[0], ...w.slice(1, n).reverse(), ...w.slice(n)].join(' ');
   });
   return { clean: examples.map((e) => e.prompt), corrupted, target: examples.map((e) => e.target), distractor: examples.map((e) => e.distractor) };
 }

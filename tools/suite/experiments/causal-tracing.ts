@@ -47,8 +47,10 @@ export const causalTracing: Experiment = {
     const headsAbc = await callTool(patchTool, { ...abc, site: 'head' }, ctx);
 
     env.step('IOI: path patching into the name movers\' queries');
-    const path = await callTool(pathPatchTool, { ...abc, receivers: nameMovers, receiverInput: 'q' }, ctx);
-    const sInhibition = path.top[0]?.sender ?? null;
+    // A path needs earlier heads: receivers in layer 0 have none.
+    const receivers = nameMovers.filter((h) => !h.startsWith('L0.'));
+    const path = receivers.length ? await callTool(pathPatchTool, { ...abc, receivers, receiverInput: 'q' }, ctx) : null;
+    const sInhibition = path?.top[0]?.sender ?? null;
 
     env.step('Induction: head patching');
     const ind = prompts.induction.slice(0, 8);
@@ -92,11 +94,13 @@ export const causalTracing: Experiment = {
       `Name-mover candidates (effect at least a quarter of the strongest head's): **${nameMovers.join(', ')}**.`,
       '',
       '#### Path patching into the name movers',
-      `Senders: every head before layer ${Math.min(...nameMovers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${nameMovers.join(', ')} (query input); all other heads frozen.`,
-      '',
-      await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rowLabels, path.grid.colLabels, path.grid.effects)),
-      '',
-      table(['sender', 'effect through the name movers\' queries'], path.top.slice(0, 6).map((t) => [t.sender, t.effect])),
+      ...(path ? [
+        `Senders: every head before layer ${Math.min(...receivers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${receivers.join(', ')} (query input); all other heads frozen.`,
+        '',
+        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rowLabels, path.grid.colLabels, path.grid.effects)),
+        '',
+        table(['sender', 'effect through the name movers\' queries'], path.top.slice(0, 6).map((t) => [t.sender, t.effect])),
+      ] : ['No name-mover candidate lies beyond layer 0, so there are no earlier heads to send to it; path patching was skipped.']),
       '',
       '### Induction',
       `${ind.length} repeated random sequences, e.g. "${ind[0].prompt}" -> **${ind[0].target}**; corrupted: the first half reversed, so every token is followed by a different one than in the repeat. Metric: logit(next) - logit(previous).`,
@@ -128,11 +132,11 @@ export const causalTracing: Experiment = {
       method: 'Activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries; head-role scores from attention patterns; patching-based circuit pruning (ACDC-style) to 80% recovery.',
       parameters: { ioiExamples: ioi.length, inductionExamples: ind.length, metric: 'logit_diff', corruptions: ['abc', 'io_swap', 'first half reversed'] },
       body, plots,
-      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)}). Induction runs through ${inductionCircuit.join(', ')}, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores). Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
+      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid ${path ? `reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)})` : 'could not be traced by path patching (no candidate beyond layer 0)'}. Induction runs through ${inductionCircuit.join(', ')}, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores). Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
       found: { nameMovers, sInhibition, inductionHeads: inductionCircuit, previousToken, inductionByPattern: inductionRole.head, circuit: circuit.circuit },
-      experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, path.experimentId, indHeads.experimentId, attn.experimentId, circuit.experimentId],
+      experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, ...(path ? [path.experimentId] : []), indHeads.experimentId, attn.experimentId, circuit.experimentId],
       runIds: [...resid.runIds.clean, ...resid.runIds.corrupted],
-      sql: [resultsSql(resid.experimentId, 'layer, position'), resultsSql(headsSwap.experimentId), resultsSql(path.experimentId), resultsSql(indHeads.experimentId), resultsSql(attn.experimentId, 'site'), resultsSql(circuit.experimentId, 'value')],
+      sql: [resultsSql(resid.experimentId, 'layer, position'), resultsSql(headsSwap.experimentId), ...(path ? [resultsSql(path.experimentId)] : []), resultsSql(indHeads.experimentId), resultsSql(attn.experimentId, 'site'), resultsSql(circuit.experimentId, 'value')],
     };
   },
 };

@@ -30,7 +30,7 @@ export const entanglement: Experiment = {
     const neighbours: { from: string; domain: string; hits: Record<string, number> }[] = [];
     for (const d of names) {
       const i = all.findIndex((x) => x.d === d);
-      const r = await callTool(similarityTool, { query: { runId: cap.runIds[i], hook: `blocks.${poly.layer}.hook_resid_post`, position: all[i].p.split(/\s+/).length - 1 }, k: 6, excludeSource: true, runIds: cap.runIds }, ctx);
+      const r = await callTool(similarityTool, { query: { runId: cap.runIds[i], hook: `blocks.${poly.layer}.hook_resid_post`, position: cap.tokens[i].length - 1 }, k: 6, excludeSource: true, runIds: cap.runIds }, ctx);
       const hits: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
       for (const h of r.hits) hits[domainOf.get(h.runId) ?? '?']++;
       neighbours.push({ from: all[i].p, domain: d, hits });
