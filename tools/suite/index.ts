@@ -73,7 +73,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   }
   writeFileSync(join(opts.outDir, 'index.md'), [
     `# NeuroScope suite: ${modelName}`, '', `Prompt sets: ${prompts.source}`, '',
-    table(['#', 'experiment', 'conclusion', 'ground truth'], result.reports.map((r) => [r.id, `[${r.title}](${r.file})`, r.conclusion, r.score ? `${r.score.ok}/${r.score.total}` : 'n/a'])), '',
+    table(['#', 'experiment', 'conclusion', 'ground truth'], result.reports.map((r) => [String(r.id), `[${r.title}](${r.file})`, r.conclusion, r.score ? `${r.score.ok}/${r.score.total}` : 'n/a'])), '',
   ].join('\n'));
   return result;
 }
