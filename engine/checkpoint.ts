@@ -177,7 +177,8 @@ export class Checkpoint {
   }
 
   /** One expert's weights in [out, in] layout, reading only that expert's bytes. */
-  expert(layer: number, e: number): ExpertWeights {
+  /** `out` (MXFP4 checkpoints): dequantise the weight matrices into these buffers instead of new ones. */
+  expert(layer: number, e: number, out?: { gateUpW: Float32Array; downW: Float32Array }): ExpertWeights {
     this.checkLayer(layer);
     const E = this.config.numExperts;
     if (!Number.isInteger(e) || e < 0 || e >= E) throw new CheckpointError(`expert ${e} is out of range: the model has ${E} experts per layer (valid 0..${E - 1})`);
@@ -187,9 +188,9 @@ export class Checkpoint {
     const downB = this.expertF32(`${x}down_proj_bias`, e);
     if (this.expertsQuantized) {
       return {
-        gateUpW: dequantizeMxfp4(this.expertBytes(`${x}gate_up_proj_blocks`, e), this.expertBytes(`${x}gate_up_proj_scales`, e), 2 * I, H),
+        gateUpW: dequantizeMxfp4(this.expertBytes(`${x}gate_up_proj_blocks`, e), this.expertBytes(`${x}gate_up_proj_scales`, e), 2 * I, H, out?.gateUpW),
         gateUpB,
-        downW: dequantizeMxfp4(this.expertBytes(`${x}down_proj_blocks`, e), this.expertBytes(`${x}down_proj_scales`, e), H, I),
+        downW: dequantizeMxfp4(this.expertBytes(`${x}down_proj_blocks`, e), this.expertBytes(`${x}down_proj_scales`, e), H, I, out?.downW),
         downB,
       };
     }

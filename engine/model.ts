@@ -126,6 +126,8 @@ export class GptOssModel {
   readonly config: GptOssConfig;
   private readonly sessions: SessionCache;
   private readonly weights: WeightCache;
+  private readonly cacheExperts: boolean;
+  private expertScratch: { gateUpW: Float32Array; downW: Float32Array } | null = null;
   readonly maxTokens: number;
   readonly memoryBudgetBytes: number;
 
@@ -139,6 +141,10 @@ export class GptOssModel {
     this.memoryBudgetBytes = budget * 2 ** 30;
     // Half the budget for weights, the rest for a run's activations and onnxruntime's buffers.
     this.weights = new WeightCache(opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2);
+    const c = this.config;
+    const allExperts = 4 * c.numLayers * c.numExperts * (3 * c.intermediateSize * c.hiddenSize + 2 * c.intermediateSize + c.hiddenSize);
+    // Cache experts only when all of them fit beside the other weights; otherwise stream them.
+    this.cacheExperts = opts.cacheWeights !== false && allExperts <= this.memoryBudgetBytes / 4;
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
@@ -152,6 +158,7 @@ export class GptOssModel {
   async dispose(): Promise<void> {
     await this.sessions.release();
     this.weights.clear();
+    this.expertScratch = null;
   }
 
   /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions. */
@@ -179,7 +186,13 @@ export class GptOssModel {
   }
 
   private expert(layer: number, e: number): ExpertWeights {
-    return this.weights.get(`expert.${layer}.${e}`, () => this.checkpoint.expert(layer, e));
+    if (this.cacheExperts) return this.weights.get(`expert.${layer}.${e}`, () => this.checkpoint.expert(layer, e));
+    // Every expert cannot stay cached (gpt-oss-20b: ~76 GB in float32), and a layer-order scan would
+    // evict each before its next use: dequantise into one reused pair of buffers instead (fresh pages
+    // are what costs here). Safe because experts run one at a time.
+    const { hiddenSize: H, intermediateSize: I } = this.config;
+    this.expertScratch ??= { gateUpW: new Float32Array(2 * I * H), downW: new Float32Array(H * I) };
+    return this.checkpoint.expert(layer, e, this.expertScratch);
   }
 
   private unembed(): { finalNorm: Float32Array; lmHead: Float32Array } {
