@@ -6,7 +6,7 @@ import { Checkpoint, type AttentionWeights, type ExpertWeights } from './checkpo
 import type { GptOssConfig } from './config.ts';
 import { ATTENTION_WEIGHT_INPUTS } from './graphs/attention.ts';
 import { captureOutput, interventionInput, type HookPlan } from './graphs/common.ts';
-import { expandHooks, HookError, listHooks, type HookListing, type ResolvedHook } from './hooks.ts';
+import { expandHooks, listHooks, type HookListing, type ResolvedHook } from './hooks.ts';
 import {
   applyIntervention, resolveInterventions,
   type Intervention, type ResolvedIntervention, type RoutingIntervention,
@@ -595,4 +595,3 @@ function weightDims(c: GptOssConfig, k: (typeof ATTENTION_WEIGHT_INPUTS)[number]
   }
 }
 
-export { HookError, numel };
