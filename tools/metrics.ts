@@ -2,8 +2,8 @@
 import { z } from 'zod';
 import { ToolError, type ToolContext } from './define.ts';
 
-export const MetricName = z.enum(['logit_diff', 'prob', 'logprob', 'kl']).describe(
-  'logit_diff: logit(target) - logit(distractor); prob / logprob: of the target; kl: KL(clean || run) over the vocabulary (needs no target)',
+export const MetricName = z.enum(['logit_diff', 'prob', 'logprob', 'loss', 'kl']).describe(
+  'logit_diff: logit(target) - logit(distractor); prob / logprob: of the target; loss: cross-entropy of the target (-logprob, lower is better); kl: KL(clean || run) over the vocabulary (needs no target)',
 );
 export type MetricName = z.infer<typeof MetricName>;
 
@@ -36,6 +36,8 @@ export function metricOf(spec: MetricSpec, example: number, logits: Float32Array
       return Math.exp(logSoftmax(logits)[spec.targets[example]]);
     case 'logprob':
       return logSoftmax(logits)[spec.targets[example]];
+    case 'loss':
+      return -logSoftmax(logits)[spec.targets[example]];
     case 'kl': {
       if (!spec.cleanLogits) throw new ToolError('kl needs the clean run');
       const p = logSoftmax(spec.cleanLogits[example]);
@@ -75,7 +77,7 @@ export function metricAnswers(ctx: ToolContext, input: { metric: MetricName; tar
   const targets = answers(ctx, input.target, n, 'target');
   const distractors = answers(ctx, input.distractor, n, 'distractor');
   if (input.metric === 'logit_diff' && (targets.length === 0 || distractors.length === 0)) throw new ToolError('logit_diff needs a target and a distractor (the competing answer)');
-  if ((input.metric === 'prob' || input.metric === 'logprob') && targets.length === 0) throw new ToolError(`${input.metric} needs a target`);
+  if ((input.metric === 'prob' || input.metric === 'logprob' || input.metric === 'loss') && targets.length === 0) throw new ToolError(`${input.metric} needs a target`);
   return { targets, distractors };
 }
 
