@@ -128,9 +128,9 @@ interface CheckpointInternals {
   info(name: string): TensorInfo;
   readF32(name: string): Float32Array;
   readRows(name: string, rows: number[]): Float32Array;
-  expertBytes(name: string, e: number): Uint8Array;
+  expertBytes(name: string, e: number, reuse?: boolean): Uint8Array;
   expertF32(name: string, e: number): Float32Array;
-  expert(layer: number, e: number): ExpertWeights;
+  expert(layer: number, e: number, out?: { gateUpW: Float32Array; downW: Float32Array }): ExpertWeights;
   attention(layer: number): unknown;
   lmHead(): Float32Array;
 }
@@ -141,9 +141,9 @@ function instrumentCheckpoint(checkpoint: Checkpoint, recycle: boolean): void {
   const { hiddenSize: H, intermediateSize: I } = cfg;
   // Disk reads of expert bytes.
   const expertBytes = ck.expertBytes.bind(ck);
-  ck.expertBytes = (name, e) => {
+  ck.expertBytes = (name, e, reuse) => {
     const t0 = now();
-    const b = expertBytes(name, e);
+    const b = expertBytes(name, e, reuse);
     C.readS += now() - t0;
     C.readBytes += b.byteLength;
     return b;
@@ -170,10 +170,10 @@ function instrumentCheckpoint(checkpoint: Checkpoint, recycle: boolean): void {
   };
   const expert = ck.expert.bind(ck);
   if (!recycle) {
-    ck.expert = (layer, e) => {
+    ck.expert = (layer, e, out) => {
       const r0 = C.readS;
       const t0 = now();
-      const w = expert(layer, e);
+      const w = expert(layer, e, out);
       C.dequantS += now() - t0 - (C.readS - r0);
       C.expertLoads++;
       return w;

@@ -96,6 +96,8 @@ export class Checkpoint {
     readonly expertsQuantized: boolean,
   ) {}
 
+  private readonly scratch = new Map<string, Uint8Array>();
+
   /** Reads config.json and every safetensors header, and checks all expected tensors; reads no weights. */
   static open(dir: string): Checkpoint {
     const config = readConfig(dir);
@@ -176,8 +178,11 @@ export class Checkpoint {
     };
   }
 
-  /** One expert's weights in [out, in] layout, reading only that expert's bytes. */
-  /** `out` (MXFP4 checkpoints): dequantise the weight matrices into these buffers instead of new ones. */
+  /**
+   * One expert's weights in [out, in] layout, reading only that expert's bytes. `out` (MXFP4
+   * checkpoints): dequantise into these buffers instead of new ones, and read the packed bytes into
+   * buffers this checkpoint reuses, so streaming experts allocates nothing per expert.
+   */
   expert(layer: number, e: number, out?: { gateUpW: Float32Array; downW: Float32Array }): ExpertWeights {
     this.checkLayer(layer);
     const E = this.config.numExperts;
@@ -187,10 +192,11 @@ export class Checkpoint {
     const gateUpB = this.expertF32(`${x}gate_up_proj_bias`, e);
     const downB = this.expertF32(`${x}down_proj_bias`, e);
     if (this.expertsQuantized) {
+      const packed = (name: string) => this.expertBytes(name, e, out !== undefined);
       return {
-        gateUpW: dequantizeMxfp4(this.expertBytes(`${x}gate_up_proj_blocks`, e), this.expertBytes(`${x}gate_up_proj_scales`, e), 2 * I, H, out?.gateUpW),
+        gateUpW: dequantizeMxfp4(packed(`${x}gate_up_proj_blocks`), packed(`${x}gate_up_proj_scales`), 2 * I, H, out?.gateUpW),
         gateUpB,
-        downW: dequantizeMxfp4(this.expertBytes(`${x}down_proj_blocks`, e), this.expertBytes(`${x}down_proj_scales`, e), H, I, out?.downW),
+        downW: dequantizeMxfp4(packed(`${x}down_proj_blocks`), packed(`${x}down_proj_scales`), H, I, out?.downW),
         downB,
       };
     }
@@ -216,11 +222,18 @@ export class Checkpoint {
     if (!Number.isInteger(layer) || layer < 0 || layer >= L) throw new CheckpointError(`layer ${layer} is out of range: the model has ${L} layers (valid 0..${L - 1})`);
   }
 
-  /** Expert e's slice of a tensor whose first dim is the expert. */
-  private expertBytes(name: string, e: number): Uint8Array {
+  /** Expert e's slice of a tensor whose first dim is the expert; `reuse`: into a scratch buffer of that size, valid until the next such read. */
+  private expertBytes(name: string, e: number, reuse = false): Uint8Array {
     const info = this.info(name);
     const per = info.byteLength / info.shape[0];
-    return readTensorBytes(info, e * per, per);
+    let into: Uint8Array | undefined;
+    if (reuse) {
+      // One buffer per tensor role (blocks/scales of gate_up/down), shared by every layer.
+      const role = name.slice(name.lastIndexOf('.') + 1);
+      into = this.scratch.get(role);
+      if (into?.length !== per) this.scratch.set(role, (into = new Uint8Array(per)));
+    }
+    return readTensorBytes(info, e * per, per, into);
   }
 
   private expertF32(name: string, e: number): Float32Array {

@@ -97,13 +97,15 @@ function parseHeader(file: string, header: Record<string, unknown>, dataStart: n
 }
 
 /** Reads a byte range of one tensor straight from disk. */
-export function readTensorBytes(info: TensorInfo, byteOffset = 0, byteLength = info.byteLength - byteOffset): Uint8Array {
+/** `into`: read into this buffer (exactly byteLength long) instead of a new one; fresh pages are costly on some VMs. */
+export function readTensorBytes(info: TensorInfo, byteOffset = 0, byteLength = info.byteLength - byteOffset, into?: Uint8Array): Uint8Array {
   if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > info.byteLength) {
     throw new SafetensorsError(`${info.file}: tensor ${info.name}: byte range [${byteOffset}, ${byteOffset + byteLength}) is outside its ${info.byteLength} bytes`);
   }
+  if (into && into.length !== byteLength) throw new SafetensorsError(`readTensorBytes: buffer of ${into.length} bytes for a ${byteLength}-byte read`);
   const fd = openSync(info.file, 'r');
   try {
-    return readAt(fd, info.offset + byteOffset, byteLength);
+    return readAt(fd, info.offset + byteOffset, byteLength, into);
   } finally {
     closeSync(fd);
   }
@@ -124,8 +126,8 @@ export function readTensorRows(info: TensorInfo, rows: readonly number[], rowByt
   return out;
 }
 
-function readAt(fd: number, position: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
+function readAt(fd: number, position: number, length: number, into?: Uint8Array): Uint8Array {
+  const out = into ?? new Uint8Array(length);
   let done = 0;
   while (done < length) {
     // readSync caps one call at 2 GiB, so large tensors come in several reads.

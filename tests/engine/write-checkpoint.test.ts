@@ -192,6 +192,15 @@ describe('writeCheckpoint', () => {
     expectSameFloats(ck.expert(1, 2).downW, dequantizeMxfp4(q.blocks.subarray(2 * per / 2, 3 * per / 2), q.scales.subarray(2 * per / 32, 3 * per / 32), H, I));
     const gu = given.get('model.layers.0.mlp.experts.gate_up_proj')!;
     expectSameFloats(ck.expert(0, E - 1).gateUpW, dequantizeMxfp4(gu.blocks.subarray((E - 1) * per, E * per), gu.scales.subarray((E - 1) * 2 * per / 32), 2 * I, H));
+    // Into reused buffers (dequantised and packed bytes): the same values, expert after expert and layer after layer.
+    const out = { gateUpW: new Float32Array(2 * I * H), downW: new Float32Array(H * I) };
+    for (const [layer, e] of [[0, E - 1], [1, 2], [0, 0], [1, 2]]) {
+      const fresh = ck.expert(layer, e);
+      const reused = ck.expert(layer, e, out);
+      expect(reused.gateUpW).toBe(out.gateUpW);
+      expectSameFloats(reused.gateUpW, fresh.gateUpW, `L${layer}.E${e} gate_up`);
+      expectSameFloats(reused.downW, fresh.downW, `L${layer}.E${e} down`);
+    }
     // Other tensors are unaffected.
     expectSameFloats(ck.readF32('lm_head.weight'), bf16(randomTensors(tiny, 12).find((t) => t.name === 'lm_head.weight')!.data()));
 
