@@ -1,11 +1,93 @@
 // Built-in protocols for the two attention circuits: IOI (Wang et al. 2022) and induction. Patching
 // shows what is sufficient to restore the behaviour, path patching which earlier heads feed the
 // carriers, ablation (against control heads of no patching effect) what is necessary.
-import { byLength, ioiPatchingSet } from '../../tools/prompt-sets.ts';
+import { byLength, ioiPatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
 import { inductionPatchingSet } from '../../tools/suite/prompts.ts';
-import { ablation, carriers, controls, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
+import { ablation, carriers, controls, mdTable, num, pct, roleScores, spread, strongHeads, topHeads, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
 
 const layerOf = (site: string) => Number(/^L(\d+)/.exec(site)?.[1] ?? NaN);
+const headOf = (site: string) => Number(/\.H(\d+)$/.exec(site)?.[1] ?? NaN);
+const uniq = <T>(xs: T[]): T[] => [...new Set(xs)];
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+
+interface LastTokenAttention {
+  head: string;
+  /** Mean attention from the last token over the prompts where the position was found. */
+  io: number;
+  s1: number;
+  s2: number;
+  other: number;
+  sink: number;
+  /** The key most often attended most ("IO", "S1", "S2" or the token) and on how many of the prompts. */
+  mostAttended: string;
+  mostAttendedIn: number;
+  prompts: number;
+}
+
+const KEY_NAMES: Record<string, string> = { IO: 'the indirect object', S1: 'the first subject mention', S2: 'the second subject mention' };
+
+// Word-level tokens match the names exactly; BPE tokens carry a leading space.
+const norm = (t: string) => t.replace(/^[\sĠ▁]+/, '').trim();
+
+/**
+ * Where the watched heads attend from the last token of IOI prompts: one attention_patterns call per
+ * prompt (the tool returns full patterns for one prompt per call), read at the IO and S positions.
+ */
+async function lastTokenAttention(rec: Recorder, examples: TaskExample[], watched: string[]): Promise<{ rows: LastTokenAttention[]; experimentIds: string[]; unread: number }> {
+  const layers = uniq(watched.map(layerOf)).sort((a, b) => a - b);
+  const heads = uniq(watched.map(headOf)).sort((a, b) => a - b);
+  const acc = new Map(watched.map((h) => [h, { io: [] as number[], s1: [] as number[], s2: [] as number[], other: [] as number[], sink: [] as number[], top: [] as string[] }]));
+  const experimentIds: string[] = [];
+  let unread = 0;
+  for (const [i, e] of examples.entries()) {
+    const r = await rec.experiment(`IOI: attention from the last token of prompt ${i + 1}/${examples.length}`, 'attention_patterns',
+      { prompts: [e.prompt], layers, heads, maxPatternHeads: layers.length * heads.length, top: 1 },
+      (d) => (d.patterns?.heads ?? []).filter((h: any) => watched.includes(h.head)).map((h: any) => `${h.head} → ${d.patterns.tokens[argmax(Array.isArray(h.pattern) ? h.pattern.at(-1) : null)] ?? '?'}`).join(', '));
+    if (r.experimentId) experimentIds.push(r.experimentId);
+    const p = r.data.patterns as { tokens: string[]; heads: { head: string; pattern: unknown[]; sink: unknown[] }[] } | undefined;
+    if (!p || !Array.isArray(p.heads) || !Array.isArray(p.tokens)) {
+      unread++;
+      continue;
+    }
+    const toks = p.tokens.map(norm);
+    const io = toks.indexOf(e.target);
+    const s1 = toks.indexOf(e.distractor);
+    const s2 = toks.lastIndexOf(e.distractor);
+    const T = toks.length;
+    for (const h of p.heads) {
+      const a = acc.get(h.head);
+      if (!a) continue;
+      const row = h.pattern[T - 1];
+      const sink = Number(h.sink[T - 1]);
+      // Rows longer than the MCP formatter's numeric-array limit come back abbreviated: skip them.
+      if (!Array.isArray(row) || row.length !== T || !row.every((x) => typeof x === 'number')) {
+        unread++;
+        continue;
+      }
+      const at = (k: number) => (k >= 0 ? (row[k] as number) : NaN);
+      if (io >= 0) a.io.push(at(io));
+      if (s1 >= 0) a.s1.push(at(s1));
+      if (s2 > s1) a.s2.push(at(s2));
+      a.other.push((row as number[]).reduce((x, y, k) => x + (k === io || k === s1 || (k === s2 && s2 > s1) ? 0 : y), 0));
+      a.sink.push(sink);
+      const k = argmax(row as number[]);
+      a.top.push(k === io ? 'IO' : k === s1 ? 'S1' : k === s2 ? 'S2' : toks[k]);
+    }
+  }
+  const rows = watched.map((head) => {
+    const a = acc.get(head)!;
+    const counts = [...uniq(a.top)].map((l) => [l, a.top.filter((x) => x === l).length] as const).sort((x, y) => y[1] - x[1]);
+    return { head, io: mean(a.io), s1: mean(a.s1), s2: mean(a.s2), other: mean(a.other), sink: mean(a.sink), mostAttended: counts[0]?.[0] ?? '–', mostAttendedIn: counts[0]?.[1] ?? 0, prompts: a.top.length };
+  });
+  return { rows, experimentIds, unread };
+}
+
+function argmax(xs: unknown): number {
+  if (!Array.isArray(xs)) return -1;
+  let best = -1;
+  xs.forEach((x, i) => { if (typeof x === 'number' && (best < 0 || x > (xs[best] as number))) best = i; });
+  return best;
+}
 
 export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
   const ioi = byLength(env.prompts.ioi)[0].slice(0, 8);
@@ -53,6 +135,35 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
       mdTable(['sender head', 'effect through the name movers\' queries'], pathTop.slice(0, 6).map((r) => [r.site, r.effect])));
   }
 
+  // Attention: which heads have the classic roles on these prompts, and where the candidates look
+  // from the last token (a name mover should attend to the indirect object).
+  const nHeads = swapRows.length;
+  const attn = await rec.experiment('IOI: attention patterns and head roles on the clean prompts', 'attention_patterns', { prompts: abc.clean, maxPatternHeads: 0, top: 5 },
+    (d) => `${d.heads} heads scored`);
+  const roles = await roleScores(rec, attn.experimentId!);
+  const previousTokenHeads = strongHeads(roles.get('previous_token')).map((t) => t.head);
+  // The only repeated name is the subject: attending to its earlier copy (duplicate-token) or to the
+  // token after it (induction-style) both detect the duplicate, as in Wang et al.
+  const duplicateTokenHeads = uniq([...strongHeads(roles.get('duplicate_token')), ...strongHeads(roles.get('induction'))].sort((a, b) => b.score - a.score).map((t) => t.head));
+  const watched = [...nameMovers, ...(sInhibition && !nameMovers.includes(sInhibition) ? [sInhibition] : [])];
+  const attnPrompts = spread(ioi, 4);
+  const look = watched.length ? await lastTokenAttention(rec, attnPrompts, watched) : { rows: [], experimentIds: [], unread: 0 };
+  const lookOf = (h: string) => look.rows.find((r) => r.head === h);
+  const moverLook = nameMovers.map((h) => lookOf(h)!).filter((r) => r.prompts > 0);
+  const moversAttendToIO = moverLook.length === nameMovers.length && moverLook.every((r) => r.io > r.s1 + (Number.isFinite(r.s2) ? r.s2 : 0));
+  const roleRow = (role: string, label: string) => [label, roles.get(role)?.baseline ?? null, topHeads(roles.get(role)), strongHeads(roles.get(role)).map((t) => t.head).join(', ') || 'none'];
+  sections.push('', '### Attention patterns',
+    `Role scores over the ${abc.clean.length} clean prompts (experiment \`${attn.experimentId}\`; mean attention of each query to the previous token / to earlier copies of its token / to the token right after an earlier copy; baseline = mean over all ${nHeads} heads). A head has the role when its score is at least 0.5 and above the baseline.`, '',
+    mdTable(['role', 'baseline', 'top heads (score)', 'heads with the role'], [
+      roleRow('previous_token', 'previous token'), roleRow('duplicate_token', 'duplicate token (earlier copy)'), roleRow('induction', 'induction-style duplicate (token after the earlier copy)'),
+    ]), '',
+    `Duplicate-detector candidates (duplicate-token or induction-style score at least 0.5): **${duplicateTokenHeads.join(', ') || 'none'}**; previous-token candidates: **${previousTokenHeads.join(', ') || 'none'}**.`, '',
+    `Attention from the last token of ${attnPrompts.length} of the prompts (one \`attention_patterns\` call each: ${look.experimentIds.map((x) => `\`${x}\``).join(', ')}), mean over the prompts; IO = the indirect object, S1/S2 = the first/second subject mention, other = every other token, sink = the attention sink.`, '',
+    mdTable(['head', 'candidate for', 'IO', 'S1', 'S2', 'other tokens', 'sink', 'most attended (prompts)'], look.rows.map((r) => [
+      r.head, nameMovers.includes(r.head) ? 'name mover' : 'S-inhibition', r.io, r.s1, r.s2, r.other, r.sink, r.prompts ? `${r.mostAttended} (${r.mostAttendedIn}/${r.prompts})` : '–',
+    ])),
+    ...(look.unread ? ['', `${look.unread} head x prompt pattern(s) could not be read (prompt longer than the numbers an MCP result lists per row).`] : []));
+
   const moversAbl = await ablation(rec, 'IOI: mean-ablating the name movers (necessity)', { prompts: abc.clean, target: abc.target, distractor: abc.distractor, components: nameMovers, method: 'mean' });
   const ctrl = controls(swapRows, nameMovers, nameMovers.length, nameMovers.map(layerOf));
   const ctrlAbl = await ablation(rec, 'IOI: mean-ablating control heads (no patching effect, same layers where possible)', { prompts: abc.clean, target: abc.target, distractor: abc.distractor, components: ctrl, method: 'mean' });
@@ -60,6 +171,37 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     [nameMovers.join(', '), moversAbl.before, moversAbl.after, pct(moversAbl.relativeDrop), moversAbl.experimentId],
     [`control: ${ctrl.join(', ')}`, ctrlAbl.before, ctrlAbl.after, pct(ctrlAbl.relativeDrop), ctrlAbl.experimentId],
   ]));
+
+  // Discovery without the hypothesis: prune over every head on the ABC set. Each round scores every
+  // remaining head's removal on every prompt, so the prompts are cut to keep heads x prompts <= 512.
+  const circuitPrompts = Math.max(2, Math.min(abc.clean.length, Math.floor(512 / nHeads)));
+  const idx = spread([...abc.clean.keys()], circuitPrompts);
+  const pick = (xs: string[]) => idx.map((i) => xs[i]);
+  const fc = await rec.experiment('IOI: circuit discovery by pruning over heads (80% of the ABC logit difference)', 'find_circuit',
+    { clean: pick(abc.clean), corrupted: pick(abc.corrupted), target: pick(abc.target), distractor: pick(abc.distractor), include: ['heads'], threshold: 0.8 },
+    (d) => `${d.size} of ${d.candidates} heads keep ${pct(Number(d.share))}`);
+  const curve = (await rec.results(fc.experimentId!, { order: `CAST(extra->>'size' AS INTEGER)` })).slice(1);
+  const circuitSize = Number(fc.data.size);
+  const circuitShare = Number(fc.data.share);
+  const circuit = curve.slice(0, circuitSize).map((r) => r.site);
+  const circuitContainsNameMovers = nameMovers.every((h) => circuit.includes(h));
+  const others: [string, string][] = [
+    ...(sInhibition ? [[sInhibition, 'the S-inhibition candidate'] as [string, string]] : []),
+    ...duplicateTokenHeads.map((h): [string, string] => [h, 'the duplicate detector']),
+    ...previousTokenHeads.map((h): [string, string] => [h, 'the previous-token head']),
+  ].filter(([h], i, a) => !nameMovers.includes(h) && a.findIndex(([x]) => x === h) === i);
+  const alsoIn = others.filter(([h]) => circuit.includes(h)).map(([h, what]) => `${what} ${h}`);
+  const inCircuit = (h: string) => (circuit.includes(h) ? 'yes' : 'no');
+  sections.push('', '### The circuit found by pruning',
+    `\`find_circuit\` over all ${fc.data.candidates} heads (experiment \`${fc.experimentId}\`; ABC corruption, ${circuitPrompts} of the ${abc.clean.length} prompts; clean ${num(Number(fc.data.clean))}, corrupted ${num(Number(fc.data.corrupted))}): every head outside the set is patched from the corrupted run; heads are ranked by greedy pruning and the circuit is the smallest top-ranked set keeping 80% of the logit difference. Share recovered as heads are added, most important first:`, '',
+    mdTable(['heads kept', 'head added', 'share of the clean logit difference', 'in the circuit'], curve.slice(0, Math.min(curve.length, circuitSize + 3)).map((r, i) => [i + 1, r.site, r.effect, i < circuitSize ? 'yes' : 'no'])), '',
+    `Circuit: **${circuit.join(', ')}** (${circuitSize} heads, ${pct(circuitShare)} recovered).`, '',
+    mdTable(['candidate from the experiments above', 'head', 'in the circuit'], [
+      ...nameMovers.map((h) => ['name mover (head patching)', h, inCircuit(h)]),
+      ...(sInhibition ? [['S-inhibition (path patching)', sInhibition, inCircuit(sInhibition)]] : []),
+      ...duplicateTokenHeads.map((h) => ['duplicate detector (attention)', h, inCircuit(h)]),
+      ...previousTokenHeads.map((h) => ['previous token (attention)', h, inCircuit(h)]),
+    ]));
 
   const one = nameMovers.length === 1;
   const moverEffects = one ? num(effectOf(nameMovers[0])) : nameMovers.map((h) => `${h} ${num(effectOf(h))}`).join(', ');
@@ -69,6 +211,13 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     `Name mover head${nameMovers.length > 1 ? 's' : ''} **${nameMovers.join(', ')}**: patching ${nameMovers.length > 1 ? 'each' : 'it'} from the clean run restores ${moverEffects} of the logit difference when the indirect object is swapped (\`${headsSwap.experimentId}\`);`,
     `mean-ablating ${nameMovers.length > 1 ? 'them' : 'it'} drops the logit difference by ${pct(moversAbl.relativeDrop)} (\`${moversAbl.experimentId}\`) against ${pct(ctrlAbl.relativeDrop)} for as many control heads (\`${ctrlAbl.experimentId}\`)${necessary ? `, so ${one ? 'it is' : 'they are'} necessary as well as sufficient` : ', so necessity is not established'}.`,
     sInhibition ? `The signal that tells the name movers which name to avoid reaches their queries mainly from **${sInhibition}** (path patching effect ${num(pathTop[0]?.effect)}, next ${pathTop[1] ? `${pathTop[1].site} ${num(pathTop[1].effect)}` : '–'}): the S-inhibition candidate.` : 'No earlier head stands out in path patching into the name movers\' queries.',
+    moverLook.length
+      ? `Attention patterns agree${moversAttendToIO ? '' : ' only in part'}: from the last token ${one ? `${moverLook[0].head} puts` : `the name movers put`} ${moverLook.map((r) => pct(r.io)).join(', ')} of ${one ? 'its' : 'their'} attention on the indirect object and ${moverLook.map((r) => pct(r.s1 + (Number.isFinite(r.s2) ? r.s2 : 0))).join(', ')} on the subject (mean over ${attnPrompts.length} prompts)${sInhibition && lookOf(sInhibition)?.prompts ? `, while ${sInhibition} attends mostly to ${KEY_NAMES[lookOf(sInhibition)!.mostAttended] ?? `"${lookOf(sInhibition)!.mostAttended}"`} (${lookOf(sInhibition)!.mostAttendedIn} of ${lookOf(sInhibition)!.prompts} prompts)` : ''}.`
+      : 'The last-token attention of the candidates could not be read.',
+    duplicateTokenHeads.length
+      ? `By attention role scores **${duplicateTokenHeads.join(', ')}** ${duplicateTokenHeads.length > 1 ? 'are' : 'is'} the duplicate detector candidate${duplicateTokenHeads.length > 1 ? 's' : ''} (attends from the repeated subject to its earlier copy or to the token after it)${previousTokenHeads.length ? `, and ${previousTokenHeads.join(', ')} attend${previousTokenHeads.length > 1 ? '' : 's'} to the previous token` : ''}.`
+      : 'No head scores at least 0.5 as a duplicate-token or induction-style duplicate detector on these prompts.',
+    `Circuit discovery without these hypotheses (\`find_circuit\` over all ${fc.data.candidates} heads, ABC corruption) keeps ${pct(circuitShare)} of the logit difference with ${circuitSize} head${circuitSize === 1 ? '' : 's'}, **${circuit.join(', ')}**, which ${circuitContainsNameMovers ? 'contains' : 'does not contain'} the name mover${one ? '' : 's'}${alsoIn.length ? `, ${alsoIn.join(' and ')}` : ''} (\`${fc.experimentId}\`).`,
   ].join(' ');
 
   return {
@@ -76,15 +225,21 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     title: 'IOI: name movers and the heads that steer them',
     question: 'Which components carry indirect-object identification, and are they necessary?',
     hypothesis: 'IOI is carried by a few late "name mover" heads that copy the indirect object to the answer position; earlier heads that detect the repeated subject steer them through their queries (S-inhibition), as in Wang et al. (2022).',
-    method: 'Activation patching (clean activations restored into corrupted runs; effect = (patched - corrupted) / (clean - corrupted)) over residual positions and heads with two minimal corruptions; path patching (freeze-and-patch) into the name movers\' queries; mean ablation of the candidates against an equal number of control heads with no patching effect.',
+    method: 'Activation patching (clean activations restored into corrupted runs; effect = (patched - corrupted) / (clean - corrupted)) over residual positions and heads with two minimal corruptions; path patching (freeze-and-patch) into the name movers\' queries; mean ablation of the candidates against an equal number of control heads with no patching effect; attention patterns (role scores over the clean prompts, and where the candidates attend from the last token); patching-based circuit discovery over all heads (find_circuit, smallest set keeping 80% of the ABC logit difference).',
     body: sections.join('\n'),
     conclusion,
     caveats: [
-      `${ioi.length} prompts of one template; other templates and orders (ABBA vs BABA) may use the circuit differently.`,
+      `${ioi.length} prompts of one length; other templates and orders (ABBA vs BABA) may use the circuit differently.`,
       'Head patching restores a head at every position; which position matters was not isolated.',
       'Path patching ranks senders by the direct path into the queries only.',
+      `Last-token attention was read on ${attnPrompts.length} of the ${ioi.length} prompts (the tool returns full patterns for one prompt per call); role scores use all ${abc.clean.length}.`,
+      `Circuit discovery searched attention heads only (no experts or neurons)${circuitPrompts < abc.clean.length ? ` on ${circuitPrompts} of the ${abc.clean.length} prompts, to bound its cost (each pruning round scores every remaining head on every prompt)` : ''}. It is relative to the ABC corruption: activations before the second subject mention are the same in both runs, so a component that acts only there (e.g. a previous-token head read at the first mention) is not needed for the share and can be missing from the circuit.`,
     ],
-    found: { nameMovers, sInhibition, nameMoverEffects: Object.fromEntries(nameMovers.map((h) => [h, effectOf(h)])), ablationDrop: moversAbl.relativeDrop, controlDrop: ctrlAbl.relativeDrop },
+    found: {
+      nameMovers, sInhibition, nameMoverEffects: Object.fromEntries(nameMovers.map((h) => [h, effectOf(h)])), ablationDrop: moversAbl.relativeDrop, controlDrop: ctrlAbl.relativeDrop,
+      previousTokenHeads, duplicateTokenHeads, lastTokenAttention: look.rows, moversAttendToIO,
+      circuit, circuitShare, circuitSize, circuitCandidates: Number(fc.data.candidates), circuitPrompts, circuitContainsNameMovers,
+    },
     experiments: rec.experiments,
     sql: rec.sql,
   };
@@ -123,16 +278,53 @@ export async function inductionProtocol(env: ProtocolEnv, rec: Recorder): Promis
     [top, abl.before, abl.after, pct(abl.relativeDrop), abl.experimentId], [`control: ${ctrl.join(', ')}`, ctrlAbl.before, ctrlAbl.after, pct(ctrlAbl.relativeDrop), ctrlAbl.experimentId],
   ]));
 
+  // Attention patterns as an independent check: the induction head should score highest on
+  // "attends to the token after an earlier copy", the head it needs on "attends to the previous token".
+  const attn = await rec.experiment('Induction: attention patterns and head roles on the repeated sequences', 'attention_patterns',
+    { prompts: set.clean, maxPatternHeads: 0, top: 5, head: top, matrixTokens: 16 }, (d) => `${d.heads} heads scored`);
+  const roles = await roleScores(rec, attn.experimentId!);
+  const inductionTop = roles.get('induction')?.top[0] ?? null;
+  const prevScores = roles.get('previous_token');
+  const prevTop = prevScores?.top[0] ?? null;
+  const previousTokenHeads = strongHeads(prevScores).map((t) => t.head);
+  const inductionAgrees = inductionTop?.head === top;
+  const previousTokenAgrees = prevToken ? previousTokenHeads.includes(prevToken) : null;
+  const heatmap = Array.isArray(attn.data.matrix?.heatmap) ? (attn.data.matrix.heatmap as string[]) : [];
+  const roleRow = (role: string, label: string) => [label, roles.get(role)?.baseline ?? null, topHeads(roles.get(role), 4), strongHeads(roles.get(role)).map((t) => t.head).join(', ') || 'none'];
+  sections.push('', '### Attention patterns',
+    `Role scores over the ${set.clean.length} repeated sequences (experiment \`${attn.experimentId}\`): induction = mean attention from a token in the repeat to the token right after its earlier copy; previous token = mean attention to the token before; baseline = mean over all heads. A head has the role when its score is at least 0.5 and above the baseline.`, '',
+    mdTable(['role', 'baseline', 'top heads (score)', 'heads with the role'], [roleRow('induction', 'induction'), roleRow('previous_token', 'previous token')]), '',
+    mdTable(['check', 'attention patterns', 'patching / ablation', 'agree'], [
+      ['induction head', inductionTop ? `${inductionTop.head} (${num(inductionTop.score)})` : '–', `${top} (head patching)`, inductionAgrees ? 'yes' : 'no'],
+      ['previous-token head', previousTokenHeads.join(', ') || 'none', prevToken ? `${prevToken} (ablation)` : 'none found', previousTokenAgrees === null ? '–' : previousTokenAgrees ? 'yes' : 'no'],
+    ]),
+    ...(heatmap.length ? ['', `${top}'s pattern on the first sequence (rows: queries, columns: keys, darker = more attention; " .:-=+*#%@" from 0 to 1):`, '', '```', ...heatmap, '```'] : []));
+
+  const attentionConclusion = [
+    inductionTop ? ` Attention patterns ${inductionAgrees ? 'agree' : 'disagree'}: the highest induction score is ${inductionTop.head}'s (${num(inductionTop.score)}, baseline ${num(roles.get('induction')?.baseline)})${inductionAgrees ? ', the head patching found' : `, not ${top}'s`}.` : '',
+    previousTokenHeads.length
+      ? ` ${previousTokenHeads.length > 1 ? `${previousTokenHeads.length} heads attend to the previous token` : `${previousTokenHeads[0]} attends to the previous token`} (${previousTokenHeads.map((h) => `${h} ${num(prevScores!.top.find((t) => t.head === h)!.score)}`).join(', ')})${prevToken ? (previousTokenAgrees ? `; ${previousTokenHeads.length > 1 ? `attention alone cannot tell which one the induction head reads, ablation singles out **${prevToken}**` : `it is the head ablation found`}` : `; the head ablation found, ${prevToken}, is not among them`) : ''}.`
+      : ' No head scores at least 0.5 on attending to the previous token.',
+  ].join('');
+
   return {
     phenomenon: 'induction',
     title: 'Induction: the induction head and its previous-token head',
     question: 'Which heads predict the continuation of a repeated sequence?',
     hypothesis: 'An induction head attends from each token to the token after its earlier copy and copies it; its key is built by a previous-token head in an earlier layer (Olsson et al. 2022).',
-    method: 'Head patching with a token-aligned corruption (first half reversed); mean ablation of each earlier head alone (which heads the behaviour needs); mean ablation of the strongest head against a control head.',
+    method: 'Head patching with a token-aligned corruption (first half reversed); mean ablation of each earlier head alone (which heads the behaviour needs); mean ablation of the strongest head against a control head; attention role scores (induction, previous token) over the repeated sequences, compared with the heads patching and ablation found.',
     body: sections.join('\n'),
-    conclusion: `Induction runs through **${circuit.join(', ')}**: patching ${top} restores ${num(rows[0]?.effect)} of the logit difference (\`${heads.experimentId}\`), and mean-ablating it drops the logit difference by ${pct(abl.relativeDrop)} against ${pct(ctrlAbl.relativeDrop)} for a control head.${prevToken ? ` Of the earlier heads it needs **${prevToken}** most (mean-ablating it alone removes most of the behaviour): the previous-token head candidate.` : ''}`,
-    caveats: [`${ind.length} random letter sequences; natural-text induction was not tested.`],
-    found: { inductionHeads: circuit, previousToken: prevToken, ablationDrop: abl.relativeDrop, controlDrop: ctrlAbl.relativeDrop },
+    conclusion: `Induction runs through **${circuit.join(', ')}**: patching ${top} restores ${num(rows[0]?.effect)} of the logit difference (\`${heads.experimentId}\`), and mean-ablating it drops the logit difference by ${pct(abl.relativeDrop)} against ${pct(ctrlAbl.relativeDrop)} for a control head.${prevToken ? ` Of the earlier heads it needs **${prevToken}** most (mean-ablating it alone removes most of the behaviour): the previous-token head candidate.` : ''}${attentionConclusion}`,
+    caveats: [
+      `${ind.length} random letter sequences; natural-text induction was not tested.`,
+      'Attention role scores show where heads look, not what they write; patching and ablation carry the causal claims.',
+    ],
+    found: {
+      inductionHeads: circuit, previousToken: prevToken, ablationDrop: abl.relativeDrop, controlDrop: ctrlAbl.relativeDrop,
+      inductionByPattern: inductionTop?.head ?? null, inductionScore: inductionTop?.score ?? null,
+      previousTokenByPattern: prevTop?.head ?? null, previousTokenScore: prevTop?.score ?? null, previousTokenHeads,
+      patternsAgree: { inductionHead: inductionAgrees, previousToken: previousTokenAgrees },
+    },
     experiments: rec.experiments,
     sql: rec.sql,
   };

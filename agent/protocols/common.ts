@@ -158,3 +158,41 @@ export async function ablation(rec: Recorder, step: string, args: Record<string,
   const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${(args.components as string[]).join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop)} drop)`);
   return { before: Number(r.data.before), after: Number(r.data.after), relativeDrop: Number(r.data.relativeDrop), experimentId: r.experimentId };
 }
+
+export interface RoleScores {
+  /** The best heads for the role (at most `top`), best first; ties in layer/head order. */
+  top: { head: string; score: number }[];
+  /** Mean over every head scored. */
+  baseline: number;
+}
+
+/** Per-role best heads and baseline of an attention_patterns experiment, from its results rows (one per head x role). */
+export async function roleScores(rec: Recorder, experimentId: string, top = 6): Promise<Map<string, RoleScores>> {
+  // Ranked in SQL so the rows read stay few however many heads the model has.
+  const rows = await rec.query([
+    `SELECT extra->>'role' AS role, site, value, avg(value) OVER (PARTITION BY extra->>'role') AS baseline`,
+    `FROM results WHERE experiment_id = '${experimentId}' AND value IS NOT NULL`,
+    `QUALIFY row_number() OVER (PARTITION BY extra->>'role' ORDER BY value DESC, layer, component) <= ${top}`,
+    'ORDER BY role, value DESC, layer, component',
+  ].join(' '));
+  const out = new Map<string, RoleScores>();
+  for (const r of rows) {
+    const s = out.get(r.role) ?? { top: [], baseline: Number(r.baseline) };
+    s.top.push({ head: r.site, score: Number(r.value) });
+    out.set(r.role, s);
+  }
+  return out;
+}
+
+/** Heads that clearly have a role: score at least `min` and above the mean over heads. */
+export function strongHeads(s: RoleScores | undefined, min = 0.5): { head: string; score: number }[] {
+  return s ? s.top.filter((t) => t.score >= min && t.score > s.baseline) : [];
+}
+
+export const topHeads = (s: RoleScores | undefined, n = 3): string => (s?.top ?? []).slice(0, n).map((t) => `${t.head} (${num(t.score)})`).join(', ') || '–';
+
+/** `k` items spread evenly over `xs` (first included), so every template in an ordered set is represented. */
+export function spread<T>(xs: T[], k: number): T[] {
+  if (k >= xs.length) return xs;
+  return Array.from({ length: k }, (_, i) => xs[Math.floor((i * xs.length) / k)]);
+}

@@ -1,7 +1,8 @@
 // Without an LLM, `investigate` runs the built-in protocol for the question's phenomenon through the
 // MCP tools and writes a finding that says no LLM took part. On gpt-oss-tiny (tiny-s, a seed the
-// protocols were not developed on) the IOI finding must name the planted name mover; the manifest's
-// roles are read here, by the test, and nowhere in agent/.
+// protocols were not developed on) the IOI finding must name the planted name mover, and the
+// attention and circuit-discovery steps the planted roles; the manifest's roles are read here, by
+// the test, and nowhere in agent/.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTinyModel } from '../../engine/tiny/index.ts';
 import { investigate, type InvestigationEvent } from '../../agent/investigate/index.ts';
 import { McpToolbox } from '../../agent/mcp.ts';
-import { matchPhenomenon } from '../../agent/protocols/index.ts';
+import { matchPhenomenon, runProtocol } from '../../agent/protocols/index.ts';
 import { openWorkspace, type Workspace } from '../../tools/workspace.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-agent-protocol-'));
@@ -66,8 +67,76 @@ describe('built-in protocols (no LLM)', () => {
     expect(stored?.experimentIds.sort()).toEqual(ids.sort());
     // The tools were MCP calls, with the patching, path patching and ablation the protocol needs.
     const tools = events.filter((e) => e.type === 'tool-end').map((e) => (e as { name: string }).name);
-    expect(tools).toEqual(expect.arrayContaining(['patch_activations', 'path_patch', 'ablate', 'query_activations']));
+    expect(tools).toEqual(expect.arrayContaining(['patch_activations', 'path_patch', 'ablate', 'attention_patterns', 'find_circuit', 'query_activations']));
     expect(events.some((e) => e.type === 'progress')).toBe(true);
+  });
+
+  it('IOI: attention patterns and find_circuit agree with the planted roles', async () => {
+    const { report, markdown } = await runProtocol({ toolbox, phenomenon: 'ioi', question: 'Which heads carry IOI?', investigationId: 'test-ioi-found' });
+    const f = report.found as {
+      circuit: string[]; circuitShare: number; circuitSize: number; circuitCandidates: number; circuitContainsNameMovers: boolean;
+      duplicateTokenHeads: string[]; previousTokenHeads: string[]; moversAttendToIO: boolean;
+      lastTokenAttention: { head: string; io: number; s1: number; s2: number; sink: number; mostAttended: string; mostAttendedIn: number; prompts: number }[];
+    };
+    const movers = roles['ioi.name_mover'];
+    // find_circuit over all 32 heads of tiny-s: the planted name mover, S-inhibition and duplicate heads, and little else.
+    expect(f.circuitCandidates).toBe(32);
+    for (const h of movers) expect(f.circuit).toContain(h);
+    expect(f.circuitContainsNameMovers).toBe(true);
+    expect(f.circuit).toContain(roles['ioi.s_inhibition'][0]);
+    expect(f.circuit).toContain(roles['ioi.duplicate_token'][0]);
+    expect(f.circuitSize).toBe(f.circuit.length);
+    expect(f.circuitSize).toBeLessThanOrEqual(6);
+    expect(f.circuitShare).toBeGreaterThanOrEqual(0.8);
+    expect(f.circuitShare).toBeLessThan(1.2);
+    // Attention role scores on the clean IOI prompts.
+    expect(f.duplicateTokenHeads).toEqual(roles['ioi.duplicate_token']);
+    expect(f.previousTokenHeads).toContain(roles['ioi.previous_token'][0]);
+    // From the last token the name mover looks at the indirect object, the S-inhibition head at the second subject mention.
+    expect(f.moversAttendToIO).toBe(true);
+    for (const h of movers) {
+      const a = f.lastTokenAttention.find((r) => r.head === h)!;
+      expect(a.prompts).toBe(4);
+      expect(a.mostAttended).toBe('IO');
+      expect(a.io).toBeGreaterThan(0.9);
+      expect(a.s1 + a.s2).toBeLessThan(0.05);
+    }
+    const sInh = f.lastTokenAttention.find((r) => r.head === roles['ioi.s_inhibition'][0])!;
+    expect(sInh.mostAttended).toBe('S2');
+    expect(sInh.s2).toBeGreaterThan(0.9);
+    // The finding shows them, and the conclusion names the circuit.
+    expect(markdown).toContain('### Attention patterns');
+    expect(markdown).toContain('### The circuit found by pruning');
+    const conclusion = markdown.split('## Conclusion')[1].split('##')[0];
+    expect(conclusion).toContain(`**${f.circuit.join(', ')}**`);
+    expect(conclusion).toMatch(/which contains the name mover/);
+    expect(report.experiments.filter((e) => e.tool === 'attention_patterns').length).toBe(5);
+    expect(report.experiments.filter((e) => e.tool === 'find_circuit').length).toBe(1);
+  });
+
+  it('induction: attention role scores name the planted induction and previous-token heads, agreeing with patching and ablation', async () => {
+    const { report, markdown } = await runProtocol({ toolbox, phenomenon: 'induction', question: 'Is there an induction head?', investigationId: 'test-induction-found' });
+    const f = report.found as {
+      inductionHeads: string[]; previousToken: string | null; inductionByPattern: string; inductionScore: number;
+      previousTokenByPattern: string; previousTokenScore: number; previousTokenHeads: string[]; patternsAgree: { inductionHead: boolean; previousToken: boolean | null };
+    };
+    const induction = roles['induction.induction_head'][0];
+    expect(f.inductionByPattern).toBe(induction);
+    expect(f.inductionScore).toBeGreaterThan(0.9);
+    expect(f.inductionHeads[0]).toBe(induction);
+    // tiny-s plants two previous-token heads (one for IOI, one for induction) with the same positional
+    // pattern, so they tie on attention: the top one is one of them, and ablation picks the induction one.
+    const planted = [...roles['ioi.previous_token'], ...roles['induction.previous_token']];
+    expect(planted).toContain(f.previousTokenByPattern);
+    expect(f.previousTokenScore).toBeGreaterThan(0.9);
+    expect([...f.previousTokenHeads].sort()).toEqual([...planted].sort());
+    expect(f.previousToken).toBe(roles['induction.previous_token'][0]);
+    expect(f.patternsAgree).toEqual({ inductionHead: true, previousToken: true });
+    const conclusion = markdown.split('## Conclusion')[1].split('##')[0];
+    expect(conclusion).toContain(`**${induction}**`);
+    expect(conclusion).toContain(`**${roles['induction.previous_token'][0]}**`);
+    expect(conclusion).toContain('Attention patterns agree');
+    expect(markdown).toContain('### Attention patterns');
   });
 
   it('successor and entanglement protocols find the planted expert and polysemantic neuron', async () => {
