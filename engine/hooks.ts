@@ -9,7 +9,11 @@ export interface HookSpec {
   /** Name within a block (`attn.hook_z`) or the full name for non-block hooks (`hook_embed`). */
   local: string;
   stage: HookStage;
-  /** Symbolic shape, batch first; T = padded prompt length, P = unembedded positions. */
+  /**
+   * Symbolic shape, batch first; T = padded prompt length, P = unembedded positions. In a run with a
+   * KV cache of C positions (RunOptions.past) T counts the new tokens only, and the key axis of
+   * attn.hook_attn_scores and attn.hook_pattern is C + T: [B, nH, T, C + T].
+   */
   shape: string;
   doc: string;
   /** False for hooks that are outputs of a discrete choice (indices) or dropped values (sink). */
@@ -25,8 +29,8 @@ export const BLOCK_HOOKS: readonly HookSpec[] = [
   { local: 'attn.hook_v', stage: 'attn', shape: '[B, T, nKV, d]', doc: 'values (with bias), one per KV head', writable: true },
   { local: 'attn.hook_rot_q', stage: 'attn', shape: '[B, T, nH, d]', doc: 'queries after YaRN RoPE', writable: true },
   { local: 'attn.hook_rot_k', stage: 'attn', shape: '[B, T, nKV, d]', doc: 'keys after YaRN RoPE', writable: true },
-  { local: 'attn.hook_attn_scores', stage: 'attn', shape: '[B, nH, T, T]', doc: 'scaled scores q.k/sqrt(d) with the causal/sliding mask applied (masked = -1e9)', writable: true },
-  { local: 'attn.hook_pattern', stage: 'attn', shape: '[B, nH, T, T]', doc: 'attention probabilities over keys, sink column dropped (rows sum to 1 - sink mass)', writable: true },
+  { local: 'attn.hook_attn_scores', stage: 'attn', shape: '[B, nH, T, T]', doc: 'scaled scores q.k/sqrt(d) with the causal/sliding mask applied (masked = -1e9); with a KV cache of C positions, [B, nH, T, C + T] over the new queries', writable: true },
+  { local: 'attn.hook_pattern', stage: 'attn', shape: '[B, nH, T, T]', doc: 'attention probabilities over keys, sink column dropped (rows sum to 1 - sink mass); with a KV cache of C positions, [B, nH, T, C + T] over the new queries', writable: true },
   { local: 'attn.hook_sink', stage: 'attn', shape: '[B, nH, T]', doc: 'probability each query gives to the attention sink', writable: false, readOnlyReason: 'the sink column is dropped before V; intervene on attn.hook_pattern or attn.hook_attn_scores instead' },
   { local: 'attn.hook_z', stage: 'attn', shape: '[B, T, nH, d]', doc: 'per-head attention output (pattern @ V), input to o_proj', writable: true },
   { local: 'attn.hook_result', stage: 'attn', shape: '[B, T, nH, H]', doc: "each head's write to the residual stream (o_proj slice, bias excluded)", writable: true },

@@ -19,6 +19,7 @@ export interface RoutingIntervention {
   force?: number[];
   forbid?: number[];
   rows?: number[];
+  /** Absolute positions; with a KV cache of C positions, those below C are cached and not recomputed. */
   positions?: number[];
 }
 

@@ -1,6 +1,7 @@
 // The gpt-oss engine: layer-major execution of a batch through ONNX graphs, with hook capture,
 // interventions and routing interventions. Every variant of a batch passes layer L before L+1,
-// and a run can start at layer L from a cached residual stream.
+// and a run can start at layer L from a cached residual stream, or continue from a KV cache
+// (`past`): then only the new tokens are computed, attending to the cached keys and values.
 import * as ort from 'onnxruntime-node';
 import { Checkpoint, type AttentionWeights, type ExpertWeights } from './checkpoint.ts';
 import type { GptOssConfig } from './config.ts';
@@ -37,6 +38,19 @@ export interface Progress {
   total: number;
 }
 
+/** One layer's cached keys (after RoPE) and values, [B, nKV, P, d] each. */
+export interface KvLayer {
+  k: Tensor;
+  v: Tensor;
+}
+
+/** Keys and values of positions 0..length-1 of every row, per layer, as a run with `returnKv` returns them. */
+export interface KvCache {
+  /** Cached positions P (the same for every row: a cache holds no padding). */
+  length: number;
+  layers: KvLayer[];
+}
+
 export interface RunOptions {
   /** Hook names or patterns to copy out (only these are copied). */
   capture?: readonly string[];
@@ -53,14 +67,24 @@ export interface RunOptions {
   startResid?: Tensor;
   /** Stop after this many layers (exclusive end layer); implies logits 'none' unless it is the last. */
   endLayer?: number;
+  /**
+   * Keys and values of the positions before this batch: the batch's tokens are positions P..P+T-1
+   * and attend to the cached ones. Every row must have the same length (no padding inside a cache).
+   * Hooks and interventions cover the new positions only (the attention key axis is P+T); routing
+   * `positions` are absolute, and those below P are already cached and not recomputed.
+   * Not combinable with startLayer/startResid.
+   */
+  past?: KvCache;
+  /** Return the KV cache of every position so far (past + this batch) in `kv`; needs equal-length rows and every layer. */
+  returnKv?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }
 
 export interface RunResult {
-  /** Real (unpadded) length of each row. */
+  /** Real (unpadded) length of each row (with `past`: new tokens only). */
   lengths: number[];
-  /** Padded length T. */
+  /** Padded length T (with `past`: new tokens only). */
   length: number;
   /** [B, P, V]: P = 1 for 'last', T for 'all'. */
   logits: Tensor | null;
@@ -68,6 +92,8 @@ export interface RunResult {
   cache: Map<string, Tensor>;
   /** Residual stream leaving the last layer run, [B, T, H]. */
   resid: Tensor;
+  /** With `returnKv`: the cache of positions 0..P+T-1, to pass as `past` to the next step. */
+  kv?: KvCache;
 }
 
 interface LayerStep {
@@ -77,12 +103,16 @@ interface LayerStep {
   ivs: Map<string, ResolvedIntervention>;
   /** Routing interventions, with row indices relative to the rows active at this layer. */
   routing: readonly RoutingIntervention[];
+  /** Absolute position of the batch's first token (the cached length P). */
+  posOffset: number;
 }
 
 interface LayerInputs {
   cos: Tensor;
   sin: Tensor;
   masks: { sliding: Tensor; full: Tensor };
+  /** In a cached run: the past per layer (null for a prefill) and where each layer's present goes. */
+  kv: { past: KvCache | null; present: KvLayer[] } | null;
 }
 
 const copy = (t: Tensor): Tensor => ({ data: t.data.slice(), dims: [...t.dims] });
@@ -117,6 +147,11 @@ function remapRouting(rules: readonly RoutingIntervention[], rows: number[]): Ro
     const mapped = r.rows.map((b) => rows.indexOf(b)).filter((i) => i >= 0);
     return mapped.length ? [{ ...r, rows: mapped }] : [];
   });
+}
+
+/** Rows `rows` of a KV cache (e.g. to drop finished rows from a generation batch). */
+export function selectKvRows(kv: KvCache, rows: number[]): KvCache {
+  return { length: kv.length, layers: kv.layers.map((l) => ({ k: selectRows(l.k, rows), v: selectRows(l.v, rows) })) };
 }
 
 const toOrt = (t: Tensor) => new ort.Tensor('float32', t.data, t.dims);
@@ -161,8 +196,8 @@ export class GptOssModel {
     this.expertScratch = null;
   }
 
-  /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions. */
-  hookDims(h: ResolvedHook, B: number, T: number, P: number): number[] {
+  /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions, after `past` cached positions. */
+  hookDims(h: ResolvedHook, B: number, T: number, P: number, past = 0): number[] {
     const c = this.config;
     const table: Record<string, number[]> = {
       '[B, T, H]': [B, T, c.hiddenSize],
@@ -170,7 +205,7 @@ export class GptOssModel {
       '[B, P, V]': [B, P, c.vocabSize],
       '[B, T, nH, d]': [B, T, c.numHeads, c.headDim],
       '[B, T, nKV, d]': [B, T, c.numKvHeads, c.headDim],
-      '[B, nH, T, T]': [B, c.numHeads, T, T],
+      '[B, nH, T, T]': [B, c.numHeads, T, past + T],
       '[B, nH, T]': [B, c.numHeads, T],
       '[B, T, nH, H]': [B, T, c.numHeads, c.hiddenSize],
       '[B, T, E]': [B, T, c.numExperts],
@@ -206,16 +241,19 @@ export class GptOssModel {
 
   /**
    * A run's largest activations at once, in bytes: per layer the residual copies, q/k/v, scores and
-   * pattern (with the sink column), expert inputs/outputs, captured hooks and interventions.
+   * pattern (with the sink column), expert inputs/outputs, captured hooks and interventions; with a
+   * KV cache, the past and the present caches of every layer too.
    */
-  estimateRunBytes(B: number, T: number, captures: readonly ResolvedHook[], P: number): number {
+  estimateRunBytes(B: number, T: number, captures: readonly ResolvedHook[], P: number, past = 0, kv = false): number {
     const c = this.config;
     const tok = B * T;
-    const perLayer = 4 * (tok * c.hiddenSize * 8 + tok * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 3 + 3 * B * c.numHeads * T * (T + 1)
+    const S = past + T;
+    const perLayer = 4 * (tok * c.hiddenSize * 8 + tok * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 3 + 3 * B * c.numHeads * T * (S + 1)
       + tok * c.expertsPerToken * (2 * c.hiddenSize + 3 * c.intermediateSize));
-    const captured = captures.reduce((n, h) => n + 4 * numel(this.hookDims(h, B, T, P)), 0);
+    const captured = captures.reduce((n, h) => n + 4 * numel(this.hookDims(h, B, T, P, past)), 0);
     const logits = 4 * B * P * c.vocabSize * 2;
-    return perLayer + captured + logits;
+    const caches = kv ? 4 * 2 * c.numLayers * B * c.numKvHeads * c.headDim * (past + S) : 0;
+    return perLayer + captured + logits + caches;
   }
 
   /** Validates a batch of token-id rows. */
@@ -234,14 +272,52 @@ export class GptOssModel {
     });
   }
 
-  /** Additive attention mask [T, T]: causal, plus the sliding window on sliding layers. */
-  private mask(T: number, sliding: boolean): Tensor {
-    const m = new Float32Array(T * T);
+  /**
+   * Additive attention mask [T, past + T]: query i is absolute position past + i; causal over absolute
+   * positions, plus the sliding window on sliding layers.
+   */
+  private mask(T: number, sliding: boolean, past = 0): Tensor {
+    const S = past + T;
+    const m = new Float32Array(T * S);
     const W = this.config.slidingWindow;
     for (let i = 0; i < T; i++) {
-      for (let j = 0; j < T; j++) if (j > i || (sliding && i - j >= W)) m[i * T + j] = -1e9;
+      const q = past + i;
+      for (let j = 0; j < S; j++) if (j > q || (sliding && q - j >= W)) m[i * S + j] = -1e9;
     }
-    return { data: m, dims: [T, T] };
+    return { data: m, dims: [T, S] };
+  }
+
+  /** Checks the KV-cache options of a run; returns the cached length P (0 without a past). */
+  private checkKv(opts: RunOptions, lengths: number[], end: number): number {
+    const c = this.config;
+    const what = opts.past ? 'past (a KV cache)' : 'returnKv';
+    if (opts.startLayer !== undefined || opts.startResid) {
+      throw new EngineError(`${what} cannot be combined with startLayer/startResid: a cached run computes every layer of its new tokens`);
+    }
+    if (opts.returnKv && end < c.numLayers) {
+      throw new EngineError(`returnKv needs every layer, but endLayer is ${end} of ${c.numLayers}: the cache would miss layers ${end}..${c.numLayers - 1}`);
+    }
+    if (lengths.some((n) => n !== lengths[0])) {
+      throw new EngineError(`with ${what} every row must have the same length (a KV cache holds no padding); got lengths [${lengths}]: run rows of different lengths as separate batches`);
+    }
+    const past = opts.past;
+    if (!past) return 0;
+    const P = past.length;
+    const B = lengths.length;
+    if (!Number.isInteger(P) || P < 0) throw new EngineError(`past.length ${P} must be a non-negative integer`);
+    if (past.layers.length !== c.numLayers) throw new EngineError(`past has ${past.layers.length} layers; this model has ${c.numLayers}`);
+    const want = [B, c.numKvHeads, P, c.headDim];
+    past.layers.forEach((l, i) => {
+      for (const [name, t] of [['k', l.k], ['v', l.v]] as const) {
+        if (t.dims.join() !== want.join() || t.data.length !== numel(want)) {
+          throw new EngineError(`past layer ${i} ${name} has dims [${t.dims}] (${t.data.length} values), expected [${want}] (batch, KV heads, cached length, head dim)`);
+        }
+      }
+    });
+    if (P + lengths[0] > this.maxTokens) {
+      throw new EngineError(`past of ${P} tokens plus ${lengths[0]} new tokens is ${P + lengths[0]} positions; the limit is ${this.maxTokens}`);
+    }
+    return P;
   }
 
   async run(batch: readonly (readonly number[])[], opts: RunOptions = {}): Promise<RunResult> {
@@ -258,13 +334,15 @@ export class GptOssModel {
     }
     const logitsMode = end < cfg.numLayers ? 'none' : (opts.logits ?? 'last');
     const P = logitsMode === 'all' ? T : 1;
+    const kvMode = opts.past !== undefined || opts.returnKv === true;
+    const past = kvMode ? this.checkKv(opts, lengths, end) : 0;
 
     const captures = expandHooks(opts.capture ?? [], cfg.numLayers);
-    const ivs = resolveInterventions(opts.interventions ?? [], cfg.numLayers, (h) => this.hookDims(h, B, T, P));
-    for (const r of opts.routing ?? []) this.checkRouting(r, B, T);
+    const ivs = resolveInterventions(opts.interventions ?? [], cfg.numLayers, (h) => this.hookDims(h, B, T, P, past));
+    for (const r of opts.routing ?? []) this.checkRouting(r, B, T, past);
     const cache = new Map<string, Tensor>();
     const captureSet = new Set(captures.map((h) => h.name));
-    const need = this.estimateRunBytes(B, T, captures, P);
+    const need = this.estimateRunBytes(B, T, captures, P, past, kvMode);
     if (need > this.memoryBudgetBytes) {
       const gib = (x: number) => (x / 2 ** 30).toFixed(2);
       throw new EngineError(`this run needs about ${gib(need)} GiB of activations (batch ${B} x ${T} tokens, ${captures.length} captured hooks), over the memory budget of ${gib(this.memoryBudgetBytes)} GiB; use fewer rows or tokens, capture fewer hooks, or raise memoryBudgetGb`);
@@ -287,11 +365,12 @@ export class GptOssModel {
       if (captureSet.has('hook_embed')) cache.set('hook_embed', copy(resid));
     }
 
-    const rope = ropeTables(cfg, T);
+    const rope = ropeTables(cfg, T, past);
     const shared: LayerInputs = {
       cos: { data: rope.cos, dims: [T, rope.half] },
       sin: { data: rope.sin, dims: [T, rope.half] },
-      masks: { sliding: this.mask(T, true), full: this.mask(T, false) },
+      masks: { sliding: this.mask(T, true, past), full: this.mask(T, false, past) },
+      kv: kvMode ? { past: opts.past ?? null, present: [] } : null,
     };
 
     for (let layer = start; layer < end; layer++) {
@@ -304,6 +383,7 @@ export class GptOssModel {
         capture: new Set(captures.filter((h) => h.layer === layer).map((h) => h.spec.local)),
         ivs: full ? layerIvs : new Map([...layerIvs].map(([k, iv]) => [k, selectIntervention(iv, active, B)])),
         routing: full ? (opts.routing ?? []) : remapRouting(opts.routing ?? [], active),
+        posOffset: past,
       };
       const local = new Map<string, Tensor>();
       const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
@@ -319,7 +399,9 @@ export class GptOssModel {
       logits = await this.runUnembed(resid, lengths, logitsMode, ivs, captureSet, cache);
       opts.onProgress?.({ stage: 'unembed', done: 1, total: 1 });
     }
-    return { lengths, length: T, logits, cache, resid };
+    const result: RunResult = { lengths, length: T, logits, cache, resid };
+    if (opts.returnKv) result.kv = { length: past + T, layers: shared.kv!.present };
+    return result;
   }
 
   /** One block on the rows that are active at this layer; captures go into `local` by local name. */
@@ -332,7 +414,7 @@ export class GptOssModel {
     const resid = copy(x);
     hook('hook_resid_pre', resid);
     const sliding = this.config.layerTypes[step.layer] === 'sliding_attention';
-    const a = await this.runAttention(step, resid, shared.cos, shared.sin, sliding ? shared.masks.sliding : shared.masks.full, local);
+    const a = await this.runAttention(step, resid, shared, sliding ? shared.masks.sliding : shared.masks.full, local);
     const routed = this.route(step, a.routerLogits, local);
     const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, local);
     hook('hook_mlp_out', mlpOut);
@@ -351,7 +433,8 @@ export class GptOssModel {
     return starts;
   }
 
-  private checkRouting(r: RoutingIntervention, B: number, T: number): void {
+  /** `past` > 0: positions are absolute, 0..past+T-1. */
+  private checkRouting(r: RoutingIntervention, B: number, T: number, past = 0): void {
     const { numLayers, numExperts, expertsPerToken } = this.config;
     if (!Number.isInteger(r.layer) || r.layer < 0 || r.layer >= numLayers) {
       throw new EngineError(`routing intervention layer ${r.layer} is out of range; valid: 0..${numLayers - 1}`);
@@ -365,18 +448,26 @@ export class GptOssModel {
     }
     if ((r.force ?? []).some((e) => (r.forbid ?? []).includes(e))) throw new EngineError('an expert cannot be both forced and forbidden');
     for (const b of r.rows ?? []) if (b < 0 || b >= B) throw new EngineError(`routing row ${b} is out of range; valid: 0..${B - 1}`);
-    for (const p of r.positions ?? []) if (p < 0 || p >= T) throw new EngineError(`routing position ${p} is out of range; valid: 0..${T - 1}`);
+    const where = past ? ` (absolute positions; 0..${past - 1} are cached and not recomputed)` : '';
+    for (const p of r.positions ?? []) if (p < 0 || p >= past + T) throw new EngineError(`routing position ${p} is out of range; valid: 0..${past + T - 1}${where}`);
   }
 
-  private async runAttention(step: LayerStep, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor, cache: Map<string, Tensor>) {
+  private async runAttention(step: LayerStep, x: Tensor, shared: LayerInputs, mask: Tensor, cache: Map<string, Tensor>) {
     const attnLocals = (s: Set<string> | Map<string, unknown>) =>
       new Set([...s.keys()].filter((l) => ATTN_STAGE.has(l)));
     const plan: HookPlan = { capture: attnLocals(step.capture), intervene: attnLocals(step.ivs) };
-    const session = await this.sessions.get('attention', plan);
+    const session = await this.sessions.get(shared.kv ? 'attention-kv' : 'attention', plan);
     const w = this.attention(step.layer);
     const feeds: Record<string, ort.Tensor> = {
-      x: toOrt(x), cos: toOrt(cos), sin: toOrt(sin), mask: toOrt(mask),
+      x: toOrt(x), cos: toOrt(shared.cos), sin: toOrt(shared.sin), mask: toOrt(mask),
     };
+    if (shared.kv) {
+      const { numKvHeads: nKV, headDim: d } = this.config;
+      const empty = (): Tensor => ({ data: new Float32Array(0), dims: [x.dims[0], nKV, 0, d] });
+      const past = shared.kv.past?.layers[step.layer] ?? { k: empty(), v: empty() };
+      feeds['past_k'] = toOrt(past.k);
+      feeds['past_v'] = toOrt(past.v);
+    }
     for (const k of ATTENTION_WEIGHT_INPUTS) feeds[k] = new ort.Tensor('float32', w[k], weightDims(this.config, k));
     for (const local of plan.intervene) {
       const iv = step.ivs.get(local)!;
@@ -386,6 +477,7 @@ export class GptOssModel {
     }
     const out = await session.run(feeds);
     for (const local of plan.capture) cache.set(local, fromOrt(out[captureOutput(local)]));
+    if (shared.kv) shared.kv.present[step.layer] = { k: fromOrt(out['present_k']), v: fromOrt(out['present_v']) };
     return { residMid: fromOrt(out['resid_mid']), ln2: fromOrt(out['ln2']), routerLogits: fromOrt(out['router_logits']) };
   }
 
@@ -401,7 +493,7 @@ export class GptOssModel {
       for (let t = 0; t < T; t++) {
         const row = (b * T + t) * E;
         let chosen: number[];
-        const applicable = rules.length === 0 ? rules : rules.filter((r) => !(r.rows && !r.rows.includes(b)) && !(r.positions && !r.positions.includes(t)));
+        const applicable = rules.length === 0 ? rules : rules.filter((r) => !(r.rows && !r.rows.includes(b)) && !(r.positions && !r.positions.includes(t + step.posOffset)));
         if (applicable.length === 0) {
           // Plain top-k by insertion (k is small): descending logit, ties to the lower index.
           chosen = [];

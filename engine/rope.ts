@@ -41,16 +41,18 @@ export function ropeInvFreq(config: Pick<GptOssConfig, 'headDim' | 'ropeTheta' |
   return { invFreq, concentration };
 }
 
-export function ropeTables(config: Pick<GptOssConfig, 'headDim' | 'ropeTheta' | 'rope'>, length: number): RopeTables {
+/** Tables for positions start..start+length-1 (a KV-cached step starts after the cached positions). */
+export function ropeTables(config: Pick<GptOssConfig, 'headDim' | 'ropeTheta' | 'rope'>, length: number, start = 0): RopeTables {
   const { invFreq, concentration } = ropeInvFreq(config);
   const half = invFreq.length;
   const cos = new Float32Array(length * half);
   const sin = new Float32Array(length * half);
-  for (let p = 0; p < length; p++) {
+  for (let r = 0; r < length; r++) {
+    const p = start + r;
     for (let i = 0; i < half; i++) {
       const angle = f(p * invFreq[i]);
-      cos[p * half + i] = f(f(Math.cos(angle)) * concentration);
-      sin[p * half + i] = f(f(Math.sin(angle)) * concentration);
+      cos[r * half + i] = f(f(Math.cos(angle)) * concentration);
+      sin[r * half + i] = f(f(Math.sin(angle)) * concentration);
     }
   }
   return { cos, sin, half };

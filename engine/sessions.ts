@@ -6,7 +6,8 @@ import type { HookPlan } from './graphs/common.ts';
 import { buildExpertGraph } from './graphs/expert.ts';
 import { buildUnembedGraph } from './graphs/unembed.ts';
 
-export type GraphKind = 'attention' | 'expert' | 'unembed';
+/** `attention-kv`: the attention graph with past/present keys and values (runs with a KV cache). */
+export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'unembed';
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface SessionOptions {
@@ -17,6 +18,7 @@ export interface SessionOptions {
 
 const BUILDERS: Record<GraphKind, (cfg: GptOssConfig, plan: HookPlan) => Uint8Array> = {
   attention: buildAttentionGraph,
+  'attention-kv': (cfg, plan) => buildAttentionGraph(cfg, plan, { kv: true }),
   expert: buildExpertGraph,
   unembed: buildUnembedGraph,
 };

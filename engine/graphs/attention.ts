@@ -1,6 +1,9 @@
 // The attention half of a block, plus the second norm and the router logits: everything up to the
 // discrete expert choice, which the engine makes in JS (routing interventions act there).
 // Weights are graph inputs, so one compiled session serves every layer with the same hook plan.
+// The `kv` variant also takes the cached post-RoPE keys and values of earlier positions (past_k,
+// past_v, [B, nKV, P, d]) and returns them with the new positions appended (present_k, present_v);
+// the variant without it is built exactly as before, so uncached runs keep their graphs.
 import type { GptOssConfig } from '../config.ts';
 import { GraphBuilder, int, ints } from '../onnx/graph-builder.ts';
 import { hookPoint, linear, rmsNorm, rope, type HookPlan } from './common.ts';
@@ -9,7 +12,8 @@ export const ATTENTION_WEIGHT_INPUTS = [
   'inputNorm', 'qW', 'qB', 'kW', 'kB', 'vW', 'vB', 'oW', 'oB', 'sinks', 'postNorm', 'routerW', 'routerB',
 ] as const;
 
-export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Array {
+export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan, opts: { kv?: boolean } = {}): Uint8Array {
+  const kv = opts.kv === true;
   const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E } = cfg;
   const g = new GraphBuilder('attention');
   const x = g.input('x', ['B', 'T', H]);
@@ -25,7 +29,10 @@ export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Arr
   };
   const cos = g.input('cos', ['T', d / 2]);
   const sin = g.input('sin', ['T', d / 2]);
-  const mask = g.input('mask', ['T', 'T']);
+  // S = P + T keys: the past, then the new positions.
+  const mask = g.input('mask', ['T', kv ? 'S' : 'T']);
+  const pastK = kv ? g.input('past_k', ['B', nKV, 'P', d]) : '';
+  const pastV = kv ? g.input('past_v', ['B', nKV, 'P', d]) : '';
   const hook = (local: string, v: string, rank: number) => hookPoint(g, plan, local, v, rank);
 
   const n1 = hook('ln1.hook_normalized', rmsNorm(g, x, w.inputNorm, cfg.rmsNormEps), 3);
@@ -38,8 +45,15 @@ export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Arr
 
   // GQA without copying K/V: group the G query heads of each KV head along the query axis.
   const qh = g.op('Reshape', [g.op('Transpose', [rq], { perm: ints([0, 2, 1, 3]) }), g.constInt64([0, nKV, -1, d])]); // [B, nKV, G*T, d]
-  const kt = g.op('Transpose', [rk], { perm: ints([0, 2, 3, 1]) }); // [B, nKV, d, T]
-  const raw = g.op('Reshape', [g.op('MatMul', [qh, kt]), g.constInt64([0, nH, -1, 0])]); // [B, nH, T, T]
+  let presentK = '';
+  let kt: string;
+  if (kv) {
+    presentK = g.op('Concat', [pastK, g.op('Transpose', [rk], { perm: ints([0, 2, 1, 3]) })], { axis: int(2) }); // [B, nKV, S, d]
+    kt = g.op('Transpose', [presentK], { perm: ints([0, 1, 3, 2]) }); // [B, nKV, d, S]
+  } else {
+    kt = g.op('Transpose', [rk], { perm: ints([0, 2, 3, 1]) }); // [B, nKV, d, T]
+  }
+  const raw = g.op('Reshape', [g.op('MatMul', [qh, kt]), g.constInt64([0, nH, -1, 0])]); // [B, nH, T, T] (S keys with kv)
   const scaled = g.op('Mul', [raw, g.constFloat([1 / Math.sqrt(d)], [])]);
   const scores = hook('attn.hook_attn_scores', g.op('Add', [scaled, mask]), 4);
 
@@ -55,7 +69,8 @@ export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Arr
     hook('attn.hook_sink', g.op('Squeeze', [sink, last]), 3);
   }
 
-  const vt = g.op('Transpose', [v], { perm: ints([0, 2, 1, 3]) }); // [B, nKV, T, d]
+  let vt = g.op('Transpose', [v], { perm: ints([0, 2, 1, 3]) }); // [B, nKV, T, d]
+  if (kv) vt = g.op('Concat', [pastV, vt], { axis: int(2) }); // [B, nKV, S, d]
   const pg = g.op('Reshape', [pattern, g.constInt64([0, nKV, -1, 0])]); // [B, nKV, G*T, T]
   const zh = g.op('Reshape', [g.op('MatMul', [pg, vt]), g.constInt64([0, nH, -1, d])]); // [B, nH, T, d]
   const z = hook('attn.hook_z', g.op('Transpose', [zh], { perm: ints([0, 2, 1, 3]) }), 4); // [B, T, nH, d]
@@ -82,5 +97,9 @@ export function buildAttentionGraph(cfg: GptOssConfig, plan: HookPlan): Uint8Arr
   g.output('resid_mid', mid);
   g.output('ln2', n2);
   g.output('router_logits', router);
+  if (kv) {
+    g.output('present_k', presentK);
+    g.output('present_v', vt);
+  }
   return g.build();
 }
