@@ -29,6 +29,8 @@ export const attentionInput = z.object({
   maxPatternHeads: z.number().int().min(0).max(256).default(8).describe('return full per-head patterns only when at most this many heads are selected (narrow layers/heads to see them; 0 = never)'),
   head: z.string().optional().describe('one head, e.g. "L2.H1", to return as a compact labelled matrix with a text heatmap'),
   matrixTokens: z.number().int().min(2).max(64).default(24).describe('the matrix shows at most this many positions (the last ones of the prompt)'),
+  query: z.number().int().optional().describe('a query position (negative counts from the end; -1 = the last token): for every prompt (up to 64) and every selected head (up to maxPatternHeads), the keys it attends to most from there, e.g. where a name mover looks from the answer position'),
+  queryKeys: z.number().int().min(1).max(16).default(3).describe('keys listed per head with query'),
   minScore: z.number().min(0).max(1).default(0.3).describe('a role is a candidate for a head when its score is at least this and above the mean over heads'),
   top: z.number().int().min(1).max(100).default(5).describe('heads listed per role'),
   batchSize: z.number().int().min(1).max(256).default(16).describe('prompts per forward pass'),
@@ -58,7 +60,19 @@ export interface AttentionResult {
   patterns?: { prompt: number; tokens: string[]; heads: { head: string; pattern: number[][]; sink: number[] }[] };
   patternsOmitted?: string;
   matrix?: AttentionMatrix;
+  /** With query: per prompt, where each selected head attends from that position (top keys by weight). */
+  queryRows?: QueryRow[];
+  queryRowsOmitted?: string;
 }
+
+export interface QueryRow {
+  prompt: number;
+  position: number;
+  token: string;
+  heads: { head: string; sink: number; top: { position: number; token: string; weight: number }[] }[];
+}
+
+const MAX_QUERY_PROMPTS = 64;
 
 export interface AttentionMatrix {
   head: string;
@@ -144,6 +158,11 @@ export const attentionTool = defineTool({
     const selected = uniqLayers.flatMap((layer) => uniqHeads.map((head) => ({ layer, head })));
     const acc = new Map<string, Acc[]>(selected.map((s) => [`L${s.layer}.H${s.head}`, HEAD_ROLES.map(() => ({ sum: 0, n: 0 }))]));
     const showPatterns = selected.length <= input.maxPatternHeads;
+    const queryRows = new Map<number, QueryRow>();
+    for (const p of prompts) {
+      const q = input.query;
+      if (q !== undefined && (q >= p.ids.length || q < -p.ids.length)) throw new ToolError(`query position ${q} is outside a prompt of ${p.ids.length} tokens; valid: ${-p.ids.length}..${p.ids.length - 1} (negative counts from the end)`);
+    }
     let patterns: AttentionResult['patterns'];
     let matrix: AttentionMatrix | undefined;
     const runIds: string[] = [];
@@ -165,8 +184,19 @@ export const attentionTool = defineTool({
           if (uniqLayers.includes(layer)) {
             for (const h of uniqHeads) scoreHead(acc.get(`L${layer}.H${h}`)!, p.ids, A, aOff(h), S, sOff(h), T);
           }
-          if (n !== input.patternPrompt) return;
           const L = p.ids.length;
+          if (input.query !== undefined && showPatterns && uniqLayers.includes(layer) && n < MAX_QUERY_PROMPTS) {
+            const q = input.query < 0 ? L + input.query : input.query;
+            const row = queryRows.get(n) ?? { prompt: n, position: q, token: p.tokens[q], heads: [] };
+            queryRows.set(n, row);
+            for (const h of uniqHeads) {
+              const weights = Array.from(A.subarray(aOff(h) + q * T, aOff(h) + q * T + q + 1));
+              const top = weights.map((w, k) => ({ position: k, token: p.tokens[k], weight: round(w, 4) }))
+                .sort((a, b) => b.weight - a.weight || a.position - b.position).slice(0, input.queryKeys);
+              row.heads.push({ head: `L${layer}.H${h}`, sink: round(S[sOff(h) + q], 4), top });
+            }
+          }
+          if (n !== input.patternPrompt) return;
           if (showPatterns && uniqLayers.includes(layer)) {
             patterns ??= { prompt: n, tokens: p.tokens, heads: [] };
             for (const h of uniqHeads) {
@@ -233,6 +263,10 @@ export const attentionTool = defineTool({
       ...(patterns ? { patterns } : {}),
       ...(!showPatterns ? { patternsOmitted: `${selected.length} heads selected; full patterns are returned for at most maxPatternHeads = ${input.maxPatternHeads}: narrow layers/heads, or use head for one matrix` } : {}),
       ...(matrix ? { matrix } : {}),
+      ...(input.query !== undefined && showPatterns ? { queryRows: [...queryRows.values()].sort((a, b) => a.prompt - b.prompt) } : {}),
+      ...(input.query === undefined ? {} : !showPatterns
+        ? { queryRowsOmitted: `${selected.length} heads selected; query rows are returned for at most maxPatternHeads = ${input.maxPatternHeads}: narrow layers/heads` }
+        : prompts.length > MAX_QUERY_PROMPTS ? { queryRowsOmitted: `query rows cover the first ${MAX_QUERY_PROMPTS} of ${prompts.length} prompts` } : {}),
     };
   },
 });

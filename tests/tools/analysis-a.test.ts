@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTinyModel, type Manifest } from '../../engine/tiny/index.ts';
 import { Rng } from '../../engine/rng.ts';
 import { callTool, type ToolContext } from '../../tools/define.ts';
+import { attentionTool } from '../../tools/attention.ts';
 import { dlaTool } from '../../tools/attribution.ts';
 import { logistic, mat, predictClasses, ridge, rowSpace, symmetricEigen } from '../../tools/linalg.ts';
 import { logitLensTool } from '../../tools/logit-lens.ts';
@@ -357,6 +358,27 @@ describe('ground truth on gpt-oss-tiny (tiny-s, seed 8111)', () => {
     const pca = await callTool(pcaTool, { prompts: examples.map((e) => e.prompt), labels: examples.map((e) => e.label), layer: 0, components: 3 }, ctx);
     // The class split is the dominant axis of variation among these prompts' last tokens.
     expect(Math.max(...pca.components.map((c) => c.classEta2!))).toBeGreaterThan(0.8);
+  });
+
+  it('attention from the last token: the planted name mover looks at the indirect object on every IOI prompt', async () => {
+    const ex = manifest.tasks.ioi.examples.slice(0, 6);
+    const mover = (manifest.roles['ioi.name_mover'] as string[])[0];
+    const [layer, head] = mover.slice(1).split('.H').map(Number);
+    const r = await callTool(attentionTool, { prompts: ex.map((e) => e.prompt), layers: [layer], heads: [head], query: -1, queryKeys: 2 }, ctx);
+    expect(r.queryRows).toHaveLength(ex.length);
+    r.queryRows!.forEach((row, i) => {
+      const words = ex[i].prompt.split(' ');
+      expect(row.position).toBe(words.length - 1);
+      const top = row.heads[0].top[0];
+      expect(row.heads[0].head).toBe(mover);
+      expect(top.token).toBe(ex[i].target);
+      expect(words[top.position]).toBe(ex[i].target);
+      expect(top.weight).toBeGreaterThan(0.8);
+    });
+    await expect(callTool(attentionTool, { prompts: [ex[0].prompt], query: 99 }, ctx)).rejects.toThrow(/query position 99 is outside a prompt of \d+ tokens/);
+    const wide = await callTool(attentionTool, { prompts: [ex[0].prompt], query: -1 }, ctx);
+    expect(wide.queryRows).toBeUndefined();
+    expect(wide.queryRowsOmitted).toMatch(/maxPatternHeads/);
   });
 
   it('logit lens: the IOI answer is absent before the name mover\'s layer and on top after it', async () => {
