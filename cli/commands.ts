@@ -5,6 +5,7 @@ import { GptOssModel } from '../engine/model.ts';
 import { buildTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
 import { runSuite, EXPERIMENTS } from '../tools/suite/index.ts';
+import { comparisonOpener } from '../tools/suite/compare.ts';
 import { openWorkspace } from '../tools/workspace.ts';
 import { resolveModelDir, dataDir } from './model-dir.ts';
 import { progressPrinter } from './progress.ts';
@@ -49,13 +50,7 @@ async function suite(v: Values): Promise<number> {
     console.log(`NeuroScope suite on ${modelDir}\nreports -> ${outDir}`);
     const r = await runSuite({
       ctx: { ...ws.ctx, signal: ac.signal }, modelDir, outDir, only,
-      openOther: async (which) => {
-        if (which === 'compare' && !v.compare) throw new Error('circuit growth compares two sizes: give --compare DIR (e.g. gpt-oss-120b next to gpt-oss-20b)');
-        const dir = resolveModelDir(which === 'compare' ? (v.compare as string) : which, data);
-        const other = await openWorkspace(dir, join(data, 'other-' + basename(dir)), { threads: threads(v) });
-        const { loadSuitePrompts } = await import('../tools/suite/prompts.ts');
-        return { ctx: { ...other.ctx, signal: ac.signal }, prompts: loadSuitePrompts(dir), modelName: basename(dir), close: other.close };
-      },
+      openOther: comparisonOpener({ modelDir, dataDir: data, compare: v.compare as string | undefined, engine: { threads: threads(v) }, signal: ac.signal }),
       onStep: (e) => bar.step(`experiment ${e.experiment}/${e.of} ${e.title}`, e.experiment - 1, e.of, e.message),
     });
     bar.done();
@@ -63,7 +58,7 @@ async function suite(v: Values): Promise<number> {
       console.log(`\n${rep.id}. ${rep.title}${rep.score ? ` (ground truth ${rep.score.ok}/${rep.score.total})` : ''}\n   ${rep.conclusion}\n   ${join(r.outDir, rep.file)}`);
     }
     console.log(`\nindex: ${join(r.outDir, 'index.md')}`);
-    return 0;
+    return r.reports.some((x) => x.failed) ? 1 : 0;
   } finally {
     process.off('SIGINT', onSigint);
     await ws.close();

@@ -108,16 +108,40 @@ export class Tokenizer {
     return ids.map((id, i) => ({ id, text: this.decode([id]), start: offsets[i][0], end: offsets[i][1] }));
   }
 
+  /**
+   * Text of a token sequence. Ids the tokenizer has no token for (gpt-oss's embedding has 201088
+   * rows, its tokenizer.json ~200k tokens, and a model can emit the unused rows) read as
+   * `<|unmapped:ID|>` between the decoded stretches around them.
+   */
   decode(ids: number[]): string {
-    if (ids.length === 0) return ''; // the library throws on an empty list
-    for (const id of ids) this.checkId(id);
-    return this.hf.decode(ids, { clean_up_tokenization_spaces: false });
+    let out = '';
+    let run: number[] = [];
+    const flush = () => {
+      if (run.length) out += this.hf.decode(run, { clean_up_tokenization_spaces: false }); // the library throws on an empty list
+      run = [];
+    };
+    for (const id of ids) {
+      this.checkIdShape(id);
+      if (this.has(id)) run.push(id);
+      else {
+        flush();
+        out += unmapped(id);
+      }
+    }
+    flush();
+    return out;
+  }
+
+  /** Whether the tokenizer has a token for this id. */
+  has(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize && this.vocab[id] !== undefined;
   }
 
   /** Readable text of one token for tables and heatmaps: its decoded text, except that bytes which are
    *  not valid UTF-8 on their own (a byte-level token holding part of a character) show as `<0xNN>`. */
   tokenString(id: number): string {
-    this.checkId(id);
+    this.checkIdShape(id);
+    if (!this.has(id)) return unmapped(id);
     const added = this.added.get(id);
     if (added) return added.content;
     if (this.byteLevel) return readableUtf8(byteLevelToBytes(this.vocab[id]));
@@ -152,11 +176,9 @@ export class Tokenizer {
     return { ids, tokens };
   }
 
-  private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new TokenizerError(`token id ${id} out of range: valid ids are 0..${this.vocabSize - 1}`);
-    }
-    if (this.vocab[id] === undefined) throw new TokenizerError(`token id ${id} has no token in this vocabulary`);
+  // Ids beyond the tokenizer are the model's to judge (its vocab_size); only non-ids are refused here.
+  private checkIdShape(id: number): void {
+    if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`token id ${id} is not a non-negative integer`);
   }
 
   // Byte-level BPE: tokens concatenate to the input's UTF-8 bytes, so offsets are exact up to
@@ -375,3 +397,6 @@ function validSequenceLength(b: Uint8Array, i: number): number {
   for (let k = 2; k < n; k++) if (b[i + k] < 0x80 || b[i + k] > 0xbf) return 0;
   return n;
 }
+
+/** How an id without a token in tokenizer.json reads. */
+const unmapped = (id: number) => `<|unmapped:${id}|>`;

@@ -116,6 +116,9 @@ export const tokenizeTool = defineTool({
     const tok = ctx.session.tokenizer;
     if (input.ids !== undefined) {
       const ids = input.ids;
+      const V = ctx.session.config.vocabSize;
+      const bad = ids.find((id) => id >= V);
+      if (bad !== undefined) throw new ToolError(`token id ${bad} is out of range: the model's vocabulary has ${V} ids (valid 0..${V - 1})`);
       return { count: ids.length, text: tok.decode(ids), tokens: ids.map((id, position) => ({ position, id, text: tok.tokenString(id) })) };
     }
     const spans = tok.encodeWithOffsets(input.text!);

@@ -102,7 +102,10 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
   const residRows = await rec.results(resid.experimentId!, { order: 'effect DESC' });
   const clean = Number(resid.data.clean);
   const corrupted = Number(resid.data.corrupted);
-  const words = ioi[0].prompt.split(/\s+/);
+  // The model's tokens of the first clean prompt (BPE may split a word), from the run the sweep stored.
+  const cleanRun = resid.runIds[0];
+  const tokenRows = cleanRun ? await rec.query(`SELECT unnest(tokens) AS token, generate_subscripts(tokens, 1) - 1 AS position FROM runs WHERE run_id = '${cleanRun}' ORDER BY position`, { cite: false }) : [];
+  const words = tokenRows.map((r) => r.token.trim());
   sections.push('', '### Baseline and residual stream', mdTable(['run', 'mean logit difference'], [['clean', clean], ['corrupted: second subject mention replaced by a fresh name (ABC)', corrupted]]), '',
     `Restoring the clean residual stream (\`blocks.L.hook_resid_pre\`) at one position (experiment \`${resid.experimentId}\`), strongest cells:`, '',
     mdTable(['layer', 'position', 'token', 'effect'], residRows.slice(0, 6).map((r) => [r.layer, r.position, r.position === null ? null : words[r.position] ?? null, r.effect])));

@@ -358,6 +358,7 @@ async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
   const only = a.named.only !== undefined ? intList(a.named.only, 'only') : undefined;
   const info = await ctl.modelInfo();
   const { runSuite } = await import('../../tools/suite/index.ts');
+  const { comparisonOpener } = await import('../../tools/suite/compare.ts');
   const { join, resolve } = await import('node:path');
   const stamp = new Date().toISOString().slice(0, 10);
   const outDir = resolve(a.named.out !== undefined ? String(a.named.out) : join('transcripts', 'findings', `${stamp}-${info.modelId}`));
@@ -368,6 +369,7 @@ async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
     // The suite runs the tools in process, queued with every MCP call on the shared model.
     const r = await ctl.conn.shared.mutex.run(() => runSuite({
       ctx: { ...ws.ctx, signal }, modelDir: info.dir, outDir, only,
+      openOther: comparisonOpener({ modelDir: info.dir, dataDir: ctl.conn.dataDir, signal }),
       onStep: (e) => card.progress(e.experiment - 1, e.of, `${e.title}: ${e.message}`),
     }), signal);
     const summary = {

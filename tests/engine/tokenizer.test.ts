@@ -82,10 +82,13 @@ describe('o200k_harmony (real tokenizer.json)', () => {
     expect(strings.map((s) => tok.tokenId(s))).toEqual(parts);
   });
 
-  it('rejects ids out of range with the valid range', () => {
-    expect(() => tok.tokenString(201000)).toThrow(TokenizerError);
-    expect(() => tok.tokenString(201000)).toThrow(/0\.\.200018/);
-    expect(() => tok.decode([1, -1])).toThrow(/out of range/);
+  it('reads ids the model has but tokenizer.json lacks (200019..201087) as placeholders; refuses non-ids', () => {
+    expect(tok.has(200018)).toBe(true);
+    expect(tok.has(200019)).toBe(false);
+    expect(tok.tokenString(201000)).toBe('<|unmapped:201000|>');
+    const hello = tok.encode('Hello world');
+    expect(tok.decode([...hello, 200271, ...hello])).toBe('Hello world<|unmapped:200271|>Hello world');
+    expect(() => tok.decode([1, -1])).toThrow(/token id -1 is not a non-negative integer/);
     expect(() => tok.decode([1.5])).toThrow(TokenizerError);
   });
 
@@ -144,8 +147,8 @@ describe('word-level tokenizer', () => {
     expect(() => wordLevelTokenizerJson(['a+b'], ['<unk>'])).toThrow(/pre-token/);
   });
 
-  it('rejects ids out of range', () => {
-    expect(() => tok.decode([12])).toThrow(/valid ids are 0\.\.11/);
+  it('reads ids beyond its vocabulary as placeholders', () => {
+    expect(tok.decode([12])).toBe('<|unmapped:12|>');
   });
 });
 

@@ -59,6 +59,9 @@ describe('tools over stdio', () => {
     expect(text(tok)).toContain('| 2 | 4 | w3 | 7 | 9 |');
     const dec = await call('tokenize', { ids: [2, 3] });
     expect(head(dec).text).toBe('w1 w2');
+    const far = await call('tokenize', { ids: [2, 1_000_000] });
+    expect(isError(far)).toBe(true);
+    expect(text(far)).toMatch(/token id 1000000 is out of range: the model's vocabulary has \d+ ids/);
   });
 
   it('capture_activations stores rows that query_activations reads back', async () => {

@@ -10,6 +10,7 @@ import { featureLocalisation } from './experiments/feature-localisation.ts';
 import { steering } from './experiments/steering.ts';
 import { sqlBlock, table } from './markdown.ts';
 import { loadSuitePrompts } from './prompts.ts';
+import { NotRunnable } from './compare.ts';
 import { scoreReport } from './score.ts';
 import type { Experiment, ExperimentReport, SuiteEnv } from './types.ts';
 
@@ -27,7 +28,8 @@ export interface SuiteOptions {
 
 export interface SuiteResult {
   outDir: string;
-  reports: { id: number; file: string; title: string; conclusion: string; score?: { ok: number; total: number } }[];
+  /** `notRun`: why the experiment could not run here (NotRunnable); `failed`: it threw (a bug or a refusal). */
+  reports: { id: number; file: string; title: string; conclusion: string; score?: { ok: number; total: number }; notRun?: string; failed?: string }[];
 }
 
 function reportMarkdown(r: ExperimentReport, modelName: string): string {
@@ -63,9 +65,21 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       step: (message) => opts.onStep?.({ experiment: i + 1, of: chosen.length, title: exp.title, message }),
     };
     env.step('starting');
-    const report = await exp.run(env);
-    if (manifest) report.score = scoreReport(exp.slug, report, manifest);
     const file = `${String(exp.id).padStart(2, '0')}-${exp.slug}.md`;
+    let report: ExperimentReport;
+    try {
+      report = await exp.run(env);
+    } catch (e) {
+      // One experiment that cannot run (no second model, a tool refusing this checkpoint) is reported
+      // in its place and the rest go on; cancellation still stops the whole suite.
+      if (opts.ctx.signal?.aborted) throw e;
+      const why = (e as Error).message;
+      const skipped = e instanceof NotRunnable;
+      writeFileSync(join(opts.outDir, file), [`# ${exp.title}`, '', `Model: \`${modelName}\``, '', `**${skipped ? 'Not run' : 'Failed'}:** ${why}`, ''].join('\n'));
+      result.reports.push({ id: exp.id, file, title: exp.title, conclusion: `${skipped ? 'not run' : 'FAILED'}: ${why}`, ...(skipped ? { notRun: why } : { failed: why }) });
+      continue;
+    }
+    if (manifest) report.score = scoreReport(exp.slug, report, manifest);
     for (const p of report.plots) writeFileSync(join(opts.outDir, p.file), p.svg);
     writeFileSync(join(opts.outDir, file), reportMarkdown(report, modelName));
     const s = report.score;

@@ -3,7 +3,8 @@ export const num = (x: number | null | undefined, digits = 3): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '–' : Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits);
 
 export function table(headers: string[], rows: (string | number | null)[][]): string {
-  const cell = (v: string | number | null) => (typeof v === 'number' ? num(v) : (v ?? '–')).toString().replace(/\|/g, '\\|');
+  // Counts and indices (layers, sizes) print as integers; measurements with 3 decimals.
+  const cell = (v: string | number | null) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : num(v)) : (v ?? '–')).toString().replace(/\|/g, '\\|');
   return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
 }
 

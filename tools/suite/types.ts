@@ -38,8 +38,8 @@ export interface SuiteEnv {
   ctx: ToolContext;
   prompts: SuitePrompts;
   modelName: string;
-  /** Opens another model for experiments that compare sizes (circuit growth). */
-  openOther?: (which: string) => Promise<{ ctx: ToolContext; prompts: SuitePrompts; modelName: string; close: () => Promise<void> }>;
+  /** Opens the model to compare sizes with (circuit growth); throws NotRunnable when there is none. */
+  openOther?: () => Promise<{ ctx: ToolContext; prompts: SuitePrompts; modelName: string; close: () => Promise<void> }>;
   step: (message: string) => void;
 }
 

@@ -35,7 +35,8 @@ export const causalTracing: Experiment = {
     env.step('IOI: residual stream patching (layer x position)');
     const abc = ioiPatchingSet(ioi, 'abc');
     const resid = await callTool(patchTool, { ...abc, site: 'resid_pre' }, ctx);
-    const tokens = ioi[0].prompt.split(/\s+/);
+    // Label positions with the model's tokens (BPE splits "store," into two), not the prompt's words.
+    const tokens = ctx.session.encode(ioi[0].prompt).tokens.map((t) => t.trim());
     const residCols = resid.grid.colLabels.map((c) => `${c} ${tokens[Number(c.slice(1))]}`);
 
     env.step('IOI: head patching, indirect object swapped');
@@ -132,7 +133,7 @@ export const causalTracing: Experiment = {
       method: 'Activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries; head-role scores from attention patterns; patching-based circuit pruning (ACDC-style) to 80% recovery.',
       parameters: { ioiExamples: ioi.length, inductionExamples: ind.length, metric: 'logit_diff', corruptions: ['abc', 'io_swap', 'first half reversed'] },
       body, plots,
-      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid ${path ? `reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)})` : 'could not be traced by path patching (no candidate beyond layer 0)'}. Induction runs through ${inductionCircuit.join(', ')}, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores). Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
+      conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid ${path ? `reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)})` : 'could not be traced by path patching (no candidate beyond layer 0)'}. Induction runs through ${inductionCircuit.join(', ')}${previousToken.length ? `, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores)` : '; no head stands out as a previous-token head in the attention role scores'}. Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
       found: { nameMovers, sInhibition, inductionHeads: inductionCircuit, previousToken, inductionByPattern: inductionRole.head, circuit: circuit.circuit },
       experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, ...(path ? [path.experimentId] : []), indHeads.experimentId, attn.experimentId, circuit.experimentId],
       runIds: [...resid.runIds.clean, ...resid.runIds.corrupted],

@@ -8,6 +8,7 @@ import { num, table } from '../markdown.ts';
 import { lines, renderSvg } from '../plots.ts';
 import type { SuitePrompts } from '../prompts.ts';
 import type { Experiment, ExperimentReport } from '../types.ts';
+import { NotRunnable } from '../compare.ts';
 import { carriers } from './causal-tracing.ts';
 
 async function ioiPipeline(ctx: ToolContext, prompts: SuitePrompts) {
@@ -19,39 +20,54 @@ async function ioiPipeline(ctx: ToolContext, prompts: SuitePrompts) {
   return { heads, circuit, movers, layers: cfg.numLayers, headsTotal: cfg.numLayers * cfg.numHeads };
 }
 
+type Pipeline = Awaited<ReturnType<typeof ioiPipeline>>;
+const heads = (n: number) => `${n} head${n === 1 ? '' : 's'}`;
+/** A head's patching effect from the full layer x head grid (rows "L<l>", columns "H<h>"). */
+const effectOf = (r: Pipeline, h: string) => {
+  const [layer, head] = h.split('.');
+  const g = r.heads.grid;
+  return g.effects[g.rowLabels.indexOf(layer)]?.[g.colLabels.indexOf(head)] ?? NaN;
+};
+const strongest = (r: Pipeline) => Math.max(...r.movers.map((h) => effectOf(r, h)));
+/** Several name movers, none of which restores most of the answer alone. */
+const spreadOut = (r: Pipeline) => r.movers.length > 1 && strongest(r) < 0.6;
+
 export const circuitGrowth: Experiment = {
   id: 4,
   slug: 'circuit-growth',
   title: 'Circuit growth with scale',
   async run(env): Promise<ExperimentReport> {
-    env.step(`IOI pipeline on ${env.modelName}`);
-    const small = await ioiPipeline(env.ctx, env.prompts);
-    if (!env.openOther) throw new Error('circuit growth needs a second model: run the suite with --compare DIR (e.g. gpt-oss-120b) or on a built-in tiny model');
-    const otherName = env.ctx.session.config.numLayers <= 4 ? 'tiny-m' : 'compare';
-    env.step(`opening ${otherName}`);
-    const other = await env.openOther(otherName);
+    if (!env.openOther) throw new NotRunnable('circuit growth compares two sizes of one architecture and no second model was given (neuroscope suite --compare DIR)');
+    env.step('opening the model to compare with');
+    const other = await env.openOther();
     try {
+      env.step(`IOI pipeline on ${env.modelName}`);
+      const mine = await ioiPipeline(env.ctx, env.prompts);
       env.step(`IOI pipeline on ${other.modelName}`);
-      const large = await ioiPipeline(other.ctx, other.prompts);
-      const rows = [[env.modelName, small], [other.modelName, large]] as const;
+      const theirs = await ioiPipeline(other.ctx, other.prompts);
+      // Smaller model first, whichever was given first.
+      const [[smallName, small], [largeName, large]] = mine.headsTotal <= theirs.headsTotal
+        ? [[env.modelName, mine], [other.modelName, theirs]] as const
+        : [[other.modelName, theirs], [env.modelName, mine]] as const;
+      const rows = [[smallName, small], [largeName, large]] as const;
       const svg = await renderSvg(lines('IOI: recovered share vs heads kept', rows.flatMap(([name, r]) => r.circuit.curve.map((p) => ({ x: p.size, y: p.share, series: name }))), 'heads kept (most important first)', 'share of clean logit difference'));
-      const share = (r: typeof small) => r.movers.map((h) => `${h} ${num(r.heads.top.find((t) => t.site === h)?.effect ?? NaN, 2)}`).join(', ');
+      const share = (r: Pipeline) => r.movers.map((h) => `${h} ${num(effectOf(r, h), 2)}`).join(', ');
       const body = [
         table(['model', 'layers', 'heads', 'heads for 80% recovery', 'circuit', 'name movers (patching effect each)'], rows.map(([name, r]) => [name, r.layers, r.headsTotal, r.circuit.size, r.circuit.circuit.join(', '), share(r)])),
         '', '![share vs size](growth.svg)', '',
-        `On the larger model no single name mover restores the answer: each carries part of it (${share(large)}), so the circuit needs the redundant copies together; the other roles (previous-token, duplicate-token, S-inhibition) are reused one head each.`,
+        spreadOut(large) ? `On the larger model no single name mover restores the answer: each carries part of it (${share(large)}), so the circuit needs the redundant copies together.` : `On the larger model the strongest name mover alone restores ${num(strongest(large), 2)} of the answer (${share(large) || 'no head above the threshold'}).`,
       ].join('\n');
       return {
         slug: this.slug, title: this.title,
         question: 'Does the IOI circuit grow with model size: how many heads are needed for 80% recovery, and are roles reused or split across redundant heads?',
         method: 'The same IOI pipeline on both models: head patching with the indirect object swapped (name movers), then greedy patching-based pruning over all heads (both names replaced in the corrupted run) to the smallest set keeping 80% of the clean logit difference.',
-        parameters: { models: [env.modelName, other.modelName], threshold: 0.8 },
+        parameters: { models: [smallName, largeName], threshold: 0.8 },
         body, plots: [{ file: 'growth.svg', title: 'share vs size', svg }],
-        conclusion: `${env.modelName} needs ${small.circuit.size} heads for 80% recovery with ${small.movers.length} name mover(s); ${other.modelName} needs ${large.circuit.size} heads, its answer spread over ${large.movers.length} redundant name movers (${share(large)}).`,
+        conclusion: `${smallName} needs ${heads(small.circuit.size)} for 80% recovery with ${small.movers.length} name mover(s); ${largeName} needs ${heads(large.circuit.size)}${spreadOut(large) ? `, its answer spread over ${large.movers.length} redundant name movers (${share(large)})` : ` with ${large.movers.length} name mover(s) (${share(large) || 'none above the threshold'})`}.`,
         found: { smallSize: small.circuit.size, largeSize: large.circuit.size, smallMovers: small.movers, largeMovers: large.movers },
-        experimentIds: [small.heads.experimentId, small.circuit.experimentId, large.heads.experimentId, large.circuit.experimentId],
+        experimentIds: [mine.heads.experimentId, mine.circuit.experimentId, theirs.heads.experimentId, theirs.circuit.experimentId],
         runIds: [...small.heads.runIds.clean.slice(0, 3), ...large.heads.runIds.clean.slice(0, 3)],
-        sql: [`SELECT extra->>'size' AS size, effect AS share, site FROM results WHERE experiment_id = '${small.circuit.experimentId}' ORDER BY value;`, `-- in the second model's store (${other.modelName}):\nSELECT extra->>'size' AS size, effect AS share, site FROM results WHERE experiment_id = '${large.circuit.experimentId}' ORDER BY value;`],
+        sql: [`SELECT extra->>'size' AS size, effect AS share, site FROM results WHERE experiment_id = '${mine.circuit.experimentId}' ORDER BY value;`, `-- in the second model's store (${other.modelName}):\nSELECT extra->>'size' AS size, effect AS share, site FROM results WHERE experiment_id = '${theirs.circuit.experimentId}' ORDER BY value;`],
       };
     } finally {
       await other.close();

@@ -70,6 +70,9 @@ export const featureLocalisation: Experiment = {
       table(['ablation', 'neurons', 'before', 'after', 'relative drop'], damage.map((d) => [d.method, d.components, d.before, d.after, d.drop])),
     ].join('\n');
     const zero = damage[0];
+    // A relative drop only means something when there was a clear behaviour to drop.
+    const relative = Math.abs(zero.before) >= 0.5;
+    const damageOf = (d: (typeof damage)[number]) => (relative ? `${num(d.drop * 100, 0)}%` : `${num(d.before, 2)} -> ${num(d.after, 2)}`);
     if (topNumber.length === 0) throw new Error('no number-selective neurons found');
     return {
       slug: this.slug, title: this.title,
@@ -77,7 +80,7 @@ export const featureLocalisation: Experiment = {
       method: 'Linear probes (with shuffled-label controls) and PCA over layers on class words; neuron selectivity over counting, name and prose prompts; zero, mean and resample ablation of the most number-selective neurons against a control set.',
       parameters: { classes, examples: examples.length, probeLayers: layers, pcaLayer: mid, ablated: topNumber, control },
       body, plots,
-      conclusion: `Token classes (${classes.join(', ')}) ${probe.best.heldOut > probe.best.shuffled + 0.2 ? 'are linearly readable' : 'are not linearly readable above the shuffled-label control'}: held-out probe accuracy ${probe.layers.map((l) => num(l.heldOut, 2)).join(' / ')} over layers ${layers[0]}..${layers[layers.length - 1]} (best ${num(probe.best.heldOut, 2)} at layer ${probe.best.layer}; shuffled-label control ${num(probe.best.shuffled, 2)}). The most number-selective neurons are ${topNumber.slice(0, 4).join(', ')}…; zero-ablating the top ${topNumber.length} cuts the successor logit difference by ${num(zero.drop * 100, 0)}% (mean: ${num(damage[1].drop * 100, 0)}%, resample: ${num(damage[2].drop * 100, 0)}%), while the control neurons cost ${num(ctl.relativeDrop * 100, 0)}%.`,
+      conclusion: `Token classes (${classes.join(', ')}) ${probe.best.heldOut > probe.best.shuffled + 0.2 ? 'are linearly readable' : 'are not linearly readable above the shuffled-label control'}: held-out probe accuracy ${probe.layers.map((l) => num(l.heldOut, 2)).join(' / ')} over layers ${layers[0]}..${layers[layers.length - 1]} (best ${num(probe.best.heldOut, 2)} at layer ${probe.best.layer}; shuffled-label control ${num(probe.best.shuffled, 2)}). The most number-selective neurons are ${topNumber.slice(0, 4).join(', ')}…; zero-ablating the top ${topNumber.length} ${relative ? 'cuts the successor logit difference by' : 'moves the successor logit difference (near zero to begin with, so shown as before -> after)'} ${damageOf(zero)} (mean: ${damageOf(damage[1])}, resample: ${damageOf(damage[2])}), while the control neurons cost ${damageOf(damage[3])}.`,
       found: { bestProbe: probe.best.heldOut, shuffled: probe.best.shuffled, numberNeurons: topNumber, zeroDrop: zero.drop, controlDrop: ctl.relativeDrop },
       experimentIds: [probe.experimentId, pca.experimentId, sel.experimentId, ...damage.map((d) => d.id)],
       runIds: probe.runIds.slice(0, 6),
