@@ -177,9 +177,13 @@ export class GptOssModel {
     // Half the budget for weights, the rest for a run's activations and onnxruntime's buffers.
     this.weights = new WeightCache(opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2);
     const c = this.config;
-    const allExperts = 4 * c.numLayers * c.numExperts * (3 * c.intermediateSize * c.hiddenSize + 2 * c.intermediateSize + c.hiddenSize);
-    // Cache experts only when all of them fit beside the other weights; otherwise stream them.
-    this.cacheExperts = opts.cacheWeights !== false && allExperts <= this.memoryBudgetBytes / 4;
+    const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E } = c;
+    const allExperts = 4 * c.numLayers * E * (3 * c.intermediateSize * H + 2 * c.intermediateSize + H);
+    const attention = 4 * c.numLayers * (3 * H + (nH + 2 * nKV) * d * (H + 1) + H * nH * d + nH + E * (H + 1));
+    const unembed = 4 * (c.vocabSize * H + H);
+    // Cache experts only when all of them fit in the weight cache beside the other weights (an LRU
+    // over experts that do not all fit never hits: a pass needs every layer's); otherwise stream them.
+    this.cacheExperts = opts.cacheWeights !== false && allExperts + attention + unembed <= this.memoryBudgetBytes / 2;
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
