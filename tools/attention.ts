@@ -30,7 +30,7 @@ export const attentionInput = z.object({
   head: z.string().optional().describe('one head, e.g. "L2.H1", to return as a compact labelled matrix with a text heatmap'),
   matrixTokens: z.number().int().min(2).max(64).default(24).describe('the matrix shows at most this many positions (the last ones of the prompt)'),
   query: z.number().int().optional().describe('a query position (negative counts from the end; -1 = the last token): for every prompt (up to 64) and every selected head (up to maxPatternHeads), the keys it attends to most from there, e.g. where a name mover looks from the answer position'),
-  queryKeys: z.number().int().min(1).max(16).default(3).describe('keys listed per head with query'),
+  queryKeys: z.number().int().min(1).max(64).default(3).describe('keys listed per head with query (up to 64: every key of a short prompt)'),
   minScore: z.number().min(0).max(1).default(0.3).describe('a role is a candidate for a head when its score is at least this and above the mean over heads'),
   top: z.number().int().min(1).max(100).default(5).describe('heads listed per role'),
   batchSize: z.number().int().min(1).max(256).default(16).describe('prompts per forward pass'),

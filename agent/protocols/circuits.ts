@@ -4,6 +4,7 @@
 import { byLength, ioiPatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
 import { inductionPatchingSet } from '../../tools/suite/prompts.ts';
 import { ablation, carriers, controls, mdTable, num, pct, roleScores, spread, strongHeads, topHeads, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
+import { tableRecords, type Table } from '../mcp-result.ts';
 
 const layerOf = (site: string) => Number(/^L(\d+)/.exec(site)?.[1] ?? NaN);
 const headOf = (site: string) => Number(/\.H(\d+)$/.exec(site)?.[1] ?? NaN);
@@ -30,47 +31,54 @@ const KEY_NAMES: Record<string, string> = { IO: 'the indirect object', S1: 'the 
 const norm = (t: string) => t.replace(/^[\sĠ▁]+/, '').trim();
 
 /**
- * Where the watched heads attend from the last token of IOI prompts: one attention_patterns call per
- * prompt (the tool returns full patterns for one prompt per call), read at the IO and S positions.
+ * Where the watched heads attend from the last token of IOI prompts: one attention_patterns call with
+ * `query: -1`, which lists each head's keys by weight (all of them for prompts up to 64 tokens),
+ * read at the IO and S positions.
  */
 async function lastTokenAttention(rec: Recorder, examples: TaskExample[], watched: string[]): Promise<{ rows: LastTokenAttention[]; experimentIds: string[]; unread: number }> {
   const layers = uniq(watched.map(layerOf)).sort((a, b) => a - b);
   const heads = uniq(watched.map(headOf)).sort((a, b) => a - b);
   const acc = new Map(watched.map((h) => [h, { io: [] as number[], s1: [] as number[], s2: [] as number[], other: [] as number[], sink: [] as number[], top: [] as string[] }]));
-  const experimentIds: string[] = [];
-  let unread = 0;
-  for (const [i, e] of examples.entries()) {
-    const r = await rec.experiment(`IOI: attention from the last token of prompt ${i + 1}/${examples.length}`, 'attention_patterns',
-      { prompts: [e.prompt], layers, heads, maxPatternHeads: layers.length * heads.length, top: 1 },
-      (d) => (d.patterns?.heads ?? []).filter((h: any) => watched.includes(h.head)).map((h: any) => `${h.head} → ${d.patterns.tokens[argmax(Array.isArray(h.pattern) ? h.pattern.at(-1) : null)] ?? '?'}`).join(', '));
-    if (r.experimentId) experimentIds.push(r.experimentId);
-    const p = r.data.patterns as { tokens: string[]; heads: { head: string; pattern: unknown[]; sink: unknown[] }[] } | undefined;
-    if (!p || !Array.isArray(p.heads) || !Array.isArray(p.tokens)) {
-      unread++;
-      continue;
+  const r = await rec.experiment(`IOI: attention from the last token of ${examples.length} prompts`, 'attention_patterns',
+    { prompts: examples.map((e) => e.prompt), layers, heads, maxPatternHeads: layers.length * heads.length, query: -1, queryKeys: 64, top: 1 },
+    (d) => `${(d.queryRows ?? []).length} prompts read`);
+  type Key = { position: number; token: string; weight: number };
+  const queryRows = (Array.isArray(r.data.queryRows) ? r.data.queryRows : []) as { prompt: number; position: number; heads: { head: string; sink: number; top: Key[] }[] }[];
+  let unread = examples.length - queryRows.length;
+  // Long key lists come back lifted out as tables ({columns, rows} of strings), short ones inline.
+  const keysOf = (top: unknown): Key[] | null => {
+    if (Array.isArray(top)) return top as Key[];
+    if (top && typeof top === 'object' && 'rows' in top) {
+      return tableRecords(top as Table).map((k) => ({ position: Number(k.position), token: k.token, weight: Number(k.weight) }));
     }
-    const toks = p.tokens.map(norm);
-    const io = toks.indexOf(e.target);
-    const s1 = toks.indexOf(e.distractor);
-    const s2 = toks.lastIndexOf(e.distractor);
-    const T = toks.length;
-    for (const h of p.heads) {
+    return null;
+  };
+  for (const q of queryRows) {
+    const e = examples[q.prompt];
+    for (const h of q.heads) {
       const a = acc.get(h.head);
+      const top = keysOf(h.top);
       if (!a) continue;
-      const row = h.pattern[T - 1];
-      const sink = Number(h.sink[T - 1]);
-      // Rows longer than the MCP formatter's numeric-array limit come back abbreviated: skip them.
-      if (!Array.isArray(row) || row.length !== T || !row.every((x) => typeof x === 'number')) {
+      // Every key up to the query is listed only when the prompt has at most 64 tokens.
+      if (!top || top.length !== q.position + 1) {
         unread++;
         continue;
       }
-      const at = (k: number) => (k >= 0 ? (row[k] as number) : NaN);
-      if (io >= 0) a.io.push(at(io));
-      if (s1 >= 0) a.s1.push(at(s1));
-      if (s2 > s1) a.s2.push(at(s2));
-      a.other.push((row as number[]).reduce((x, y, k) => x + (k === io || k === s1 || (k === s2 && s2 > s1) ? 0 : y), 0));
-      a.sink.push(sink);
-      const k = argmax(row as number[]);
+      const toks: string[] = [];
+      const w: number[] = [];
+      for (const k of top) {
+        toks[k.position] = norm(k.token);
+        w[k.position] = k.weight;
+      }
+      const io = toks.indexOf(e.target);
+      const s1 = toks.indexOf(e.distractor);
+      const s2 = toks.lastIndexOf(e.distractor);
+      if (io >= 0) a.io.push(w[io]);
+      if (s1 >= 0) a.s1.push(w[s1]);
+      if (s2 > s1) a.s2.push(w[s2]);
+      a.other.push(w.reduce((x, y, k) => x + (k === io || k === s1 || (k === s2 && s2 > s1) ? 0 : y), 0));
+      a.sink.push(Number(h.sink));
+      const k = top[0].position;
       a.top.push(k === io ? 'IO' : k === s1 ? 'S1' : k === s2 ? 'S2' : toks[k]);
     }
   }
@@ -79,14 +87,7 @@ async function lastTokenAttention(rec: Recorder, examples: TaskExample[], watche
     const counts = [...uniq(a.top)].map((l) => [l, a.top.filter((x) => x === l).length] as const).sort((x, y) => y[1] - x[1]);
     return { head, io: mean(a.io), s1: mean(a.s1), s2: mean(a.s2), other: mean(a.other), sink: mean(a.sink), mostAttended: counts[0]?.[0] ?? '–', mostAttendedIn: counts[0]?.[1] ?? 0, prompts: a.top.length };
   });
-  return { rows, experimentIds, unread };
-}
-
-function argmax(xs: unknown): number {
-  if (!Array.isArray(xs)) return -1;
-  let best = -1;
-  xs.forEach((x, i) => { if (typeof x === 'number' && (best < 0 || x > (xs[best] as number))) best = i; });
-  return best;
+  return { rows, experimentIds: r.experimentId ? [r.experimentId] : [], unread };
 }
 
 export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
@@ -149,7 +150,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
   // token after it (induction-style) both detect the duplicate, as in Wang et al.
   const duplicateTokenHeads = uniq([...strongHeads(roles.get('duplicate_token')), ...strongHeads(roles.get('induction'))].sort((a, b) => b.score - a.score).map((t) => t.head));
   const watched = [...nameMovers, ...(sInhibition && !nameMovers.includes(sInhibition) ? [sInhibition] : [])];
-  const attnPrompts = spread(ioi, 4);
+  const attnPrompts = ioi;
   const look = watched.length ? await lastTokenAttention(rec, attnPrompts, watched) : { rows: [], experimentIds: [], unread: 0 };
   const lookOf = (h: string) => look.rows.find((r) => r.head === h);
   const moverLook = nameMovers.map((h) => lookOf(h)!).filter((r) => r.prompts > 0);
@@ -161,11 +162,11 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
       roleRow('previous_token', 'previous token'), roleRow('duplicate_token', 'duplicate token (earlier copy)'), roleRow('induction', 'induction-style duplicate (token after the earlier copy)'),
     ]), '',
     `Duplicate-detector candidates (duplicate-token or induction-style score at least 0.5): **${duplicateTokenHeads.join(', ') || 'none'}**; previous-token candidates: **${previousTokenHeads.join(', ') || 'none'}**.`, '',
-    `Attention from the last token of ${attnPrompts.length} of the prompts (one \`attention_patterns\` call each: ${look.experimentIds.map((x) => `\`${x}\``).join(', ')}), mean over the prompts; IO = the indirect object, S1/S2 = the first/second subject mention, other = every other token, sink = the attention sink.`, '',
+    `Attention from the last token of the ${attnPrompts.length} prompts (\`attention_patterns\` with \`query: -1\`, experiment ${look.experimentIds.map((x) => `\`${x}\``).join(', ')}), mean over the prompts; IO = the indirect object, S1/S2 = the first/second subject mention, other = every other token, sink = the attention sink.`, '',
     mdTable(['head', 'candidate for', 'IO', 'S1', 'S2', 'other tokens', 'sink', 'most attended (prompts)'], look.rows.map((r) => [
       r.head, nameMovers.includes(r.head) ? 'name mover' : 'S-inhibition', r.io, r.s1, r.s2, r.other, r.sink, r.prompts ? `${r.mostAttended} (${r.mostAttendedIn}/${r.prompts})` : '–',
     ])),
-    ...(look.unread ? ['', `${look.unread} head x prompt pattern(s) could not be read (prompt longer than the numbers an MCP result lists per row).`] : []));
+    ...(look.unread ? ['', `${look.unread} head x prompt row(s) could not be read (prompts longer than the 64 keys listed per head).`] : []));
 
   const moversAbl = await ablation(rec, 'IOI: mean-ablating the name movers (necessity)', { prompts: abc.clean, target: abc.target, distractor: abc.distractor, components: nameMovers, method: 'mean' });
   const ctrl = controls(swapRows, nameMovers, nameMovers.length, nameMovers.map(layerOf));
@@ -235,7 +236,6 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
       `${ioi.length} prompts of one length; other templates and orders (ABBA vs BABA) may use the circuit differently.`,
       'Head patching restores a head at every position; which position matters was not isolated.',
       'Path patching ranks senders by the direct path into the queries only.',
-      `Last-token attention was read on ${attnPrompts.length} of the ${ioi.length} prompts (the tool returns full patterns for one prompt per call); role scores use all ${abc.clean.length}.`,
       `Circuit discovery searched attention heads only (no experts or neurons)${circuitPrompts < abc.clean.length ? ` on ${circuitPrompts} of the ${abc.clean.length} prompts, to bound its cost (each pruning round scores every remaining head on every prompt)` : ''}. It is relative to the ABC corruption: activations before the second subject mention are the same in both runs, so a component that acts only there (e.g. a previous-token head read at the first mention) is not needed for the share and can be missing from the circuit.`,
     ],
     found: {

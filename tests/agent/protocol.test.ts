@@ -96,7 +96,7 @@ describe('built-in protocols (no LLM)', () => {
     expect(f.moversAttendToIO).toBe(true);
     for (const h of movers) {
       const a = f.lastTokenAttention.find((r) => r.head === h)!;
-      expect(a.prompts).toBe(4);
+      expect(a.prompts).toBe(8); // every prompt, read in one attention_patterns call
       expect(a.mostAttended).toBe('IO');
       expect(a.io).toBeGreaterThan(0.9);
       expect(a.s1 + a.s2).toBeLessThan(0.05);
@@ -110,7 +110,7 @@ describe('built-in protocols (no LLM)', () => {
     const conclusion = markdown.split('## Conclusion')[1].split('##')[0];
     expect(conclusion).toContain(`**${f.circuit.join(', ')}**`);
     expect(conclusion).toMatch(/which contains the name mover/);
-    expect(report.experiments.filter((e) => e.tool === 'attention_patterns').length).toBe(5);
+    expect(report.experiments.filter((e) => e.tool === 'attention_patterns').length).toBe(2); // role scores, then last-token attention on every prompt in one call
     expect(report.experiments.filter((e) => e.tool === 'find_circuit').length).toBe(1);
   });
 
