@@ -19,6 +19,8 @@ export interface Command {
   usage: string;
   options: Record<string, Option>;
   run: (values: Values, positionals: string[]) => Promise<number>;
+  /** Hand the arguments over unparsed (positionals only), for commands that forward them. */
+  passthrough?: boolean;
 }
 
 function threads(v: Values): number | undefined {
@@ -112,6 +114,13 @@ export const commands: Record<string, Command> = {
       }
       throw new Error(`unknown transcript subcommand "${verb ?? ''}"; use: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list`);
     },
+  },
+  bench: {
+    summary: 'list the benchmarks in bench/, or run one: bench NAME [its options] (figures: bench/README.md)',
+    usage: '[NAME [options]]',
+    options: {},
+    passthrough: true,
+    run: async (_v, args) => (await import('./bench.ts')).runBenchmark(args),
   },
   suite: {
     summary: 'run the standard experiments and write Markdown reports with SVG plots',

@@ -21,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    if (cmd.passthrough) return await cmd.run({}, rest);
     const { values, positionals } = parseArgs({ args: rest, options: { ...cmd.options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
     if (values.help) {
       console.log(`neuroscope ${name} ${cmd.usage}\n\n${cmd.summary}`);
