@@ -65,21 +65,29 @@ export function resolveInterventions(
 /** Applies an intervention in place to a tensor computed in JS (the graph-side twin is in graphs/common.ts). */
 export function applyIntervention(x: Tensor, iv: ResolvedIntervention): void {
   const dims = x.dims;
+  const R = dims.length;
   const sm = broadcastStrides(iv.mask.dims, dims);
   const sv = broadcastStrides(iv.value.dims, dims);
   const sa = broadcastStrides(iv.add.dims, dims);
   const m = iv.mask.data;
   const v = iv.value.data;
   const a = iv.add.data;
-  const idx = new Array<number>(dims.length).fill(0);
+  const d = x.data;
+  if (d.length === 0) return;
+  // Walk the last axis as a strided run and carry the outer index once per run: the same
+  // arithmetic per element, without an index carry per element ([B, T, E, H] expert outputs are big).
+  const inner = R ? dims[R - 1] : 1;
+  const [mi, vi, ai] = R ? [sm[R - 1], sv[R - 1], sa[R - 1]] : [0, 0, 0];
+  const idx = new Array<number>(R).fill(0);
   let im = 0;
   let ivv = 0;
   let ia = 0;
-  const d = x.data;
-  for (let i = 0; i < d.length; i++) {
-    const mk = m[im];
-    d[i] = d[i] * (1 - mk) + mk * v[ivv] + a[ia];
-    for (let ax = dims.length - 1; ax >= 0; ax--) {
+  for (let base = 0; base < d.length; base += inner) {
+    for (let j = 0, pm = im, pv = ivv, pa = ia; j < inner; j++, pm += mi, pv += vi, pa += ai) {
+      const mk = m[pm];
+      d[base + j] = d[base + j] * (1 - mk) + mk * v[pv] + a[pa];
+    }
+    for (let ax = R - 2; ax >= 0; ax--) {
       idx[ax]++;
       im += sm[ax];
       ivv += sv[ax];

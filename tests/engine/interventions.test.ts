@@ -1,7 +1,9 @@
 // Batching, padding, caching and the intervention form, each checked against a value computed
 // another way (unbatched runs, the independent reference implementation, algebra on captures).
 import { afterAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { generate } from '../../engine/generate.ts';
+import { applyIntervention, type ResolvedIntervention } from '../../engine/intervention.ts';
 import { GptOssModel } from '../../engine/model.ts';
 import { loadReferenceModel } from '../reference/forward.ts';
 import { fixtureCases, fixtureDir, maxAbsErr, relErr } from '../helpers/fixtures.ts';
@@ -218,5 +220,41 @@ describe('memory', () => {
     expect(tight.cachedWeightBytes).toBeLessThanOrEqual(0.002 * 2 ** 30);
     await small.dispose();
     await tight.dispose();
+  });
+});
+
+describe('applyIntervention (the JS-side form, for hooks computed outside the graphs)', () => {
+  // Element by element from the definition, with explicit broadcast indexing.
+  function reference(x: Float32Array, dims: number[], parts: { data: Float32Array; dims: number[] }[]): Float32Array {
+    const out = x.slice();
+    const at = (t: { data: Float32Array; dims: number[] }, idx: number[]) => t.data[t.dims.reduce((o, n, ax) => o * n + (n === 1 ? 0 : idx[ax]), 0)];
+    for (let i = 0; i < x.length; i++) {
+      const idx: number[] = [];
+      for (let ax = dims.length - 1, r = i; ax >= 0; ax--) {
+        idx[ax] = r % dims[ax];
+        r = Math.floor(r / dims[ax]);
+      }
+      const [m, v, a] = parts.map((p) => at(p, idx));
+      out[i] = x[i] * (1 - m) + m * v + a;
+    }
+    return out;
+  }
+
+  it('equals the definition bit for bit for any shape and broadcast pattern', () => {
+    const shape = fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 });
+    fc.assert(fc.property(shape, fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }), fc.integer({ min: 1, max: 1e6 }), (dims, keep, seed) => {
+      let s = seed;
+      const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+      const part = (k: number) => {
+        const pd = dims.map((n, ax) => (keep[k * 4 + ax] ? n : 1));
+        return { data: Float32Array.from({ length: pd.reduce((a, b) => a * b, 1) }, rnd), dims: pd };
+      };
+      const [mask, value, add] = [part(0), part(1), part(2)];
+      const x = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, rnd);
+      const want = reference(x, dims, [mask, value, add]);
+      const got = { data: x.slice(), dims };
+      applyIntervention(got, { hook: undefined as never, mask, value, add } as ResolvedIntervention);
+      expect(Array.from(got.data)).toEqual(Array.from(want));
+    }), { numRuns: 300 });
   });
 });
