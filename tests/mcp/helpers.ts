@@ -99,3 +99,38 @@ export function pair(n: number, at: number): { clean: string; corrupted: string 
   corrupted[at] = 'w61';
   return { clean: words.join(' '), corrupted: corrupted.join(' ') };
 }
+
+/**
+ * One valid call of every tool on the random word-level model of makeModel (3 layers, words w0..),
+ * in an order where each call's inputs exist (similarity_search reads a vector steer stored).
+ */
+export function validCalls(modelDir: string): [string, Record<string, unknown>][] {
+  const { clean, corrupted } = pair(6, 3);
+  const task = { target: 'w2', distractor: 'w3' };
+  const prompts = ['w1 w2 w3 w4', 'w5 w6 w7 w8', 'w9 w10 w11 w12', 'w13 w14 w15 w16', 'w2 w4 w6 w8', 'w1 w3 w5 w7'];
+  return [
+    ['model_info', {}],
+    ['list_hooks', {}],
+    ['tokenize', { text: 'w1 w2' }],
+    ['generate', { prompt: 'w1 w2', maxNewTokens: 2 }],
+    ['capture_activations', { prompts: [clean], hooks: ['blocks.0.hook_resid_post'] }],
+    ['patch_activations', { clean: [clean], corrupted: [corrupted], ...task, site: 'head' }],
+    ['path_patch', { clean: [clean], corrupted: [corrupted], ...task, receivers: ['L2.H0'] }],
+    ['ablate', { prompts: [clean], ...task, components: ['L1.H0'] }],
+    ['steer', { prompts: [clean], ...task, vector: { positive: ['w1 w2'], negative: ['w3 w4'] }, layer: 1, coefficients: [0, 1], generateTokens: 0, saveAs: 'every_tool' }],
+    ['train_probe', { examples: prompts.map((prompt, i) => ({ prompt, label: i % 2 ? 'odd' : 'even' })), layers: [1] }],
+    ['pca', { prompts, layer: 1, components: 2 }],
+    ['logit_lens', { prompts: [clean], target: 'w2' }],
+    ['direct_logit_attribution', { prompts: [clean], ...task }],
+    ['attention_patterns', { prompts: [clean], layers: [0], heads: [0], query: -1 }],
+    ['expert_routing', { prompts: [clean] }],
+    ['similarity_search', { query: { name: 'every_tool' }, k: 3 }],
+    ['neuron_selectivity', { domains: { a: prompts.slice(0, 3), b: prompts.slice(3) } }],
+    ['find_circuit', { clean: [clean], corrupted: [corrupted], ...task, include: ['heads'] }],
+    ['query_activations', { sql: 'SELECT count(*) AS n FROM runs' }],
+    ['describe_store', {}],
+    ['write_finding', { name: 'every-tool', markdown: '# Every tool\n\nAll of them answered.' }],
+    ['list_findings', {}],
+    ['load_model', { model: modelDir }],
+  ];
+}

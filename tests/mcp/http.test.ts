@@ -8,14 +8,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpServer } from '../../mcp-server/http.ts';
 import { createSharedState } from '../../mcp-server/server.ts';
 import type { Workspace } from '../../tools/workspace.ts';
-import { httpClient, isError, makeModel, pair, startHttpChild, text, type HttpChild } from './helpers.ts';
+import { TOOLS } from '../../tools/index.ts';
+import { httpClient, isError, makeModel, pair, startHttpChild, text, validCalls, type HttpChild } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-mcp-http-'));
 const TOKEN = 'test-token-0123456789abcdef';
 let srv: HttpChild;
+let modelDir: string;
 
 beforeAll(async () => {
-  srv = await startHttpChild(makeModel(root), join(root, 'data'), TOKEN);
+  srv = await startHttpChild((modelDir = makeModel(root)), join(root, 'data'), TOKEN);
 });
 afterAll(async () => {
   await srv?.stop();
@@ -88,6 +90,17 @@ describe('Streamable HTTP', () => {
     expect(tools.map((t) => t.name)).toContain('patch_activations');
     const info = await client.callTool({ name: 'model_info', arguments: {} });
     expect(text(info)).toContain('"modelId": "model"');
+    await client.close();
+  });
+
+  it('every tool answers a valid call', async () => {
+    const client = await httpClient(srv.url, TOKEN);
+    const calls = validCalls(modelDir);
+    expect(calls.map(([n]) => n).sort()).toEqual(TOOLS.map((t) => t.name).sort());
+    for (const [name, args] of calls) {
+      const r = await client.callTool({ name, arguments: args });
+      expect(isError(r), `${name}: ${text(r).slice(0, 400)}`).toBe(false);
+    }
     await client.close();
   });
 

@@ -5,14 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOOLS } from '../../tools/index.ts';
-import { isError, makeModel, pair, stdioClient, text, type StdioHandle } from './helpers.ts';
+import { isError, makeModel, pair, stdioClient, text, validCalls, type StdioHandle } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-mcp-stdio-'));
 const dataDir = join(root, 'data');
 let h: StdioHandle;
+let modelDir: string;
 
 beforeAll(async () => {
-  h = await stdioClient(makeModel(root), dataDir);
+  h = await stdioClient((modelDir = makeModel(root)), dataDir);
 });
 afterAll(async () => {
   await h?.close();
@@ -48,6 +49,16 @@ describe('tools over stdio', () => {
     expect(gen.inputSchema.properties).toHaveProperty('maxNewTokens');
     expect((gen.inputSchema as { examples?: unknown[] }).examples?.length).toBeGreaterThan(0);
     expect(gen.inputSchema.required).toEqual(['prompt']);
+  });
+
+  it('every tool answers a valid call', async () => {
+    const calls = validCalls(modelDir);
+    expect(calls.map(([n]) => n).sort()).toEqual(TOOLS.map((t) => t.name).sort());
+    for (const [name, args] of calls) {
+      const r = await call(name, args);
+      expect(isError(r), `${name}: ${text(r).slice(0, 400)}`).toBe(false);
+      expect(text(r).length, name).toBeGreaterThan(2);
+    }
   });
 
   it('model_info and tokenize', async () => {
