@@ -3,7 +3,7 @@
 // and a run can start at layer L from a cached residual stream, or continue from a KV cache
 // (`past`): then only the new tokens are computed, attending to the cached keys and values.
 import * as ort from 'onnxruntime-node';
-import { Checkpoint, type AttentionWeights, type ExpertWeights } from './checkpoint.ts';
+import { Checkpoint, expectedTensors, type AttentionWeights, type ExpertWeights } from './checkpoint.ts';
 import type { GptOssConfig } from './config.ts';
 import { ATTENTION_WEIGHT_INPUTS } from './graphs/attention.ts';
 import { captureOutput, interventionInput, type HookPlan } from './graphs/common.ts';
@@ -176,14 +176,13 @@ export class GptOssModel {
     this.memoryBudgetBytes = budget * 2 ** 30;
     // Half the budget for weights, the rest for a run's activations and onnxruntime's buffers.
     this.weights = new WeightCache(opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2);
-    const c = this.config;
-    const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E } = c;
-    const allExperts = 4 * c.numLayers * E * (3 * c.intermediateSize * H + 2 * c.intermediateSize + H);
-    const attention = 4 * c.numLayers * (3 * H + (nH + 2 * nKV) * d * (H + 1) + H * nH * d + nH + E * (H + 1));
-    const unembed = 4 * (c.vocabSize * H + H);
+    // Every weight the cache can hold, in float32 (the embedding is read row by row, never cached).
+    const cacheable = expectedTensors(this.config, false)
+      .filter((t) => t.name !== 'model.embed_tokens.weight')
+      .reduce((n, t) => n + 4 * numel(t.shape), 0);
     // Cache experts only when all of them fit in the weight cache beside the other weights (an LRU
     // over experts that do not all fit never hits: a pass needs every layer's); otherwise stream them.
-    this.cacheExperts = opts.cacheWeights !== false && allExperts + attention + unembed <= this.memoryBudgetBytes / 2;
+    this.cacheExperts = opts.cacheWeights !== false && cacheable <= this.memoryBudgetBytes / 2;
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
