@@ -1,7 +1,5 @@
 // Tools about the loaded model itself: what it is, switching it, its hook points, how text
 // tokenises, and generation (plain or in the harmony chat format of gpt-oss).
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { generate } from '../engine/generate.ts';
 import {
@@ -10,23 +8,11 @@ import {
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { LIMITS } from './limits.ts';
 import type { ModelSession } from './session.ts';
-import { BUILT_IN_MODELS } from './workspace.ts';
+import { BUILT_IN_MODELS, builtInIdentity } from './workspace.ts';
 
 /** Whether the tokenizer has the harmony chat markers (o200k_harmony, as gpt-oss checkpoints ship). */
 export function supportsHarmony(session: ModelSession): boolean {
   return session.tokenizer.tokenId(HARMONY.start) !== undefined && session.tokenizer.tokenId(HARMONY.message) !== undefined;
-}
-
-function builtIn(dir: string): { model: string; seed: number } | null {
-  const file = join(dir, 'manifest.json');
-  if (!existsSync(file)) return null;
-  try {
-    // Only the name and seed: the manifest's planted-component locations are the answer key.
-    const m = JSON.parse(readFileSync(file, 'utf8')) as { model?: unknown; seed?: unknown };
-    return typeof m.model === 'string' ? { model: m.model, seed: Number(m.seed ?? 0) } : null;
-  } catch {
-    return null;
-  }
 }
 
 export function describeModel(session: ModelSession) {
@@ -34,7 +20,7 @@ export function describeModel(session: ModelSession) {
   return {
     modelId: session.modelId,
     dir: session.dir,
-    builtIn: builtIn(session.dir),
+    builtIn: builtInIdentity(session.dir),
     architecture: {
       layers: c.numLayers, hidden: c.hiddenSize, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim,
       experts: c.numExperts, expertsPerToken: c.expertsPerToken, expertHidden: c.intermediateSize,

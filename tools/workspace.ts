@@ -1,7 +1,7 @@
 // A workspace: one loaded model and one store, shared by every tool call of a process (CLI, MCP
 // server, agent). Registers the model in the store so runs and experiments can name it. The model
 // can be swapped (load_model): ctx.session always names the current one.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { EngineOptions } from '../engine/model.ts';
 import { ensureTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
@@ -21,6 +21,19 @@ export interface Workspace {
 
 /** Built-in model names a workspace understands besides directories. */
 export const BUILT_IN_MODELS: readonly string[] = TINY_SIZES;
+
+/** Which built-in model (size and seed) a directory holds, from its manifest.json; null for other checkpoints. */
+export function builtInIdentity(dir: string): { model: string; seed: number } | null {
+  const file = join(dir, 'manifest.json');
+  if (!existsSync(file)) return null;
+  try {
+    // Only the name and seed: the manifest's planted-component locations are the answer key.
+    const m = JSON.parse(readFileSync(file, 'utf8')) as { model?: unknown; seed?: unknown };
+    return typeof m.model === 'string' ? { model: m.model, seed: Number(m.seed ?? 0) } : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * A model argument as a checkpoint directory: a built-in name ("tiny-s", "tiny-m"; built under
