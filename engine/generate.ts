@@ -7,7 +7,7 @@ import type { Intervention, RoutingIntervention } from './intervention.ts';
 import type { GptOssModel, KvCache } from './model.ts';
 import { EngineError, selectKvRows } from './model.ts';
 import { Rng } from './rng.ts';
-import type { Tensor } from './tensor.ts';
+import { takeAxis, type Tensor } from './tensor.ts';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -169,18 +169,6 @@ function groupRouting(rules: readonly RoutingIntervention[], rows: number[], tot
     if (r.positions) out.positions = r.positions.filter((p) => p < total);
     return [out];
   });
-}
-
-/** Indices `idx` along axis `axis` of a row-major tensor. */
-function takeAxis(t: Tensor, axis: number, idx: number[]): Tensor {
-  const n = t.dims[axis];
-  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const outer = t.data.length / (n * inner);
-  const data = new Float32Array(outer * idx.length * inner);
-  for (let o = 0; o < outer; o++) {
-    idx.forEach((j, i) => data.set(t.data.subarray((o * n + j) * inner, (o * n + j + 1) * inner), (o * idx.length + i) * inner));
-  }
-  return { data, dims: t.dims.map((d, a) => (a === axis ? idx.length : d)) };
 }
 
 function logSumExp(x: ArrayLike<number>, scale = 1): number {

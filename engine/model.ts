@@ -16,7 +16,7 @@ import { ropeTables } from './rope.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
 import { WeightCache } from './weight-cache.ts';
 import { totalmem } from 'node:os';
-import { expandTo, numel, type Tensor } from './tensor.ts';
+import { expandTo, numel, takeAxis, type Tensor } from './tensor.ts';
 
 export class EngineError extends Error {}
 
@@ -118,12 +118,7 @@ interface LayerInputs {
 const copy = (t: Tensor): Tensor => ({ data: t.data.slice(), dims: [...t.dims] });
 
 /** Rows `rows` of a batch-first tensor. */
-function selectRows(t: Tensor, rows: number[]): Tensor {
-  const per = t.data.length / t.dims[0];
-  const out = new Float32Array(rows.length * per);
-  rows.forEach((b, i) => out.set(t.data.subarray(b * per, (b + 1) * per), i * per));
-  return { data: out, dims: [rows.length, ...t.dims.slice(1)] };
-}
+const selectRows = (t: Tensor, rows: number[]): Tensor => takeAxis(t, 0, rows);
 
 /** Writes the rows of `part` back into rows `rows` of `into`; returns `into`. */
 function scatterRows(into: Tensor, part: Tensor, rows: number[]): Tensor {

@@ -96,8 +96,10 @@ function parseHeader(file: string, header: Record<string, unknown>, dataStart: n
   return { tensors, metadata };
 }
 
-/** Reads a byte range of one tensor straight from disk. */
-/** `into`: read into this buffer (exactly byteLength long) instead of a new one; fresh pages are costly on some VMs. */
+/**
+ * Reads a byte range of one tensor straight from disk; `into`: into this buffer (exactly byteLength
+ * long) instead of a new one, since fresh pages are costly on some VMs.
+ */
 export function readTensorBytes(info: TensorInfo, byteOffset = 0, byteLength = info.byteLength - byteOffset, into?: Uint8Array): Uint8Array {
   if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > info.byteLength) {
     throw new SafetensorsError(`${info.file}: tensor ${info.name}: byte range [${byteOffset}, ${byteOffset + byteLength}) is outside its ${info.byteLength} bytes`);

@@ -48,3 +48,15 @@ export function expandTo(t: Tensor, target: number[]): Tensor {
   }
   return { data: out, dims: target };
 }
+
+/** Indices `idx` along axis `axis` of a row-major tensor. */
+export function takeAxis(t: Tensor, axis: number, idx: number[]): Tensor {
+  const n = t.dims[axis];
+  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = t.data.length / (n * inner);
+  const data = new Float32Array(outer * idx.length * inner);
+  for (let o = 0; o < outer; o++) {
+    idx.forEach((j, i) => data.set(t.data.subarray((o * n + j) * inner, (o * n + j + 1) * inner), (o * idx.length + i) * inner));
+  }
+  return { data, dims: t.dims.map((d, a) => (a === axis ? idx.length : d)) };
+}
