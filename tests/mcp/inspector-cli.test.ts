@@ -98,6 +98,6 @@ describe('MCP Inspector CLI over Streamable HTTP', () => {
   });
 
   it('is refused without the token', async () => {
-    await expect(inspector([http.url, '--transport', 'http'], ['--method', 'tools/list'])).rejects.toThrow(/401|Unauthorized|token/i);
+    await expect(inspector([http.url, '--transport', 'http'], ['--method', 'tools/list'])).rejects.toThrow(/Unauthorized: send \\"Authorization: Bearer <token>\\"/);
   });
 });
