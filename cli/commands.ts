@@ -75,6 +75,10 @@ export const commands: Record<string, Command> = {
     async run(v) {
       // A person at a terminal gets the chat; pipes, CI and --suite get the headless suite with progress lines.
       if (!v.suite && process.stdin.isTTY && process.stdout.isTTY) {
+        // Ink draws only its static part when CI or CONTINUOUS_INTEGRATION is set (read once, at import);
+        // on a real terminal the chat must be live, so they are dropped before the UI loads.
+        delete process.env.CI;
+        delete process.env.CONTINUOUS_INTEGRATION;
         const { runChat } = await import('../agent/ui/main.tsx');
         return runChat({
           model: v.model as string | undefined, dataDir: dataDir(), threads: threads(v),
