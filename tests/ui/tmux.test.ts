@@ -79,6 +79,8 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   const env = [
     `NEUROSCOPE_DATA=${data}`, `OPENAI_BASE_URL=${llm.url}`, 'OPENAI_API_KEY=test-key', 'NEUROSCOPE_MODEL=scripted-model',
     'NEUROSCOPE_LLM_RETRIES=0', 'TERM=xterm-256color', 'LANG=C.UTF-8',
+    // As on CI machines: Ink would draw only static output if the chat did not drop it on a terminal.
+    'CI=true',
   ];
   tmux('-f', '/dev/null', 'new-session', '-d', '-s', 'chat', '-x', '120', '-y', '50', '-c', work,
     `env -u OPENAI_ORG_ID ${env.join(' ')} node ${BIN} start; echo "[exited $?]"; sleep 600`);
