@@ -150,8 +150,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
   // token after it (induction-style) both detect the duplicate, as in Wang et al.
   const duplicateTokenHeads = uniq([...strongHeads(roles.get('duplicate_token')), ...strongHeads(roles.get('induction'))].sort((a, b) => b.score - a.score).map((t) => t.head));
   const watched = [...nameMovers, ...(sInhibition && !nameMovers.includes(sInhibition) ? [sInhibition] : [])];
-  const attnPrompts = ioi;
-  const look = watched.length ? await lastTokenAttention(rec, attnPrompts, watched) : { rows: [], experimentIds: [], unread: 0 };
+  const look = watched.length ? await lastTokenAttention(rec, ioi, watched) : { rows: [], experimentIds: [], unread: 0 };
   const lookOf = (h: string) => look.rows.find((r) => r.head === h);
   const moverLook = nameMovers.map((h) => lookOf(h)!).filter((r) => r.prompts > 0);
   const moversAttendToIO = moverLook.length === nameMovers.length && moverLook.every((r) => r.io > r.s1 + (Number.isFinite(r.s2) ? r.s2 : 0));
@@ -162,7 +161,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
       roleRow('previous_token', 'previous token'), roleRow('duplicate_token', 'duplicate token (earlier copy)'), roleRow('induction', 'induction-style duplicate (token after the earlier copy)'),
     ]), '',
     `Duplicate-detector candidates (duplicate-token or induction-style score at least 0.5): **${duplicateTokenHeads.join(', ') || 'none'}**; previous-token candidates: **${previousTokenHeads.join(', ') || 'none'}**.`, '',
-    `Attention from the last token of the ${attnPrompts.length} prompts (\`attention_patterns\` with \`query: -1\`, experiment ${look.experimentIds.map((x) => `\`${x}\``).join(', ')}), mean over the prompts; IO = the indirect object, S1/S2 = the first/second subject mention, other = every other token, sink = the attention sink.`, '',
+    `Attention from the last token of the ${ioi.length} prompts (\`attention_patterns\` with \`query: -1\`, experiment ${look.experimentIds.map((x) => `\`${x}\``).join(', ')}), mean over the prompts; IO = the indirect object, S1/S2 = the first/second subject mention, other = every other token, sink = the attention sink.`, '',
     mdTable(['head', 'candidate for', 'IO', 'S1', 'S2', 'other tokens', 'sink', 'most attended (prompts)'], look.rows.map((r) => [
       r.head, nameMovers.includes(r.head) ? 'name mover' : 'S-inhibition', r.io, r.s1, r.s2, r.other, r.sink, r.prompts ? `${r.mostAttended} (${r.mostAttendedIn}/${r.prompts})` : '–',
     ])),
@@ -216,7 +215,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     `mean-ablating ${nameMovers.length > 1 ? 'them' : 'it'} drops the logit difference by ${pct(moversAbl.relativeDrop)} (\`${moversAbl.experimentId}\`) against ${pct(ctrlAbl.relativeDrop)} for as many control heads (\`${ctrlAbl.experimentId}\`)${necessary ? `, so ${one ? 'it is' : 'they are'} necessary as well as sufficient` : ', so necessity is not established'}.`,
     sInhibition ? `The signal that tells the name movers which name to avoid reaches their queries mainly from **${sInhibition}** (path patching effect ${num(pathTop[0]?.effect)}, next ${pathTop[1] ? `${pathTop[1].site} ${num(pathTop[1].effect)}` : '–'}): the S-inhibition candidate.` : 'No earlier head stands out in path patching into the name movers\' queries.',
     moverLook.length
-      ? `Attention patterns agree${moversAttendToIO ? '' : ' only in part'}: from the last token ${one ? `${moverLook[0].head} puts` : `the name movers put`} ${moverLook.map((r) => pct(r.io)).join(', ')} of ${one ? 'its' : 'their'} attention on the indirect object and ${moverLook.map((r) => pct(r.s1 + (Number.isFinite(r.s2) ? r.s2 : 0))).join(', ')} on the subject (mean over ${attnPrompts.length} prompts)${sInhibition && lookOf(sInhibition)?.prompts ? `, while ${sInhibition} attends mostly to ${KEY_NAMES[lookOf(sInhibition)!.mostAttended] ?? `"${lookOf(sInhibition)!.mostAttended}"`} (${lookOf(sInhibition)!.mostAttendedIn} of ${lookOf(sInhibition)!.prompts} prompts)` : ''}.`
+      ? `Attention patterns agree${moversAttendToIO ? '' : ' only in part'}: from the last token ${one ? `${moverLook[0].head} puts` : `the name movers put`} ${moverLook.map((r) => pct(r.io)).join(', ')} of ${one ? 'its' : 'their'} attention on the indirect object and ${moverLook.map((r) => pct(r.s1 + (Number.isFinite(r.s2) ? r.s2 : 0))).join(', ')} on the subject (mean over ${ioi.length} prompts)${sInhibition && lookOf(sInhibition)?.prompts ? `, while ${sInhibition} attends mostly to ${KEY_NAMES[lookOf(sInhibition)!.mostAttended] ?? `"${lookOf(sInhibition)!.mostAttended}"`} (${lookOf(sInhibition)!.mostAttendedIn} of ${lookOf(sInhibition)!.prompts} prompts)` : ''}.`
       : 'The last-token attention of the candidates could not be read.',
     duplicateTokenHeads.length
       ? `By attention role scores **${duplicateTokenHeads.join(', ')}** ${duplicateTokenHeads.length > 1 ? 'are' : 'is'} the duplicate detector candidate${duplicateTokenHeads.length > 1 ? 's' : ''} (attends from the repeated subject to its earlier copy or to the token after it)${previousTokenHeads.length ? `, and ${previousTokenHeads.join(', ')} attend${previousTokenHeads.length > 1 ? '' : 's'} to the previous token` : ''}.`
