@@ -2,7 +2,7 @@
 // server, agent). Registers the model in the store so runs and experiments can name it. The model
 // can be swapped (load_model): ctx.session always names the current one.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { EngineOptions } from '../engine/model.ts';
 import { ensureTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
 import { ToolError, type ToolContext } from './define.ts';
@@ -33,6 +33,12 @@ export function builtInIdentity(dir: string): { model: string; seed: number } | 
   } catch {
     return null;
   }
+}
+
+/** How reports name a model: "tiny-s seed 0" for a built-in one, else the directory's name ("gpt-oss-20b"). */
+export function modelLabel(dir: string): string {
+  const b = builtInIdentity(dir);
+  return b ? `${b.model} seed ${b.seed}` : basename(resolve(dir));
 }
 
 /**

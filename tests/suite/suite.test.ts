@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { buildTinyModel } from '../../engine/tiny/index.ts';
 import { EXPERIMENTS, runSuite } from '../../tools/suite/index.ts';
-import { loadSuitePrompts } from '../../tools/suite/prompts.ts';
+import { comparisonOpener } from '../../tools/suite/compare.ts';
 import { openWorkspace } from '../../tools/workspace.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-suite-'));
@@ -18,11 +18,9 @@ it('writes every report and index; plots hold data; conclusions match the plante
   const steps: string[] = [];
   try {
     const out = join(root, 'out');
-    const openOther = async () => {
-      buildTinyModel('tiny-m', 4243, join(root, 'model-m'));
-      const other = await openWorkspace(join(root, 'model-m'), join(root, 'data-m'), { threads: 1 });
-      return { ctx: other.ctx, prompts: loadSuitePrompts(join(root, 'model-m')), modelName: 'tiny-m seed 4243', close: other.close };
-    };
+    // Circuit growth compares with tiny-m, opened as `neuroscope suite --compare DIR` opens it.
+    buildTinyModel('tiny-m', 4243, join(root, 'model-m'));
+    const openOther = comparisonOpener({ modelDir: join(root, 'model'), dataDir: join(root, 'data'), compare: join(root, 'model-m'), engine: { threads: 1 } });
     const r = await runSuite({ ctx: ws.ctx, modelDir: join(root, 'model'), outDir: out, openOther, onStep: (e) => steps.push(e.message) });
     expect(r.reports.map((x) => x.id)).toEqual(EXPERIMENTS.map((e) => e.id));
     const files = readdirSync(out);
@@ -41,6 +39,11 @@ it('writes every report and index; plots hold data; conclusions match the plante
       expect(rep.score!.ok, `${rep.title}: ${md.split('## Scored')[1]?.split('## Reproduce')[0]}`).toBe(rep.score!.total);
     }
     expect(steps.length).toBeGreaterThan(5);
+    // Both models are named the same way (built-in size and seed) in the reports.
+    const growth = readFileSync(join(out, r.reports.find((x) => x.id === 4)!.file), 'utf8');
+    expect(growth).toContain('Model: `tiny-s seed 4242`');
+    expect(growth).toMatch(/\| tiny-s seed 4242 \| 4 \|/);
+    expect(growth).toMatch(/\| tiny-m seed 4243 \| \d+ \|/);
   } finally {
     await ws.close();
   }

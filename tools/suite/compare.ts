@@ -3,7 +3,7 @@
 import { basename, join } from 'node:path';
 import type { EngineOptions } from '../../engine/model.ts';
 import { TINY_SIZES } from '../../engine/tiny/index.ts';
-import { builtInIdentity, openWorkspace, resolveModel } from '../workspace.ts';
+import { builtInIdentity, modelLabel, openWorkspace, resolveModel } from '../workspace.ts';
 import { loadSuitePrompts } from './prompts.ts';
 import type { SuiteEnv } from './types.ts';
 
@@ -18,6 +18,6 @@ export function comparisonOpener(opts: { modelDir: string; dataDir: string; comp
     const dir = resolveModel(target, opts.dataDir);
     // Its own store, so the two models' runs and experiments stay apart.
     const other = await openWorkspace(dir, join(opts.dataDir, `other-${basename(dir)}`), opts.engine ?? {});
-    return { ctx: { ...other.ctx, ...(opts.signal ? { signal: opts.signal } : {}) }, prompts: loadSuitePrompts(dir), modelName: basename(dir), close: other.close };
+    return { ctx: { ...other.ctx, ...(opts.signal ? { signal: opts.signal } : {}) }, prompts: loadSuitePrompts(dir), modelName: modelLabel(dir), close: other.close };
   };
 }

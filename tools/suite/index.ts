@@ -1,7 +1,7 @@
 // The standard experiments as one command: each writes a Markdown report with SVG plots, ids and
 // SQL; an index links them. On gpt-oss-tiny each report is scored against the manifest.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { ToolError, type ToolContext } from '../define.ts';
 import { causalTracing } from './experiments/causal-tracing.ts';
 import { circuitGrowth } from './experiments/circuit-growth.ts';
@@ -11,6 +11,7 @@ import { steering } from './experiments/steering.ts';
 import { sqlBlock, table } from './markdown.ts';
 import { loadSuitePrompts } from './prompts.ts';
 import { NotRunnable } from './compare.ts';
+import { modelLabel } from '../workspace.ts';
 import { scoreReport } from './score.ts';
 import type { Experiment, ExperimentReport, SuiteEnv } from './types.ts';
 
@@ -57,7 +58,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const manifestFile = join(opts.modelDir, 'manifest.json');
   const manifest = existsSync(manifestFile) ? JSON.parse(readFileSync(manifestFile, 'utf8')) : null;
   const prompts = loadSuitePrompts(opts.modelDir);
-  const modelName = manifest ? `${manifest.model} seed ${manifest.seed}` : basename(opts.modelDir);
+  const modelName = modelLabel(opts.modelDir);
   const result: SuiteResult = { outDir: opts.outDir, reports: [] };
   for (const [i, exp] of chosen.entries()) {
     const env: SuiteEnv = {
