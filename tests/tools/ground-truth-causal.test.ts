@@ -60,7 +60,7 @@ for (const { size, seed } of CASES) {
       const layer = Number(movers[0].split('.')[0].slice(1));
       const other = [...Array(manifest.architecture.num_attention_heads).keys()].map((h) => `L${layer}.H${h}`).find((h) => !used.has(h))!;
       const unrelated = await callTool(ablateTool, { ...args, components: [other], each: false }, ctx);
-      expect(Math.abs(unrelated.relativeDrop)).toBeLessThan(0.1);
+      expect(Math.abs(unrelated.relativeDrop!)).toBeLessThan(0.1);
       for (const method of ['mean', 'resample'] as const) {
         const r = await callTool(ablateTool, { ...args, components: movers, each: false, method, reference: manifest.tasks.ioi.examples.map((e) => e.prompt) }, ctx);
         expect(r.relativeDrop).toBeGreaterThan(0.5);
