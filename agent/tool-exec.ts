@@ -14,6 +14,8 @@ export interface ToolStartEvent {
 export interface ToolEndEvent extends ToolStartEvent {
   ok: boolean;
   text: string;
+  /** The typed result (null for errors and calls that did not run). */
+  structured?: Record<string, unknown> | null;
   ms: number;
   experimentIds: string[];
   runIds: string[];
