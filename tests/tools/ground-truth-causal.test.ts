@@ -47,7 +47,9 @@ for (const { size, seed } of CASES) {
       const set = ioiPatchingSet(ioi(), 'abc');
       const r = await callTool(pathPatchTool, { ...set, receivers: heads(manifest, 'ioi.name_mover'), receiverInput: 'q' }, ctx);
       expect(r.top[0].sender).toBe(heads(manifest, 'ioi.s_inhibition')[0]);
-      expect(Math.abs(r.top[0].effect)).toBeGreaterThan(3 * Math.abs(r.top[1].effect));
+      // The top list holds only senders with an effect: the next one (if any) is far behind.
+      expect(Math.abs(r.top[0].effect)).toBeGreaterThan(3 * Math.abs(r.top[1]?.effect ?? 0));
+      for (const t of r.top) expect(Math.abs(t.effect)).toBeGreaterThan(1e-6);
     });
 
     it('ablating the planted name movers drops the logit difference; an unrelated head of their layer does not', async () => {
