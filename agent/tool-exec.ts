@@ -3,6 +3,7 @@
 // the model can act on; so are tool errors. Every call gets exactly one tool message back, also when
 // the budget is spent or the user cancels, so the conversation stays valid for the next request.
 import type { ChatMessage, ToolCallRecord } from './llm/types.ts';
+import { closestName } from '../tools/names.ts';
 import type { McpToolbox, ToolProgressEvent } from './mcp.ts';
 
 export interface ToolStartEvent {
@@ -52,33 +53,6 @@ export interface ExecuteOptions extends ToolHandlers {
   maxResultChars?: number;
   /** Tools this caller may not use, with the reason. */
   refuse?: (name: string) => string | null;
-}
-
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length];
-}
-
-export function closestName(name: string, names: string[]): string | null {
-  let best: string | null = null;
-  let bestD = Infinity;
-  for (const n of names) {
-    const dist = editDistance(name.toLowerCase(), n.toLowerCase());
-    if (dist < bestD) {
-      bestD = dist;
-      best = n;
-    }
-  }
-  return best && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
 }
 
 /** Arguments text -> object, or an error message for the model. Empty text means no arguments. */

@@ -133,6 +133,16 @@ export class Tokenizer {
   }
 
   /** Whether the tokenizer has a token for this id. */
+  /** The id text outside the vocabulary becomes (word-level vocabularies), or undefined when there is none (byte-level BPE). */
+  get unknownId(): number | undefined {
+    return this.unkId;
+  }
+
+  /** The vocabulary's entries as readable strings (for suggesting words), special tokens left out. */
+  words(): string[] {
+    return this.vocab.flatMap((_, id) => (this.added.has(id) || id === this.unkId ? [] : [this.tokenString(id)]));
+  }
+
   has(id: number): boolean {
     return Number.isInteger(id) && id >= 0 && id < this.vocabSize && this.vocab[id] !== undefined;
   }

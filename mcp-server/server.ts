@@ -9,7 +9,7 @@ import {
   type CallToolResult, type ServerNotification, type ServerRequest, type Tool as McpTool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { callTool, type Tool, type ToolContext, type ToolProgress } from '../tools/define.ts';
+import { callTool, toolInput, toolOutput, type Tool, type ToolContext, type ToolProgress } from '../tools/define.ts';
 import { findingFileNames, findingUri, readFinding } from '../tools/findings.ts';
 import { TOOLS } from '../tools/index.ts';
 import { checkRequestLimits } from '../tools/limits.ts';
@@ -71,14 +71,14 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
 
 export function inputJsonSchema(tool: Tool): McpTool['inputSchema'] {
   let s = inputCache.get(tool);
-  if (!s) inputCache.set(tool, (s = jsonSchema(tool.input, 'input') as McpTool['inputSchema']));
+  if (!s) inputCache.set(tool, (s = jsonSchema(toolInput(tool), 'input') as McpTool['inputSchema']));
   return s;
 }
 
 /** The tool's result schema, advertised as outputSchema: clients validate structuredContent against it. */
 export function outputJsonSchema(tool: Tool): NonNullable<McpTool['outputSchema']> {
   let s = outputCache.get(tool);
-  if (!s) outputCache.set(tool, (s = jsonSchema(tool.output, 'output') as NonNullable<McpTool['outputSchema']>));
+  if (!s) outputCache.set(tool, (s = jsonSchema(toolOutput(tool), 'output') as NonNullable<McpTool['outputSchema']>));
   return s;
 }
 

@@ -12,14 +12,14 @@ import { answerList, describeChange, meanMetric, METRIC_DIRECTION, metricAnswers
 import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
-import { parseComponent, type Component } from './sites.ts';
+import { parseComponent, type Component, siteList } from './sites.ts';
 
-export const ablateInput = z.object({
+export const ablateInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).describe('prompts on which the behaviour is measured'),
   target: answerList.optional().describe('answer token(s) for logit_diff / prob / logprob'),
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
-  components: z.array(z.string()).min(1).describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
+  components: siteList(z.string(), 'component', 512).describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
   method: z.enum(['zero', 'mean', 'resample']).default('zero'),
   reference: z.array(z.string().min(1)).optional().describe('prompts for mean/resample values (default: the prompts themselves)'),
   expertMode: z.enum(['output', 'routing']).default('output').describe('experts: remove the output, or forbid the expert in routing (its tokens go to the next choice)'),
@@ -71,6 +71,7 @@ function hookOf(t: Target): string {
 export const ablateTool = defineTool({
   name: 'ablate',
   description: 'Ablate heads, neurons, experts or residual positions (zero, mean over reference prompts, or resample from another prompt) and report the metric before and after, together and for each component alone.',
+  readsText: true,
   input: ablateInput,
   output: ablateOutput,
   async run(input, ctx) {

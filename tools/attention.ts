@@ -17,15 +17,15 @@ import { checkCancelled, defineTool, ToolError, type ToolContext } from './defin
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers, parseComponent } from './sites.ts';
+import { checkLayers, parseComponent, siteList } from './sites.ts';
 
 export const HEAD_ROLES = ['previous_token', 'induction', 'duplicate_token', 'attends_to_first', 'sink'] as const;
 export type HeadRole = (typeof HEAD_ROLES)[number];
 
-export const attentionInput = z.object({
+export const attentionInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).max(256).describe('prompts to read patterns from; include a repeated random sequence (e.g. "a b c d a b c d") to score induction heads and repeated words for duplicate-token heads'),
-  layers: z.array(z.number().int()).optional().describe('layers to look at (default all)'),
-  heads: z.array(z.number().int()).optional().describe('head indices within each layer (default all)'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('layers to look at (default all)'),
+  heads: siteList(z.number().int(), 'head').optional().describe('head indices within each layer (default all)'),
   patternPrompt: z.number().int().min(0).default(0).describe('index into prompts of the prompt whose full patterns (and matrix) are returned'),
   maxPatternHeads: z.number().int().min(0).max(256).default(8).describe('return full per-head patterns only when at most this many heads are selected (narrow layers/heads to see them; 0 = never)'),
   head: z.string().optional().describe('one head, e.g. "L2.H1", to return as a compact labelled matrix with a text heatmap'),
@@ -133,6 +133,7 @@ function scoreHead(acc: Acc[], ids: number[], A: Float32Array, aOff: number, S: 
 export const attentionTool = defineTool({
   name: 'attention_patterns',
   description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads, one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Stores one results row per head x role (experiment kind "attention_roles").',
+  readsText: true,
   input: attentionInput,
   output: attentionOutput,
   async run(input, ctx: ToolContext): Promise<AttentionResult> {

@@ -12,7 +12,7 @@ import { answerList, answers } from './metrics.ts';
 import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 
-export const dlaInput = z.object({
+export const dlaInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).max(512),
   target: answerList.describe('the answer token (one word, or one per prompt)'),
   distractor: answerList.optional().describe('the competing token (one word, or one per prompt); without it the direction is the target\'s unembedding alone (attributing the target logit)'),
@@ -65,6 +65,7 @@ export const dlaOutput = z.object({
 export const dlaTool = defineTool({
   name: 'direct_logit_attribution',
   description: 'Direct logit attribution at one position (default the last): how much each head (attn.hook_result), each expert (mlp.hook_expert_out) and optionally each neuron writes directly along unembed(target) - unembed(distractor) (or unembed(target)), through the final RMSNorm with its scale frozen at the actual final residual. The embedding, o_proj biases and expert biases are their own rows, so the parts sum to the actual logit difference (reported with the check). Returns the top contributors (positive and negative), a per-layer summary, and stores an experiment with a row per component.',
+  readsText: true,
   input: dlaInput,
   output: dlaOutput,
   async run(input, ctx) {

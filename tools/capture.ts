@@ -1,19 +1,20 @@
 // Capture: run prompts, copy out the asked-for hooks at the asked-for positions, store them as
 // activation rows (one vector per run x hook x position x head/expert) and summarise.
 import { z } from 'zod';
-import { expandHooks, type ResolvedHook } from '../engine/hooks.ts';
+import type { GptOssConfig } from '../engine/config.ts';
+import type { ResolvedHook } from '../engine/hooks.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { runAndRecord } from './runs.ts';
-import { resolvePositions } from './sites.ts';
+import { resolveHooks, resolvePositions, siteList } from './sites.ts';
 import { RunIds } from './output.ts';
 import type { ActivationInput } from './store/index.ts';
 
-export const captureInput = z.object({
+export const captureInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).max(256).describe('one or more prompts'),
-  hooks: z.array(z.string().min(1)).min(1).describe('hook names or patterns, e.g. ["blocks.*.hook_resid_post", "blocks.2.attn.hook_pattern"]'),
-  positions: z.union([z.literal('all'), z.array(z.number().int())]).default('all').describe('token positions to keep (negative counts from the end)'),
-  components: z.array(z.number().int()).optional().describe('for per-head / per-expert hooks: which heads or experts to keep (default all)'),
+  hooks: siteList(z.string().min(1), 'hook').describe('hook names or patterns, e.g. ["blocks.*.hook_resid_post", "blocks.2.attn.hook_pattern"]'),
+  positions: z.union([z.literal('all'), siteList(z.number().int(), 'position')]).default('all').describe('token positions to keep (negative counts from the end)'),
+  components: siteList(z.number().int(), 'component').optional().describe('for per-head / per-expert hooks: which heads or experts to keep (default all)'),
   store: z.boolean().default(true).describe('write the vectors to the activations table'),
   maxRows: z.number().int().min(1).max(2_000_000).default(200_000).describe('refuse captures that would write more rows than this'),
 });
@@ -74,20 +75,38 @@ export function* hookVectors(h: ResolvedHook, t: Tensor, b: number, positions: n
   }
 }
 
+/** How many heads or experts a hook's component axis has (null: the hook has no component axis). */
+function componentCount(h: ResolvedHook, cfg: GptOssConfig): number | null {
+  if (LAYOUTS[h.spec.shape].compAxis === null) return null;
+  return h.spec.shape.includes('nKV') ? cfg.numKvHeads : h.spec.shape.includes('nH') ? cfg.numHeads : cfg.numExperts;
+}
+
+/** Every component index must exist on every hook it is read from (an index past the axis would read another position's data). */
+function checkComponents(hooks: ResolvedHook[], components: number[], cfg: GptOssConfig): void {
+  for (const h of hooks) {
+    const n = componentCount(h, cfg);
+    if (n === null) throw new ToolError(`components were given, but ${h.name} (${h.spec.shape}) has no head or expert axis; leave components out, or capture per-head / per-expert hooks only`);
+    const bad = components.filter((c) => c < 0 || c >= n);
+    if (bad.length) throw new ToolError(`components ${bad.join(', ')} do not exist on ${h.name} (${h.spec.shape}): valid 0..${n - 1}`);
+  }
+}
+
 export const captureTool = defineTool({
   name: 'capture_activations',
   description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table and returns run ids, shapes, mean norms and the top next tokens.',
+  readsText: true,
   input: captureInput,
   output: captureOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const prompts = ctx.session.encodeAll(input.prompts);
-    const hooks = expandHooks(input.hooks, cfg.numLayers);
+    const hooks = resolveHooks(input.hooks, cfg.numLayers);
+    if (input.components) checkComponents(hooks, input.components, cfg);
     const perPrompt = prompts.map((p) => resolvePositions(input.positions, p.ids.length));
     const needsAll = hooks.some((h) => h.spec.shape.includes('P'));
     const estimate = hooks.reduce((n, h) => {
       const layout = LAYOUTS[h.spec.shape];
-      const comps = layout.compAxis === null ? 1 : (input.components?.length ?? (h.spec.shape.includes('nH') ? cfg.numHeads : h.spec.shape.includes('nKV') ? cfg.numKvHeads : cfg.numExperts));
+      const comps = input.components?.length ?? componentCount(h, cfg) ?? 1;
       return n + comps * perPrompt.reduce((a, ps) => a + ps.length, 0);
     }, 0);
     if (input.store && estimate > input.maxRows) {

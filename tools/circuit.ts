@@ -24,9 +24,9 @@ import { answerList, meanMetric, metricAnswers, metricOf, metricOnRun, MetricNam
 import { alignPairs } from './patch.ts';
 import { ExperimentId, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
-import { checkLayers, componentName, parseComponent, type Component } from './sites.ts';
+import { checkLayers, componentName, parseComponent, type Component, siteList } from './sites.ts';
 
-export const circuitInput = z.object({
+export const circuitInput = z.strictObject({
   clean: z.array(z.string().min(1)).min(1).max(64).describe('prompts where the behaviour happens, e.g. ["When Mary and John went to the store , John gave a drink to"]'),
   corrupted: z.array(z.string().min(1)).min(1).max(64).describe('token-aligned prompts where it does not (same token count as each clean prompt), e.g. with the repeated name replaced by a third name'),
   target: answerList.describe('the answer token on the clean prompts (one word, or one per example)'),
@@ -34,9 +34,9 @@ export const circuitInput = z.object({
   metric: MetricName.default('logit_diff'),
   threshold: z.number().min(0).max(1).default(0.8).describe('the circuit is the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches this'),
   include: z.array(z.enum(['heads', 'experts'])).min(1).default(['heads', 'experts']).describe('component kinds to search over (ignored when components is given)'),
-  layers: z.array(z.number().int()).optional().describe('only candidates in these layers (default all)'),
-  neurons: z.array(z.string()).optional().describe('extra neuron candidates, e.g. ["L1.E2.N7"] (patched on mlp.hook_post)'),
-  components: z.array(z.string()).min(1).optional().describe('the exact candidate set instead of include/layers, e.g. ["L0.H7", "L1.H1", "L3.E5", "L2.E7.N8"]'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('only candidates in these layers (default all)'),
+  neurons: siteList(z.string(), 'neuron').optional().describe('extra neuron candidates, e.g. ["L1.E2.N7"] (patched on mlp.hook_post)'),
+  components: siteList(z.string(), 'component').optional().describe('the exact candidate set instead of include/layers, e.g. ["L0.H7", "L1.H1", "L3.E5", "L2.E7.N8"]'),
   fraction: z.number().gt(0).max(0.5).default(0.25).describe('share of the remaining candidates pruned per round while more than exactBelow remain'),
   exactBelow: z.number().int().min(1).default(16).describe('once this few candidates remain, prune one per round'),
   inertTolerance: z.number().min(0).default(1e-3).describe('removals that change the share by less than this are pruned together'),
@@ -109,6 +109,7 @@ function tileRows(t: Tensor, rows: number[], T: number): Tensor {
 export const circuitTool = defineTool({
   name: 'find_circuit',
   description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
+  readsText: true,
   input: circuitInput,
   output: circuitOutput,
   async run(input, ctx): Promise<CircuitResult> {

@@ -8,12 +8,12 @@ import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { answerList, answers } from './metrics.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
-import { checkLayers } from './sites.ts';
+import { checkLayers, siteList } from './sites.ts';
 
-export const logitLensInput = z.object({
+export const logitLensInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).max(256),
   position: z.number().int().default(-1).describe('the token position read in every prompt (negative counts from the end; default -1, the last token)'),
-  layers: z.array(z.number().int()).optional().describe('layers whose output (blocks.L.hook_resid_post) is read (default all)'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('layers whose output (blocks.L.hook_resid_post) is read (default all)'),
   residMid: z.boolean().default(false).describe('also read blocks.L.hook_resid_mid (after attention, before the MoE) at each layer'),
   embed: z.boolean().default(false).describe('also read the token embedding (hook_embed) as layer "embed"'),
   target: answerList.optional().describe('a token whose rank, probability and logit are tracked per layer (one word, or one per prompt)'),
@@ -94,6 +94,7 @@ function lensPoint(row: Float32Array, topK: number, target: number | null, token
 export const logitLensTool = defineTool({
   name: 'logit_lens',
   description: 'Logit lens: at one position of each prompt (default the last), decode the residual stream after every layer (blocks.L.hook_resid_post; optionally resid_mid and the embedding) through the model\'s real final RMSNorm and unembedding. Returns per layer the top-k tokens with probabilities, the KL to the final distribution, agreement with the final top-1 and, for a target token, its rank, probability and logit; aggregated over prompts, with per-prompt detail for the first few. Stores an experiment with a row per layer (and per prompt x layer).',
+  readsText: true,
   input: logitLensInput,
   output: logitLensOutput,
   async run(input, ctx) {

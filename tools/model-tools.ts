@@ -171,6 +171,7 @@ export const generateTool = defineTool({
     'Generate a continuation with the loaded model (greedy by default, or sampled with temperature/topP/seed). With harmony: true the prompt ' +
     'becomes a user turn in the gpt-oss harmony chat format and the reply comes back parsed into analysis/final messages. ' +
     'The prompt plus completion is stored as a run (runId). Example: {"prompt": "When Mary and John went to the store , John gave a drink to", "maxNewTokens": 5}',
+  readsText: true,
   input: generateInput.meta({
     examples: [
       { prompt: 'When Mary and John went to the store , John gave a drink to', maxNewTokens: 5 },

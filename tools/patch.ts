@@ -10,23 +10,23 @@ import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGI
 import { runAndRecord, tileExamples } from './runs.ts';
 import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers, resolvePositions } from './sites.ts';
+import { checkLayers, resolvePositions, siteList } from './sites.ts';
 
 export const PatchSite = z.enum(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'head', 'expert', 'neuron']);
 
-export const patchInput = z.object({
+export const patchInput = z.strictObject({
   clean: z.array(z.string().min(1)).min(1).describe('prompts where the behaviour happens, e.g. ["When Mary and John went to the store , John gave a drink to"]'),
   corrupted: z.array(z.string().min(1)).min(1).describe('token-aligned prompts where it does not (same token count as each clean prompt)'),
   target: answerList.describe('the answer token on the clean prompts (one word, or one per example)'),
   distractor: answerList.optional().describe('the competing token for logit_diff (one word, or one per example)'),
   metric: MetricName.default('logit_diff'),
   site: PatchSite.describe('resid_*/attn_out/mlp_out: by layer x position; head: per-head z (all positions unless perPosition); expert: per-expert output; neuron: listed neurons'),
-  layers: z.array(z.number().int()).optional().describe('layers to sweep (default all)'),
-  positions: z.union([z.literal('all'), z.array(z.number().int())]).default('all').describe('positions for resid/attn_out/mlp_out sites and per-position head sweeps; negative counts from the end'),
-  heads: z.array(z.number().int()).optional(),
+  layers: siteList(z.number().int(), 'layer').optional().describe('layers to sweep (default all)'),
+  positions: z.union([z.literal('all'), siteList(z.number().int(), 'position')]).default('all').describe('positions for resid/attn_out/mlp_out sites and per-position head sweeps; negative counts from the end'),
+  heads: siteList(z.number().int(), 'head').optional(),
   perPosition: z.boolean().default(false).describe('head site: patch each head at each position separately'),
-  experts: z.array(z.number().int()).optional(),
-  neurons: z.array(z.string()).optional().describe('neuron site: e.g. ["L1.E2.N7"]'),
+  experts: siteList(z.number().int(), 'expert').optional(),
+  neurons: siteList(z.string(), 'neuron').optional().describe('neuron site: e.g. ["L1.E2.N7"]'),
   mode: z.enum(['batched', 'sequential']).default('batched'),
   maxBatch: z.number().int().min(1).max(4096).default(64).describe('rows per forward in batched mode'),
 });
@@ -133,6 +133,7 @@ function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[
 export const patchTool = defineTool({
   name: 'patch_activations',
   description: 'Activation patching: restore one site at a time from the clean run into the corrupted run and measure the normalised effect (patched - corrupted) / (clean - corrupted) on the metric. Returns a grid (e.g. layer x position or layer x head) and the top sites; every site is stored as a row of the results table.',
+  readsText: true,
   input: patchInput,
   output: patchOutput,
   async run(input, ctx): Promise<PatchResult> {

@@ -13,16 +13,16 @@ import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGI
 import { alignPairs } from './patch.ts';
 import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
-import { componentName, parseComponent } from './sites.ts';
+import { componentName, parseComponent, siteList } from './sites.ts';
 
-export const pathPatchInput = z.object({
+export const pathPatchInput = z.strictObject({
   clean: z.array(z.string().min(1)).min(1),
   corrupted: z.array(z.string().min(1)).min(1).describe('token-aligned with clean'),
   target: answerList,
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
-  senders: z.union([z.literal('all'), z.array(z.string())]).default('all').describe('sender heads, e.g. ["L1.H3"], or "all" heads in layers before the first receiver'),
-  receivers: z.union([z.literal('resid_end'), z.array(z.string()).min(1)]).describe('receiver heads, e.g. ["L3.H5"], or "resid_end" (the logits)'),
+  senders: z.union([z.literal('all'), siteList(z.string(), 'sender')]).default('all').describe('sender heads, e.g. ["L1.H3"], or "all" heads in layers before the first receiver'),
+  receivers: z.union([z.literal('resid_end'), siteList(z.string(), 'receiver')]).describe('receiver heads, e.g. ["L3.H5"], or "resid_end" (the logits)'),
   receiverInput: z.enum(['q', 'k', 'v', 'qkv']).default('q').describe('which input of the receiver heads carries the path (k and v are shared by a GQA group)'),
   direction: z.enum(['denoise', 'noise']).default('denoise').describe('denoise: base corrupted, source clean; noise: base clean, source corrupted'),
   maxBatch: z.number().int().min(1).max(4096).default(64),
@@ -44,6 +44,7 @@ interface Head { layer: number; head: number }
 export const pathPatchTool = defineTool({
   name: 'path_patch',
   description: 'Path patching: the effect of each sender head on the receivers (their q, k or v inputs, or the final residual stream) through that path only, with all other heads frozen. Returns a normalised effect per sender (1 = restores the clean metric fully through this path).',
+  readsText: true,
   input: pathPatchInput,
   output: pathPatchOutput,
   async run(input, ctx) {

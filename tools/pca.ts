@@ -7,7 +7,7 @@ import { columnStats, dot, mat, principalComponents } from './linalg.ts';
 import { ExperimentId, RunIds } from './output.ts';
 import { ActivationHook, ActivationPosition, gatherActivations, resolveHookTargets, samplePositions, slug } from './probe.ts';
 
-export const pcaInput = z.object({
+export const pcaInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(2).max(5000).describe('the prompts whose activations are analysed'),
   labels: z.array(z.union([z.string().min(1), z.number().finite()])).optional().describe('optional class label per prompt (same length as prompts): centroids and class separation per component'),
   hook: ActivationHook,
@@ -41,6 +41,7 @@ export const pcaOutput = z.object({
 export const pcaTool = defineTool({
   name: 'pca',
   description: 'Principal component analysis of activations at a hook/layer/position over prompts (optionally class-labelled): the components (stored as vectors pca_<name>_c0.. of kind "pca"), explained-variance ratios, every prompt\'s coordinates on the first PCs, per-class centroids in PC space and the share of each PC\'s variance the classes explain (eta²). Stores an experiment with a row per component and per sample.',
+  readsText: true,
   input: pcaInput,
   output: pcaOutput,
   async run(input, ctx) {

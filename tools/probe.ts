@@ -4,14 +4,14 @@
 // (or mean) baseline and a shuffled-label control trained the same way, so a probe that only
 // memorises shows up as one. The best layer's direction is stored in the original residual basis.
 import { z } from 'zod';
-import { BLOCK_HOOKS, HookError, resolveHook } from '../engine/hooks.ts';
+import { BLOCK_HOOKS } from '../engine/hooks.ts';
 import { Rng } from '../engine/rng.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { columnStats, dot, logistic, mat, predictClasses, ridge, rowSpace, standardise, type Mat } from './linalg.ts';
 import { runAndRecord } from './runs.ts';
 import { ExperimentId, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers } from './sites.ts';
+import { checkLayers, resolveHooks, siteList } from './sites.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Shared by the activation-reading analysis tools (probe, PCA): which hook, which positions.
@@ -55,12 +55,7 @@ export function resolveHookTargets(hook: string, layers: readonly number[] | und
   }
   const full = /^blocks\.(\d+)\.(.+)$/.exec(h);
   if (full) {
-    let resolved;
-    try {
-      resolved = resolveHook(h, cfg.numLayers);
-    } catch (e) {
-      throw new ToolError(e instanceof HookError ? e.message : String(e));
-    }
+    const [resolved] = resolveHooks([h], cfg.numLayers);
     if (resolved.spec.shape !== '[B, T, H]') throw new ToolError(`hook "${h}" has shape ${resolved.spec.shape}; this tool reads one hidden-width vector per position; ${valid}`);
     if (layers?.length && !(layers.length === 1 && layers[0] === resolved.layer)) {
       throw new ToolError(`hook "${h}" names layer ${resolved.layer} but layers were given as [${layers.join(', ')}]; give a short hook name (e.g. "${resolved.spec.local.replace(/^hook_/, '')}") to sweep layers`);
@@ -172,13 +167,13 @@ export function slug(s: string, max = 48): string {
 
 // ---------------------------------------------------------------------------------------------
 
-export const probeInput = z.object({
-  examples: z.array(z.object({
+export const probeInput = z.strictObject({
+  examples: z.array(z.strictObject({
     prompt: z.string().min(1),
     label: z.union([z.string().min(1), z.number().finite()]).describe('a class name, or a number for regression'),
   })).min(1).max(5000).describe('labelled prompts, e.g. [{"prompt": "3 4 5", "label": "number"}, {"prompt": "Mary and John", "label": "name"}]'),
   hook: ActivationHook,
-  layers: z.array(z.number().int()).optional().describe('layers to sweep for a short hook name (default: every layer)'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('layers to sweep for a short hook name (default: every layer)'),
   position: ActivationPosition,
   task: z.enum(['classification', 'regression']).optional().describe('default: classification for string labels or labels that are all 0/1; regression for other numbers'),
   split: z.union([
@@ -323,6 +318,7 @@ function evaluate(X: Mat, labelSets: number[][], folds: Fold[], task: 'classific
 export const probeTool = defineTool({
   name: 'train_probe',
   description: 'Train linear probes for a label of each prompt on activations at a hook, for one layer or a sweep of layers (e.g. hook "resid_post", layers [0..L-1]): logistic regression for class labels, ridge for numeric labels, on standardised features. Reports per layer the held-out accuracy (or R²) next to the majority-class (or mean) baseline and a shuffled-label control trained the same way (a probe is only evidence when it beats both), stores the best layer\'s direction(s) as vectors (kind "probe", in the original activation basis: score = vec . x + meta.bias) and an experiment with one row per layer.',
+  readsText: true,
   input: probeInput,
   output: probeOutput,
   async run(input, ctx): Promise<ProbeResult> {

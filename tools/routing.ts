@@ -6,12 +6,12 @@ import { checkCancelled, defineTool, ToolError, type ToolContext } from './defin
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers } from './sites.ts';
+import { checkLayers, siteList } from './sites.ts';
 import type { ResultInput } from './store/index.ts';
 
-export const routingInput = z.object({
+export const routingInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).max(1024).describe('prompts whose tokens are routed'),
-  layers: z.array(z.number().int()).optional().describe('layers to report (default all)'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('layers to report (default all)'),
   classes: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).optional()
     .describe('word -> class map as {className: [words]}, e.g. {"numbers": ["1","2","3"], "names": ["Mary","John"]}; a token is in a class when it is one of the words (leading spaces ignored)'),
   labels: z.array(z.array(z.string().nullable())).optional()
@@ -107,6 +107,7 @@ function tokenClasses(ctx: ToolContext, input: RoutingInput, prompts: EncodedPro
 export const routingTool = defineTool({
   name: 'expert_routing',
   description: 'Expert routing: per-token top-k experts and weights, expert load per layer (share of token slots; sums to 1), experts chosen together (co-occurrence), and, given a word -> class map or per-token labels, where each class of tokens is routed (distribution over experts per layer, top expert, lift over the overall load). Stores load, class and pair rows (experiment kind "expert_routing").',
+  readsText: true,
   input: routingInput,
   output: routingOutput,
   async run(input, ctx) {

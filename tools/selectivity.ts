@@ -11,12 +11,12 @@ import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
-import { checkLayers } from './sites.ts';
+import { checkLayers, siteList } from './sites.ts';
 
-export const selectivityInput = z.object({
+export const selectivityInput = z.strictObject({
   domains: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).describe('prompt sets by domain, e.g. {"math": ["3 + 4 = 7"], "code": ["def f ( x ) :"], "prose": ["the cat sat"]} (at least two domains)'),
-  layers: z.array(z.number().int()).optional().describe('layers to scan (default all)'),
-  experts: z.array(z.number().int()).optional().describe('experts to scan in each layer (default all)'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('layers to scan (default all)'),
+  experts: siteList(z.number().int(), 'expert').optional().describe('experts to scan in each layer (default all)'),
   top: z.number().int().min(1).max(200).default(5).describe('single-domain neurons returned per domain'),
   topCross: z.number().int().min(0).max(200).default(10).describe('cross-domain neurons returned'),
   crossDomains: z.array(z.string().min(1)).min(2).optional().describe('domains a cross-domain neuron must respond to (default: its own two strongest domains)'),
@@ -55,6 +55,7 @@ const EPS = 1e-6;
 export const selectivityTool = defineTool({
   name: 'neuron_selectivity',
   description: 'Neuron selectivity across prompt domains: each MoE neuron\'s (mlp.hook_post) mean activation and firing rate per domain (tokens not routed to the expert count as 0), a selectivity score (m1 - m2)/|m1| for single-domain neurons and a cross-domain score (min over domains of the normalised mean) for neurons active across unrelated domains. Returns the top single-domain neurons per domain and the top cross-domain neurons; stores a row per reported neuron (experiment kind "neuron_selectivity").',
+  readsText: true,
   input: selectivityInput,
   output: selectivityOutput,
   async run(input, ctx): Promise<SelectivityResult> {

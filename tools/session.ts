@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { GptOssModel, type EngineOptions } from '../engine/model.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
 import { ToolError } from './define.ts';
+import { nearestNames } from './names.ts';
 
 export interface EncodedPrompt {
   prompt: string;
@@ -11,7 +12,15 @@ export interface EncodedPrompt {
   tokens: string[];
 }
 
+/** What one call does with text outside the vocabulary: refuse it, or (allowUnknown) note it as a warning. */
+interface UnknownPolicy {
+  allow: boolean;
+  warnings: string[];
+}
+
 export class ModelSession {
+  private unknown: UnknownPolicy = { allow: false, warnings: [] };
+
   private constructor(
     readonly dir: string,
     readonly modelId: string,
@@ -30,10 +39,36 @@ export class ModelSession {
     return this.model.config;
   }
 
+  /**
+   * This session for one tool call: text outside the vocabulary is refused, or with `allowUnknown`
+   * accepted and listed in `warnings` (which the call's result carries).
+   */
+  forCall(allowUnknown: boolean): { session: ModelSession; warnings: string[] } {
+    const view = Object.create(this) as ModelSession;
+    view.unknown = { allow: allowUnknown, warnings: [] };
+    return { session: view, warnings: view.unknown.warnings };
+  }
+
+  /** Refuses (or notes) the words of `text` that became the unknown token. */
+  private checkUnknown(text: string, ids: number[], what: string): void {
+    const unk = this.tokenizer.unknownId;
+    if (unk === undefined || !ids.includes(unk)) return;
+    const words = [...new Set(this.tokenizer.encodeWithOffsets(text).filter((t) => t.id === unk).map((t) => text.slice(t.start, t.end).trim() || t.text))];
+    const vocab = this.tokenizer.vocabSize <= 200_000 ? this.tokenizer.words() : [];
+    const hints = words.map((w) => {
+      const near = nearestNames(w, vocab, 3);
+      return `"${w}"${near.length ? ` (nearest in the vocabulary: ${near.join(', ')})` : ''}`;
+    });
+    const message = `${what} has words outside the model's vocabulary, which all become the unknown token ${JSON.stringify(this.tokenizer.tokenString(unk))}: ${hints.join('; ')}`;
+    if (!this.unknown.allow) throw new ToolError(`${message}. Use words of the vocabulary (tokenize shows how text splits), or pass allowUnknown: true to run anyway`);
+    if (!this.unknown.warnings.includes(message)) this.unknown.warnings.push(message);
+  }
+
   encode(prompt: string): EncodedPrompt {
     if (typeof prompt !== 'string' || prompt.length === 0) throw new ToolError('empty prompt');
     const ids = this.tokenizer.encode(prompt);
     if (ids.length === 0) throw new ToolError(`prompt "${prompt}" has no tokens`);
+    this.checkUnknown(prompt, ids, `prompt "${prompt.length > 80 ? `${prompt.slice(0, 80)}…` : prompt}"`);
     if (ids.length > this.model.maxTokens) {
       throw new ToolError(`prompt has ${ids.length} tokens; the limit is ${this.model.maxTokens}`);
     }
@@ -53,12 +88,13 @@ export class ModelSession {
   tokenId(word: string, what: string): number {
     if (!/^\s/.test(word)) {
       const spaced = this.tokenizer.encode(` ${word}`);
-      if (spaced.length === 1) return spaced[0];
+      if (spaced.length === 1 && spaced[0] !== this.tokenizer.unknownId) return spaced[0];
     }
     const ids = this.tokenizer.encode(word);
     if (ids.length !== 1) {
       throw new ToolError(`${what} "${word}" is ${ids.length} tokens (${ids.map((i) => JSON.stringify(this.tokenizer.tokenString(i))).join(' ')}); it must be exactly one token`);
     }
+    this.checkUnknown(word, ids, `${what} "${word}"`);
     return ids[0];
   }
 

@@ -3,13 +3,13 @@
 // against the model's hook list and a strict id pattern before they are written in, so the query
 // runs through the store's read-only, bounded SQL path.
 import { z } from 'zod';
-import { expandHooks, HookError } from '../engine/hooks.ts';
 import { defineTool, ToolError, type ToolContext } from './define.ts';
 import { ExperimentId } from './output.ts';
+import { resolveHooks, siteList } from './sites.ts';
 
 const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
-export const similarityInput = z.object({
+export const similarityInput = z.strictObject({
   query: z.union([
     z.object({ vector: z.array(z.number()).min(1).max(1_000_000) }).strict().describe('a raw vector'),
     z.object({ name: z.string().min(1) }).strict().describe('a stored named vector (vectors table: steering, probe, PCA...)'),
@@ -20,9 +20,9 @@ export const similarityInput = z.object({
   ]).describe('what to search with: {vector: [...]}, {name: "my_vector"} or {runId, hook, position, component?}'),
   hooks: z.array(z.string().min(1)).optional().describe('only rows of these hooks (names or patterns, e.g. ["blocks.*.hook_resid_post"])'),
   sameHook: z.boolean().default(true).describe('when hooks is not given and the query has a hook (stored row, or named vector with a hook), search only that hook'),
-  layers: z.array(z.number().int()).optional().describe('only rows of these layers'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('only rows of these layers'),
   runIds: z.array(z.string().min(1)).optional().describe('only rows of these runs'),
-  components: z.array(z.number().int().min(0)).optional().describe('only rows of these heads/experts'),
+  components: siteList(z.number().int().min(0), 'component').optional().describe('only rows of these heads/experts'),
   metric: z.enum(['cosine', 'dot']).default('cosine').describe('cosine similarity (default) or dot product'),
   k: z.number().int().min(1).max(1000).default(10).describe('how many nearest rows to return'),
   excludeSource: z.boolean().default(false).describe('for a stored-row query: leave the row itself out'),
@@ -90,12 +90,7 @@ async function resolveQuery(ctx: ToolContext, input: SimilarityInput): Promise<{
 }
 
 function checkedHooks(patterns: readonly string[], ctx: ToolContext): string[] {
-  try {
-    return expandHooks(patterns, ctx.session.config.numLayers).map((h) => h.name);
-  } catch (err) {
-    if (err instanceof HookError) throw new ToolError(err.message);
-    throw err;
-  }
+  return resolveHooks(patterns, ctx.session.config.numLayers).map((h) => h.name);
 }
 
 export const similarityTool = defineTool({

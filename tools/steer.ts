@@ -9,21 +9,21 @@ import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from '
 import { runAndRecord } from './runs.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers } from './sites.ts';
+import { checkLayers, siteList } from './sites.ts';
 
 export const PositionMode = z.enum(['last', 'window', 'all']);
 
-export const steerInput = z.object({
+export const steerInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1),
   target: answerList.optional(),
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
   vector: z.union([
-    z.object({ name: z.string().min(1) }).describe('a stored vector (steering, probe or PCA direction)'),
-    z.object({ positive: z.array(z.string().min(1)).min(1), negative: z.array(z.string().min(1)).min(1) }).describe('contrast: mean activation of positive minus negative prompts'),
+    z.strictObject({ name: z.string().min(1) }).describe('a stored vector (steering, probe or PCA direction)'),
+    z.strictObject({ positive: z.array(z.string().min(1)).min(1), negative: z.array(z.string().min(1)).min(1) }).describe('contrast: mean activation of positive minus negative prompts'),
   ]),
   layer: z.number().int().describe('layer whose residual stream is read (contrast) and steered'),
-  layers: z.array(z.number().int()).optional().describe('steer at these layers instead (default [layer])'),
+  layers: siteList(z.number().int(), 'layer').optional().describe('steer at these layers instead (default [layer])'),
   hook: z.enum(['resid_pre', 'resid_mid', 'resid_post']).default('resid_post'),
   contrastPositions: z.enum(['mean', 'last']).default('mean').describe('contrast vector from the mean over all tokens or from the last token'),
   coefficients: z.array(z.number()).min(1).max(64).default([0, 1, 2, 4, 8]),
@@ -91,6 +91,7 @@ function modePositions(mode: z.infer<typeof PositionMode>, len: number, window: 
 export const steerTool = defineTool({
   name: 'steer',
   description: 'Add a steering vector (stored, or the contrast of two prompt sets) to the residual stream at the last token, a window of tokens, or every token, over a sweep of coefficients; returns the metric per mode and coefficient and greedy generations with and without steering.',
+  readsText: true,
   input: steerInput,
   output: steerOutput,
   async run(input, ctx) {
