@@ -116,7 +116,8 @@ export function toolInput(tool: Tool): z.ZodType {
   if (!s) {
     const object = tool.input instanceof z.ZodObject ? tool.input : null;
     if (tool.readsText && !object) throw new Error(`${tool.name}: a tool that reads text needs an object input schema`);
-    s = tool.readsText ? object!.extend({ allowUnknown: AllowUnknown }) : tool.input;
+    // extend() makes a new schema: carry the input's metadata (examples) over.
+    s = tool.readsText ? object!.extend({ allowUnknown: AllowUnknown }).meta(z.globalRegistry.get(object!) ?? {}) : tool.input;
     inputs.set(tool, s);
   }
   return s;

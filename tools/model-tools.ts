@@ -212,7 +212,10 @@ export const generateTool = defineTool({
       throw new ToolError('instructions are for harmony: true only');
     }
     if (input.stop) stop = input.stop.map((w) => s.tokenId(w, 'stop token'));
-    const encoded = s.encode(promptText);
+    // The caller's text is checked against the vocabulary; the harmony template around it is the tokenizer's own.
+    s.checkVocabulary(input.prompt, 'prompt');
+    if (input.instructions) s.checkVocabulary(input.instructions, 'instructions');
+    const encoded = s.encode(promptText, { checked: true });
     const room = s.model.maxTokens - encoded.ids.length;
     if (room < 1) throw new ToolError(`the prompt has ${encoded.ids.length} tokens, which leaves no room under the model's limit of ${s.model.maxTokens}`);
     const maxNew = Math.min(input.maxNewTokens, room);

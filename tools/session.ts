@@ -49,8 +49,8 @@ export class ModelSession {
     return { session: view, warnings: view.unknown.warnings };
   }
 
-  /** Refuses (or notes) the words of `text` that became the unknown token. */
-  private checkUnknown(text: string, ids: number[], what: string): void {
+  /** Refuses (or, with allowUnknown, notes) the words of `text` that become the unknown token. */
+  checkVocabulary(text: string, what: string, ids = this.tokenizer.encode(text)): void {
     const unk = this.tokenizer.unknownId;
     if (unk === undefined || !ids.includes(unk)) return;
     const words = [...new Set(this.tokenizer.encodeWithOffsets(text).filter((t) => t.id === unk).map((t) => text.slice(t.start, t.end).trim() || t.text))];
@@ -64,11 +64,13 @@ export class ModelSession {
     if (!this.unknown.warnings.includes(message)) this.unknown.warnings.push(message);
   }
 
-  encode(prompt: string): EncodedPrompt {
+  /** A prompt's tokens; words outside the vocabulary are refused (see checkVocabulary) unless the
+   *  caller already checked the text it was made from (`checked`, e.g. a chat template around it). */
+  encode(prompt: string, opts: { checked?: boolean } = {}): EncodedPrompt {
     if (typeof prompt !== 'string' || prompt.length === 0) throw new ToolError('empty prompt');
     const ids = this.tokenizer.encode(prompt);
     if (ids.length === 0) throw new ToolError(`prompt "${prompt}" has no tokens`);
-    this.checkUnknown(prompt, ids, `prompt "${prompt.length > 80 ? `${prompt.slice(0, 80)}…` : prompt}"`);
+    if (!opts.checked) this.checkVocabulary(prompt, `prompt "${prompt.length > 80 ? `${prompt.slice(0, 80)}…` : prompt}"`, ids);
     if (ids.length > this.model.maxTokens) {
       throw new ToolError(`prompt has ${ids.length} tokens; the limit is ${this.model.maxTokens}`);
     }
@@ -94,7 +96,7 @@ export class ModelSession {
     if (ids.length !== 1) {
       throw new ToolError(`${what} "${word}" is ${ids.length} tokens (${ids.map((i) => JSON.stringify(this.tokenizer.tokenString(i))).join(' ')}); it must be exactly one token`);
     }
-    this.checkUnknown(word, ids, `${what} "${word}"`);
+    this.checkVocabulary(word, `${what} "${word}"`, ids);
     return ids[0];
   }
 

@@ -21,7 +21,8 @@ export const steerInput = z.strictObject({
   vector: z.union([
     z.strictObject({ name: z.string().min(1) }).describe('a stored vector (steering, probe or PCA direction)'),
     z.strictObject({ positive: z.array(z.string().min(1)).min(1), negative: z.array(z.string().min(1)).min(1) }).describe('contrast: mean activation of positive minus negative prompts'),
-  ]),
+    z.strictObject({ values: z.array(z.number()).min(1).max(1_000_000) }).describe('a raw direction (one value per residual dimension), e.g. one a client computed; stored under saveAs or a generated name'),
+  ]).describe('{"name": stored vector} | {"positive": [...], "negative": [...]} | {"values": [...]}'),
   layer: z.number().int().describe('layer whose residual stream is read (contrast) and steered'),
   layers: siteList(z.number().int(), 'layer').optional().describe('steer at these layers instead (default [layer])'),
   hook: z.enum(['resid_pre', 'resid_mid', 'resid_post']).default('resid_post'),
@@ -30,7 +31,7 @@ export const steerInput = z.strictObject({
   modes: z.array(PositionMode).min(1).default(['last', 'window', 'all']).describe('last: one token (the last); window: the last `window` tokens; all: every token (during generation, new tokens too)'),
   window: z.number().int().min(1).default(3),
   generateTokens: z.number().int().min(0).max(64).default(6).describe('greedy tokens generated with and without steering (0 = none)'),
-  saveAs: z.string().min(1).optional().describe('store the contrast vector under this name'),
+  saveAs: z.string().min(1).optional().describe('store the contrast (or raw) vector under this name'),
 });
 
 export const steerOutput = z.object({
@@ -57,6 +58,15 @@ async function steeringVector(ctx: ToolContext, input: z.infer<typeof steerInput
     if (!v) throw new ToolError(`no stored vector "${input.vector.name}"; list vectors with SQL: SELECT name, kind, hook FROM vectors`);
     if (v.vec.length !== H) throw new ToolError(`vector "${input.vector.name}" has ${v.vec.length} values; the residual stream has ${H}`);
     return { vec: Float32Array.from(v.vec), name: input.vector.name };
+  }
+  if ('values' in input.vector) {
+    const values = input.vector.values;
+    if (values.length !== H) throw new ToolError(`vector.values has ${values.length} values; the residual stream has ${H} (hiddenSize in model_info)`);
+    if (values.every((x) => x === 0)) throw new ToolError('vector.values is all zeros; steering along it changes nothing');
+    const vec = Float32Array.from(values);
+    const name = input.saveAs ?? `steer_raw_${Date.now().toString(36)}`;
+    await ctx.store.putVector({ name, kind: 'steering', modelId: ctx.session.modelId, hook, layer: input.layer, vec, meta: { source: 'raw values given to steer' } });
+    return { vec, name };
   }
   const mean = async (prompts: EncodedPrompt[], role: string) => {
     const r = await runAndRecord(ctx, prompts, { capture: [hook], logits: 'none' }, { role });

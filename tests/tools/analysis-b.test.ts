@@ -371,7 +371,7 @@ describe('find_circuit', () => {
     await expect(callTool(circuitTool, { ...base, corrupted: ['w1 w2', corrupted[1]] }, ctx)).rejects.toThrow(/clean\[0\] has 7 tokens but corrupted\[0\] has 2/);
     await expect(callTool(circuitTool, { ...base, components: ['L0.H9'] }, ctx)).rejects.toThrow(/head 9 is out of range; valid: 0..3/);
     await expect(callTool(circuitTool, { ...base, neurons: ['L0.H1'] }, ctx)).rejects.toThrow(/not a neuron/);
-    await expect(callTool(circuitTool, { ...base, components: ['L0.H1', 'L0.H1'] }, ctx)).rejects.toThrow(/L0.H1 is listed twice/);
+    await expect(callTool(circuitTool, { ...base, components: ['L0.H1', 'L0.H1'] }, ctx)).rejects.toThrow(/components: lists L0.H1 more than once; give each component once/);
     await expect(callTool(circuitTool, { ...base, corrupted: clean }, ctx)).rejects.toThrow(/nothing to recover/);
     await expect(callTool(circuitTool, { ...base, distractor: undefined }, ctx)).rejects.toThrow(/logit_diff needs a target and a distractor/);
     await expect(callTool(circuitTool, { ...base, threshold: 1.5 }, ctx)).rejects.toThrow(/invalid arguments for find_circuit/);

@@ -92,6 +92,15 @@ describe('other causal tools', () => {
     expect(r.generations[0].steered['all x4']).toBeTypeOf('string');
     const v = await ctx.store.getVector('w2_minus_w3');
     expect(v!.vec.length).toBe(64);
+    // The same direction given as raw values steers identically (a client can steer along a direction it computed).
+    const raw = await callTool(steerTool, {
+      prompts: ['w1 w2 w3 w4 w5', 'w6 w7 w8 w9 w10'], target: 'w2', distractor: 'w3',
+      vector: { values: Array.from(v!.vec) }, layer: 1, coefficients: [0, 4], generateTokens: 0, saveAs: 'raw_copy',
+    }, ctx);
+    expect(raw.rows.map((x) => x.metric)).toEqual(r.rows.map((x) => x.metric));
+    expect(raw.vector).toBe('raw_copy');
+    await expect(callTool(steerTool, { prompts: ['w1 w2'], target: 'w2', distractor: 'w3', vector: { values: [1, 2] }, layer: 1 }, ctx))
+      .rejects.toThrow(/vector\.values has 2 values; the residual stream has 64/);
   });
 
   it('capture stores one row per prompt x hook x position x component and they read back equal', async () => {
