@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { GptOssModel } from '../engine/model.ts';
 import { buildTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
-import { runSuite, EXPERIMENTS } from '../tools/suite/index.ts';
+import { runSuite, suiteOutDir, EXPERIMENTS } from '../tools/suite/index.ts';
 import { comparisonOpener } from '../tools/suite/compare.ts';
 import { openWorkspace } from '../tools/workspace.ts';
 import { resolveModelDir, dataDir } from './model-dir.ts';
@@ -41,8 +41,7 @@ async function suite(v: Values): Promise<number> {
   const modelDir = resolveModelDir(v.model as string | undefined, data);
   const only = v.only === undefined ? undefined : String(v.only).split(',').map((x) => Number(x.trim()));
   if (only?.some((n) => !Number.isInteger(n))) throw new Error(`--only takes experiment numbers like 1,3; available: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);
-  const stamp = new Date().toISOString().slice(0, 10);
-  const outDir = resolve((v.out as string | undefined) ?? join('transcripts', 'findings', `${stamp}-${basename(modelDir)}`));
+  const outDir = v.out !== undefined ? resolve(String(v.out)) : suiteOutDir(basename(modelDir));
   const ws = await openWorkspace(modelDir, data, { threads: threads(v) });
   const bar = progressPrinter();
   const ac = new AbortController();

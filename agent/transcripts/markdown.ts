@@ -74,7 +74,15 @@ const elapsed = (ms?: number) => (ms === undefined ? '' : ms < 1000 ? ` · ${ms}
 async function svgHeatmap(g: Grid): Promise<string> {
   const { heatmap, renderSvg } = await import('../../tools/suite/plots.ts');
   const values = g.values.map((r) => r.map((v) => (v === null ? Number.NaN : v)));
-  return renderSvg(heatmap(g.title, g.rowLabels, g.colLabels, values, g.rowAxis === 'query' ? 'attention' : 'value'));
+  return renderSvg(heatmap(g.title, g.rowLabels, g.colLabels, values, {
+    rowTitle: g.rowAxis ?? axisTitle(g.rowLabels), colTitle: g.colAxis ?? axisTitle(g.colLabels), valueTitle: g.rowAxis === 'query' ? 'attention' : 'value',
+  }));
+}
+
+/** An axis title from its labels when the grid names none: L3 -> layer, H2 -> head, P5 -> position, E1 -> expert. */
+function axisTitle(labels: string[]): string {
+  const kinds: [RegExp, string][] = [[/^L\d+$/, 'layer'], [/^H\d+$/, 'head'], [/^P\d+/, 'position'], [/^E\d+$/, 'expert'], [/^L\d+\.H\d+$/, 'head']];
+  return kinds.find(([re]) => labels.every((l) => re.test(l)))?.[1] ?? 'item';
 }
 
 interface Ctx {

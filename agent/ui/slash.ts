@@ -357,11 +357,10 @@ async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
   checkKeys('suite', a.named, ['only', 'out']);
   const only = a.named.only !== undefined ? intList(a.named.only, 'only') : undefined;
   const info = await ctl.modelInfo();
-  const { runSuite } = await import('../../tools/suite/index.ts');
+  const { runSuite, suiteOutDir } = await import('../../tools/suite/index.ts');
   const { comparisonOpener } = await import('../../tools/suite/compare.ts');
   const { join, resolve } = await import('node:path');
-  const stamp = new Date().toISOString().slice(0, 10);
-  const outDir = resolve(a.named.out !== undefined ? String(a.named.out) : join('transcripts', 'findings', `${stamp}-${info.modelId}`));
+  const outDir = a.named.out !== undefined ? resolve(String(a.named.out)) : suiteOutDir(info.modelId);
   const ws = await ctl.conn.workspace;
   const card = ctl.startCard('suite', { model: info.modelId, ...(only ? { only } : {}), out: outDir });
   const signal = ctl.signal;
