@@ -89,7 +89,7 @@ export const commands: Record<string, Command> = {
   },
   transcript: {
     summary: 'chat transcripts as Markdown: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list',
-    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json> [--out DIR] | list)',
+    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json|pasted.txt> [--out DIR] | list)',
     options: { out: { type: 'string' } },
     async run(v, pos) {
       const [verb, arg] = pos;
@@ -108,11 +108,10 @@ export const commands: Record<string, Command> = {
         return 0;
       }
       if (verb === 'import') {
-        if (!arg) throw new Error('give a file: transcript import conversations.json (a ChatGPT data export) or a JSON message list');
+        if (!arg) throw new Error('give a file: transcript import FILE, with FILE a ChatGPT or Claude conversations.json, a JSON message list, or a conversation pasted as text ("User: ..." / "Assistant: ...")');
         const { importConversations } = await import('../agent/transcripts/import.ts');
         const files = await importConversations(arg, (v.out as string | undefined) ?? 'transcripts');
         for (const f of files) console.log(f);
-        if (files.length === 0) console.log('no conversations in the file');
         return 0;
       }
       throw new Error(`unknown transcript subcommand "${verb ?? ''}"; use: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list`);

@@ -26,7 +26,8 @@ function checkSpec(file: string, spec: Spec): void {
     for (const ch of ['x', 'y'] as const) {
       expect(typeof enc[ch]?.title === 'string' && (enc[ch]!.title as string).length > 0, `${file}: ${ch} axis title`).toBe(true);
       const xs = values(enc[ch]!.field!);
-      if (enc[ch]!.type === 'quantitative' && xs.every((v) => Number.isInteger(v))) expect(enc[ch]!.axis?.tickMinStep, `${file}: integer ${ch} ticks`).toBe(1);
+      // Counts along x (layers, heads kept) get integer ticks; a y of shares may happen to be whole numbers.
+      if (ch === 'x' && enc.x!.type === 'quantitative' && xs.every((v) => Number.isInteger(v))) expect(enc.x!.axis?.tickMinStep, `${file}: integer x ticks`).toBe(1);
     }
     const c = enc.color;
     if (c?.type === 'quantitative') {
@@ -93,7 +94,9 @@ it('writes every report and index; plots hold data; conclusions match the plante
         expect(svg).not.toMatch(/NaN|Infinity/);
         const spec = JSON.parse(readFileSync(join(out, svgFile.replace(/\.svg$/, '.vl.json')), 'utf8'));
         checkSpec(svgFile, spec);
-        expect(await renderSvg(spec), `${svgFile} re-renders from its spec`).toBe(svg);
+        // Vega numbers gradients per process (gradient_6); the drawing is otherwise the same.
+        const drawing = (x: string) => x.replace(/gradient_\d+/g, 'gradient');
+        expect(drawing(await renderSvg(spec)) === drawing(svg), `${svgFile} re-renders from its spec`).toBe(true);
       }
       // The store is named as it is, not as the default.
       expect(md).toContain(`store \`${ws.ctx.store.file}\``);
