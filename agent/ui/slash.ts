@@ -332,7 +332,11 @@ async function capture(ctl: ChatController, a: ParsedArgs): Promise<void> {
   // Norms of the first prompt's residual stream, layer x token, from the store.
   const runId = /"(run_[a-z0-9]+)"/.exec(r.text)?.[1];
   if (!runId || !hooks.some((h) => h.includes('resid'))) return;
-  const sql = `SELECT layer, position, round(norm, 3) AS norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL ORDER BY layer, position`;
+  // A long prompt (2,400 tokens x 24 layers) would pass the 2,000-row limit: positions are averaged
+  // in bins of k so that every layer and every position is in the grid.
+  const sql = `WITH r AS (SELECT layer, position, norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL), `
+    + 'k AS (SELECT greatest(1, ceil((max(position) + 1) * count(DISTINCT layer) / 2000.0))::INTEGER AS k FROM r) '
+    + 'SELECT layer, b * k AS position, round(avg(norm), 3) AS norm FROM (SELECT layer, position // k AS b, k, norm FROM r, k) GROUP BY layer, b, k ORDER BY layer, position';
   const tokens = await tokenLabels(ctl, list[0]);
   await ctl.tool('query_activations', { sql, maxRows: 2000 }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
 }
@@ -350,7 +354,8 @@ function normGrid(r: ToolResult, tokens: string[] | null): Grid[] | undefined {
     return row ? Number(row[2]) : null;
   }));
   const finite = values.flat().filter((v): v is number => v !== null && Number.isFinite(v));
-  return [{ min: Math.min(...finite), max: Math.max(...finite), title: 'residual stream norm (hook_resid_post)', rowLabels: layers.map((l) => `L${l}`), colLabels: positions.map((p) => (tokens?.[p] !== undefined ? `${p}:${tokens[p]}` : `P${p}`)), values, rowAxis: 'layer', colAxis: 'token' }];
+  const bin = positions.length > 1 ? positions[1] - positions[0] : 1;
+  return [{ min: finite.reduce((a, b) => Math.min(a, b), Infinity), max: finite.reduce((a, b) => Math.max(a, b), -Infinity), title: `residual stream norm (hook_resid_post${bin > 1 ? `; mean of ${bin} positions per column` : ''})`, rowLabels: layers.map((l) => `L${l}`), colLabels: positions.map((p) => (tokens?.[p] !== undefined ? `${p}:${tokens[p]}` : `P${p}`)), values, rowAxis: 'layer', colAxis: 'token' }];
 }
 
 async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {

@@ -187,7 +187,7 @@ export const causalTracing: Experiment = {
         gridQuery('Head patching, ABC', headsAbc.experimentId, headsAbc.grid, 'component'),
         ...(path ? [gridQuery('Path patching into the name movers', path.experimentId, path.grid, 'component')] : []),
         gridQuery('Induction head patching', indHeads.experimentId, indHeads.grid, 'component'),
-        ...attn.roles.map((r) => ({ what: `Attention role "${r.role}": the top heads`, sql: `SELECT site, value AS score FROM results WHERE experiment_id = '${attn.experimentId}' AND extra->>'role' = '${r.role}' ORDER BY value DESC LIMIT 4;`, expect: { score: r.top.slice(0, 4).map((t) => t.score) } })),
+        ...attn.roles.map((r) => ({ what: `Attention role "${r.role}": the top heads`, sql: `SELECT site, value AS score FROM results WHERE experiment_id = '${attn.experimentId}' AND (extra->>'role') = '${r.role}' ORDER BY value DESC LIMIT 4;`, expect: { score: r.top.slice(0, 4).map((t) => t.score) } })),
         { what: 'The circuit: recovered share by size', sql: `SELECT site, effect AS share FROM results WHERE experiment_id = '${circuit.experimentId}' ORDER BY (extra->>'size')::INTEGER;`, expect: { share: circuit.curve.map((p) => p.share) } },
       ],
     };

@@ -60,7 +60,7 @@ export const entanglement: Experiment = {
       experimentIds: [sel.experimentId, ...neighbours.map((n) => n.id)],
       runIds: cap.runIds.slice(0, 6),
       reproduce: [
-        { what: 'Neurons active across domains', sql: `SELECT site, value AS cross_domain FROM results WHERE experiment_id = '${sel.experimentId}' AND extra->>'list' = 'cross' ORDER BY value DESC LIMIT 5;`, expect: { site: sel.crossDomain.slice(0, 5).map((n) => n.neuron), cross_domain: sel.crossDomain.slice(0, 5).map((n) => n.cross) } },
+        { what: 'Neurons active across domains', sql: `SELECT site, value AS cross_domain FROM results WHERE experiment_id = '${sel.experimentId}' AND (extra->>'list') = 'cross' ORDER BY value DESC LIMIT 5;`, expect: { site: sel.crossDomain.slice(0, 5).map((n) => n.neuron), cross_domain: sel.crossDomain.slice(0, 5).map((n) => n.cross) } },
         ...neighbours.map((n) => ({
           what: `The 6 nearest activations to the first ${n.domain} prompt`,
           sql: `SELECT runs.prompt, res.value AS cos FROM results res JOIN runs ON runs.run_id = split_part(res.site, ' ', 1) WHERE res.experiment_id = '${n.id}' ORDER BY (res.extra->>'rank')::INTEGER;`,

@@ -58,7 +58,7 @@ export const steering: Experiment = {
       runIds: sweep.runIds,
       reproduce: [
         { what: 'Which layer: the shift at coefficient 1, every token', sql: `SELECT layer, effect AS shift FROM results WHERE experiment_id IN (${perLayer.map((p) => `'${p.id}'`).join(', ')}) ORDER BY layer;`, expect: { shift: perLayer.map((p) => p.shift) } },
-        { what: `The coefficient sweep at layer ${best.layer}`, sql: `SELECT site, value AS metric FROM results WHERE experiment_id = '${sweep.experimentId}' ORDER BY (extra->>'coefficient')::DOUBLE, list_position(['last', 'window', 'all'], extra->>'mode');`, expect: { metric: coefficients.flatMap((c) => ['last', 'window', 'all'].map((m) => at(m, c).metric)) } },
+        { what: `The coefficient sweep at layer ${best.layer}`, sql: `SELECT site, value AS metric FROM results WHERE experiment_id = '${sweep.experimentId}' ORDER BY (extra->>'coefficient')::DOUBLE, list_position(['last', 'window', 'all'], (extra->>'mode'));`, expect: { metric: coefficients.flatMap((c) => ['last', 'window', 'all'].map((m) => at(m, c).metric)) } },
       ],
     };
   },
