@@ -14,20 +14,23 @@ import type { Experiment, ExperimentReport, Plot } from '../types.ts';
 const CLASSES = ['names', 'numbers', 'positive', 'negative'];
 
 type Neuron = { neuron: string; layer: number; expert: number; index: number };
-const CONTROL_LABEL = 'control: as many other neurons of the same experts, not number-selective';
+const CONTROL_LABEL = 'control: other neurons of the same experts, not among the number-selective';
 
-/** For each neuron, the next neuron index of the same expert that is not in `exclude` (nor already chosen). */
-export function matchedControls(neurons: Neuron[], exclude: Neuron[], intermediateSize: number): string[] {
-  const taken = new Set([...neurons, ...exclude].map((n) => n.neuron));
-  return neurons.map((n) => {
+/**
+ * Matched controls: for each ablated neuron the next neuron of the same expert (so routed on exactly
+ * the same tokens) that is not ablated itself. An expert whose every neuron is ablated has none.
+ */
+export function matchedControls(neurons: Neuron[], intermediateSize: number): string[] {
+  const taken = new Set(neurons.map((n) => n.neuron));
+  return neurons.flatMap((n) => {
     for (let k = 1; k < intermediateSize; k++) {
       const name = `L${n.layer}.E${n.expert}.N${(n.index + k) % intermediateSize}`;
       if (!taken.has(name)) {
         taken.add(name);
-        return name;
+        return [name];
       }
     }
-    throw new Error(`no control neuron left in L${n.layer}.E${n.expert}: every neuron is number-selective or already chosen`);
+    return [];
   });
 }
 
@@ -61,7 +64,7 @@ export const featureLocalisation: Experiment = {
     const numberNeurons = sel.perDomain.numbers.filter((n) => n.selectivity > 0.5 && n.means.numbers > 0.05);
     const topNumber = numberNeurons.map((n) => n.neuron);
 
-    env.step('ablating the top number neurons (zero, mean, resample) on the successor task, and random neurons as a control');
+    env.step('ablating the top number neurons (zero, mean, resample) on the successor task, and matched control neurons of the same experts');
     // One token length, so resample ablation can draw each prompt's values from another prompt of the same shape.
     const succ = byLength(prompts.successor)[0].slice(0, 12);
     const task = { prompts: succ.map((e) => e.prompt), target: succ.map((e) => e.target), distractor: succ.map((e) => e.distractor), each: false };
@@ -70,9 +73,8 @@ export const featureLocalisation: Experiment = {
       const r = await callTool(ablateTool, { ...task, components: topNumber, method, reference: succ.map((e) => e.prompt) }, ctx);
       damage.push({ method, components: 'top number neurons', before: r.before, after: r.after, drop: r.relativeDrop, id: r.experimentId });
     }
-    // Control, matched: for each ablated neuron another neuron of the same expert (so routed on exactly
-    // the same tokens) that is not among the top-64 number-selective ones.
-    const control = matchedControls(numberNeurons, sel.perDomain.numbers, cfg.intermediateSize);
+    const control = matchedControls(numberNeurons, cfg.intermediateSize);
+    if (control.length === 0) throw new Error(`every neuron of the experts holding the ${numberNeurons.length} number-selective neurons is number-selective: no matched control neuron exists`);
     const ctl = await callTool(ablateTool, { ...task, components: control, method: 'zero' }, ctx);
     damage.push({ method: 'zero', components: CONTROL_LABEL, before: ctl.before, after: ctl.after, drop: ctl.relativeDrop, id: ctl.experimentId });
 
@@ -87,7 +89,7 @@ export const featureLocalisation: Experiment = {
       table(['neuron', 'mean on numbers', 'mean on names', 'mean on prose', 'selectivity'], numberNeurons.slice(0, 12).map((n) => [n.neuron, n.means.numbers, n.means.names, n.means.prose, n.selectivity])),
       '', '### Ablation damage on the successor task (logit(next number) - logit(last number))',
       table(['ablation', 'neurons', 'before', 'after', 'relative drop'], damage.map((d) => [d.method, d.components, d.before, d.after, d.drop])),
-      '', `Control neurons (same experts as the ablated ones, so routed on the same tokens): ${control.join(', ')}.`,
+      '', `Control neurons (${control.length}; same experts as the ablated ones, so routed on the same tokens${control.length < topNumber.length ? `; fewer than ablated, as some experts have no neuron left that is not number-selective` : ''}): ${control.join(', ')}.`,
     ].join('\n');
     const zero = damage[0];
     // A relative drop only means something when there was a clear behaviour to drop.
@@ -97,7 +99,7 @@ export const featureLocalisation: Experiment = {
     return {
       slug: this.slug, title: this.title,
       question: 'Where are token classes linearly readable, which neurons carry number information, and how much does removing them cost?',
-      method: 'Linear probes (with shuffled-label controls) and PCA over layers on class words; neuron selectivity over counting, name and prose prompts; zero, mean and resample ablation of the most number-selective neurons against a control set.',
+      method: 'Linear probes (with shuffled-label controls) and PCA over layers on class words; neuron selectivity over counting, name and prose prompts; zero, mean and resample ablation of the most number-selective neurons against as many other neurons of the same experts (routed on the same tokens).',
       parameters: { classes, examples: examples.length, probeLayers: layers, pcaLayer: mid, ablated: topNumber, control },
       body, plots,
       conclusion: `Token classes (${classes.join(', ')}) ${probe.best.heldOut > probe.best.shuffled + 0.2 ? 'are linearly readable' : 'are not linearly readable above the shuffled-label control'}: held-out probe accuracy ${probe.layers.map((l) => num(l.heldOut, 2)).join(' / ')} over layers ${layers[0]}..${layers[layers.length - 1]} (best ${num(probe.best.heldOut, 2)} at layer ${probe.best.layer}; shuffled-label control ${num(probe.best.shuffled, 2)}). The most number-selective neurons are ${topNumber.slice(0, 4).join(', ')}…; zero-ablating the top ${topNumber.length} ${relative ? 'cuts the successor logit difference by' : 'moves the successor logit difference (near zero to begin with, so shown as before -> after)'} ${damageOf(zero)} (mean: ${damageOf(damage[1])}, resample: ${damageOf(damage[2])}), while the control neurons cost ${damageOf(damage[3])}.`,
