@@ -1,6 +1,7 @@
 // Slash commands: each calls the same MCP tools the agent uses, with defaults that work on the
 // built-in model (its own IOI, induction, sentiment and domain prompts), so `/patch` alone shows the
 // IOI head-patching heatmap. Bad arguments get a message that says what to write instead.
+import { LIMITS } from '../../tools/limits.ts';
 import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
 import { inductionPatchingSet, loadSuitePrompts, type SuitePrompts } from '../../tools/suite/prompts.ts';
 import { ArgError, checkKeys, int, intList, numList, parseArgs, stringList, type ParsedArgs } from './args.ts';
@@ -332,20 +333,23 @@ async function capture(ctl: ChatController, a: ParsedArgs): Promise<void> {
   // Norms of the first prompt's residual stream, layer x token, from the store.
   const runId = /"(run_[a-z0-9]+)"/.exec(r.text)?.[1];
   if (!runId || !hooks.some((h) => h.includes('resid'))) return;
-  // A long prompt (2,400 tokens x 24 layers) would pass the 2,000-row limit: positions are averaged
-  // in bins of k so that every layer and every position is in the grid.
+  // A long prompt (2,400 tokens x 24 layers) would pass the row limit of the query and of the table
+  // it comes back as: positions are averaged in bins of k so that every layer and position is drawn.
+  const maxRows = Math.min(LIMITS.maxSqlRows, Math.floor(LIMITS.maxTableCells / 3));
   const sql = `WITH r AS (SELECT layer, position, norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL), `
-    + 'k AS (SELECT greatest(1, ceil((max(position) + 1) * count(DISTINCT layer) / 2000.0))::INTEGER AS k FROM r) '
+    + `k AS (SELECT greatest(1, ceil((max(position) + 1) * count(DISTINCT layer) / ${maxRows}.0))::INTEGER AS k FROM r) `
     + 'SELECT layer, b * k AS position, round(avg(norm), 3) AS norm FROM (SELECT layer, position // k AS b, k, norm FROM r, k) GROUP BY layer, b, k ORDER BY layer, position';
   const tokens = await tokenLabels(ctl, list[0]);
-  await ctl.tool('query_activations', { sql, maxRows: 2000 }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
+  await ctl.tool('query_activations', { sql, maxRows }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
 }
 
 function normGrid(r: ToolResult, tokens: string[] | null): Grid[] | undefined {
   const sec = r.parsed.sections.find((s) => s.title === 'table');
   const text = sec?.text ?? String((r.parsed.json as { table?: unknown })?.table ?? '');
   const lines = text.split('\n').filter((l) => l.trim());
-  const rows = lines[0]?.startsWith('|') ? lines.slice(2).map((l) => l.replace(/^\s*\|/, '').replace(/\|\s*$/, '').split('|').map((c) => c.trim())) : lines.slice(1).map((l) => l.split(','));
+  const parsed = lines[0]?.startsWith('|') ? lines.slice(2).map((l) => l.replace(/^\s*\|/, '').replace(/\|\s*$/, '').split('|').map((c) => c.trim())) : lines.slice(1).map((l) => l.split(','));
+  // Only layer, position, value rows: a note under the table is not a layer ("LNaN").
+  const rows = parsed.filter((x) => x.length >= 3 && x[0] !== '' && Number.isInteger(Number(x[0])) && Number.isInteger(Number(x[1])));
   if (!rows.length) return undefined;
   const layers = [...new Set(rows.map((x) => Number(x[0])))].sort((a, b) => a - b);
   const positions = [...new Set(rows.map((x) => Number(x[1])))].sort((a, b) => a - b);
