@@ -51,7 +51,9 @@ export interface HeatmapAxes {
  * Rows x columns grid of values. Few columns: one labelled cell each, with its value printed when the
  * grid is small. Many columns (a 2,400-token capture): columns by index, averaged into bins.
  */
-export function heatmap(title: string, rowLabels: string[], colLabels: string[], values: number[][], axes: HeatmapAxes): TopLevelSpec {
+export function heatmap(title: string, rowLabels: string[], colLabels: string[], cells: readonly (readonly (number | null)[])[], axes: HeatmapAxes): TopLevelSpec {
+  // A missing cell (null) is left blank, as a non-finite one is.
+  const values = cells.map((r) => r.map((v) => (v === null ? Number.NaN : v)));
   if (rowLabels.length !== values.length || values.some((r) => r.length !== colLabels.length)) {
     throw new Error(`heatmap "${title}": ${values.length} rows of values for ${rowLabels.length} row labels, or a row without ${colLabels.length} values`);
   }

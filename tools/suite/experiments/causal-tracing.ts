@@ -13,7 +13,7 @@ import type { Experiment, ExperimentReport, Plot, Reproduce } from '../types.ts'
 
 /** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
 export function carriers(r: PatchResult, share = 0.25, floor = 0.1): string[] {
-  const all = r.grid.rowLabels.flatMap((row, i) => r.grid.colLabels.map((col, j) => ({ site: `${row}.${col}`, e: r.grid.effects[i][j] })));
+  const all = r.grid.rows.labels.flatMap((row, i) => r.grid.cols.labels.map((col, j) => ({ site: `${row}.${col}`, e: r.grid.values[i][j] ?? Number.NaN })));
   const top = Math.max(...all.map((x) => x.e));
   return all.filter((x) => x.e >= Math.max(floor, share * top)).sort((a, b) => b.e - a.e).map((x) => x.site);
 }
@@ -46,7 +46,7 @@ export function ioiTemplates(examples: TaskExample[], tokenize: (prompt: string)
 export const positionLabel = (t: IoiTemplate, p: number): string => `P${p} ${t.tokens[p]}${t.roles.has(p) ? ` (${t.roles.get(p)})` : ''}`;
 
 /** The grid's cells in row-major order, as the store lists them ordered by layer, then position or head. */
-const cells = (g: PatchResult['grid']) => g.effects.flat().filter(Number.isFinite);
+const cells = (g: PatchResult['grid']) => g.values.flat().filter((v): v is number => v !== null && Number.isFinite(v));
 
 /** A patching grid's effects, reproduced from its results rows. */
 const gridQuery = (what: string, id: string, g: PatchResult['grid'], by: 'position' | 'component'): Reproduce => ({
@@ -74,7 +74,7 @@ export const causalTracing: Experiment = {
     const residByTemplate: { t: IoiTemplate; r: PatchResult; cols: string[] }[] = [];
     for (const t of templates) {
       const r = await callTool(patchTool, { ...ioiPatchingSet(t.examples, 'abc'), site: 'resid_pre' }, ctx);
-      residByTemplate.push({ t, r, cols: r.grid.colLabels.map((c) => positionLabel(t, Number(c.slice(1)))) });
+      residByTemplate.push({ t, r, cols: r.grid.cols.labels.map((c) => positionLabel(t, Number(c.slice(1)))) });
     }
     const abc = ioiPatchingSet(ioi, 'abc');
 
@@ -122,16 +122,16 @@ export const causalTracing: Experiment = {
       ...(await Promise.all(residByTemplate.map(async ({ t, r, cols }, k) => [
         `Template ${k + 1}: ${t.examples.length} prompt${t.examples.length === 1 ? '' : 's'}, e.g. "${t.examples[0].prompt}".`,
         '',
-        await plot(`ioi-resid${k ? `-${k + 1}` : ''}.svg`, `IOI: residual patching, template ${k + 1}`, heatmap(`IOI residual patching, template ${k + 1}`, r.grid.rowLabels, cols, r.grid.effects, { rowTitle: 'layer', colTitle: 'position (token, role)', valueTitle: 'effect' })),
+        await plot(`ioi-resid${k ? `-${k + 1}` : ''}.svg`, `IOI: residual patching, template ${k + 1}`, heatmap(`IOI residual patching, template ${k + 1}`, r.grid.rows.labels, cols, r.grid.values, { rowTitle: 'layer', colTitle: 'position (token, role)', valueTitle: 'effect' })),
         '',
-        gridTable(r.grid.rowLabels, cols, r.grid.effects, 'layer'),
+        gridTable(r.grid.rows.labels, cols, r.grid.values, 'layer'),
         '',
       ].join('\n')))),
       '#### Head patching',
       'Each head\'s `attn.hook_z` restored at every position. With the indirect object swapped only heads that copy the answer differ; with the subject duplicate removed (ABC) the heads that detect and signal the duplicate matter too.',
       '',
-      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rowLabels, headsSwap.grid.colLabels, headsSwap.grid.effects, layerByHead)),
-      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rowLabels, headsAbc.grid.colLabels, headsAbc.grid.effects, layerByHead)),
+      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rows.labels, headsSwap.grid.cols.labels, headsSwap.grid.values, layerByHead)),
+      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rows.labels, headsAbc.grid.cols.labels, headsAbc.grid.values, layerByHead)),
       '',
       table(['head', 'effect (IO swapped)', 'head', 'effect (ABC)'], headsSwap.top.slice(0, 6).map((t, i) => [t.site, t.effect, headsAbc.top[i]?.site ?? null, headsAbc.top[i]?.effect ?? null])),
       '',
@@ -141,7 +141,7 @@ export const causalTracing: Experiment = {
       ...(path ? [
         `Senders: every head before layer ${Math.min(...receivers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${receivers.join(', ')} (query input); all other heads frozen.`,
         '',
-        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rowLabels, path.grid.colLabels, path.grid.effects, { rowTitle: 'sender layer', colTitle: 'sender head', valueTitle: 'effect' })),
+        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rows.labels, path.grid.cols.labels, path.grid.values, { rowTitle: 'sender layer', colTitle: 'sender head', valueTitle: 'effect' })),
         '',
         table(['sender', 'effect through the name movers\' queries'], path.top.slice(0, 6).map((t) => [t.sender, t.effect])),
       ] : ['No name-mover candidate lies beyond layer 0, so there are no earlier heads to send to it; path patching was skipped.']),
@@ -151,7 +151,7 @@ export const causalTracing: Experiment = {
       '',
       table(['run', 'mean logit difference'], [['clean', indHeads.clean], ['corrupted', indHeads.corrupted]]),
       '',
-      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rowLabels, indHeads.grid.colLabels, indHeads.grid.effects, layerByHead)),
+      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rows.labels, indHeads.grid.cols.labels, indHeads.grid.values, layerByHead)),
       '',
       table(['head', 'effect'], indHeads.top.slice(0, 5).map((t) => [t.site, t.effect])),
       '',
