@@ -284,12 +284,12 @@ async function capture(ctl: ChatController, a: ParsedArgs): Promise<void> {
   // Norms of the first prompt's residual stream, layer x token, from the store.
   const runId = (r.data.runIds as string[])[0];
   if (!runId || !hooks.some((h) => h.includes('resid'))) return;
-  // A long prompt (2,400 tokens x 24 layers) would pass the row limit of the query and of the table
-  // it comes back as: positions are averaged in bins of k so that every layer and position is drawn.
-  const maxRows = Math.min(LIMITS.maxSqlRows, Math.floor(LIMITS.maxTableCells / 3));
+  // A long prompt (2,400 tokens x 24 layers) would pass the query's row limit: positions are
+  // averaged in bins of k so that every layer and position is drawn.
+  const maxRows = LIMITS.maxSqlRows;
   const sql = `WITH r AS (SELECT layer, position, norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL), `
     + `k AS (SELECT greatest(1, ceil((max(position) + 1) * count(DISTINCT layer) / ${maxRows}.0))::INTEGER AS k FROM r) `
-    + 'SELECT layer, b * k AS position, round(avg(norm), 3) AS norm FROM (SELECT layer, position // k AS b, k, norm FROM r, k) GROUP BY layer, b, k ORDER BY layer, position';
+    + 'SELECT layer, b * k AS position, avg(norm) AS norm FROM (SELECT layer, position // k AS b, k, norm FROM r, k) GROUP BY layer, b, k ORDER BY layer, position';
   const tokens = await tokenLabels(ctl, list[0]);
   await ctl.tool('query_activations', { sql, maxRows }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
 }
