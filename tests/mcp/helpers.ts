@@ -126,6 +126,7 @@ export function validCalls(modelDir: string): [string, Record<string, unknown>][
     ['expert_routing', { prompts: [clean] }],
     ['similarity_search', { query: { name: 'every_tool' }, k: 3 }],
     ['neuron_selectivity', { domains: { a: prompts.slice(0, 3), b: prompts.slice(3) } }],
+    ['train_sae', { hook: 'blocks.1.hook_resid_post', prompts, dSae: 32, k: 4, steps: 20, saeId: 'every_tool' }],
     ['find_circuit', { clean: [clean], corrupted: [corrupted], ...task, include: ['heads'] }],
     ['query_activations', { sql: 'SELECT count(*) AS n FROM runs' }],
     ['describe_store', {}],
