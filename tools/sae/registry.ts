@@ -2,7 +2,7 @@
 // store's saes table. Tools name a dictionary by its saeId.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DictionaryError, type SparseDictionary } from '../../engine/sae/dictionary.ts';
+import { DictionaryError, DictionaryRunner, type SparseDictionary } from '../../engine/sae/dictionary.ts';
 import { readSaeLens, writeSaeLens } from '../../engine/sae/saelens.ts';
 import { ToolError, type ToolContext } from '../define.ts';
 import { newId, type SaeRecord } from '../store/index.ts';
@@ -61,4 +61,26 @@ export async function importDictionary(ctx: ToolContext, folder: string, saeId?:
     dIn: dict.dIn, dSae: dict.dSae, k: dict.k ?? null, path, metrics: { imported: path },
   });
   return { saeId: id, path, dict };
+}
+
+/** Splices a dictionary into the loaded model at its hook (an SAE replaces one attached there). */
+export async function attachDictionary(ctx: ToolContext, saeId: string, dict: SparseDictionary): Promise<{ site: string; hooks: string[] }> {
+  const model = ctx.session.model;
+  const runner = new DictionaryRunner(dict);
+  try {
+    const previous = model.detachSae(dict.hook);
+    model.attachSae({ site: dict.hook, saeId, runner });
+    await previous?.runner.release();
+  } catch (e) {
+    await runner.release();
+    throw new ToolError(`dictionary "${saeId}" cannot be spliced in: ${(e as Error).message}`);
+  }
+  return { site: dict.hook, hooks: [`${dict.hook}.sae.hook_sae_acts`, `${dict.hook}.sae.hook_sae_error`] };
+}
+
+/** The saeId of the dictionary attached at a site, or a clear error. */
+export function attachedAt(ctx: ToolContext, site: string): { saeId: string; dict: SparseDictionary } {
+  const a = ctx.session.model.attachedSaes.find((x) => x.site === site);
+  if (!a) throw new ToolError(`no dictionary is attached at ${site}; attach one with attach_sae`);
+  return { saeId: a.saeId, dict: a.runner.dict };
 }

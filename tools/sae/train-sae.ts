@@ -9,7 +9,7 @@ import { DictionaryRunner } from '../../engine/sae/dictionary.ts';
 import { measureReconstruction, trainTopK, TrainError } from '../../engine/sae/trainer.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from '../define.ts';
 import { collectActivations, corpusRows, type TokenRow } from './corpus.ts';
-import { saveDictionary } from './registry.ts';
+import { attachDictionary, saveDictionary } from './registry.ts';
 
 export const trainSaeInput = z.strictObject({
   hook: z.string().min(1).describe('hook the dictionary reads, one vector per token, e.g. "blocks.2.hook_resid_post"'),
@@ -24,6 +24,7 @@ export const trainSaeInput = z.strictObject({
   lr: z.number().positive().max(1).default(1e-3).describe('Adam learning rate'),
   seed: z.number().int().default(0),
   memoryBudgetMb: z.number().positive().max(1_048_576).default(2048).describe('refuse runs whose activations and optimiser state exceed this'),
+  attach: z.boolean().default(true).describe('splice the trained SAE into the loaded model so its latents are hooks (SAEs only)'),
   saeId: z.string().min(1).max(64).optional().describe('id (and folder name under <data>/saes/) for the result; default a fresh "sae_..." id'),
 });
 
@@ -58,6 +59,7 @@ export const trainSaeOutput = z.object({
     spliced: z.number().describe('the same with the reconstruction in place of the hook'),
     delta: z.number().describe('spliced - clean'),
   }),
+  latentHooks: z.array(z.string()).describe('the hooks of its latents and error when attached (empty otherwise)'),
   seconds: z.number(),
 });
 export type TrainSaeResult = z.infer<typeof trainSaeOutput>;
@@ -173,11 +175,12 @@ export const trainSaeTool = defineTool({
       metrics: { settings, eval: evalMetrics, train: trainMetrics, loss, finalTrainMse: trained.finalTrainMse },
       cfgExtra: { context_size: Math.max(...rows.map((r) => r.ids.length)), dataset_path: source },
     });
+    const latentHooks = input.attach && !hookOut ? (await attachDictionary(ctx, saeId, dict)).hooks : [];
     progress('done', 1, 1);
     return {
       saeId, path, kind: input.kind, hook, hookOut, architecture: 'topk', dIn, dOut, dSae, k, corpus: source,
       tokens: { train: train.tokens, eval: ev.tokens }, evalOn: heldOut ? 'held-out prompts' : 'training prompts',
-      steps: trained.steps, finalTrainMse: trained.finalTrainMse, eval: evalMetrics, train: trainMetrics, loss, seconds: (Date.now() - t0) / 1000,
+      steps: trained.steps, finalTrainMse: trained.finalTrainMse, eval: evalMetrics, train: trainMetrics, loss, latentHooks, seconds: (Date.now() - t0) / 1000,
     };
   },
 });
