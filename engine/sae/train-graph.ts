@@ -5,7 +5,7 @@
 //   g_W_dec = acts^T g_out        g_b_dec = sum_n g_out
 //   g_pre   = (g_out W_dec^T) * [acts > 0]             (TopK picks are held fixed; relu' on them)
 //   g_W_enc = xc^T g_pre          g_b_enc = sum_n g_pre
-//   SAE with b_dec subtracted from the input: g_b_dec -= sum_n g_pre W_enc^T
+//   SAE with b_dec subtracted from the input: g_b_dec -= W_enc g_b_enc (= sum_n g_pre W_enc^T)
 // Adam (bias correction folded into `lr` by the caller), then each decoder row is scaled back to
 // unit norm: the scale moves into the encoder, and W_dec's rows stay comparable directions.
 import { GraphBuilder, int } from '../onnx/graph-builder.ts';
@@ -46,7 +46,8 @@ export function buildTrainStepGraph(s: TrainShape): Uint8Array {
   const gscale = g.input('gscale', [1]);
   const axis0 = g.constInt64([0]);
   const sum0 = (t: string) => g.op('ReduceSum', [t, axis0], { keepdims: int(0) });
-  const T = (t: string) => g.op('Transpose', [t], { perm: { ints: [1, 0] } });
+  // Products with a transposed operand as Gemm flags, so no transposed copy of a weight is made.
+  const mm = (a: string, b: string, transA = 0, transB = 0) => g.op('Gemm', [a, b], { transA: int(transA), transB: int(transB) });
 
   const { xc, acts } = encodeOps(g, { architecture: 'topk', k: s.k, applyBDecToInput: s.applyBDecToInput }, x, p.W_enc, p.b_enc, p.b_dec);
   const recon = g.op('Add', [g.op('MatMul', [acts, p.W_dec]), p.b_dec]);
@@ -57,15 +58,15 @@ export function buildTrainStepGraph(s: TrainShape): Uint8Array {
 
   const gOut = g.op('Mul', [err, gscale]);
   const grads: Record<ParamName, string> = {
-    W_dec: g.op('MatMul', [T(acts), gOut]),
+    W_dec: mm(acts, gOut, 1, 0),
     b_dec: sum0(gOut),
     W_enc: '',
     b_enc: '',
   };
-  const gPre = g.op('Mul', [g.op('MatMul', [gOut, T(p.W_dec)]), active]);
-  grads.W_enc = g.op('MatMul', [T(xc), gPre]);
+  const gPre = g.op('Mul', [mm(gOut, p.W_dec, 0, 1), active]);
+  grads.W_enc = mm(xc, gPre, 1, 0);
   grads.b_enc = sum0(gPre);
-  if (s.applyBDecToInput) grads.b_dec = g.op('Sub', [grads.b_dec, sum0(g.op('MatMul', [gPre, T(p.W_enc)]))]);
+  if (s.applyBDecToInput) grads.b_dec = g.op('Sub', [grads.b_dec, g.op('MatMul', [p.W_enc, grads.b_enc])]);
 
   const c = (f: number) => g.constFloat([f], []);
   for (const n of PARAMS) {
