@@ -19,6 +19,10 @@ async function dictionaryFor(ctx: ToolContext, saeId: string): Promise<{ site: s
   return { site: dict.hook, dict };
 }
 
+function checkLatents(saeId: string, dict: SparseDictionary, latents: number[]): void {
+  for (const j of latents) if (j >= dict.dSae) throw new ToolError(`latent ${j} is out of range; dictionary "${saeId}" has latents 0..${dict.dSae - 1}`);
+}
+
 /** Latent activations [tokens, dSae] of every real position of every row, in row order. */
 async function latentsOf(ctx: ToolContext, site: string, dSae: number, rows: TokenRow[], batchSize = 32): Promise<Float32Array> {
   const hook = `${site}.sae.hook_sae_acts`;
@@ -80,7 +84,7 @@ export const featureDashboardTool = defineTool({
     const { site, dict } = await dictionaryFor(ctx, input.saeId);
     const S = dict.dSae;
     const j = input.latent;
-    if (j >= S) throw new ToolError(`latent ${j} is out of range; dictionary "${input.saeId}" has latents 0..${S - 1}`);
+    checkLatents(input.saeId, dict, [j]);
     const { rows, source } = await corpusRows(ctx, input);
     const acts = await latentsOf(ctx, site, S, rows);
     const tok = ctx.session.tokenizer;
@@ -215,7 +219,7 @@ export const featureInterventionTool = defineTool({
   async run(input, ctx): Promise<z.infer<typeof featureInterventionOutput>> {
     const { site, dict } = await dictionaryFor(ctx, input.saeId);
     const S = dict.dSae;
-    for (const j of input.latents) if (j >= S) throw new ToolError(`latent ${j} is out of range; dictionary "${input.saeId}" has latents 0..${S - 1}`);
+    checkLatents(input.saeId, dict, input.latents);
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
     const V = ctx.session.config.vocabSize;
