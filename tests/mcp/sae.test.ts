@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildTinyModel, type Manifest } from '../../engine/tiny/index.ts';
-import { isError, stdioClient, text, type StdioHandle } from './helpers.ts';
+import { data, isError, stdioClient, text, type StdioHandle } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-mcp-sae-'));
 let h: StdioHandle;
@@ -26,9 +26,7 @@ afterAll(async () => {
 async function call(name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> {
   const r = await h.client.callTool({ name, arguments: args }, undefined, { timeout: 590_000 });
   expect(isError(r), text(r)).toBe(false);
-  const t = text(r);
-  const end = t.indexOf('\n\n');
-  return JSON.parse(end < 0 ? t : t.slice(0, end));
+  return data(r);
 }
 
 it('feature ablation and steering through MCP move the planted sentiment behaviour as expected', async () => {
@@ -36,7 +34,7 @@ it('feature ablation and steering through MCP move the planted sentiment behavio
   const trained = await call('train_sae', { hook: `blocks.${layer}.hook_resid_post`, steps: 400 });
   expect(trained.latentHooks).toHaveLength(2);
   const { positive, negative } = manifest.tasks.sentiment.contrast;
-  const search = await call('feature_search', { saeId: trained.saeId, classes: { positive, negative }, top: 2 });
+  const search = await call('feature_search', { saeId: trained.saeId, classes: { positive, negative }, top: 3 });
   const groups = search.results as { group: string; latents: { latent: number; selectivity: number }[] }[];
   const pos = groups.find((g) => g.group === 'positive')!.latents[0];
   expect(pos.selectivity).toBeGreaterThan(0.2);

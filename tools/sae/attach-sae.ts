@@ -20,6 +20,7 @@ export const attachSaeTool = defineTool({
   name: 'attach_sae',
   description: 'Splice a sparse dictionary into the loaded model at the hook it reads (by saeId, or a SAELens folder path, which is imported into the store). Its latents then are hooks: capture blocks.L.<hook>.sae.hook_sae_acts (stored sparsely in sae_latents) or .sae.hook_sae_error, patch, ablate or steer them. Untouched, the forward is unchanged. `detach: <hook>` removes one.',
   input: attachSaeInput,
+  output: attachSaeOutput,
   async run(input, ctx): Promise<z.infer<typeof attachSaeOutput>> {
     const given = [input.saeId, input.path, input.detach].filter((x) => x !== undefined).length;
     if (given !== 1) throw new ToolError('give exactly one of saeId (stored dictionary), path (SAELens folder) or detach (a hook)');

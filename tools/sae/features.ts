@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { SparseDictionary } from '../../engine/sae/dictionary.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from '../define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from '../metrics.ts';
+import { RunIds } from '../output.ts';
 import { runAndRecord } from '../runs.ts';
 import { corpusRows, type TokenRow } from './corpus.ts';
 import { attachDictionary, loadDictionary } from './registry.ts';
@@ -80,6 +81,7 @@ export const featureDashboardTool = defineTool({
   name: 'feature_dashboard',
   description: 'One latent of a dictionary: its top-activating contexts over the built-in corpus (or given prompts / stored runs), an activation histogram, the tokens its decoder row promotes and suppresses (logit effects), and its nearest latents by decoder cosine.',
   input: featureDashboardInput,
+  output: featureDashboardOutput,
   async run(input, ctx): Promise<z.infer<typeof featureDashboardOutput>> {
     const { site, dict } = await dictionaryFor(ctx, input.saeId);
     const S = dict.dSae;
@@ -153,6 +155,7 @@ export const featureSearchTool = defineTool({
   name: 'feature_search',
   description: 'Find latents of a dictionary: the ones most active on given text, or the ones selective for given classes of prompts (mean activation in the class minus the highest mean in any other class, the SAE counterpart of neuron_selectivity).',
   input: featureSearchInput,
+  output: featureSearchOutput,
   async run(input, ctx): Promise<z.infer<typeof featureSearchOutput>> {
     if (Boolean(input.text) === Boolean(input.classes)) throw new ToolError('give text (latents active on it) or classes (latents selective for each), one of the two');
     const { site, dict } = await dictionaryFor(ctx, input.saeId);
@@ -209,13 +212,14 @@ export const featureInterventionOutput = z.object({
   after: z.number().describe('with every listed latent intervened on'),
   each: z.array(z.object({ latent: z.number().int(), after: z.number(), change: z.number() })),
   topNext: z.array(z.object({ prompt: z.string(), before: z.string(), after: z.string() })).describe('greedy next token before and after, per prompt'),
-  runIds: z.array(z.string()),
+  runIds: RunIds,
 });
 
 export const featureInterventionTool = defineTool({
   name: 'feature_intervention',
   description: 'Ablate (set to 0) or steer (add a coefficient to) latents of a dictionary at every token or the last one, with the reconstruction error kept, and report the metric (logit_diff, prob, loss, kl...) before and after, together and for each latent alone.',
   input: featureInterventionInput,
+  output: featureInterventionOutput,
   async run(input, ctx): Promise<z.infer<typeof featureInterventionOutput>> {
     const { site, dict } = await dictionaryFor(ctx, input.saeId);
     const S = dict.dSae;
