@@ -2,6 +2,8 @@
 // and activation similarity across domains.
 import { captureTool } from '../../capture.ts';
 import { callTool } from '../../define.ts';
+import { featureSearchTool } from '../../sae/features.ts';
+import { trainSaeTool } from '../../sae/train-sae.ts';
 import { selectivityTool } from '../../selectivity.ts';
 import { similarityTool } from '../../similarity.ts';
 import { num, table } from '../markdown.ts';
@@ -37,6 +39,14 @@ export const entanglement: Experiment = {
       neighbours.push({ from: all[i].p, domain: d, hits, id: r.experimentId, list: r.hits.map((h) => ({ prompt: promptOf.get(h.runId) ?? h.runId, domain: domainOf.get(h.runId) ?? '?', cos: h.similarity })) });
     }
 
+    // The polysemantic neuron's layer through a sparse dictionary: does it separate the domains the
+    // neuron mixes? A short TopK SAE on the MoE output over the built-in corpus, then per-domain latents.
+    const saeHook = `blocks.${poly.layer}.hook_mlp_out`;
+    env.step(`sparse dictionary at ${saeHook} (TopK SAE on the built-in corpus)`);
+    const sae = await callTool(trainSaeTool, { hook: saeHook, steps: 300 }, ctx);
+    const search = await callTool(featureSearchTool, { saeId: sae.saeId, classes: domains, top: 3 }, ctx);
+    const bestLatent = Object.fromEntries(search.results.map((g) => [g.group, g.latents[0]]));
+
     const body = [
       `${names.map((d) => `${domains[d].length} ${d}`).join(', ')} prompts; every neuron's (mlp.hook_post) mean activation per domain over all tokens, counting tokens not routed to its expert as 0.`,
       '', '![selectivity](selectivity.svg)', '',
@@ -48,15 +58,21 @@ export const entanglement: Experiment = {
       table(['query prompt', 'its domain', ...names.map((d) => `${d} among 6 nearest`)], neighbours.map((n) => [n.from, n.domain, ...names.map((d) => n.hits[d])])),
       '', 'The nearest neighbours (the query itself excluded; search limited to this experiment\'s runs):', '',
       table(['query domain', 'neighbour', 'its domain', 'cosine'], neighbours.flatMap((n) => n.list.map((h) => [n.domain, h.prompt, h.domain, h.cos]))),
+      '', `### Sparse dictionary at \`${saeHook}\` (${sae.saeId}: TopK, ${sae.dSae} latents, k ${sae.k}, ${sae.tokens.train} tokens)`,
+      `Held-out explained variance ${num(sae.eval.explainedVariance, 3)}, next-token loss ${num(sae.loss.clean, 3)} -> ${num(sae.loss.spliced, 3)} nats spliced in. Latents most selective per domain (mean in the domain minus the highest mean elsewhere):`,
+      table(['domain', 'latent', 'mean', 'firing rate', 'selectivity'], search.results.flatMap((g) => g.latents.map((l) => [g.group, l.latent, l.mean, l.density, l.selectivity ?? 0]))),
     ].join('\n');
     return {
       slug: this.slug, title: this.title,
       question: 'Are there neurons that respond to unrelated domains (math and code), next to neurons selective to one domain, and do activations cluster by domain?',
-      method: 'Neuron selectivity (mean activation and firing rate per domain, selectivity and cross-domain scores) over every expert neuron; last-token residual activations stored and searched by cosine similarity in SQL.',
+      method: 'Neuron selectivity (mean activation and firing rate per domain, selectivity and cross-domain scores) over every expert neuron; last-token residual activations stored and searched by cosine similarity in SQL; a TopK sparse autoencoder on the MoE output of the polysemantic neuron\'s layer and its latents\' selectivity per domain.',
       parameters: { domains: Object.fromEntries(names.map((d) => [d, domains[d].length])), layer: poly.layer },
       body, plots: [plot],
-      conclusion: `${poly.neuron} fires across domains (${names.map((d) => `${d} ${num(poly.means[d], 2)}`).join(', ')}), while ${names.map((d) => (sel.perDomain[d][0] ? `${sel.perDomain[d][0].neuron} is ${d}-selective` : `no neuron is ${d}-selective`)).join(', ')}. Of the 6 nearest stored activations to each domain's first prompt, these share its domain: ${neighbours.map((n) => `${n.domain} ${n.hits[n.domain]}/6`).join(', ')}.`,
-      found: { polysemantic: poly.neuron, perDomain: Object.fromEntries(names.map((d) => [d, sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])) },
+      conclusion: `${poly.neuron} fires across domains (${names.map((d) => `${d} ${num(poly.means[d], 2)}`).join(', ')}), while ${names.map((d) => (sel.perDomain[d][0] ? `${sel.perDomain[d][0].neuron} is ${d}-selective` : `no neuron is ${d}-selective`)).join(', ')}. Of the 6 nearest stored activations to each domain's first prompt, these share its domain: ${neighbours.map((n) => `${n.domain} ${n.hits[n.domain]}/6`).join(', ')}. A sparse dictionary at ${saeHook} gives ${names.map((d) => `${d} latent ${bestLatent[d]?.latent} (selectivity ${num(bestLatent[d]?.selectivity ?? 0, 2)})`).join(', ')}.`,
+      found: {
+        polysemantic: poly.neuron, perDomain: Object.fromEntries(names.map((d) => [d, sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])),
+        dictionary: { saeId: sae.saeId, hook: saeHook, latentPerDomain: Object.fromEntries(names.map((d) => [d, bestLatent[d] ? { latent: bestLatent[d].latent, selectivity: bestLatent[d].selectivity ?? 0 } : null])) },
+      },
       experimentIds: [sel.experimentId, ...neighbours.map((n) => n.id)],
       runIds: cap.runIds.slice(0, 6),
       reproduce: [
@@ -66,6 +82,7 @@ export const entanglement: Experiment = {
           sql: `SELECT runs.prompt, res.value AS cos FROM results res JOIN runs ON runs.run_id = split_part(res.site, ' ', 1) WHERE res.experiment_id = '${n.id}' ORDER BY (res.extra->>'rank')::INTEGER;`,
           expect: { prompt: n.list.map((h) => h.prompt), cos: n.list.map((h) => h.cos) },
         })),
+        { what: 'The sparse dictionary', sql: `SELECT sae_id, hook, d_sae FROM saes WHERE sae_id = '${sae.saeId}';`, expect: { sae_id: [sae.saeId], hook: [saeHook], d_sae: [sae.dSae] } },
       ],
     };
   },
