@@ -232,6 +232,21 @@ export class GptOssModel {
     return this.weights.get('unembed', () => ({ finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() }));
   }
 
+  // ---- Read access for the reverse pass (engine/backward): the same weights the forward multiplies by.
+  // An uncached expert lives in a reused buffer: use it before asking for the next one.
+  attentionWeights(layer: number): AttentionWeights {
+    return this.attention(layer);
+  }
+
+  expertWeights(layer: number, e: number): ExpertWeights {
+    return this.expert(layer, e);
+  }
+
+  unembedWeights(): { finalNorm: Float32Array; lmHead: Float32Array } {
+    return this.unembed();
+  }
+  // ---- end of reverse-pass access
+
   /** Bytes of weights cached now. */
   get cachedWeightBytes(): number {
     return this.weights.bytes;
