@@ -1,7 +1,8 @@
 // Exact backward: the engine's gradients at every differentiable hook, on random checkpoints of
 // shapes the engine was not written for, against central finite differences of the independent
 // float64 reference forward (tests/reference/forward.ts, perturbed at the same hook).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,6 +24,13 @@ const SHAPES = [
 
 const root = mkdtempSync(join(tmpdir(), 'ns-grad-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The shape's random checkpoint, written on first use. */
+function checkpointOf(s: (typeof SHAPES)[number]): string {
+  const dir = join(root, s.name);
+  if (!existsSync(join(dir, 'config.json'))) writeRandomCheckpoint(dir, gptOssConfigJson(s.cfg), s.seed);
+  return dir;
+}
 
 /** Row b of an engine hook tensor [B, ...], with every T axis cut to the row's length: the reference's layout. */
 function rowOf(t: Tensor, shape: string, b: number, len: number): Float64Array {
@@ -76,8 +84,7 @@ const NOT_DIFFERENTIABLE = new Set(['attn.hook_sink', 'mlp.hook_expert_indices']
 describe('gradients match finite differences of the independent float64 forward', () => {
   for (const s of SHAPES) {
     it(`${s.name}: every differentiable hook, two rows of different lengths, within 1e-3 of |g|`, async () => {
-      const dir = join(root, s.name);
-      writeRandomCheckpoint(dir, gptOssConfigJson(s.cfg), s.seed);
+      const dir = checkpointOf(s);
       const model = GptOssModel.load(dir, { threads: 1 });
       const ref = loadReferenceModel(dir);
       const rng = new Rng(s.seed + 7);
@@ -106,7 +113,7 @@ describe('gradients match finite differences of the independent float64 forward'
 
   it('each metric (logit_diff, logprob, prob, loss, kl) seeds the right gradient', async () => {
     const s = SHAPES[0];
-    const dir = join(root, s.name);
+    const dir = checkpointOf(s);
     const model = GptOssModel.load(dir, { threads: 1 });
     const ref = loadReferenceModel(dir);
     const V = s.cfg.vocab_size;
@@ -132,7 +139,7 @@ describe('gradients match finite differences of the independent float64 forward'
   });
 
   it('recomputing each layer gives the same gradients as keeping the forward tensors', async () => {
-    const dir = join(root, SHAPES[1].name);
+    const dir = checkpointOf(SHAPES[1]);
     const model = GptOssModel.load(dir, { threads: 1 });
     const opts = { metric: { name: 'logit' as const, target: [3, 4] }, grads: ['blocks.*.hook_resid_pre', 'blocks.1.attn.hook_q'] };
     const prompts = [[1, 2, 3, 4, 5], [6, 7, 8]];
@@ -146,7 +153,7 @@ describe('gradients match finite differences of the independent float64 forward'
 
   it('an intervention passes (1 - mask) of the gradient upstream', async () => {
     const s = SHAPES[0];
-    const dir = join(root, s.name);
+    const dir = checkpointOf(s);
     const model = GptOssModel.load(dir, { threads: 1 });
     const prompts = [[1, 2, 3, 4, 5, 6]];
     const opts = { metric: { name: 'logit' as const, target: [7] }, grads: ['blocks.0.hook_resid_pre', 'blocks.0.hook_resid_post'], capture: ['blocks.0.hook_resid_post'] };
@@ -164,8 +171,21 @@ describe('gradients match finite differences of the independent float64 forward'
     await model.dispose();
   });
 
+  it('`neuroscope gradient --json` prints d logit[last, ID] / d activation, [T, H], matching finite differences', () => {
+    const s = SHAPES[1];
+    const dir = checkpointOf(s);
+    const ids = [3, 14, 15, 9, 26, 5];
+    const out = execFileSync('node', ['bin/neuroscope.js', 'gradient', '--model', dir, '--ids', ids.join(','), '--hook', 'blocks.1.hook_resid_pre', '--target', '7', '--json'], { encoding: 'utf8' });
+    const { grad } = JSON.parse(out) as { grad: number[][] };
+    expect(grad).toHaveLength(ids.length);
+    expect(grad[0]).toHaveLength(s.cfg.hidden_size);
+    const V = s.cfg.vocab_size;
+    const { err } = fdError(loadReferenceModel(dir), ids, 'blocks.1.hook_resid_pre', Float64Array.from(grad.flat()), (l) => l[(ids.length - 1) * V + 7], new Rng(1));
+    expect(err).toBeLessThanOrEqual(1e-3);
+  });
+
   it('refuses what has no gradient and runs over the memory budget, before running', async () => {
-    const dir = join(root, SHAPES[0].name);
+    const dir = checkpointOf(SHAPES[0]);
     const model = GptOssModel.load(dir, { threads: 1, memoryBudgetGb: 1e-5 });
     const opts = { metric: { name: 'logit' as const, target: [1] }, grads: ['blocks.0.hook_resid_pre'] };
     await expect(gradients(model, [[1, 2, 3]], { ...opts, grads: ['blocks.0.attn.hook_sink'] })).rejects.toThrow(/no gradient at "blocks.0.attn.hook_sink"/);
