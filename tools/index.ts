@@ -1,5 +1,6 @@
 // Every research tool, by name: the one list the CLI, the MCP server and the agent bind to.
 import { ablateTool } from './ablate.ts';
+import { attributionPatchTool } from './attribution-patch.ts';
 import { dlaTool } from './attribution.ts';
 import { attentionTool } from './attention.ts';
 import { captureTool } from './capture.ts';
@@ -20,13 +21,13 @@ import { describeStoreTool, queryActivationsTool } from './store-tools.ts';
 
 export const TOOLS: readonly Tool[] = [
   modelInfoTool, loadModelTool, listHooksTool, tokenizeTool, generateTool,
-  captureTool, patchTool, pathPatchTool, ablateTool, steerTool,
+  captureTool, patchTool, attributionPatchTool, pathPatchTool, ablateTool, steerTool,
   probeTool, pcaTool, logitLensTool, dlaTool,
   attentionTool, routingTool, similarityTool, selectivityTool, circuitTool,
   queryActivationsTool, describeStoreTool, writeFindingTool, listFindingsTool,
 ] as unknown as Tool[];
 
-export { ablateTool, captureTool, pathPatchTool, patchTool, steerTool };
+export { ablateTool, attributionPatchTool, captureTool, pathPatchTool, patchTool, steerTool };
 export { attentionTool, circuitTool, routingTool, selectivityTool, similarityTool };
 export { dlaTool, logitLensTool, pcaTool, probeTool };
 export { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool };

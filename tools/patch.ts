@@ -55,7 +55,7 @@ export interface PatchResult {
   forwards: number;
 }
 
-const HOOK_OF: Record<z.infer<typeof PatchSite>, string> = {
+export const HOOK_OF: Record<z.infer<typeof PatchSite>, string> = {
   resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
   attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out', head: 'attn.hook_z', expert: 'mlp.hook_expert_out', neuron: 'mlp.hook_post',
 };
@@ -76,7 +76,7 @@ export function alignPairs(clean: EncodedPrompt[], corrupted: EncodedPrompt[], s
 }
 
 
-function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
+export function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
   const cfg = ctx.session.config;
   const layers = input.layers ?? [...Array(cfg.numLayers).keys()];
   checkLayers(layers, cfg);
@@ -225,7 +225,7 @@ function stackMasks(masks: Tensor[], N: number): Tensor {
   return { data: out, dims: [masks.length * N, ...masks[0].dims] };
 }
 
-function toGrid(input: PatchInput, vs: PatchVariant[], effects: number[]): PatchResult['grid'] {
+export function toGrid(input: PatchInput, vs: PatchVariant[], effects: number[]): PatchResult['grid'] {
   const rowKey = (v: PatchVariant) => (input.site === 'head' && input.perPosition ? `L${v.layer}.H${v.component}` : input.site === 'neuron' ? v.label : `L${v.layer}`);
   const colKey = (v: PatchVariant) =>
     input.site === 'head' ? (input.perPosition ? `P${v.position}` : `H${v.component}`)

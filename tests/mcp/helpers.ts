@@ -115,6 +115,7 @@ export function validCalls(modelDir: string): [string, Record<string, unknown>][
     ['generate', { prompt: 'w1 w2', maxNewTokens: 2 }],
     ['capture_activations', { prompts: [clean], hooks: ['blocks.0.hook_resid_post'] }],
     ['patch_activations', { clean: [clean], corrupted: [corrupted], ...task, site: 'head' }],
+    ['attribution_patch', { clean: [clean], corrupted: [corrupted], ...task, site: 'head' }],
     ['path_patch', { clean: [clean], corrupted: [corrupted], ...task, receivers: ['L2.H0'] }],
     ['ablate', { prompts: [clean], ...task, components: ['L1.H0'] }],
     ['steer', { prompts: [clean], ...task, vector: { positive: ['w1 w2'], negative: ['w3 w4'] }, layer: 1, coefficients: [0, 1], generateTokens: 0, saveAs: 'every_tool' }],

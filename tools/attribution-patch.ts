@@ -1,0 +1,150 @@
+// Attribution patching (AtP, Nanda 2023): estimate every site's activation-patching effect from one
+// clean forward and one forward + backward on the corrupted prompts: effect(site) ~
+// (a_clean - a_corrupted) . d metric / d a at the corrupted run, normalised as patching is. Same
+// arguments and the same grid as patch_activations, so the two can be compared cell by cell.
+import { z } from 'zod';
+import { gradients } from '../engine/backward/gradient.ts';
+import type { LogitMetric } from '../engine/backward/metric.ts';
+import { expandTo, type Tensor } from '../engine/tensor.ts';
+import { defineTool, type ToolContext } from './define.ts';
+import { meanMetric, metricAnswers, metricOnRun, type MetricSpec } from './metrics.ts';
+import { alignPairs, HOOK_OF, patchInput, toGrid, variants, type PatchInput } from './patch.ts';
+import { runAndRecord } from './runs.ts';
+
+export const attributionPatchInput = z.strictObject({
+  ...patchInput.omit({ mode: true, maxBatch: true }).shape,
+  igSteps: z.number().int().min(0).max(64).default(0).describe('0: plain AtP (gradient at the corrupted run). n > 0: average the gradient over n points between the corrupted and clean token embeddings (the EAP-IG path), which tracks saturated attention better at n forward+backward passes'),
+});
+export type AttributionPatchInput = z.infer<typeof attributionPatchInput>;
+
+export const attributionPatchOutput = z.object({
+  experimentId: z.string(),
+  metric: z.string(),
+  clean: z.number().describe('metric on the clean prompts'),
+  corrupted: z.number().describe('metric on the corrupted prompts'),
+  site: z.string(),
+  hook: z.string(),
+  grid: z.object({ rowLabels: z.array(z.string()), colLabels: z.array(z.string()), effects: z.array(z.array(z.number())) })
+    .describe('estimated normalised effects, laid out as patch_activations lays out its grid'),
+  top: z.array(z.object({ site: z.string(), effect: z.number(), value: z.number().describe('estimated metric with this site patched') })),
+  runIds: z.object({ clean: z.array(z.string()), corrupted: z.array(z.string()) }),
+  passes: z.object({ forwards: z.number().int(), backwards: z.number().int() }).describe('engine passes used: AtP needs 2 forwards and 1 backward whatever the number of sites'),
+});
+export type AttributionPatchResult = z.infer<typeof attributionPatchOutput>;
+
+/** The tools' metric as the engine's per-row metric (kl against the clean run's logits). */
+export function engineMetric(spec: MetricSpec): LogitMetric {
+  return { name: spec.name, target: spec.targets, distractor: spec.distractors, clean: spec.cleanLogits };
+}
+
+/**
+ * Per element of a hook without its batch dim: the mean over examples of (clean - corrupted) * grad.
+ * A site's estimated change of the mean metric is this summed under its mask.
+ */
+export function attributionDensity(clean: Tensor, corrupted: Tensor, grad: Tensor): Float64Array {
+  const N = grad.dims[0];
+  const per = grad.data.length / N;
+  const out = new Float64Array(per);
+  for (let n = 0; n < N; n++) {
+    for (let i = 0; i < per; i++) out[i] += ((clean.data[n * per + i] - corrupted.data[n * per + i]) * grad.data[n * per + i]) / N;
+  }
+  return out;
+}
+
+/**
+ * Gradients averaged over `steps` midpoints alpha = (k + 1/2) / steps of the straight path from the
+ * corrupted to the clean token embeddings (the embedding is replaced by the interpolation).
+ */
+export async function pathGradients(
+  ctx: ToolContext, ids: number[][], cleanEmbed: Tensor, corruptedEmbed: Tensor,
+  opts: { metric: LogitMetric; grads: string[] }, steps: number,
+): Promise<Map<string, Tensor>> {
+  const sum = new Map<string, Tensor>();
+  for (let k = 0; k < steps; k++) {
+    const alpha = (k + 0.5) / steps;
+    const value = corruptedEmbed.data.map((c, i) => c + alpha * (cleanEmbed.data[i] - c));
+    const r = await gradients(ctx.session.model, ids, {
+      ...opts, signal: ctx.signal,
+      interventions: [{ hook: 'hook_embed', mask: { data: new Float32Array([1]), dims: [1] }, value: { data: value, dims: corruptedEmbed.dims } }],
+    });
+    for (const [h, t] of r.grads) {
+      const acc = sum.get(h) ?? { data: new Float32Array(t.data.length), dims: t.dims };
+      for (let i = 0; i < t.data.length; i++) acc.data[i] += t.data[i] / steps;
+      sum.set(h, acc);
+    }
+    ctx.onProgress?.({ done: k + 1, total: steps, message: `path gradient ${k + 1}/${steps}` });
+  }
+  return sum;
+}
+
+/** Sum of `density` under a broadcastable mask over the hook's dims without batch. */
+export function maskedSum(density: Float64Array, mask: Tensor, dims: number[]): number {
+  const m = expandTo(mask, dims).data;
+  let s = 0;
+  for (let i = 0; i < m.length; i++) if (m[i] !== 0) s += m[i] * density[i];
+  return s;
+}
+
+export const attributionPatchTool = defineTool({
+  name: 'attribution_patch',
+  description: 'Attribution patching (AtP): the gradient estimate of patch_activations for every site at once, from 2 forwards and 1 backward instead of one forward per site. Same arguments and grid as patch_activations (sites resid_*, attn_out, mlp_out, head, expert, neuron; per position or not); estimate = (clean - corrupted) . gradient at the corrupted run, normalised as patching is. Linear, so it can miss saturated effects: confirm the top sites with patch_activations.',
+  input: attributionPatchInput,
+  async run(input, ctx: ToolContext): Promise<AttributionPatchResult> {
+    const cfg = ctx.session.config;
+    const clean = ctx.session.encodeAll(input.clean, 'clean');
+    const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
+    const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
+    const T = alignPairs(clean, corrupted, positional);
+    const N = clean.length;
+    const ans = metricAnswers(ctx, input, N);
+    const asPatch: PatchInput = { ...input, mode: 'batched', maxBatch: 64 };
+    const vs = variants(asPatch, ctx, T);
+    const hookLocal = HOOK_OF[input.site];
+    const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
+    const hooks = layers.map((l) => `blocks.${l}.${hookLocal}`);
+    const V = cfg.vocabSize;
+
+    const cleanRun = await runAndRecord(ctx, clean, { capture: [...hooks, 'hook_embed'] }, { role: 'clean' });
+    const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
+    ctx.onProgress?.({ done: 1, total: 3, message: 'clean run done; corrupted forward + backward' });
+    const metric = engineMetric(spec);
+    const corruptedIds = corrupted.map((c) => c.ids);
+    const g = await gradients(ctx.session.model, corruptedIds, { metric, grads: hooks, capture: [...hooks, 'hook_embed'], signal: ctx.signal });
+    const passes = { forwards: 2, backwards: 1 };
+    if (input.igSteps > 0) {
+      const path = await pathGradients(ctx, corruptedIds, cleanRun.result.cache.get('hook_embed')!, g.cache.get('hook_embed')!, { metric, grads: hooks }, input.igSteps);
+      for (const h of hooks) g.grads.set(h, path.get(h)!);
+      passes.forwards += input.igSteps;
+      passes.backwards = input.igSteps;
+    }
+    const corruptedRunIds: string[] = [];
+    for (const p of corrupted) corruptedRunIds.push(await ctx.store.addRun({ modelId: ctx.session.modelId, prompt: p.prompt, tokenIds: p.ids, tokens: p.tokens, meta: { role: 'corrupted' } }));
+    const corruptedValue = meanMetric(spec, g.logits.data, V, N);
+
+    const density = new Map(hooks.map((h) => [h, attributionDensity(cleanRun.result.cache.get(h)!, g.cache.get(h)!, g.grads.get(h)!)]));
+    const values = vs.map((v) => {
+      const h = `blocks.${v.layer}.${hookLocal}`;
+      return corruptedValue + maskedSum(density.get(h)!, v.mask, g.grads.get(h)!.dims.slice(1));
+    });
+    const denom = cleanValue - corruptedValue;
+    const effects = values.map((v) => (Math.abs(denom) < 1e-12 ? 0 : (v - corruptedValue) / denom));
+    ctx.onProgress?.({ done: 3, total: 3, message: `estimated ${vs.length} sites` });
+
+    const runIds = { clean: cleanRun.runIds, corrupted: corruptedRunIds };
+    const experimentId = await ctx.store.addExperiment({
+      kind: 'attribution_patching', modelId: ctx.session.modelId,
+      params: { ...input, runIds }, metric: input.metric, cleanValue, corruptedValue,
+      summary: { site: input.site, sites: vs.length, ...passes },
+    });
+    await ctx.store.addResults(vs.map((v, i) => ({
+      experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
+      component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
+    })));
+    const top = vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
+      .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+    return {
+      experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, site: input.site, hook: `blocks.L.${hookLocal}`,
+      grid: toGrid(asPatch, vs, effects), top, runIds, passes,
+    };
+  },
+});
