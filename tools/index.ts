@@ -7,6 +7,7 @@ import { captureTool } from './capture.ts';
 import { circuitTool } from './circuit.ts';
 import type { Tool } from './define.ts';
 import { listFindingsTool, writeFindingTool } from './findings.ts';
+import { integratedGradientsTool } from './integrated-gradients.ts';
 import { logitLensTool } from './logit-lens.ts';
 import { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool } from './model-tools.ts';
 import { pathPatchTool } from './path-patch.ts';
@@ -21,7 +22,7 @@ import { describeStoreTool, queryActivationsTool } from './store-tools.ts';
 
 export const TOOLS: readonly Tool[] = [
   modelInfoTool, loadModelTool, listHooksTool, tokenizeTool, generateTool,
-  captureTool, patchTool, attributionPatchTool, pathPatchTool, ablateTool, steerTool,
+  captureTool, patchTool, attributionPatchTool, integratedGradientsTool, pathPatchTool, ablateTool, steerTool,
   probeTool, pcaTool, logitLensTool, dlaTool,
   attentionTool, routingTool, similarityTool, selectivityTool, circuitTool,
   queryActivationsTool, describeStoreTool, writeFindingTool, listFindingsTool,
@@ -29,7 +30,7 @@ export const TOOLS: readonly Tool[] = [
 
 export { ablateTool, attributionPatchTool, captureTool, pathPatchTool, patchTool, steerTool };
 export { attentionTool, circuitTool, routingTool, selectivityTool, similarityTool };
-export { dlaTool, logitLensTool, pcaTool, probeTool };
+export { dlaTool, integratedGradientsTool, logitLensTool, pcaTool, probeTool };
 export { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool };
 export { describeStoreTool, queryActivationsTool, listFindingsTool, writeFindingTool };
 export { callTool, ToolError, type Tool, type ToolContext, type ToolProgress } from './define.ts';

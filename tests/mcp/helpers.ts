@@ -116,6 +116,7 @@ export function validCalls(modelDir: string): [string, Record<string, unknown>][
     ['capture_activations', { prompts: [clean], hooks: ['blocks.0.hook_resid_post'] }],
     ['patch_activations', { clean: [clean], corrupted: [corrupted], ...task, site: 'head' }],
     ['attribution_patch', { clean: [clean], corrupted: [corrupted], ...task, site: 'head' }],
+    ['integrated_gradients', { prompts: [clean], baseline: [corrupted], ...task, hook: 'blocks.1.hook_resid_pre', steps: 2 }],
     ['path_patch', { clean: [clean], corrupted: [corrupted], ...task, receivers: ['L2.H0'] }],
     ['ablate', { prompts: [clean], ...task, components: ['L1.H0'] }],
     ['steer', { prompts: [clean], ...task, vector: { positive: ['w1 w2'], negative: ['w3 w4'] }, layer: 1, coefficients: [0, 1], generateTokens: 0, saveAs: 'every_tool' }],
