@@ -7,6 +7,7 @@ import { captureTool } from './capture.ts';
 import { circuitTool } from './circuit.ts';
 import type { Tool } from './define.ts';
 import { listFindingsTool, writeFindingTool } from './findings.ts';
+import { edgeAttributionTool } from './edge-attribution.ts';
 import { integratedGradientsTool } from './integrated-gradients.ts';
 import { logitLensTool } from './logit-lens.ts';
 import { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool } from './model-tools.ts';
@@ -24,12 +25,12 @@ export const TOOLS: readonly Tool[] = [
   modelInfoTool, loadModelTool, listHooksTool, tokenizeTool, generateTool,
   captureTool, patchTool, attributionPatchTool, integratedGradientsTool, pathPatchTool, ablateTool, steerTool,
   probeTool, pcaTool, logitLensTool, dlaTool,
-  attentionTool, routingTool, similarityTool, selectivityTool, circuitTool,
+  attentionTool, routingTool, similarityTool, selectivityTool, circuitTool, edgeAttributionTool,
   queryActivationsTool, describeStoreTool, writeFindingTool, listFindingsTool,
 ] as unknown as Tool[];
 
 export { ablateTool, attributionPatchTool, captureTool, pathPatchTool, patchTool, steerTool };
-export { attentionTool, circuitTool, routingTool, selectivityTool, similarityTool };
+export { attentionTool, circuitTool, edgeAttributionTool, routingTool, selectivityTool, similarityTool };
 export { dlaTool, integratedGradientsTool, logitLensTool, pcaTool, probeTool };
 export { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool };
 export { describeStoreTool, queryActivationsTool, listFindingsTool, writeFindingTool };

@@ -129,6 +129,7 @@ export function validCalls(modelDir: string): [string, Record<string, unknown>][
     ['similarity_search', { query: { name: 'every_tool' }, k: 3 }],
     ['neuron_selectivity', { domains: { a: prompts.slice(0, 3), b: prompts.slice(3) } }],
     ['find_circuit', { clean: [clean], corrupted: [corrupted], ...task, include: ['heads'] }],
+    ['edge_attribution', { clean: [clean], corrupted: [corrupted], ...task, method: 'EAP', maxEdges: 4 }],
     ['query_activations', { sql: 'SELECT count(*) AS n FROM runs' }],
     ['describe_store', {}],
     ['write_finding', { name: 'every-tool', markdown: '# Every tool\n\nAll of them answered.' }],
