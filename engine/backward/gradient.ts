@@ -10,7 +10,7 @@ import { resolveInterventions, type Intervention, type RoutingIntervention } fro
 import { ropeTables } from '../rope.ts';
 import { numel, type Tensor } from '../tensor.ts';
 import { HookGrads } from './hook-grads.ts';
-import { addMatTVec, addRmsNormBackward } from './kernels.ts';
+import { addRmsNormBackward } from './kernels.ts';
 import { layerBackward, SAVED_HOOKS, type SavedLayer } from './layer.ts';
 import { checkMetric, metricWithGrad, type LogitMetric } from './metric.ts';
 
@@ -147,8 +147,7 @@ export async function gradients(model: GptOssModel, batch: readonly (readonly nu
   const hooks = new HookGrads(new Set(wanted.map((h) => h.name)), ivs);
   hooks.at('hook_logits', gLogits, [B, 1, V]);
   const un = model.unembedWeights();
-  const gLnf = new Float64Array(B * H);
-  for (let b = 0; b < B; b++) addMatTVec(un.lmHead, gLogits, b * V, V, H, gLnf, b * H);
+  const gLnf = Float64Array.from(await model.matmul(Float32Array.from(gLogits), B, V, un.lmHead, H));
   hooks.at('ln_final.hook_normalized', gLnf, [B, 1, H]);
   const xLast = new Float32Array(B * H);
   for (let b = 0; b < B; b++) xLast.set(finalResid.data.subarray((b * T + lengths[b] - 1) * H, (b * T + lengths[b]) * H), b * H);
@@ -165,9 +164,9 @@ export async function gradients(model: GptOssModel, batch: readonly (readonly nu
       const r = await model.run(batch, { ...base, startLayer: l, startResid: resids.get(l)!, endLayer: l + 1, logits: 'none', capture: savedOf(l).map((h) => h.name) });
       layerSaved = takeSaved(l, r.cache);
     }
-    g = layerBackward({
+    g = await layerBackward({
       cfg, layer: l, lengths, dims: [B, T, H], attn: model.attentionWeights(l), expert: (e) => model.expertWeights(l, e),
-      rope, saved: layerSaved, hooks,
+      rope, saved: layerSaved, hooks, matmul: (a, M, K, b, N, transB) => model.matmul(a, M, K, b, N, transB),
     }, g);
     saved.delete(l);
     resids.delete(l);

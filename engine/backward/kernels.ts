@@ -12,14 +12,6 @@ export function addMatTVec(w: Float32Array, gOut: Vec, gOff: number, nOut: numbe
   }
 }
 
-/** Row o of W [*, n] dotted with x[xOff..xOff+n). */
-export function dotRow(w: Float32Array, o: number, n: number, x: Vec, xOff: number): number {
-  let s = 0;
-  const row = o * n;
-  for (let i = 0; i < n; i++) s += w[row + i] * x[xOff + i];
-  return s;
-}
-
 /**
  * RMSNorm backward over rows of n: y = x / r * w with r = sqrt(mean(x^2) + eps).
  * g_x = (w g_y) / r - x * sum(w g_y x) / (n r^3). Adds into gx (same layout as x).

@@ -7,7 +7,7 @@ import type { AttentionWeights, ExpertWeights } from '../checkpoint.ts';
 import type { GptOssConfig } from '../config.ts';
 import type { Tensor } from '../tensor.ts';
 import type { HookGrads } from './hook-grads.ts';
-import { addMatTVec, addRmsNormBackward, dotRow, ropeBackward } from './kernels.ts';
+import { addRmsNormBackward, ropeBackward } from './kernels.ts';
 
 /** Block hooks whose forward values the reverse pass reads (local names). */
 export const SAVED_HOOKS = [
@@ -28,16 +28,25 @@ export interface LayerBackwardInputs {
   rope: { cos: Float32Array; sin: Float32Array };
   saved: SavedLayer;
   hooks: HookGrads;
+  /** a [M, K] times b [K, N] (b^T for b [N, K] when transB): the dense products, on onnxruntime. */
+  matmul: Matmul;
+}
+
+export type Matmul = (a: Float32Array, M: number, K: number, b: Float32Array, N: number, transB?: boolean) => Promise<Float32Array>;
+
+/** out[o + i] += y[i] for a whole block (the product of a matmul added into a float64 gradient). */
+function addInto(out: Float64Array, offset: number, y: Float32Array): void {
+  for (let i = 0; i < y.length; i++) out[offset + i] += y[i];
 }
 
 /** Gradient at the block's input, given `gOut` at its output (gOut is consumed). */
-export function layerBackward(inp: LayerBackwardInputs, gOut: Float64Array): Float64Array {
-  const gMid = moeBackward(inp, gOut);
+export async function layerBackward(inp: LayerBackwardInputs, gOut: Float64Array): Promise<Float64Array> {
+  const gMid = await moeBackward(inp, gOut);
   return attentionBackward(inp, gMid);
 }
 
 /** From the gradient at hook_resid_post to the gradient at hook_resid_mid (after its intervention). */
-function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Float64Array {
+async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<Float64Array> {
   const { cfg, saved, hooks, lengths } = inp;
   const [B, T, H] = inp.dims;
   const { numExperts: E, expertsPerToken: k, intermediateSize: I, swigluLimit: limit } = cfg;
@@ -73,47 +82,59 @@ function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Float64Array {
   const slots: number[][] = Array.from({ length: E }, () => []);
   for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]; t++) for (let j = 0; j < k; j++) slots[indices[(b * T + t) * k + j]].push((b * T + t) * k + j);
 
-  const y = new Float64Array(H);
-  const gy = new Float64Array(H);
-  const gPost = new Float64Array(I);
-  const gH = new Float64Array(2 * I); // interleaved like gate_up rows: even gate, odd up
   const alpha = 1.702;
   for (let e = 0; e < E; e++) {
-    if (slots[e].length === 0) continue;
+    const mine = slots[e];
+    const n = mine.length;
+    if (n === 0) continue;
     const w = inp.expert(e);
-    for (const s of slots[e]) {
-      const tok = Math.floor(s / k);
-      const nOff = (tok * E + e) * I;
-      const gEoOff = gEo ? (tok * E + e) * H : tok * H;
-      const gEoSrc = gEo ?? gMlp;
-      // y_e = W_down post + b_down (unweighted); the engine's output is weight * y_e.
+    const tokOf = (s: number) => Math.floor(s / k);
+    const X = new Float32Array(n * H);
+    const P = new Float32Array(n * I);
+    mine.forEach((s, r) => {
+      X.set(ln2.subarray(tokOf(s) * H, (tokOf(s) + 1) * H), r * H);
+      P.set(post.subarray((tokOf(s) * E + e) * I, (tokOf(s) * E + e + 1) * I), r * I);
+    });
+    // y_e = W_down post + b_down (unweighted; the engine's output is weight * y_e).
+    const Y = await inp.matmul(P, n, I, w.downW, H, true);
+    const GY = new Float32Array(n * H);
+    mine.forEach((s, r) => {
+      const off = gEo ? (tokOf(s) * E + e) * H : tokOf(s) * H;
+      const src = gEo ?? gMlp;
       let gWs = 0;
       for (let c = 0; c < H; c++) {
-        y[c] = dotRow(w.downW, c, I, post, nOff) + w.downB[c];
-        gWs += y[c] * gEoSrc[gEoOff + c];
-        gy[c] = weights[s] * gEoSrc[gEoOff + c];
+        gWs += (Y[r * H + c] + w.downB[c]) * src[off + c];
+        GY[r * H + c] = weights[s] * src[off + c];
       }
       gW[s] = gWs;
-      gPost.fill(0);
-      addMatTVec(w.downW, gy, 0, H, I, gPost as Float64Array, 0);
-      if (recPost) recPost.set(gPost, nOff);
-      if (keepPost) for (let u = 0; u < I; u++) gPost[u] *= keepPost[nOff + u];
-      // Clamped SwiGLU: a = gate_c sigmoid(alpha gate_c) (up_c + 1), gate_c = min(gate, limit), up_c = clamp(up).
+    });
+    const GPost = await inp.matmul(GY, n, H, w.downW, I);
+    const Hpre = await inp.matmul(X, n, H, w.gateUpW, 2 * I, true); // gate/up pre-activations, interleaved
+    const GH = new Float32Array(n * 2 * I);
+    mine.forEach((s, r) => {
+      const nOff = (tokOf(s) * E + e) * I;
       for (let u = 0; u < I; u++) {
+        let gPost = GPost[r * I + u];
+        if (recPost) recPost[nOff + u] = gPost;
+        if (keepPost) gPost *= keepPost[nOff + u];
+        // Clamped SwiGLU: a = gate_c sigmoid(alpha gate_c) (up_c + 1), gate_c = min(gate, limit), up_c = clamp(up).
         const gate = pre[nOff + u];
-        const up = dotRow(w.gateUpW, 2 * u + 1, H, ln2, tok * H) + w.gateUpB[2 * u + 1];
+        const up = Hpre[r * 2 * I + 2 * u + 1] + w.gateUpB[2 * u + 1];
         const gc = Math.min(gate, limit);
         const uc = Math.min(Math.max(up, -limit), limit);
         const sg = 1 / (1 + Math.exp(-alpha * gc));
-        let gGate = gate < limit ? gPost[u] * (sg + alpha * gc * sg * (1 - sg)) * (uc + 1) : 0;
-        const gUp = up > -limit && up < limit ? gPost[u] * gc * sg : 0;
+        let gGate = gate < limit ? gPost * (sg + alpha * gc * sg * (1 - sg)) * (uc + 1) : 0;
         if (recPre) recPre[nOff + u] = gGate;
         if (keepPre) gGate *= keepPre[nOff + u];
-        gH[2 * u] = gGate;
-        gH[2 * u + 1] = gUp;
+        GH[r * 2 * I + 2 * u] = gGate;
+        GH[r * 2 * I + 2 * u + 1] = up > -limit && up < limit ? gPost * gc * sg : 0;
       }
-      addMatTVec(w.gateUpW, gH, 0, 2 * I, H, gLn2, tok * H);
-    }
+    });
+    const GX = await inp.matmul(GH, n, 2 * I, w.gateUpW, H);
+    mine.forEach((s, r) => {
+      const o = tokOf(s) * H;
+      for (let c = 0; c < H; c++) gLn2[o + c] += GX[r * H + c];
+    });
   }
   if (recPost) hooks.record(postName, recPost, neuronDims);
   if (recPre) hooks.record(preName, recPre, neuronDims);
@@ -136,7 +157,7 @@ function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Float64Array {
     }
   }
   hooks.at(`${p}mlp.hook_router_logits`, gRl, [B, T, E]);
-  for (let tok = 0; tok < B * T; tok++) addMatTVec(inp.attn.routerW, gRl, tok * E, E, H, gLn2, tok * H);
+  addInto(gLn2, 0, await inp.matmul(Float32Array.from(gRl), B * T, E, inp.attn.routerW, H));
   hooks.at(`${p}ln2.hook_normalized`, gLn2, [B, T, H]);
   addRmsNormBackward(saved['hook_resid_mid'].data, inp.attn.postNorm, gLn2, gMid, B * T, H, inp.cfg.rmsNormEps);
   hooks.at(`${p}hook_resid_mid`, gMid, [B, T, H]);
@@ -144,7 +165,7 @@ function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Float64Array {
 }
 
 /** From the gradient at hook_resid_mid to the gradient at the block's input. */
-function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): Float64Array {
+async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): Promise<Float64Array> {
   const { cfg, saved, hooks, attn: w } = inp;
   const [B, T, H] = inp.dims;
   const { numHeads: nH, numKvHeads: nKV, headDim: d } = cfg;
@@ -172,7 +193,7 @@ function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): Float6
       }
     }
   } else {
-    for (let tok = 0; tok < B * T; tok++) addMatTVec(w.oW, gAttn, tok * H, H, qd, gZ, tok * qd);
+    addInto(gZ, 0, await inp.matmul(Float32Array.from(gAttn), B * T, H, w.oW, qd));
   }
   hooks.at(`${p}attn.hook_z`, gZ, [B, T, nH, d]);
 
@@ -256,11 +277,9 @@ function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): Float6
   hooks.at(`${p}attn.hook_v`, gV, [B, T, nKV, d]);
 
   const gLn1 = new Float64Array(B * T * H);
-  for (let tok = 0; tok < B * T; tok++) {
-    addMatTVec(w.qW, gQ, tok * qd, qd, H, gLn1, tok * H);
-    addMatTVec(w.kW, gK, tok * kd, kd, H, gLn1, tok * H);
-    addMatTVec(w.vW, gV, tok * kd, kd, H, gLn1, tok * H);
-  }
+  addInto(gLn1, 0, await inp.matmul(Float32Array.from(gQ), B * T, qd, w.qW, H));
+  addInto(gLn1, 0, await inp.matmul(Float32Array.from(gK), B * T, kd, w.kW, H));
+  addInto(gLn1, 0, await inp.matmul(Float32Array.from(gV), B * T, kd, w.vW, H));
   hooks.at(`${p}ln1.hook_normalized`, gLn1, [B, T, H]);
   addRmsNormBackward(saved['hook_resid_pre'].data, w.inputNorm, gLn1, gX, B * T, H, cfg.rmsNormEps);
   hooks.at(`${p}hook_resid_pre`, gX, [B, T, H]);
