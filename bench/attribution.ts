@@ -9,7 +9,8 @@ import { buildTinyModel, type TinySize } from '../engine/tiny/index.ts';
 import { attributionPatchTool, callTool, patchTool } from '../tools/index.ts';
 import { byLength, ioiPatchingSet } from '../tools/prompt-sets.ts';
 import { openWorkspace } from '../tools/workspace.ts';
-import { bench, parseArgs, pearson, printTable, seconds, spearman, timeOnce } from './lib.ts';
+import { pearson, spearman } from '../tools/linalg.ts';
+import { bench, parseArgs, printTable, seconds, timeOnce } from './lib.ts';
 
 const args = parseArgs(process.argv.slice(2), { size: 'string', seed: 'number', examples: 'number', kind: 'string', threads: 'number' });
 const size = (args.size ?? 'tiny-m') as TinySize;

@@ -7,8 +7,8 @@ import { gradients } from '../engine/backward/gradient.ts';
 import type { LogitMetric } from '../engine/backward/metric.ts';
 import { expandTo, type Tensor } from '../engine/tensor.ts';
 import { defineTool, type ToolContext } from './define.ts';
-import { meanMetric, metricAnswers, metricOnRun, type MetricSpec } from './metrics.ts';
-import { alignPairs, HOOK_OF, patchInput, toGrid, variants, type PatchInput } from './patch.ts';
+import { meanMetric, metricOnRun, normalisedEffect, type MetricSpec } from './metrics.ts';
+import { HOOK_OF, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
 import { runAndRecord } from './runs.ts';
 
 export const attributionPatchInput = z.strictObject({
@@ -91,14 +91,8 @@ export const attributionPatchTool = defineTool({
   input: attributionPatchInput,
   async run(input, ctx: ToolContext): Promise<AttributionPatchResult> {
     const cfg = ctx.session.config;
-    const clean = ctx.session.encodeAll(input.clean, 'clean');
-    const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
-    const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
-    const T = alignPairs(clean, corrupted, positional);
-    const N = clean.length;
-    const ans = metricAnswers(ctx, input, N);
     const asPatch: PatchInput = { ...input, mode: 'batched', maxBatch: 64 };
-    const vs = variants(asPatch, ctx, T);
+    const { clean, corrupted, N, ans, vs } = patchSetup(asPatch, ctx);
     const hookLocal = HOOK_OF[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
     const hooks = layers.map((l) => `blocks.${l}.${hookLocal}`);
@@ -126,8 +120,7 @@ export const attributionPatchTool = defineTool({
       const h = `blocks.${v.layer}.${hookLocal}`;
       return corruptedValue + maskedSum(density.get(h)!, v.mask, g.grads.get(h)!.dims.slice(1));
     });
-    const denom = cleanValue - corruptedValue;
-    const effects = values.map((v) => (Math.abs(denom) < 1e-12 ? 0 : (v - corruptedValue) / denom));
+    const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
     ctx.onProgress?.({ done: 3, total: 3, message: `estimated ${vs.length} sites` });
 
     const runIds = { clean: cleanRun.runIds, corrupted: corruptedRunIds };
@@ -136,12 +129,7 @@ export const attributionPatchTool = defineTool({
       params: { ...input, runIds }, metric: input.metric, cleanValue, corruptedValue,
       summary: { site: input.site, sites: vs.length, ...passes },
     });
-    await ctx.store.addResults(vs.map((v, i) => ({
-      experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
-      component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
-    })));
-    const top = vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
-      .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+    const top = await storeSites(ctx, experimentId, vs, hookLocal, values, effects);
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, site: input.site, hook: `blocks.L.${hookLocal}`,
       grid: toGrid(asPatch, vs, effects), top, runIds, passes,

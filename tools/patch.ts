@@ -76,7 +76,16 @@ export function alignPairs(clean: EncodedPrompt[], corrupted: EncodedPrompt[], s
 }
 
 
-export function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
+/** A patching request's encoded pairs, answer ids and sites (shared with attribution_patch). */
+export function patchSetup(input: PatchInput, ctx: ToolContext) {
+  const clean = ctx.session.encodeAll(input.clean, 'clean');
+  const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
+  const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
+  const T = alignPairs(clean, corrupted, positional);
+  return { clean, corrupted, N: clean.length, ans: metricAnswers(ctx, input, clean.length), vs: variants(input, ctx, T) };
+}
+
+function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
   const cfg = ctx.session.config;
   const layers = input.layers ?? [...Array(cfg.numLayers).keys()];
   checkLayers(layers, cfg);
@@ -134,13 +143,7 @@ export const patchTool = defineTool({
   input: patchInput,
   async run(input, ctx): Promise<PatchResult> {
     const cfg = ctx.session.config;
-    const clean = ctx.session.encodeAll(input.clean, 'clean');
-    const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
-    const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
-    const T = alignPairs(clean, corrupted, positional);
-    const N = clean.length;
-    const ans = metricAnswers(ctx, input, N);
-    const vs = variants(input, ctx, T);
+    const { clean, corrupted, N, ans, vs } = patchSetup(input, ctx);
     const hookLocal = HOOK_OF[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
     const V = cfg.vocabSize;
@@ -191,18 +194,23 @@ export const patchTool = defineTool({
       metric: input.metric, cleanValue, corruptedValue,
       summary: { site: input.site, sites: vs.length, forwards },
     });
-    await ctx.store.addResults(vs.map((v, i) => ({
-      experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
-      component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
-    })));
-    const top = vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
-      .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+    const top = await storeSites(ctx, experimentId, vs, hookLocal, values, effects);
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, site: input.site, hook: `blocks.L.${hookLocal}`,
       grid, top, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds }, forwards,
     };
   },
 });
+
+/** One results row per site; returns the 10 sites with the largest |effect|. */
+export async function storeSites(ctx: ToolContext, experimentId: string, vs: PatchVariant[], hookLocal: string, values: number[], effects: number[]): Promise<PatchResult['top']> {
+  await ctx.store.addResults(vs.map((v, i) => ({
+    experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
+    component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
+  })));
+  return vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
+    .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+}
 
 const zeroMask = (m: Tensor): Tensor => ({ data: new Float32Array(m.data.length), dims: m.dims });
 

@@ -13,7 +13,8 @@ export interface LogitMetric {
 
 export class MetricError extends Error {}
 
-function logSoftmax(x: ArrayLike<number>): Float64Array {
+/** log softmax in float64. */
+export function logSoftmax(x: ArrayLike<number>): Float64Array {
   let max = -Infinity;
   for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]);
   let s = 0;
