@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { gradients } from '../engine/backward/gradient.ts';
 import type { LogitMetric } from '../engine/backward/metric.ts';
-import { expandTo, type Tensor } from '../engine/tensor.ts';
+import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
 import { defineTool, type ToolContext } from './define.ts';
 import { meanMetric, metricOnRun, normalisedEffect, type MetricSpec } from './metrics.ts';
 import { HOOK_OF, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
@@ -77,12 +77,27 @@ export async function pathGradients(
   return sum;
 }
 
-/** Sum of `density` under a broadcastable mask over the hook's dims without batch. */
-export function maskedSum(density: Float64Array, mask: Tensor, dims: number[]): number {
-  const m = expandTo(mask, dims).data;
-  let s = 0;
-  for (let i = 0; i < m.length; i++) if (m[i] !== 0) s += m[i] * density[i];
-  return s;
+/**
+ * `density` (over the hook's dims without batch) summed onto a mask's broadcast shape: entry j is
+ * the sum over every element the mask's entry j covers. A site's estimate is then its mask dotted
+ * with this (computed once per mask shape instead of once per site).
+ */
+export function reduceToMask(density: Float64Array, dims: number[], maskDims: number[]): Float64Array {
+  const st = broadcastStrides(maskDims, dims);
+  const out = new Float64Array(maskDims.reduce((a, b) => a * b, 1));
+  const idx = new Array<number>(dims.length).fill(0);
+  let j = 0;
+  for (let i = 0; i < density.length; i++) {
+    out[j] += density[i];
+    for (let a = dims.length - 1; a >= 0; a--) {
+      idx[a]++;
+      j += st[a];
+      if (idx[a] < dims[a]) break;
+      j -= st[a] * dims[a];
+      idx[a] = 0;
+    }
+  }
+  return out;
 }
 
 export const attributionPatchTool = defineTool({
@@ -115,10 +130,18 @@ export const attributionPatchTool = defineTool({
     for (const p of corrupted) corruptedRunIds.push(await ctx.store.addRun({ modelId: ctx.session.modelId, prompt: p.prompt, tokenIds: p.ids, tokens: p.tokens, meta: { role: 'corrupted' } }));
     const corruptedValue = meanMetric(spec, g.logits.data, V, N);
 
-    const density = new Map(hooks.map((h) => [h, attributionDensity(cleanRun.result.cache.get(h)!, g.cache.get(h)!, g.grads.get(h)!)]));
+    const reduced = new Map<string, Float64Array>();
     const values = vs.map((v) => {
       const h = `blocks.${v.layer}.${hookLocal}`;
-      return corruptedValue + maskedSum(density.get(h)!, v.mask, g.grads.get(h)!.dims.slice(1));
+      const key = `${h}|${v.mask.dims}`;
+      if (!reduced.has(key)) {
+        const density = attributionDensity(cleanRun.result.cache.get(h)!, g.cache.get(h)!, g.grads.get(h)!);
+        reduced.set(key, reduceToMask(density, g.grads.get(h)!.dims.slice(1), v.mask.dims));
+      }
+      const r = reduced.get(key)!;
+      let s = 0;
+      for (let i = 0; i < r.length; i++) if (v.mask.data[i] !== 0) s += v.mask.data[i] * r[i];
+      return corruptedValue + s;
     });
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
     ctx.onProgress?.({ done: 3, total: 3, message: `estimated ${vs.length} sites` });
