@@ -30,14 +30,14 @@ try {
   // Anchor: one forward of the corrupted batch; AtP's parts in the same units.
   const forward = await bench(() => model.run(ids), { warmup: 1, runs: 5 });
   const fwdBwd = await bench(() => gradients(model, ids, { metric: { name: 'logit', target: targets }, grads: ['blocks.*.attn.hook_z'], capture: ['blocks.*.attn.hook_z'] }), { warmup: 1, runs: 3 });
-  let atp: Awaited<ReturnType<typeof attributionPatchTool.run>> | undefined;
-  let patched: Awaited<ReturnType<typeof patchTool.run>> | undefined;
+  let atp: Awaited<ReturnType<typeof callTool<typeof attributionPatchTool.input, typeof attributionPatchTool.output>>> | undefined;
+  let patched: Awaited<ReturnType<typeof callTool<typeof patchTool.input, typeof patchTool.output>>> | undefined;
   const tAtp = await timeOnce(async () => { atp = await callTool(attributionPatchTool, sweep, ctx); });
   const tPatch = await timeOnce(async () => { patched = await callTool(patchTool, { ...sweep, maxBatch: 256 }, ctx); });
   await close();
 
-  const a = atp!.grid.effects.flat();
-  const p = patched!.grid.effects.flat();
+  const a = atp!.grid.values.flat().map((x) => x ?? Number.NaN);
+  const p = patched!.grid.values.flat().map((x) => x ?? Number.NaN);
   const topPatch = patched!.top[0].site;
   const rankOfTop = atp!.top.findIndex((t) => t.site === topPatch);
   const r = pearson(a, p);

@@ -9,6 +9,7 @@ import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
 import { defineTool, type ToolContext } from './define.ts';
 import { meanMetric, metricOnRun, normalisedEffect, type MetricSpec } from './metrics.ts';
 import { HOOK_OF, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
+import { ExperimentId, Grid, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 
 export const attributionPatchInput = z.strictObject({
@@ -18,19 +19,18 @@ export const attributionPatchInput = z.strictObject({
 export type AttributionPatchInput = z.infer<typeof attributionPatchInput>;
 
 export const attributionPatchOutput = z.object({
-  experimentId: z.string(),
+  experimentId: ExperimentId,
   metric: z.string(),
   clean: z.number().describe('metric on the clean prompts'),
   corrupted: z.number().describe('metric on the corrupted prompts'),
   site: z.string(),
   hook: z.string(),
-  grid: z.object({ rowLabels: z.array(z.string()), colLabels: z.array(z.string()), effects: z.array(z.array(z.number())) })
-    .describe('estimated normalised effects, laid out as patch_activations lays out its grid'),
+  grid: Grid.describe('estimated normalised effects, laid out as patch_activations lays out its grid'),
   top: z.array(z.object({ site: z.string(), effect: z.number(), value: z.number().describe('estimated metric with this site patched') })),
-  runIds: z.object({ clean: z.array(z.string()), corrupted: z.array(z.string()) }),
+  runIds: PairRunIds,
   passes: z.object({ forwards: z.number().int(), backwards: z.number().int() }).describe('engine passes used: AtP needs 2 forwards and 1 backward whatever the number of sites'),
 });
-export type AttributionPatchResult = z.infer<typeof attributionPatchOutput>;
+export type AttributionPatchResult = z.input<typeof attributionPatchOutput>;
 
 /** The tools' metric as the engine's per-row metric (kl against the clean run's logits). */
 export function engineMetric(spec: MetricSpec): LogitMetric {
@@ -104,6 +104,7 @@ export const attributionPatchTool = defineTool({
   name: 'attribution_patch',
   description: 'Attribution patching (AtP): the gradient estimate of patch_activations for every site at once, from 2 forwards and 1 backward instead of one forward per site. Same arguments and grid as patch_activations (sites resid_*, attn_out, mlp_out, head, expert, neuron; per position or not); estimate = (clean - corrupted) . gradient at the corrupted run, normalised as patching is. Linear, so it can miss saturated effects: confirm the top sites with patch_activations.',
   input: attributionPatchInput,
+  output: attributionPatchOutput,
   async run(input, ctx: ToolContext): Promise<AttributionPatchResult> {
     const cfg = ctx.session.config;
     const asPatch: PatchInput = { ...input, mode: 'batched', maxBatch: 64 };

@@ -14,6 +14,7 @@ import {
 } from './edge-graph.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, normalisedEffect } from './metrics.ts';
 import { alignPairs } from './patch.ts';
+import { ExperimentId } from './output.ts';
 import { runAndRecord } from './runs.ts';
 
 export const edgeAttributionInput = z.strictObject({
@@ -31,7 +32,7 @@ export const edgeAttributionInput = z.strictObject({
 
 const edgeScore = z.object({ edge: z.string(), sender: z.string(), receiver: z.string(), score: z.number() });
 export const edgeAttributionOutput = z.object({
-  experimentId: z.string(),
+  experimentId: ExperimentId,
   method: z.string(),
   metric: z.string(),
   clean: z.number(),
@@ -42,12 +43,13 @@ export const edgeAttributionOutput = z.object({
   circuit: z.object({ edges: z.array(z.string()), faithfulness: z.number() }),
   passes: z.object({ forwards: z.number(), backwards: z.number().int() }),
 });
-export type EdgeAttributionResult = z.infer<typeof edgeAttributionOutput>;
+export type EdgeAttributionResult = z.input<typeof edgeAttributionOutput>;
 
 export const edgeAttributionTool = defineTool({
   name: 'edge_attribution',
   description: 'Circuit discovery at edge level (EAP / EAP-IG): scores every edge between components (embeddings, heads via their q/k/v inputs, MoE layers, logits), keeps the top edges, and verifies them by actually patching every other edge to its corrupted value: returns the faithfulness curve (share of the behaviour kept vs number of edges) and the smallest circuit reaching the threshold.',
   input: edgeAttributionInput,
+  output: edgeAttributionOutput,
   async run(input, ctx: ToolContext): Promise<EdgeAttributionResult> {
     const model = ctx.session.model;
     const cfg = ctx.session.config;

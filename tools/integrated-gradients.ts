@@ -11,6 +11,7 @@ import { engineMetric } from './attribution-patch.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from './metrics.ts';
 import { alignPairs } from './patch.ts';
+import { ExperimentId } from './output.ts';
 import { runAndRecord } from './runs.ts';
 
 export const integratedGradientsInput = z.strictObject({
@@ -26,7 +27,7 @@ export const integratedGradientsInput = z.strictObject({
 
 const cell = z.object({ label: z.string(), attribution: z.number() });
 export const integratedGradientsOutput = z.object({
-  experimentId: z.string(),
+  experimentId: ExperimentId,
   hook: z.string(),
   metric: z.string(),
   steps: z.number().int(),
@@ -41,7 +42,7 @@ export const integratedGradientsOutput = z.object({
   }),
   passes: z.object({ forwards: z.number().int(), backwards: z.number().int() }),
 });
-export type IntegratedGradientsResult = z.infer<typeof integratedGradientsOutput>;
+export type IntegratedGradientsResult = z.input<typeof integratedGradientsOutput>;
 
 /** Axis label prefixes by symbolic dim (the batch and the last axis are summed away). */
 const AXIS_LABEL: Record<string, string> = { T: 'P', P: 'P', nH: 'H', nKV: 'KV', E: 'E', k: 'slot' };
@@ -50,6 +51,7 @@ export const integratedGradientsTool = defineTool({
   name: 'integrated_gradients',
   description: 'Integrated gradients over one hook: how much each position (and head/expert) of that activation contributes to the metric relative to a baseline (zero or corrupted prompts), with the completeness check (attributions sum to metric(input) - metric(baseline)) reported.',
   input: integratedGradientsInput,
+  output: integratedGradientsOutput,
   async run(input, ctx: ToolContext): Promise<IntegratedGradientsResult> {
     const cfg = ctx.session.config;
     const hook = resolveHook(input.hook, cfg.numLayers);

@@ -36,11 +36,12 @@ describe('attribution_patch', () => {
     const patched = await callTool(patchTool, { ...set, site: 'head' }, ctx);
     const atp = await callTool(attributionPatchTool, { ...set, site: 'head' }, ctx);
     attributionPatchOutput.parse(atp);
-    expect(atp.grid.rowLabels).toEqual(patched.grid.rowLabels);
-    expect(atp.grid.colLabels).toEqual(patched.grid.colLabels);
+    expect(atp.grid.rows).toEqual(patched.grid.rows);
+    expect(atp.grid.cols).toEqual(patched.grid.cols);
     expect(atp.clean).toBeCloseTo(patched.clean, 4);
     expect(atp.corrupted).toBeCloseTo(patched.corrupted, 4);
-    const r = pearson(atp.grid.effects.flat(), patched.grid.effects.flat());
+    const flat = (g: typeof atp.grid) => g.values.flat().map((x) => x ?? Number.NaN);
+    const r = pearson(flat(atp.grid), flat(patched.grid));
     console.log(`tiny-s seed 777 io_swap heads: Pearson(AtP, patching) = ${r.toFixed(4)}; patching top ${patched.top[0].site}, AtP top 3 ${atp.top.slice(0, 3).map((t) => t.site)}`);
     expect(r).toBeGreaterThanOrEqual(0.8);
     expect(atp.top.slice(0, 3).map((t) => t.site)).toContain(patched.top[0].site);
@@ -52,15 +53,15 @@ describe('attribution_patch', () => {
     for (const args of [{ site: 'head', perPosition: true }, { site: 'resid_pre' }] as const) {
       const atp = await callTool(attributionPatchTool, { ...set, ...args }, ctx);
       const q = await ctx.store.query(`SELECT effect FROM results WHERE experiment_id = '${atp.experimentId}'`, { maxRows: 10_000 });
-      const flat = atp.grid.effects.flat().filter((x) => !Number.isNaN(x));
+      const flat = atp.grid.values.flat().filter((x) => x !== null);
       expect(q.rows.length).toBe(flat.length);
       const kind = await ctx.store.query(`SELECT kind FROM experiments WHERE experiment_id = '${atp.experimentId}'`);
       expect(kind.rows[0][0]).toBe('attribution_patching');
       // At layer 0 the residual is the embedding: the only position that differs carries the estimate.
       if (args.site === 'resid_pre') {
-        const row0 = atp.grid.effects[0];
+        const row0 = atp.grid.values[0];
         const differing = new Set(set.clean.flatMap((c, n) => c.split(' ').flatMap((w, i) => (w !== set.corrupted[n].split(' ')[i] ? [i] : []))));
-        row0.forEach((e, p) => (differing.has(p) ? expect(Math.abs(e)).toBeGreaterThan(0) : expect(e).toBe(0)));
+        row0.forEach((e, p) => (differing.has(p) ? expect(Math.abs(e ?? 0)).toBeGreaterThan(0) : expect(e).toBe(0)));
       }
     }
   });
