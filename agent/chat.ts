@@ -149,7 +149,7 @@ export class ChatSession {
           }, { onHistory: (fitted) => this.messages.splice(1, Infinity, ...fitted), onNote: note }));
         } catch (e) {
           // The turn ends here; what was streamed stays, marked, so the next turn reads true history.
-          if (partial) this.push({ role: 'assistant', content: `${replyText({ content: partial, finishReason: null }).text}\n(interrupted)` }, h);
+          if (partial) this.push({ role: 'assistant', content: `${replyText({ content: partial, finishReason: null }).text.trimEnd()}\n(interrupted)` }, h);
           if (!isAbortError(e, h.signal)) throw e;
           return { text: partial, toolCalls, aborted: true, rounds, warnings, usage: this.usage };
         }

@@ -26,7 +26,11 @@ export async function withRequestSignal<T>(parent: AbortSignal | undefined, idle
     }, idleMs);
   };
   try {
-    return await run(ac.signal, alive);
+    const value = await run(ac.signal, alive);
+    // The openai SDK ends an aborted stream quietly, as if the reply were complete.
+    if (stalled) throw new StreamIdleError(idleMs);
+    if (ac.signal.aborted) throw parent?.reason ?? new DOMException('aborted', 'AbortError');
+    return value;
   } catch (e) {
     if (stalled && !parent?.aborted) throw new StreamIdleError(idleMs);
     throw e;
