@@ -107,15 +107,16 @@ function condenseLog(entries: string[], maxChars: number): string[] {
   let idText = idsPhrase(ids);
   const idRoom = Math.max(200, Math.floor(maxChars / 2) - 200);
   if (idText.length > idRoom) {
-    // Even the ids do not fit: keep the newest, and say how to list the rest.
-    const all = [...ids.experimentIds.map((x) => ['e', x] as const), ...ids.runIds.map((x) => ['r', x] as const)];
-    const kept: (readonly ['e' | 'r', string])[] = [];
-    let n = 0;
-    for (let i = all.length - 1; i >= 0 && n + all[i][1].length + 1 <= idRoom; i--) {
-      kept.unshift(all[i]);
-      n += all[i][1].length + 1;
-    }
-    idText = `${idsPhrase({ experimentIds: kept.filter((k) => k[0] === 'e').map((k) => k[1]), runIds: kept.filter((k) => k[0] === 'r').map((k) => k[1]) })}; ${all.length - kept.length} older ids are in the store (SELECT experiment_id, kind FROM experiments; SELECT run_id, prompt FROM runs)`;
+    // Even the ids do not fit: keep the newest, experiments before runs, and say how to list the rest.
+    const newest = (xs: string[], room: number) => {
+      const out: string[] = [];
+      for (let i = xs.length - 1, n = 0; i >= 0 && (n += xs[i].length + 1) <= room; i--) out.unshift(xs[i]);
+      return out;
+    };
+    const exps = newest(ids.experimentIds, idRoom);
+    const runs = newest(ids.runIds, idRoom - exps.join(' ').length);
+    const dropped = ids.experimentIds.length + ids.runIds.length - exps.length - runs.length;
+    idText = `${idsPhrase({ experimentIds: exps, runIds: runs })}; ${dropped} older ids are in the store (SELECT experiment_id, kind FROM experiments; SELECT run_id, prompt FROM runs)`;
   }
   const line = `- earlier: ${turns} turns; called ${[...tools].map(([t, k]) => `${t} ×${k}`).join(', ') || 'no tools'}${idText ? `; ${idText}` : ''}`;
   return [line, ...keep];
@@ -139,7 +140,7 @@ export function fitHistory(budget: ContextBudget, prefix: ChatMessage[], history
   if (requestChars([...prefix, ...history], tools) <= limit) return { history, report };
   const fixed = requestChars(prefix, tools);
   if (fixed + 2000 > limit) {
-    throw new ContextTooSmallError(`the context budget (${budget.describe()}) is too small: the system prompt, instructions and tool descriptions alone take about ${Math.ceil(fixed / budget.charsPerToken)} tokens; raise --context-tokens (NEUROSCOPE_LLM_CONTEXT_TOKENS)`);
+    throw new ContextTooSmallError(`the ${budget.describe()} is too small: the system prompt, instructions and tool descriptions alone take about ${Math.ceil(fixed / budget.charsPerToken)} tokens; raise --context-tokens (NEUROSCOPE_LLM_CONTEXT_TOKENS)`);
   }
   const h = history.slice();
   const names = toolNames(h);
