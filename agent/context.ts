@@ -40,6 +40,20 @@ function idsPhrase(ids: { experimentIds: string[]; runIds: string[] }): string {
   return [ids.experimentIds.length ? `experiments ${ids.experimentIds.join(' ')}` : '', ids.runIds.length ? `runs ${ids.runIds.join(' ')}` : ''].filter(Boolean).join('; ');
 }
 
+/** Arguments of a call longer than this are shortened once the call is old (or huge and new). */
+const MAX_ARGS_CHARS = 400;
+
+/** Long tool-call arguments as a short JSON object (still valid JSON, as servers expect), or null when short. */
+function compactArgs(m: ChatMessage): ChatMessage | null {
+  if (m.role !== 'assistant' || !m.tool_calls?.some((c) => c.function.arguments.length > MAX_ARGS_CHARS)) return null;
+  return {
+    ...m,
+    tool_calls: m.tool_calls.map((c) => (c.function.arguments.length <= MAX_ARGS_CHARS ? c : {
+      ...c, function: { ...c.function, arguments: JSON.stringify({ compacted: `${c.function.arguments.slice(0, 200)}…`, chars: c.function.arguments.length }) },
+    })),
+  };
+}
+
 const isLog = (m: ChatMessage | undefined): boolean => m?.role === 'user' && m.content.startsWith(LOG_MARK);
 
 /** A tool result in one line: the tool, ok or error, its size, every id it names, and how it starts. */
@@ -148,9 +162,15 @@ export function fitHistory(budget: ContextBudget, prefix: ChatMessage[], history
   let cur = size();
   let lastA = h.map((m) => m.role).lastIndexOf('assistant');
 
-  // 1. Older tool results -> digests, oldest first.
+  // 1. Older tool results -> digests, and older long arguments shortened, oldest first.
   for (let i = 0; i < lastA && cur > limit; i++) {
     const m = h[i];
+    const shorter = compactArgs(m);
+    if (shorter) {
+      cur += JSON.stringify(shorter).length - JSON.stringify(m).length;
+      h[i] = shorter;
+      report.compacted++;
+    }
     if (m.role !== 'tool' || m.content.startsWith(DIGEST_MARK)) continue;
     const digest = digestToolResult(names.get(m.tool_call_id) ?? 'tool', m.content);
     cur += JSON.stringify(digest).length - JSON.stringify(m.content).length;
@@ -179,7 +199,14 @@ export function fitHistory(budget: ContextBudget, prefix: ChatMessage[], history
     }
   }
 
-  // 3. The newest messages (after the last assistant message) share what room is left.
+  // 3. The newest messages (after the last assistant message) share what room is left; the last
+  // call's own long arguments are shortened first.
+  const shorter = lastA >= 0 && cur > limit ? compactArgs(h[lastA]) : null;
+  if (shorter) {
+    h[lastA] = shorter;
+    report.compacted++;
+    cur = size();
+  }
   if (cur > limit) {
     const latest = h.map((m, i) => ({ m, i })).filter(({ m, i }) => i > lastA && (m.role === 'tool' || (m.role === 'user' && !isLog(m))));
     const total = latest.reduce((n, { m }) => n + (m.content as string).length, 0);
@@ -210,6 +237,23 @@ export function fitNote(r: FitReport, budget: ContextBudget): string | null {
 /** Text that must fit in `maxChars`: long text is clipped with a note that keeps every id. */
 export function fitText(text: string, maxChars: number): string {
   return clip(text, Math.max(200, maxChars), 'to fit the context budget');
+}
+
+/**
+ * The system message and a one-off prompt (a step of the loop) whose one long part is cut so that
+ * the request fits the budget. JSON escaping (newlines, quotes) and the clip note are counted by
+ * measuring the request itself and cutting again when it is still over.
+ */
+export function fitPrompt(budget: ContextBudget, system: ChatMessage, render: (long: string) => string, long: string): ChatMessage[] {
+  const limit = budget.inputChars;
+  let room = limit - requestChars([system, { role: 'user', content: render('') }]) - 500;
+  for (let i = 0; i < 5; i++) {
+    const messages: ChatMessage[] = [system, { role: 'user', content: render(fitText(long, room)) }];
+    const over = requestChars(messages) - limit;
+    if (over <= 0) return messages;
+    room -= over + 500;
+  }
+  throw new ContextTooSmallError(`the ${budget.describe()} is too small for the system prompt and this step's instructions; raise --context-tokens (NEUROSCOPE_LLM_CONTEXT_TOKENS)`);
 }
 
 /**

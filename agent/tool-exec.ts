@@ -161,11 +161,12 @@ export async function executeToolCalls(calls: ToolCallRecord[], toolbox: McpTool
     remaining--;
     o.onToolStart?.({ id: call.id, name, args: parsed.args });
     let outcome;
-    // A signal per call: the MCP client adds an abort listener per request and keeps it.
+    // A signal of its own per call, also without a caller signal: the MCP client adds an abort
+    // listener per request to whatever signal it gets (else the LangGraph step's) and keeps it.
     const link = linkedSignal(o.signal);
     try {
       outcome = await toolbox.call(name, parsed.args, {
-        signal: o.signal ? link.controller.signal : undefined,
+        signal: link.controller.signal,
         onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, id: call.id, name }) : undefined,
       });
     } catch (e) {

@@ -10,7 +10,7 @@
 // through the MCP toolbox; findings are written with the MCP write_finding tool.
 import { Annotation, END, START, StateGraph, type BaseCheckpointSaver } from '@langchain/langgraph';
 import { loadPromptFile } from '../chat.ts';
-import { completeWithin, fitText } from '../context.ts';
+import { completeWithin, fitHistory, fitPrompt, fitText } from '../context.ts';
 import { requestChars } from '../llm/context-budget.ts';
 import type { ChatMessage, ChatModel, CompletionRequest } from '../llm/types.ts';
 import type { McpToolbox } from '../mcp.ts';
@@ -53,6 +53,9 @@ export interface GraphDeps {
 }
 
 const VERDICTS: Verdict[] = ['supported', 'refuted', 'inconclusive'];
+/** Calls of an experiment whose result is kept at 1,500 characters; older ones keep OLD_RESULT_CHARS. */
+const RECENT_CALLS = 60;
+const OLD_RESULT_CHARS = 300;
 
 /** A field of a structured reply, clipped (a misbehaving model may send a 200k-character hypothesis). */
 const field = (v: unknown, max = MAX_FIELD_CHARS): string => clipModelText(str(v), max);
@@ -112,11 +115,8 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     onRetry: (e) => d.emit({ type: 'retry', ...e }),
   });
   /** The system message and a step prompt whose one long variable (`long`) is fitted into the room the context budget leaves. */
-  const prompt = (s: State, file: string, vars: Record<string, string>, long: string): ChatMessage[] => {
-    const system = sys(s);
-    const room = d.llm.context.inputChars - requestChars([system, { role: 'user', content: loadPromptFile(file, { ...vars, [long]: '' }) }]) - 1000;
-    return [system, { role: 'user', content: loadPromptFile(file, { ...vars, [long]: fitText(vars[long], room) }) }];
-  };
+  const prompt = (s: State, file: string, vars: Record<string, string>, long: string): ChatMessage[] =>
+    fitPrompt(d.llm.context, sys(s), (text) => loadPromptFile(file, { ...vars, [long]: text }), vars[long]);
   /** Wraps a node: time spent is added to the budget's clock; usage is saved in the state. */
   const timed = (fn: (s: State) => Promise<Update>) => async (s: State): Promise<Update> => {
     const t0 = Date.now();
@@ -126,6 +126,18 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
   const note = (s: State, n: string[], message: string) => {
     d.emit({ type: 'note', message });
     return [...n, message];
+  };
+
+  /** What every experiment request starts with: the system message and the step's instructions. */
+  const experimentPrefix = (s: State): ChatMessage[] => {
+    const h = current(s);
+    return [sys(s), {
+      role: 'user',
+      content: loadPromptFile('investigate/experiment.md', {
+        n: String(h.n), hypothesis: h.statement, prediction: h.prediction, plan: h.design?.plan ?? '', controls: h.design?.controls ?? '', metric: h.design?.metric ?? '',
+        remaining: String(remainingCalls(s)),
+      }),
+    }];
   };
 
   const setup = timed(async (s) => {
@@ -179,13 +191,9 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       return { next: 'analyse', notes: note(s, s.notes, `H${h.n}: experiment ended: ${stop}`) };
     }
     d.emit({ type: 'step', step: 'experiment', hypothesis: h.n, message: `running the experiment for H${h.n} (${remainingCalls(s)} tool calls left)` });
-    const instructions = loadPromptFile('investigate/experiment.md', {
-      n: String(h.n), hypothesis: h.statement, prediction: h.prediction, plan: h.design?.plan ?? '', controls: h.design?.controls ?? '', metric: h.design?.metric ?? '',
-      remaining: String(remainingCalls(s)),
-    });
     let notes = s.notes;
     // The experiment's conversation is kept under the context budget; what was compacted stays so.
-    const { completion: c, history: kept } = await completeWithin(d.llm, [sys(s), { role: 'user', content: instructions }], s.messages, { ...llmOpts('experiment'), tools: d.toolbox.specs() }, {
+    const { completion: c, history: kept } = await completeWithin(d.llm, experimentPrefix(s), s.messages, { ...llmOpts('experiment'), tools: d.toolbox.specs() }, {
       onNote: (n) => (notes = note(s, notes, `H${h.n}: ${n}`)),
     });
     for (const w of c.warnings) notes = note(s, notes, `H${h.n}: ${w}`);
@@ -212,19 +220,25 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     const logs: ToolCallLog[] = exec.executed.map((x) => ({
       id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 1500), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
     }));
+    // The state is checkpointed after every step, so it is kept bounded too: the conversation is
+    // fitted now (not only before the next request), and older calls keep a shorter result.
+    const all = [...current(s).calls, ...logs];
+    const shortened = all.map((c, i) => (i < all.length - RECENT_CALLS && c.result.length > OLD_RESULT_CHARS ? { ...c, result: clip(c.result, OLD_RESULT_CHARS) } : c));
+    const { history } = fitHistory(d.llm.context, experimentPrefix(s), [...s.messages, ...exec.messages], d.toolbox.specs());
     return {
-      messages: [...s.messages, ...exec.messages],
+      messages: history,
       spentCalls: s.spentCalls + exec.executed.filter((x) => x.ran).length,
-      hypotheses: withCurrent(s, { calls: [...current(s).calls, ...logs] }),
+      hypotheses: withCurrent(s, { calls: shortened }),
     };
   });
 
   const analyse = timed(async (s) => {
     const h = current(s);
     d.emit({ type: 'step', step: 'analyse', hypothesis: h.n, message: `analysing H${h.n}` });
-    const system = sys(s);
-    const room = d.llm.context.inputChars - requestChars([system, { role: 'user', content: loadPromptFile('investigate/analyse.md', { n: String(h.n), hypothesis: h.statement, prediction: h.prediction, calls: '' }) }]) - 1000;
-    const r = await askJson(d.llm, [system, { role: 'user', content: loadPromptFile('investigate/analyse.md', { n: String(h.n), hypothesis: h.statement, prediction: h.prediction, calls: callsText(h.calls, room) }) }], {
+    const vars = { n: String(h.n), hypothesis: h.statement, prediction: h.prediction };
+    // The calls are first shortened to about the room (results shrink before anything is cut).
+    const room = d.llm.context.inputChars - requestChars([sys(s), { role: 'user', content: loadPromptFile('investigate/analyse.md', { ...vars, calls: '' }) }]);
+    const r = await askJson(d.llm, prompt(s, 'investigate/analyse.md', { ...vars, calls: callsText(h.calls, Math.floor(room * 0.85)) }, 'calls'), {
       ...llmOpts('analyse'),
       check: (v) => (str(v.result) ? null : 'the object has no "result"'),
     });

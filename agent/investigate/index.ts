@@ -166,8 +166,8 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
 
   // The LLM loop.
   const llm = o.llm;
-  // Resuming needs only the newest checkpoint; a few are kept (each holds the whole state).
-  const saver = new FileCheckpointSaver(join(dir, 'checkpoints.json'), 4);
+  // Resuming needs only the newest checkpoint; one before it is kept (each holds the whole state).
+  const saver = new FileCheckpointSaver(join(dir, 'checkpoints.json'), 2);
   const summary = await modelSummary(o.toolbox);
   emit({ type: 'note', message: `context budget: ${llm.context.describe()}; older tool results are summarised and older turns folded into a research log to stay under it` });
   const graph = buildInvestigationGraph({ llm, toolbox: o.toolbox, systemPrompt: loadPromptFile('system.md', { model: summary.line }), emit, signal: o.signal }, saver);
