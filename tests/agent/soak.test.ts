@@ -3,42 +3,24 @@
 // resets connections (before a response and mid-stream), rate-limits and fails with 5xx, on a
 // 32k-token context budget. It must end concluded, with every request under the budget and every
 // experiment id still in front of the model. Prints the request-size curve and the soak figures.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { investigate, type InvestigationEvent } from '../../agent/investigate/index.ts';
 import { createChatModel, resolveLlmConfig } from '../../agent/llm/index.ts';
-import { McpToolbox } from '../../agent/mcp.ts';
-import { openWorkspace, type Workspace } from '../../tools/workspace.ts';
-import { writeRandomWordModel } from '../helpers/random-model.ts';
+import { agentFixture } from './agent-fixture.ts';
 import { startScriptedLlm, toolMessages, type RecordedRequest, type Step } from './scripted-llm.ts';
 
 const ROUNDS = Number(process.env.SOAK_ROUNDS ?? 100);
 const CALLS = 30;
 const CONTEXT_TOKENS = 32_768;
 
-const root = mkdtempSync(join(tmpdir(), 'ns-agent-soak-'));
-const dataDir = join(root, 'data');
-let ws: Workspace;
-let toolbox: McpToolbox;
-
-beforeAll(async () => {
-  writeRandomWordModel(join(root, 'model'));
-  ws = await openWorkspace(join(root, 'model'), dataDir, { threads: 1 });
-  toolbox = await McpToolbox.connect({ kind: 'in-process', workspace: ws });
-});
-
-afterAll(async () => {
-  await toolbox?.close();
-  await ws?.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const fx = agentFixture('soak');
 
 const json = (v: unknown) => ({ text: JSON.stringify(v) });
 const expIds = (text: string) => [...new Set(text.match(/exp_[a-z0-9]+/g) ?? [])];
-/** 2,000 rows: a 75k-character result, which the agent clips to 24k characters for the model. */
-const BIG_QUERY = { sql: "SELECT range AS i, repeat('abcdefgh', 4) AS pad FROM range(2000)", maxRows: 2000 };
+/** 700 rows: a 26k-character result, which the agent clips to 24k characters for the model. */
+const BIG_QUERY = { sql: "SELECT range AS i, repeat('abcdefgh', 4) AS pad FROM range(700)", maxRows: 2000 };
 /** 300 words: long arguments (1.5k characters) and a 3.6k-character result. */
 const LONG_TEXT = Array.from({ length: 300 }, (_, i) => `w${(i * 7) % 60}`).join(' ');
 
@@ -92,7 +74,7 @@ describe('soak', () => {
         retryBaseMs: 1, retryMaxMs: 5, maxRetries: 4, idleTimeoutMs: 200, timeoutMs: 10_000,
       });
       const r = await investigate({
-        question: 'Are large queries and tokenization stable?', toolbox, dataDir, llm: model, budget: ROUNDS * CALLS + 1, maxRounds: ROUNDS + 1, maxHypotheses: 1,
+        question: 'Are large queries and tokenization stable?', toolbox: fx.toolbox, dataDir: fx.dataDir, llm: model, budget: ROUNDS * CALLS + 1, maxRounds: ROUNDS + 1, maxHypotheses: 1,
         onEvent: (e) => {
           if (process.env.SOAK_TRACE) console.log(Date.now() - t0, e.type, e.type === 'tool-end' ? `${e.name} ${e.ms}` : e.type === 'step' ? e.message : '');
           events.push(e);
@@ -124,15 +106,15 @@ describe('soak', () => {
       expect(seenExps).toHaveLength(ROUNDS / 10);
       const last = JSON.stringify(finalExperiment!.body.messages);
       for (const id of seenExps) expect(last).toContain(id);
-      const report = readFileSync(join(dataDir, 'findings', `${r.id}-report.md`), 'utf8');
+      const report = readFileSync(join(fx.dataDir, 'findings', `${r.id}-report.md`), 'utf8');
       for (const id of seenExps) expect(report).toContain(id);
       expect(last).toContain('(NeuroScope research log:');
 
       const experimentSizes = llm.requests.filter((q) => q.body.tools).map((q) => q.bytes);
       const curve = experimentSizes.filter((_, i) => i % 10 === 0 || i === experimentSizes.length - 1).map((b) => `${(b / 1024).toFixed(1)}`);
-      const checkpoint = statSync(join(dataDir, 'investigations', r.id, 'checkpoints.json')).size;
+      const checkpoint = statSync(join(fx.dataDir, 'investigations', r.id, 'checkpoints.json')).size;
       console.log([
-        `soak: ${ROUNDS} rounds x ${CALLS} tool results (per round: 28 queries of 75k chars, clipped to 24k; 1 tokenize with 1.5k-char arguments; 1 more query or, every 10th round, an ablation), ${CONTEXT_TOKENS}-token budget (${model.context.inputTokens} for the request)`,
+        `soak: ${ROUNDS} rounds x ${CALLS} tool results (per round: 28 queries of 26k chars, clipped to 24k; 1 tokenize with 1.5k-char arguments; 1 more query or, every 10th round, an ablation), ${CONTEXT_TOKENS}-token budget (${model.context.inputTokens} for the request)`,
         `  ${llm.requests.length} requests (${retries.length} retried: ${JSON.stringify(faults)}), ${r.toolCalls} tool calls, ${seconds.toFixed(1)} s on a shared machine`,
         `  request body: max ${(Math.max(...sizes) / 1024).toFixed(1)} KB = ${Math.max(...tokens)} est. tokens; mean ${(sizes.reduce((a, b) => a + b, 0) / sizes.length / 1024).toFixed(1)} KB`,
         `  experiment request sizes (KB), every 10th request: ${curve.join(' ')}`,

@@ -2,37 +2,18 @@
 // 127.0.0.1, the tools through NeuroScope's MCP server in-process on a random word-level model):
 // streams that stall or reset, timeouts, 408/409/429/5xx, replies cut at the output limit, tool-call
 // names repeated in every delta, oversized model text, and what the CLI shows about each.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ChatSession } from '../../agent/chat.ts';
 import { investigateCommand } from '../../agent/cli.ts';
 import { investigate, InvestigationFailedError, type InvestigationEvent } from '../../agent/investigate/index.ts';
 import { createChatModel, LlmError, resolveLlmConfig, type LlmConfig } from '../../agent/llm/index.ts';
-import { McpToolbox } from '../../agent/mcp.ts';
 import { TRUNCATED_NOTE } from '../../agent/model-text.ts';
-import { openWorkspace, type Workspace } from '../../tools/workspace.ts';
-import { writeRandomWordModel } from '../helpers/random-model.ts';
+import { agentFixture } from './agent-fixture.ts';
 import { startScriptedLlm, toolMessages, type ScriptedLlm, type Step } from './scripted-llm.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'ns-agent-harsh-'));
-const modelDir = join(root, 'model');
-const dataDir = join(root, 'data');
-let ws: Workspace;
-let toolbox: McpToolbox;
-
-beforeAll(async () => {
-  writeRandomWordModel(modelDir);
-  ws = await openWorkspace(modelDir, dataDir, { threads: 1 });
-  toolbox = await McpToolbox.connect({ kind: 'in-process', workspace: ws });
-});
-
-afterAll(async () => {
-  await toolbox?.close();
-  await ws?.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const fx = agentFixture('harsh');
 
 function config(llm: ScriptedLlm, over: Partial<LlmConfig> = {}): LlmConfig {
   return { ...resolveLlmConfig({}, { OPENAI_BASE_URL: llm.url })!, retryBaseMs: 5, retryMaxMs: 20, idleTimeoutMs: 300, ...over };
@@ -48,7 +29,7 @@ async function withLlm(script: Step[], fn: (llm: ScriptedLlm) => Promise<void>):
 }
 
 const json = (v: unknown) => ({ text: JSON.stringify(v) });
-const session = (llm: ScriptedLlm, over: Partial<LlmConfig> = {}) => new ChatSession({ toolbox, llm: createChatModel(config(llm, over)), systemPrompt: 'test' });
+const session = (llm: ScriptedLlm, over: Partial<LlmConfig> = {}) => new ChatSession({ toolbox: fx.toolbox, llm: createChatModel(config(llm, over)), systemPrompt: 'test' });
 
 describe('streams that stall or break', () => {
   it('abandons a stream that stalls after the headers and retries it while nothing was shown', async () => {
@@ -185,7 +166,7 @@ describe('investigations that end honestly', () => {
       let err: Error;
       const t0 = Date.now();
       try {
-        err = await investigateCommand({ model: modelDir, data: dataDir, 'llm-base-url': llm.url, 'context-tokens': '64000' }, ['Does', 'w7', 'win?']).catch((e) => e);
+        err = await investigateCommand({ model: fx.modelDir, data: fx.dataDir, 'llm-base-url': llm.url, 'context-tokens': '64000' }, ['Does', 'w7', 'win?']).catch((e) => e);
       } finally {
         process.stderr.write = write;
         process.env = env;
@@ -194,12 +175,12 @@ describe('investigations that end honestly', () => {
       const out = lines.join('');
       const id = /investigation (inv-[\w-]+); if it stops, carry on with: /.exec(out)?.[1];
       expect(id).toBeTruthy();
-      const cmd = `neuroscope investigate --resume ${id} --model ${modelDir} --data ${dataDir} --llm-base-url ${llm.url} --context-tokens 64000`;
+      const cmd = `neuroscope investigate --resume ${id} --model ${fx.modelDir} --data ${fx.dataDir} --llm-base-url ${llm.url} --context-tokens 64000`;
       expect(out).toContain(`carry on with: ${cmd}\n`);
       expect(err!).toBeInstanceOf(InvestigationFailedError);
       expect(err!.message).toMatch(/stalled stream \(nothing for 0\.3 s\)/);
       expect(err!.message.endsWith(`Its state is saved; carry on with: ${cmd}`)).toBe(true);
-      expect(JSON.parse(readFileSync(join(dataDir, 'investigations', id!, 'investigation.json'), 'utf8')).status).toBe('failed');
+      expect(JSON.parse(readFileSync(join(fx.dataDir, 'investigations', id!, 'investigation.json'), 'utf8')).status).toBe('failed');
 
       llm.push(
         json({ hypothesis: 'w7 wins', prediction: 'p' }),
@@ -210,9 +191,44 @@ describe('investigations that end honestly', () => {
         json({ decision: 'conclude', reason: 'done' }),
         { text: 'w7 is one token.' },
       );
-      const r = await investigate({ resume: id!, toolbox, dataDir, llm: createChatModel(config(llm)) });
+      const r = await investigate({ resume: id!, toolbox: fx.toolbox, dataDir: fx.dataDir, llm: createChatModel(config(llm)) });
       expect(r.status).toBe('concluded');
       expect(r.toolCalls).toBe(1);
+    });
+  });
+
+  it('fits a resumed investigation under the budget configured when it resumes', async () => {
+    const big = { sql: "SELECT range AS i, repeat('abcdefgh', 4) AS pad FROM range(2000)", maxRows: 2000 };
+    let id = '';
+    await withLlm([
+      json({ hypothesis: 'queries are stable', prediction: 'p' }),
+      json({ plan: 'query' }),
+      { toolCalls: Array.from({ length: 12 }, () => ({ name: 'query_activations', arguments: big })) },
+      { hang: true },
+    ], async (llm) => {
+      const ac = new AbortController();
+      llm.onHang = () => setTimeout(() => ac.abort(), 20);
+      // A large window: the twelve 24k-character results are kept whole in the saved state.
+      const r = await investigate({ question: 'Are queries stable?', toolbox: fx.toolbox, dataDir: fx.dataDir, llm: createChatModel(config(llm, { contextTokens: 400_000 })), signal: ac.signal });
+      expect(r.status).toBe('interrupted');
+      id = r.id;
+      expect(llm.requests.at(-1)!.bytes).toBeGreaterThan(12 * 24_000);
+    });
+    await withLlm([
+      { text: 'done' },
+      json({ result: 'stable', verdict: 'supported', evidence: [] }),
+      json({ decision: 'conclude', reason: 'done' }),
+      { text: 'Stable.' },
+    ], async (llm) => {
+      const model = createChatModel(config(llm, { contextTokens: 32_768 }));
+      const r = await investigate({ resume: id, toolbox: fx.toolbox, dataDir: fx.dataDir, llm: model });
+      expect(r.status).toBe('concluded');
+      const first = llm.requests[0];
+      expect(first.body.tools).toBeTruthy();
+      expect(JSON.stringify(first.body).length / model.context.charsPerToken).toBeLessThanOrEqual(model.context.inputTokens);
+      // The twelve results the model had not read yet are all there, shortened evenly.
+      expect(toolMessages(first)).toHaveLength(12);
+      expect(toolMessages(first)[0].content).toMatch(/more characters cut to fit the context budget/);
     });
   });
 
@@ -227,14 +243,14 @@ describe('investigations that end honestly', () => {
       { text: 'w7 wins.' },
     ], async (llm) => {
       const events: InvestigationEvent[] = [];
-      const r = await investigate({ question: 'Does w7 win?', toolbox, dataDir, llm: createChatModel(config(llm)), onEvent: (e) => events.push(e) });
+      const r = await investigate({ question: 'Does w7 win?', toolbox: fx.toolbox, dataDir: fx.dataDir, llm: createChatModel(config(llm)), onEvent: (e) => events.push(e) });
       expect(r.status).toBe('concluded');
       expect(r.message).toMatch(/no measurement was made, so the verdicts rest on no data/);
       expect(events.filter((e) => e.type === 'tool-refused').map((e) => (e as { name: string }).name)).toEqual(['no_such_tool']);
-      const h1 = readFileSync(join(dataDir, 'findings', `${r.id}-h1.md`), 'utf8');
+      const h1 = readFileSync(join(fx.dataDir, 'findings', `${r.id}-h1.md`), 'utf8');
       expect(h1).toContain('## Verdict: inconclusive');
       expect(h1).toContain('No measurement was made: no tool call for this hypothesis ran successfully, so this verdict rests on no data. It is true.');
-      const report = readFileSync(join(dataDir, 'findings', `${r.id}-report.md`), 'utf8');
+      const report = readFileSync(join(fx.dataDir, 'findings', `${r.id}-report.md`), 'utf8');
       expect(report).toContain('> **No measurement was made** in this investigation');
     });
   });
@@ -254,10 +270,10 @@ describe('investigations that end honestly', () => {
       json({ decision: 'conclude', reason: 'done' }),
       { text: 'Done.' },
     ], async (llm) => {
-      const r = await investigate({ question: 'Does L1.H0 matter?', toolbox, dataDir, llm: createChatModel(config(llm)) });
+      const r = await investigate({ question: 'Does L1.H0 matter?', toolbox: fx.toolbox, dataDir: fx.dataDir, llm: createChatModel(config(llm)) });
       expect(r.status).toBe('concluded');
       expect(r.findings).toEqual([`${r.id}-h1`, `${r.id}-report`]);
-      const h1 = readFileSync(join(dataDir, 'findings', `${r.id}-h1.md`), 'utf8');
+      const h1 = readFileSync(join(fx.dataDir, 'findings', `${r.id}-h1.md`), 'utf8');
       expect(h1).toContain('clipped: the model wrote 200,010 characters; 4,000 are kept)');
       expect(h1).toContain(`The summary stops\n${TRUNCATED_NOTE}`);
     });
