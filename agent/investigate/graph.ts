@@ -14,11 +14,10 @@ import { completeWithin, fitHistory, fitPrompt, fitText } from '../context.ts';
 import { requestChars } from '../llm/context-budget.ts';
 import type { ChatMessage, ChatModel, CompletionRequest } from '../llm/types.ts';
 import type { McpToolbox } from '../mcp.ts';
-import { parseToolText } from '../mcp-result.ts';
 import { clipModelText, MAX_FIELD_CHARS, MAX_REPLY_CHARS, replyText } from '../model-text.ts';
 import { clip, executeToolCalls } from '../tool-exec.ts';
 import { askJson, str, strList } from './json-reply.ts';
-import { callIds, hypothesisMarkdown, knownIds, measured, NO_MEASUREMENT, reportMarkdown, unverifiedIds } from './report.ts';
+import { callIds, hypothesisMarkdown, keyValues, knownIds, measured, NO_MEASUREMENT, reportMarkdown, unverifiedIds } from './report.ts';
 import type { Budget, Decision, Hypothesis, InvestigationEvent, InvestigationState, ReportRef, ToolCallLog, Verdict } from './types.ts';
 
 const S = Annotation.Root({
@@ -218,7 +217,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     });
     if (exec.aborted) throw d.signal?.reason ?? new DOMException('aborted', 'AbortError');
     const logs: ToolCallLog[] = exec.executed.map((x) => ({
-      id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 1500), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
+      id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 1500), ...(x.structured ? { summary: keyValues(x.structured) } : {}), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
     }));
     // The state is checkpointed after every step, so it is kept bounded too: the conversation is
     // fitted now (not only before the next request), and older calls keep a shorter result.
@@ -272,7 +271,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       r = await d.toolbox.call('write_finding', { ...args, experimentIds: [], runIds: [] }, { signal: d.signal });
     }
     if (!r.ok) return { ref: null, notes: note(s, notes, `could not write finding ${name}: ${r.text}`) };
-    const w = parseToolText(r.text).data as Record<string, unknown> | null;
+    const w = r.structured;
     const uri = typeof w?.uri === 'string' ? w.uri : undefined;
     const path = typeof w?.path === 'string' ? w.path : undefined;
     d.emit({ type: 'finding', name, uri });
