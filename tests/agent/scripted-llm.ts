@@ -191,3 +191,13 @@ export function lastToolText(req: RecordedRequest): string {
   const t = toolMessages(req);
   return t[t.length - 1]?.content ?? '';
 }
+
+/** Runs `fn` with a scripted server for `script`, closing it afterwards. */
+export async function withLlm(script: Step[], fn: (llm: ScriptedLlm) => Promise<void>): Promise<void> {
+  const llm = await startScriptedLlm(script);
+  try {
+    await fn(llm);
+  } finally {
+    await llm.close();
+  }
+}

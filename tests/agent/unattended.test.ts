@@ -11,21 +11,12 @@ import { investigate, InvestigationFailedError, type InvestigationEvent } from '
 import { createChatModel, LlmError, resolveLlmConfig, type LlmConfig } from '../../agent/llm/index.ts';
 import { TRUNCATED_NOTE } from '../../agent/model-text.ts';
 import { agentFixture } from './agent-fixture.ts';
-import { startScriptedLlm, toolMessages, type ScriptedLlm, type Step } from './scripted-llm.ts';
+import { toolMessages, withLlm, type ScriptedLlm } from './scripted-llm.ts';
 
 const fx = agentFixture('harsh');
 
 function config(llm: ScriptedLlm, over: Partial<LlmConfig> = {}): LlmConfig {
   return { ...resolveLlmConfig({}, { OPENAI_BASE_URL: llm.url })!, retryBaseMs: 5, retryMaxMs: 20, idleTimeoutMs: 300, ...over };
-}
-
-async function withLlm(script: Step[], fn: (llm: ScriptedLlm) => Promise<void>): Promise<void> {
-  const llm = await startScriptedLlm(script);
-  try {
-    await fn(llm);
-  } finally {
-    await llm.close();
-  }
 }
 
 const json = (v: unknown) => ({ text: JSON.stringify(v) });
