@@ -19,8 +19,8 @@ const fx = agentFixture('soak');
 
 const json = (v: unknown) => ({ text: JSON.stringify(v) });
 const expIds = (text: string) => [...new Set(text.match(/exp_[a-z0-9]+/g) ?? [])];
-/** 700 rows: a 26k-character result, which the agent clips to 24k characters for the model. */
-const BIG_QUERY = { sql: "SELECT range AS i, repeat('abcdefgh', 4) AS pad FROM range(700)", maxRows: 2000 };
+/** Four 200-character columns: a 34k-character result (40 rows shown), which the agent clips to 24k characters for the model. */
+const BIG_QUERY = { sql: "SELECT range AS i, repeat('abcdefgh', 25) AS a, repeat('bcdefghi', 25) AS b, repeat('cdefghij', 25) AS c, repeat('defghijk', 25) AS d FROM range(700)", maxRows: 2000 };
 /** 300 words: long arguments (1.5k characters) and a 3.6k-character result. */
 const LONG_TEXT = Array.from({ length: 300 }, (_, i) => `w${(i * 7) % 60}`).join(' ');
 
@@ -114,7 +114,7 @@ describe('soak', () => {
       const curve = experimentSizes.filter((_, i) => i % 10 === 0 || i === experimentSizes.length - 1).map((b) => `${(b / 1024).toFixed(1)}`);
       const checkpoint = statSync(join(fx.dataDir, 'investigations', r.id, 'checkpoints.json')).size;
       console.log([
-        `soak: ${ROUNDS} rounds x ${CALLS} tool results (per round: 28 queries of 26k chars, clipped to 24k; 1 tokenize with 1.5k-char arguments; 1 more query or, every 10th round, an ablation), ${CONTEXT_TOKENS}-token budget (${model.context.inputTokens} for the request)`,
+        `soak: ${ROUNDS} rounds x ${CALLS} tool results (per round: 28 queries of 34.5k chars, clipped to 24k; 1 tokenize with 1.5k-char arguments; 1 more query or, every 10th round, an ablation), ${CONTEXT_TOKENS}-token budget (${model.context.inputTokens} for the request)`,
         `  ${llm.requests.length} requests (${retries.length} retried: ${JSON.stringify(faults)}), ${r.toolCalls} tool calls, ${seconds.toFixed(1)} s on a shared machine`,
         `  request body: max ${(Math.max(...sizes) / 1024).toFixed(1)} KB = ${Math.max(...tokens)} est. tokens; mean ${(sizes.reduce((a, b) => a + b, 0) / sizes.length / 1024).toFixed(1)} KB`,
         `  experiment request sizes (KB), every 10th request: ${curve.join(' ')}`,

@@ -88,7 +88,7 @@ describe('replies', () => {
   it('merges tool-call names repeated in every delta instead of concatenating them', async () => {
     await withLlm([
       { toolCalls: [{ name: 'tokenize', arguments: { text: 'w1 w2 w3 w4 w5 w6' } }], repeatNames: true },
-      (r) => ({ text: `ok ${/"count": ?(\d+)/.exec(toolMessages(r)[0].content)?.[1]}` }),
+      (r) => ({ text: `ok ${/count: ?(\d+)/.exec(toolMessages(r)[0].content)?.[1]}` }),
     ], async (llm) => {
       const turn = await session(llm).send('count');
       expect(turn.toolCalls.map((c) => [c.name, c.ok])).toEqual([['tokenize', true]]);
@@ -189,7 +189,7 @@ describe('investigations that end honestly', () => {
   });
 
   it('fits a resumed investigation under the budget configured when it resumes', async () => {
-    const big = { sql: "SELECT range AS i, repeat('abcdefgh', 4) AS pad FROM range(2000)", maxRows: 2000 };
+    const big = { sql: "SELECT range AS i, repeat('abcdefgh', 25) AS a, repeat('bcdefghi', 25) AS b, repeat('cdefghij', 25) AS c, repeat('defghijk', 25) AS d FROM range(700)", maxRows: 2000 };
     let id = '';
     await withLlm([
       json({ hypothesis: 'queries are stable', prediction: 'p' }),
