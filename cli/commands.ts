@@ -273,8 +273,8 @@ export const commands: Record<string, Command> = {
   },
   investigate: {
     summary: 'the hypothesis loop over MCP (an LLM agent), or without an LLM the built-in protocol for the question',
-    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--resume ID] [--json] ${AGENT_USAGE}`,
-    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
+    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--max-rounds N] [--resume ID] [--json] ${AGENT_USAGE}`,
+    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, 'max-rounds': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
     async run(v, pos) {
       const { investigateCommand } = await import('../agent/cli.ts');
       return investigateCommand(v, pos);
