@@ -36,6 +36,13 @@ function parseIds(text: string): number[] {
   return ids;
 }
 
+/** Row-major data as nested arrays of the given dims. */
+function nested(data: Float32Array, dims: number[]): unknown {
+  if (dims.length <= 1) return Array.from(data);
+  const per = data.length / dims[0];
+  return Array.from({ length: dims[0] }, (_, i) => nested(data.subarray(i * per, (i + 1) * per), dims.slice(1)));
+}
+
 async function suite(v: Values): Promise<number> {
   const data = dataDir();
   const modelDir = resolveModelDir(v.model as string | undefined, data);
@@ -230,10 +237,44 @@ export const commands: Record<string, Command> = {
       return 0;
     },
   },
+  gradient: {
+    summary: 'd logit[last position, ID] / d activation at one hook, as JSON (for checking against another implementation)',
+    usage: '[--model DIR|tiny-s|tiny-m] --ids 1,2,3 --hook blocks.L.hook_resid_pre --target ID [--distractor ID] [--threads N] --json',
+    options: {
+      model: { type: 'string' }, ids: { type: 'string' }, hook: { type: 'string' }, target: { type: 'string' },
+      distractor: { type: 'string' }, json: { type: 'boolean' }, threads: { type: 'string' },
+    },
+    async run(v) {
+      const dir = resolveModelDir(v.model as string | undefined);
+      if (v.ids === undefined || v.hook === undefined || v.target === undefined) throw new Error('gradient needs --ids, --hook and --target');
+      const tokens = parseIds(v.ids as string);
+      const id = (flag: 'target' | 'distractor') => {
+        const n = Number(v[flag]);
+        if (!Number.isInteger(n)) throw new Error(`--${flag} must be a token id, got "${v[flag]}"`);
+        return n;
+      };
+      const { gradients } = await import('../engine/backward/gradient.ts');
+      const model = GptOssModel.load(dir, { threads: threads(v) });
+      try {
+        // logit_diff when a distractor is given, else the target's logit itself.
+        const metric = v.distractor === undefined
+          ? { name: 'logit' as const, target: [id('target')] }
+          : { name: 'logit_diff' as const, target: [id('target')], distractor: [id('distractor')] };
+        const r = await gradients(model, [tokens], { metric, grads: [v.hook as string] });
+        const [name, g] = [...r.grads][0];
+        const grad = nested(g.data, g.dims.slice(1));
+        if (v.json) console.log(JSON.stringify({ hook: name, value: r.metric[0], grad }));
+        else console.log(`${name}: gradient of shape [${g.dims.slice(1)}], |g| = ${Math.hypot(...g.data).toPrecision(6)}, metric ${r.metric[0]}`);
+      } finally {
+        await model.dispose();
+      }
+      return 0;
+    },
+  },
   investigate: {
     summary: 'the hypothesis loop over MCP (an LLM agent), or without an LLM the built-in protocol for the question',
-    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--resume ID] [--json] ${AGENT_USAGE}`,
-    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
+    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--max-rounds N] [--resume ID] [--json] ${AGENT_USAGE}`,
+    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, 'max-rounds': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
     async run(v, pos) {
       const { investigateCommand } = await import('../agent/cli.ts');
       return investigateCommand(v, pos);

@@ -264,6 +264,32 @@ export class GptOssModel {
     return this.weights.get('unembed', () => ({ finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() }));
   }
 
+  // ---- Read access for the reverse pass (engine/backward): the same weights the forward multiplies by.
+  // An uncached expert lives in a reused buffer: use it before asking for the next one.
+  attentionWeights(layer: number): AttentionWeights {
+    return this.attention(layer);
+  }
+
+  expertWeights(layer: number, e: number): ExpertWeights {
+    return this.expert(layer, e);
+  }
+
+  unembedWeights(): { finalNorm: Float32Array; lmHead: Float32Array } {
+    return this.unembed();
+  }
+
+  /** a [M, K] times b [K, N] (or b^T for b [N, K] when transB), on onnxruntime: y [M, N]. */
+  async matmul(a: Float32Array, M: number, K: number, b: Float32Array, N: number, transB = false): Promise<Float32Array> {
+    if (M === 0) return new Float32Array(0);
+    const session = await this.sessions.get(transB ? 'matmul-bt' : 'matmul', { capture: new Set(), intervene: new Set() });
+    const out = await session.run({
+      a: new ort.Tensor('float32', a, [M, K]),
+      b: new ort.Tensor('float32', b, transB ? [N, K] : [K, N]),
+    });
+    return out['y'].data as Float32Array;
+  }
+  // ---- end of reverse-pass access
+
   /** Bytes of weights cached now. */
   get cachedWeightBytes(): number {
     return this.weights.bytes;
