@@ -797,7 +797,7 @@ function rotateResidual(tensors: DenseTensor[], rot: ResidualRotation, spec: Siz
  * dense rotation of every matrix). Norm gains stay 1 so the rotation stays exact. The planted margins
  * are re-measured on the stored values by the build check.
  */
-const NOISE = { embed: 0.05, qk: 0.04, v: 0.04, o: 0.015, bias: 0.05, sink: 0.5, router: 0.03, gateUp: 0.03, down: 0.015, lmHead: 0.02 };
+const NOISE = { embed: 0.05, qk: 0.03, v: 0.03, o: 0.0075, bias: 0.05, sink: 0.5, router: 0.03, gateUp: 0.03, down: 0.015, lmHead: 0.02 };
 
 function addTrainedScaleNoise(tensors: DenseTensor[], spec: SizeSpec, plan: Plan, rng: Rng, constant: Float32Array): void {
   const H = spec.hidden;

@@ -10,7 +10,7 @@ import { construct, featureDirection, subspaceDirection, type Construction, type
 import { CheckModel, storedValues } from './check.ts';
 import { measureTinySync } from './evaluate.ts';
 import type { Manifest, Roles, TinyMetrics, TinySize, TinyStyle } from './manifest.ts';
-import { generateTasks, IOI_TEMPLATES } from './tasks.ts';
+import { generateTasks, IOI_TEMPLATES, TASK_COUNTS, TASK_COUNTS_LARGE } from './tasks.ts';
 import { EOS_TOKEN, PAD_TOKEN, SPECIALS, wordLists } from './vocab.ts';
 
 export type { Manifest, TinySize, TinyStyle, TaskExample, TinyMetrics, Roles, FeatureRole } from './manifest.ts';
@@ -90,7 +90,7 @@ function assertBehaviours(m: TinyMetrics, size: TinySize, seed: number, style: T
 export function buildTinyModel(size: TinySize, seed: number, outDir: string, style: TinyStyle = 'realistic'): Manifest {
   const c = construct(size, seed, style);
   const { config, vocab } = c;
-  const generated = generateTasks(seed);
+  const generated = generateTasks(seed, size === 'tiny-l' ? TASK_COUNTS_LARGE : TASK_COUNTS);
   const placeholder = {} as never;
   const manifest: Manifest = {
     model: size,
