@@ -731,6 +731,10 @@ function addBackground(spec: SizeSpec, layout: Layout, plan: Plan, tensors: Dens
   // MXFP4-exact random values: an FP4 magnitude times 2^exp, random sign.
   const fp4 = (exp: number) => [0.5, 1, 1.5, 2, 3][rng.int(5)] * 2 ** exp * (rng.next() < 0.5 ? -1 : 1);
   const plantedHeads = new Set(plantedHeadsOf(plan).map(key));
+  // Realistic: the same total background whatever the number of spare dims (tiny-l has ~5x as many)
+  // and heads, so the ordinary words' logits stay below the task answers.
+  const perDim = style === 'realistic' ? Math.sqrt(14 / spare.length) : 1;
+  const perHead = style === 'realistic' ? Math.sqrt(128 / (spec.layers * nH)) : 1;
 
   for (let l = 0; l < spec.layers; l++) {
     const p = `model.layers.${l}.`;
@@ -743,7 +747,7 @@ function addBackground(spec: SizeSpec, layout: Layout, plan: Plan, tensors: Dens
     for (let h = 0; h < nH; h++) {
       if (plantedHeads.has(`${l}.${h}`) || (style === 'clean' && rng.next() < 0.5)) continue;
       for (const c of bgDims) for (const r of pickReads()) qW[(h * d + c) * H + r.p] = r.s * r.scale * BACKGROUND.qk * rng.normal();
-      for (const c of vDims) for (const r of spare) oW[r * nH * d + h * d + c] = BACKGROUND.o * rng.normal();
+      for (const c of vDims) for (const r of spare) oW[r * nH * d + h * d + c] = perDim * perHead * BACKGROUND.o * rng.normal();
       sinks[h] = rng.normal();
     }
 
@@ -772,7 +776,7 @@ function addBackground(spec: SizeSpec, layout: Layout, plan: Plan, tensors: Dens
   const taskClasses = new Set(['name', 'letter', 'number', 'positive', 'negative']);
   for (let t = 0; t < vocab.words.length; t++) {
     if (taskClasses.has(vocab.classOf[t])) continue;
-    for (const r of spare) lm[t * H + r] = BACKGROUND.unembed * rng.normal();
+    for (const r of spare) lm[t * H + r] = perDim * BACKGROUND.unembed * rng.normal();
   }
 }
 
@@ -802,8 +806,12 @@ const NOISE = { embed: 0.05, qk: 0.03, v: 0.03, o: 0.0075, bias: 0.05, sink: 0.5
 function addTrainedScaleNoise(tensors: DenseTensor[], spec: SizeSpec, plan: Plan, rng: Rng, constant: Float32Array): void {
   const H = spec.hidden;
   const planted = new Set(plantedHeadsOf(plan).map(key));
+  // writers: the same total noise in the residual whatever the number of heads (tuned on tiny-m's 128)
+  const perHead = Math.sqrt(128 / (spec.layers * spec.heads));
+  // deeper than tiny-m: every noise a little lower, so the planted margins survive 24 layers
+  const depth = Math.min(1, Math.sqrt(8 / spec.layers));
   const noisy = (x: Float32Array, std: number) => {
-    for (let i = 0; i < x.length; i++) x[i] += std * rng.normal();
+    for (let i = 0; i < x.length; i++) x[i] += depth * std * rng.normal();
   };
   /** Noise on residual readers, blind to the constant direction: read through random weights, the
    *  large constant every token carries would act as a bias of the size of the planted signals. */
@@ -811,7 +819,7 @@ function addTrainedScaleNoise(tensors: DenseTensor[], spec: SizeSpec, plan: Plan
     const row = new Float64Array(H);
     for (let r = 0; r < x.length / H; r++) {
       let dot = 0;
-      for (let c = 0; c < H; c++) dot += (row[c] = std * rng.normal()) * constant[c];
+      for (let c = 0; c < H; c++) dot += (row[c] = depth * std * rng.normal()) * constant[c];
       for (let c = 0; c < H; c++) x[r * H + c] += row[c] - dot * constant[c];
     }
   };
@@ -821,7 +829,7 @@ function addTrainedScaleNoise(tensors: DenseTensor[], spec: SizeSpec, plan: Plan
     else if (n === 'lm_head.weight') noisyReader(t.data, NOISE.lmHead);
     else if (/(q_proj|k_proj)\.weight$/.test(n)) noisyReader(t.data, NOISE.qk);
     else if (/v_proj\.weight$/.test(n)) noisyReader(t.data, NOISE.v);
-    else if (/o_proj\.weight$/.test(n)) noisy(t.data, NOISE.o);
+    else if (/o_proj\.weight$/.test(n)) noisy(t.data, NOISE.o * perHead);
     else if (/(q_proj|k_proj|v_proj|o_proj)\.bias$/.test(n)) noisy(t.data, NOISE.bias);
     else if (/router\.weight$/.test(n)) noisyReader(t.data, NOISE.router);
     else if (/gate_up_proj$/.test(n)) noisyReader(t.data, NOISE.gateUp);
