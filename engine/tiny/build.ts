@@ -153,7 +153,7 @@ export const EMBED = { constant: 15, code: 4, flag: 2, sentiment: 4 };
 /** Previous-token heads: bias-only q/k amplitude per high-frequency pair, sink at 7.55 pair scores.
  *  The realistic style halves it: the scores then span ~30 instead of ~116, so no attention weight
  *  underflows to exactly 0 in float32, and the previous token still takes almost all the attention. */
-const PT_AMPLITUDE: Record<TinyStyle, number> = { clean: 8, realistic: 4 };
+const PT_AMPLITUDE: Record<TinyStyle, number> = { clean: 8, realistic: 5 };
 const PT_SINK_PAIRS = 7.55;
 /** Content-matching heads: score of a match (no match scores 0); the sink sits at half of it. */
 const MATCH_SCORE = 24;
@@ -733,7 +733,7 @@ function addBackground(spec: SizeSpec, layout: Layout, plan: Plan, tensors: Dens
   const plantedHeads = new Set(plantedHeadsOf(plan).map(key));
   // Realistic: the same total background whatever the number of spare dims (tiny-l has ~5x as many)
   // and heads, so the ordinary words' logits stay below the task answers.
-  const perDim = style === 'realistic' ? Math.sqrt(14 / spare.length) : 1;
+  const perDim = style === 'realistic' ? Math.min(1, Math.sqrt(14 / spare.length)) : 1;
   const perHead = style === 'realistic' ? Math.sqrt(128 / (spec.layers * nH)) : 1;
 
   for (let l = 0; l < spec.layers; l++) {
@@ -801,7 +801,7 @@ function rotateResidual(tensors: DenseTensor[], rot: ResidualRotation, spec: Siz
  * dense rotation of every matrix). Norm gains stay 1 so the rotation stays exact. The planted margins
  * are re-measured on the stored values by the build check.
  */
-const NOISE = { embed: 0.05, qk: 0.03, v: 0.03, o: 0.0075, bias: 0.05, sink: 0.5, router: 0.03, gateUp: 0.03, down: 0.015, lmHead: 0.02 };
+const NOISE = { embed: 0.04, qk: 0.0225, v: 0.0225, o: 0.0056, bias: 0.04, sink: 0.5, router: 0.0225, gateUp: 0.0225, down: 0.011, lmHead: 0.015 };
 
 function addTrainedScaleNoise(tensors: DenseTensor[], spec: SizeSpec, plan: Plan, rng: Rng, constant: Float32Array): void {
   const H = spec.hidden;

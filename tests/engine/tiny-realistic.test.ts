@@ -40,7 +40,7 @@ for (const { size, seed, prompts } of CASES) {
       manifest = buildTinyModel(size, seed, dir);
       model = GptOssModel.load(dir);
       tok = Tokenizer.fromFile(join(dir, 'tokenizer.json'));
-    });
+    }, 900_000); // a dense build check: seconds alone, minutes on a loaded machine
     afterAll(async () => {
       await model?.dispose();
     });
@@ -100,7 +100,7 @@ for (const { size, seed, prompts } of CASES) {
       const { ctx, close } = await openWorkspace(dir, join(scratch, `data-${size}-${seed}`), { threads: 1 });
       try {
         // IOI pairs: the corrupted prompt swaps both names for two unused ones
-        const ex = manifest.tasks.ioi.examples.slice(0, 4);
+        const ex = manifest.tasks.ioi.examples.slice(0, size === 'tiny-l' ? 2 : 4);
         const swap = (e: (typeof ex)[number]) => {
           const words = e.prompt.split(' ');
           const others = manifest.words.names.filter((n) => !words.includes(n));
@@ -117,7 +117,7 @@ for (const { size, seed, prompts } of CASES) {
       } finally {
         await close();
       }
-    });
+    }, 900_000);
 
     it('independent reference forward: IOI holds; ablating every ioi.* head removes it, as many other heads do not', () => {
       const ref = loadReferenceModel(dir);
