@@ -106,8 +106,11 @@ for (const { size, seed, prompts } of CASES) {
           const others = manifest.words.names.filter((n) => !words.includes(n));
           return words.map((w) => (w === e.target ? others[0] : w === e.distractor ? others[1] : w)).join(' ');
         };
+        // tiny-l splits each upstream step over two heads that each carry half: the smallest set that
+        // recovers 80% leaves partners out (recall 0.6 at seed 9090), so it asks for 95%.
         const r = await callTool(circuitTool, {
           clean: ex.map((e) => e.prompt), corrupted: ex.map(swap), target: ex.map((e) => e.target), distractor: ex.map((e) => e.distractor), include: ['heads'],
+          threshold: size === 'tiny-l' ? 0.95 : 0.8,
         }, ctx);
         // the circuit proper; backups are silent while it runs and the negative mover works against it
         const planted = new Set(['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover'].flatMap((k) => manifest.roles[k] as string[]));
