@@ -196,4 +196,3 @@ export function ensureTinyModel(dataDir: string, size: TinySize, seed: number, s
   }
   return dir;
 }
-export const __rolesOf = rolesOf;
