@@ -28,7 +28,7 @@ describe('gpt-oss-tiny builds', () => {
     // the clean style lives beside it
     expect(ensureTinyModel(data, 'tiny-s', 0, 'clean')).toBe(join(data, 'models', 'tiny-s-clean-seed0'));
     expect(readManifest(join(data, 'models', 'tiny-s-clean-seed0')).style).toBe('clean');
-  });
+  }, 600_000); // three builds, two of them realistic (a dense build check)
 
   it('seeds relocate the planted roles', () => {
     const placements = new Set(SEEDS.map((seed) => {
