@@ -1,5 +1,5 @@
 // Hand-built weights of gpt-oss-tiny: the exact gpt-oss architecture with circuits planted by
-// construction (see shared/docs/planted-model.md). Everything is made in float32 here; the checkpoint
+// construction (see docs/planted-models.md). Everything is made in float32 here; the checkpoint
 // writer stores it as BF16, with experts in MXFP4 (every expert weight is chosen so MXFP4 holds it
 // exactly).
 //

@@ -1,4 +1,4 @@
-// gpt-oss-tiny: built-in gpt-oss checkpoints with planted circuits (shared/docs/planted-model.md).
+// gpt-oss-tiny: built-in gpt-oss checkpoints with planted circuits (docs/planted-models.md).
 // buildTinyModel writes config.json, model.safetensors (BF16 + MXFP4 experts, as gpt-oss-20b),
 // tokenizer.json (WordLevel), tokenizer_config.json, generation_config.json and manifest.json, and
 // checks every planted behaviour on the stored values before it returns.
