@@ -96,7 +96,7 @@ for (const { size, seed, prompts } of CASES) {
       expect(zeros / total).toBeLessThan(0.05);
     });
 
-    it('find_circuit returns the planted IOI heads with precision and recall >= 0.8', async () => {
+    it(size === 'tiny-l' ? 'find_circuit returns every planted IOI role, one head per redundant pair (the reported finding)' : 'find_circuit returns the planted IOI heads with precision and recall >= 0.8', async () => {
       const { ctx, close } = await openWorkspace(dir, join(scratch, `data-${size}-${seed}`), { threads: 1 });
       try {
         // IOI pairs: the corrupted prompt swaps both names for two unused ones
