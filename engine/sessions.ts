@@ -5,9 +5,13 @@ import { buildAttentionGraph } from './graphs/attention.ts';
 import type { HookPlan } from './graphs/common.ts';
 import { buildExpertGraph } from './graphs/expert.ts';
 import { buildUnembedGraph } from './graphs/unembed.ts';
+import { buildMatmulGraph } from './graphs/matmul.ts';
 
-/** `attention-kv`: the attention graph with past/present keys and values (runs with a KV cache). */
-export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'unembed';
+/**
+ * `attention-kv`: the attention graph with past/present keys and values (runs with a KV cache).
+ * `matmul` / `matmul-bt`: y = a b / y = a b^T on [M, K] inputs, for the reverse pass (engine/backward).
+ */
+export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'unembed' | 'matmul' | 'matmul-bt';
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface SessionOptions {
@@ -21,6 +25,8 @@ const BUILDERS: Record<GraphKind, (cfg: GptOssConfig, plan: HookPlan) => Uint8Ar
   'attention-kv': (cfg, plan) => buildAttentionGraph(cfg, plan, { kv: true }),
   expert: buildExpertGraph,
   unembed: buildUnembedGraph,
+  matmul: () => buildMatmulGraph(false),
+  'matmul-bt': () => buildMatmulGraph(true),
 };
 
 export class SessionCache {
