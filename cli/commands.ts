@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { GptOssModel } from '../engine/model.ts';
-import { buildTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
+import { buildTinyModel, TINY_SIZES, TINY_STYLES, type TinySize, type TinyStyle } from '../engine/tiny/index.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
 import { runSuite, suiteOutDir, EXPERIMENTS } from '../tools/suite/index.ts';
 import { comparisonOpener } from '../tools/suite/compare.ts';
@@ -138,18 +138,20 @@ export const commands: Record<string, Command> = {
     run: (v) => suite(v),
   },
   models: {
-    summary: 'build a built-in gpt-oss-tiny model: models build <tiny-s|tiny-m> [--seed N] --out DIR',
-    usage: 'build <tiny-s|tiny-m> [--seed N] --out DIR',
-    options: { seed: { type: 'string' }, out: { type: 'string' } },
+    summary: 'build a built-in gpt-oss-tiny model: models build <tiny-s|tiny-m|tiny-l> [--seed N] [--style realistic|clean] --out DIR',
+    usage: 'build <tiny-s|tiny-m|tiny-l> [--seed N] [--style realistic|clean] --out DIR',
+    options: { seed: { type: 'string' }, out: { type: 'string' }, style: { type: 'string' } },
     async run(v, pos) {
       const [verb, size] = pos;
-      if (verb !== 'build') throw new Error(`unknown models subcommand "${verb ?? ''}"; use: models build <${TINY_SIZES.join('|')}> [--seed N] --out DIR`);
+      if (verb !== 'build') throw new Error(`unknown models subcommand "${verb ?? ''}"; use: models build <${TINY_SIZES.join('|')}> [--seed N] [--style realistic|clean] --out DIR`);
       if (!(TINY_SIZES as readonly string[]).includes(size)) throw new Error(`unknown size "${size ?? ''}"; valid: ${TINY_SIZES.join(', ')}`);
       const seed = v.seed === undefined ? 0 : Number(v.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got "${v.seed}"`);
+      const style = (v.style ?? 'realistic') as string;
+      if (!(TINY_STYLES as readonly string[]).includes(style)) throw new Error(`unknown --style "${style}"; valid: ${TINY_STYLES.join(', ')}`);
       if (!v.out) throw new Error('give --out DIR');
-      const m = buildTinyModel(size as TinySize, seed, resolve(v.out as string));
-      console.log(`built ${m.model} seed ${m.seed} in ${resolve(v.out as string)}: IOI min logit diff ${m.tasks.ioi.metric.min_logit_diff.toFixed(2)}, induction ${(100 * m.tasks.induction.metric.accuracy).toFixed(0)}%, successor ${(100 * m.tasks.successor.metric.accuracy).toFixed(0)}%`);
+      const m = buildTinyModel(size as TinySize, seed, resolve(v.out as string), style as TinyStyle);
+      console.log(`built ${m.model} (${m.style}) seed ${m.seed} in ${resolve(v.out as string)}: IOI min logit diff ${m.tasks.ioi.metric.min_logit_diff.toFixed(2)}, induction ${(100 * m.tasks.induction.metric.accuracy).toFixed(0)}%, successor ${(100 * m.tasks.successor.metric.accuracy).toFixed(0)}%`);
       return 0;
     },
   },

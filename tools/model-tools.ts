@@ -75,11 +75,11 @@ export const modelInfoTool = defineTool({
 export const loadModelTool = defineTool({
   name: 'load_model',
   description:
-    'Switch the shared model: a built-in gpt-oss-tiny model ("tiny-s": 4 layers; "tiny-m": larger, with redundant circuits), built on first use, ' +
+    'Switch the shared model: a built-in gpt-oss-tiny model ("tiny-s": 4 layers; "tiny-m": 8 layers, with redundant circuits; "tiny-l": 24 layers), built on first use, ' +
     'or a gpt-oss checkpoint directory in the Hugging Face layout (config.json, safetensors, tokenizer.json). Every later call uses the new model; ' +
     'stored runs keep their model_id. Example: {"model": "tiny-m"}',
   input: z.object({
-    model: z.string().min(1).max(4096).describe('"tiny-s", "tiny-m" or a checkpoint directory (absolute path, or relative to the server\'s working directory)'),
+    model: z.string().min(1).max(4096).describe('"tiny-s", "tiny-m", "tiny-l" or a checkpoint directory (absolute path, or relative to the server\'s working directory)'),
   }).strict().meta({ examples: [{ model: 'tiny-m' }, { model: '/models/gpt-oss-20b' }] }),
   output: z.object({ loaded: ModelDescription, previous: z.string().describe('the model id loaded before') }),
   async run(input, ctx) {

@@ -31,24 +31,37 @@ export function mxfp4RoundTrip(t: DenseTensor): Float32Array {
   return back;
 }
 
-/** Tensors as stored: experts through MXFP4 (exact by construction), everything else through BF16. */
-export function storedValues(tensors: DenseTensor[]): Map<string, Float32Array> {
+/** A dense expert tensor as MXFP4 stores it (rounded to a code times a power of two per 32-value block). */
+function mxfp4Rounded(t: DenseTensor): Float32Array {
+  const [E, rows, cols] = t.shape;
+  const { blocks, scales } = quantizeMxfp4(t.data, E * rows, cols);
+  return dequantizeMxfp4(blocks, scales, E * rows, cols);
+}
+
+/** Tensors as stored: experts through MXFP4 (with `exactExperts`, throws unless the round trip is
+ *  exact, as the clean construction guarantees), everything else through BF16. */
+export function storedValues(tensors: DenseTensor[], opts: { exactExperts: boolean } = { exactExperts: true }): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const t of tensors) {
     const expert = /\.mlp\.experts\.(gate_up_proj|down_proj)$/.test(t.name);
-    out.set(t.name, expert ? mxfp4RoundTrip(t) : roundBf16(t.data));
+    out.set(t.name, !expert ? roundBf16(t.data) : opts.exactExperts ? mxfp4RoundTrip(t) : mxfp4Rounded(t));
   }
   return out;
 }
 
-/** Row-sparse matrix [rows, cols]. */
+/** Matrix [rows, cols] stored row-sparse when mostly zero (clean style), dense otherwise (realistic). */
 class Sparse {
+  private readonly dense: Float64Array | null = null;
   readonly ptr: Int32Array;
   readonly idx: Int32Array;
   readonly val: Float64Array;
   constructor(w: Float32Array, readonly rows: number, readonly cols: number, offset = 0) {
     let nnz = 0;
     for (let i = 0; i < rows * cols; i++) if (w[offset + i] !== 0) nnz++;
+    if (nnz > 0.5 * rows * cols) {
+      this.dense = Float64Array.from(w.subarray(offset, offset + rows * cols));
+      nnz = 0;
+    }
     this.ptr = new Int32Array(rows + 1);
     this.idx = new Int32Array(nnz);
     this.val = new Float64Array(nnz);
@@ -57,7 +70,7 @@ class Sparse {
       this.ptr[r] = n;
       for (let c = 0; c < cols; c++) {
         const x = w[offset + r * cols + c];
-        if (x !== 0) {
+        if (x !== 0 && !this.dense) {
           this.idx[n] = c;
           this.val[n++] = x;
         }
@@ -65,7 +78,7 @@ class Sparse {
     }
     this.ptr[rows] = n;
     const nz: number[] = [];
-    for (let r = 0; r < rows; r++) if (this.ptr[r + 1] > this.ptr[r]) nz.push(r);
+    for (let r = 0; r < rows; r++) if (this.dense || this.ptr[r + 1] > this.ptr[r]) nz.push(r);
     this.nonEmpty = Int32Array.from(nz);
   }
   readonly nonEmpty: Int32Array;
@@ -73,12 +86,59 @@ class Sparse {
   apply(x: Float64Array, xo: number, y: Float64Array, yo: number, b?: Float32Array, bo = 0): void {
     if (b) for (let r = 0; r < this.rows; r++) y[yo + r] = b[bo + r];
     else y.fill(0, yo, yo + this.rows);
+    const D = this.dense;
+    if (D) {
+      const C = this.cols;
+      for (let r = 0; r < this.rows; r++) {
+        let acc = 0;
+        const base = r * C;
+        for (let c = 0; c < C; c++) acc += D[base + c] * x[xo + c];
+        y[yo + r] += acc;
+      }
+      return;
+    }
     const nz = this.nonEmpty;
     for (let k = 0; k < nz.length; k++) {
       const r = nz[k];
       let acc = 0;
       for (let n = this.ptr[r]; n < this.ptr[r + 1]; n++) acc += this.val[n] * x[xo + this.idx[n]];
       y[yo + r] += acc;
+    }
+  }
+
+  /** apply() on T consecutive vectors (x rows of length cols, y rows of length rows). A dense
+   *  matrix is walked once for all of them, so each weight row is read from cache T times. */
+  applyAll(x: Float64Array, T: number, y: Float64Array, b?: Float32Array): void {
+    const D = this.dense, R = this.rows, C = this.cols;
+    if (!D) {
+      for (let t = 0; t < T; t++) this.apply(x, t * C, y, t * R, b);
+      return;
+    }
+    for (let r = 0; r < R; r++) {
+      const base = r * C, bias = b ? b[r] : 0;
+      let t = 0;
+      // four tokens per pass share each weight load
+      for (; t + 4 <= T; t += 4) {
+        const x0 = t * C, x1 = x0 + C, x2 = x1 + C, x3 = x2 + C;
+        let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (let c = 0; c < C; c++) {
+          const w = D[base + c];
+          a0 += w * x[x0 + c];
+          a1 += w * x[x1 + c];
+          a2 += w * x[x2 + c];
+          a3 += w * x[x3 + c];
+        }
+        y[t * R + r] = bias + a0;
+        y[(t + 1) * R + r] = bias + a1;
+        y[(t + 2) * R + r] = bias + a2;
+        y[(t + 3) * R + r] = bias + a3;
+      }
+      for (; t < T; t++) {
+        const xo = t * C;
+        let acc = 0;
+        for (let c = 0; c < C; c++) acc += D[base + c] * x[xo + c];
+        y[t * R + r] = bias + acc;
+      }
     }
   }
 }
@@ -178,6 +238,46 @@ export class CheckModel {
   }
 
   forward(req: ForwardRequest): ForwardResult {
+    return this.run(req, 0, this.embedTokens(req.tokens));
+  }
+
+  /**
+   * Answers a batch. Requests on the same tokens share the layers before their first intervention:
+   * the unmodified run of each prompt is kept layer by layer and an ablated or steered run starts
+   * from it (the same arithmetic, so the same numbers, at a fraction of the cost).
+   */
+  forwardAll(reqs: ForwardRequest[]): ForwardResult[] {
+    const plain = new Map<string, Float64Array[]>();
+    const plainRun = (tokens: number[]) => {
+      const key = tokens.join(',');
+      let snaps = plain.get(key);
+      if (!snaps) {
+        snaps = [];
+        this.run({ tokens }, 0, this.embedTokens(tokens), snaps);
+        plain.set(key, snaps);
+      }
+      return snaps;
+    };
+    return reqs.map((r) => {
+      const first = Math.min(
+        ...(r.ablateHeads ?? []).map((h) => h.layer), ...(r.ablateExperts ?? []).map((e) => e.layer),
+        r.steer ? r.steer.layer : Infinity,
+      );
+      if (!Number.isFinite(first) || first === 0) return this.run(r, 0, this.embedTokens(r.tokens));
+      return this.run(r, first, Float64Array.from(plainRun(r.tokens)[first]));
+    });
+  }
+
+  private embedTokens(tokens: number[]): Float64Array {
+    const H = this.config.hiddenSize;
+    const x = new Float64Array(tokens.length * H);
+    for (let t = 0; t < tokens.length; t++) for (let c = 0; c < H; c++) x[t * H + c] = this.embed[tokens[t] * H + c];
+    return x;
+  }
+
+  /** The forward from the input of layer `start` (residual `x`, modified in place); `snapshots`
+   *  receives a copy of the residual at the input of every layer. */
+  private run(req: ForwardRequest, start: number, x: Float64Array, snapshots?: Float64Array[]): ForwardResult {
     const cfg = this.config;
     const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, intermediateSize: I, vocabSize: V } = cfg;
     const K = cfg.expertsPerToken;
@@ -185,8 +285,6 @@ export class CheckModel {
     const T = tokens.length;
     const heads = new Set((req.ablateHeads ?? []).map((h) => `${h.layer}.${h.head}`));
     const experts = new Set((req.ablateExperts ?? []).map((x) => `${x.layer}.${x.expert}`));
-    const x = new Float64Array(T * H);
-    for (let t = 0; t < T; t++) for (let c = 0; c < H; c++) x[t * H + c] = this.embed[tokens[t] * H + c];
     const half = d / 2;
     const cos = new Float64Array(T * half), sin = new Float64Array(T * half);
     for (let p = 0; p < T; p++) {
@@ -198,19 +296,18 @@ export class CheckModel {
     }
     let neurons: Float32Array | undefined;
     const t1 = new Float64Array(T * H);
-    for (let l = 0; l < cfg.numLayers; l++) {
+    for (let l = start; l < cfg.numLayers; l++) {
       const L = this.layers[l];
+      if (snapshots) snapshots[l] = Float64Array.from(x);
       if (req.steer && req.steer.layer === l) {
         const pos = req.steer.positions === 'all' ? [...Array(T).keys()] : [T - 1];
         for (const t of pos) for (let c = 0; c < H; c++) x[t * H + c] += req.steer.vector[c];
       }
       rmsNorm(x, L.ln1, T, H, cfg.rmsNormEps, t1);
       const q = new Float64Array(T * nH * d), k = new Float64Array(T * nKV * d), v = new Float64Array(T * nKV * d);
-      for (let t = 0; t < T; t++) {
-        L.q.apply(t1, t * H, q, t * nH * d, L.qB);
-        L.k.apply(t1, t * H, k, t * nKV * d, L.kB);
-        L.v.apply(t1, t * H, v, t * nKV * d, L.vB);
-      }
+      L.q.applyAll(t1, T, q, L.qB);
+      L.k.applyAll(t1, T, k, L.kB);
+      L.v.applyAll(t1, T, v, L.vB);
       rope(q, T, nH, d, cos, sin);
       rope(k, T, nKV, d, cos, sin);
       const z = new Float64Array(T * nH * d);
@@ -240,11 +337,9 @@ export class CheckModel {
           }
         }
       }
-      const o = new Float64Array(H);
-      for (let t = 0; t < T; t++) {
-        L.o.apply(z, t * nH * d, o, 0, L.oB);
-        for (let c = 0; c < H; c++) x[t * H + c] += o[c];
-      }
+      const o = new Float64Array(T * H);
+      L.o.applyAll(z, T, o, L.oB);
+      for (let i = 0; i < T * H; i++) x[i] += o[i];
 
       rmsNorm(x, L.ln2, T, H, cfg.rmsNormEps, t1);
       const logits = new Float64Array(E);
@@ -283,12 +378,9 @@ export class CheckModel {
       }
     }
     rmsNorm(x, this.norm, T, H, cfg.rmsNormEps, t1);
-    const out = new Float64Array(V);
-    const logits = new Float32Array(T * V);
-    for (let t = 0; t < T; t++) {
-      this.lmHead.apply(t1, t * H, out, 0);
-      for (let u = 0; u < V; u++) logits[t * V + u] = out[u];
-    }
+    const out = new Float64Array(T * V);
+    this.lmHead.applyAll(t1, T, out);
+    const logits = Float32Array.from(out);
     return { logits, neurons };
   }
 }

@@ -52,10 +52,15 @@ export const parseNeuron = (s: string): ExpertRef & { unit: number } => {
   return { layer: Number(m[1]), expert: Number(m[2]), unit: Number(m[3]) };
 };
 
+/** The manifest's IOI head roles (every `ioi.*` role that lists heads). */
+export function ioiHeadRoles(manifest: Pick<Manifest, 'roles'>): string[] {
+  return Object.keys(manifest.roles).filter((r) => r.startsWith('ioi.') && Array.isArray(manifest.roles[r]));
+}
+
 export function rolesOf(manifest: Pick<Manifest, 'roles'>, name: string): string[] {
   const r = manifest.roles[name];
-  if (!Array.isArray(r)) throw new Error(`manifest role ${name} is not a list of locations`);
-  return r;
+  if (!Array.isArray(r) || r.some((x) => typeof x !== 'string')) throw new Error(`manifest role ${name} is not a list of locations`);
+  return r as string[];
 }
 
 /** Space-separated vocabulary words -> ids (throws on a word outside the vocabulary). */
@@ -110,10 +115,17 @@ function planMeasurement(manifest: Pick<Manifest, 'roles' | 'tasks' | 'words'>, 
   const tok = (w: string) => encodeWords(w, id)[0];
 
   const nameMovers = rolesOf(manifest, 'ioi.name_mover').map(parseHead);
+  const optionalHeads = (role: string) => (manifest.roles[role] ? rolesOf(manifest, role).map(parseHead) : []);
+  const backups = optionalHeads('ioi.backup_name_mover');
+  const negatives = optionalHeads('ioi.negative_name_mover');
+  const allIoi = ioiHeadRoles(manifest).flatMap((r) => rolesOf(manifest, r).map(parseHead));
   const ioi = tasks.ioi.examples.map((ex) => ({
     ex,
     clean: ask({ tokens: enc(ex.prompt) }),
     allNm: ask({ tokens: enc(ex.prompt), ablateHeads: nameMovers }),
+    nmAndBackups: backups.length ? ask({ tokens: enc(ex.prompt), ablateHeads: [...nameMovers, ...backups] }) : -1,
+    negative: negatives.length ? ask({ tokens: enc(ex.prompt), ablateHeads: negatives }) : -1,
+    allIoi: ask({ tokens: enc(ex.prompt), ablateHeads: allIoi }),
     oneNm: [] as number[],
   }));
   // With one name mover, "one ablated" is "all ablated": reuse those runs.
@@ -179,6 +191,9 @@ function planMeasurement(manifest: Pick<Manifest, 'roles' | 'tasks' | 'words'>, 
       top1: mean(ioi.map((r) => (top1(r.clean, r.ex) ? 1 : 0))),
       mean_logit_diff_name_movers_ablated: mean(ioi.map((r) => diff(r.allNm, r.ex))),
       mean_logit_diff_one_name_mover_ablated: nameMovers.map((_, k) => mean(ioi.map((r) => diff(r.oneNm[k], r.ex)))),
+      ...(backups.length ? { mean_logit_diff_name_movers_and_backups_ablated: mean(ioi.map((r) => diff(r.nmAndBackups, r.ex))) } : {}),
+      ...(negatives.length ? { mean_logit_diff_negative_ablated: mean(ioi.map((r) => diff(r.negative, r.ex))) } : {}),
+      mean_logit_diff_all_ioi_ablated: mean(ioi.map((r) => diff(r.allIoi, r.ex))),
     };
 
     const repeatAccuracy = (i: number) => {

@@ -1,7 +1,11 @@
 // manifest.json of a gpt-oss-tiny model: where every planted role lives, the task prompt sets, and the
 // metric each behaviour reaches. Ground truth for tests and scoring only; analysis code never reads it.
 
-export type TinySize = 'tiny-s' | 'tiny-m';
+export type TinySize = 'tiny-s' | 'tiny-m' | 'tiny-l';
+
+/** `clean`: circuits exact and everything else (almost) zero, for debugging. `realistic` (default):
+ *  trained-scale background, a rotated residual basis, superposition and self-repair. */
+export type TinyStyle = 'clean' | 'realistic';
 
 /** One scored prompt: `prompt` is space-separated vocabulary words, the next word should be `target`. */
 export interface TaskExample {
@@ -16,14 +20,24 @@ export interface DirectionRole {
   vector: number[];
 }
 
+/** A sparse feature of the superposition layer: a residual direction, capturable at `hook`. */
+export interface FeatureRole {
+  name: string;
+  layer: number;
+  /** hook name whose activation holds the feature (blocks.L.hook_resid_pre) */
+  hook: string;
+  vector: number[];
+}
+
 /**
  * Role name -> locations. Heads are `L<layer>.H<head>`, experts `L<layer>.E<expert>`, neurons
  * `L<layer>.E<expert>.N<unit>`. Names: ioi.previous_token, ioi.duplicate_token, ioi.s_inhibition,
  * ioi.name_mover, induction.previous_token, induction.induction_head, sentiment.reader_head,
  * sentiment.direction, successor.expert, successor.neurons, entanglement.expert,
- * entanglement.polysemantic, entanglement.math_only, entanglement.code_only.
+ * entanglement.polysemantic, entanglement.math_only, entanglement.code_only; realistic style also
+ * ioi.backup_name_mover, ioi.negative_name_mover and superposition.features.
  */
-export type Roles = Record<string, string[] | DirectionRole>;
+export type Roles = Record<string, string[] | DirectionRole | FeatureRole[]>;
 
 export interface IoiMetric {
   /** logit(IO) - logit(S) at the last position. */
@@ -35,6 +49,12 @@ export interface IoiMetric {
   mean_logit_diff_name_movers_ablated: number;
   /** mean logit difference with each name mover alone zero-ablated (tiny-m: redundancy) */
   mean_logit_diff_one_name_mover_ablated: number[];
+  /** realistic style, with backups: name movers and backups zero-ablated (self-repair removed) */
+  mean_logit_diff_name_movers_and_backups_ablated?: number;
+  /** realistic style: the negative name movers zero-ablated (the logit difference grows) */
+  mean_logit_diff_negative_ablated?: number;
+  /** every ioi.* head zero-ablated */
+  mean_logit_diff_all_ioi_ablated: number;
 }
 
 export interface InductionMetric {
@@ -96,6 +116,7 @@ export interface TinyTasks {
 export interface Manifest {
   model: TinySize;
   seed: number;
+  style: TinyStyle;
   /** manifest format version */
   version: 1;
   architecture: {
@@ -114,8 +135,9 @@ export interface Manifest {
   tasks: TinyTasks;
   /** Word lists of the vocabulary by class. */
   words: Record<string, string[]>;
-  /** Named residual subspaces (physical dims, with the sign each logical axis carries): ground truth for scoring. */
-  residual: Record<string, { dims: number[]; signs: number[] }>;
+  /** Clean style: named residual subspaces (physical dims, with the sign each logical axis carries).
+   *  Realistic style: null (the basis is rotated; planted directions are listed in roles). */
+  residual: Record<string, { dims: number[]; signs: number[] }> | null;
   /** What computed the metrics at build time. */
   checked_by: string;
 }

@@ -76,17 +76,20 @@ export interface GeneratedTasks {
   domains: { math: string[]; code: string[]; prose: string[] };
 }
 
-export const TASK_COUNTS = { ioiPerTemplate: 3, induction: 8, successor: 16, sentimentPerPolarity: 8, contrastPairs: 8 };
+export interface TaskCounts { ioiPerTemplate: number; induction: number; successor: number; sentimentPerPolarity: number; contrastPairs: number; domainPrompts: number }
+export const TASK_COUNTS: TaskCounts = { ioiPerTemplate: 3, induction: 8, successor: 16, sentimentPerPolarity: 8, contrastPairs: 8, domainPrompts: 10 };
+/** tiny-l (24 layers) keeps its build check to seconds with fewer prompts per task. */
+export const TASK_COUNTS_LARGE: TaskCounts = { ioiPerTemplate: 1, induction: 4, successor: 8, sentimentPerPolarity: 4, contrastPairs: 8, domainPrompts: 5 };
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)];
 
 /** Deterministic prompt sets for a seed (the same seed as the model, so each seed is tested on its own prompts). */
-export function generateTasks(seed: number): GeneratedTasks {
+export function generateTasks(seed: number, counts: TaskCounts = TASK_COUNTS): GeneratedTasks {
   const rng = new Rng((seed * 7919 + 104729) >>> 0);
 
   const ioi: TaskExample[] = [];
   for (const template of IOI_TEMPLATES) {
-    for (let k = 0; k < TASK_COUNTS.ioiPerTemplate; k++) {
+    for (let k = 0; k < counts.ioiPerTemplate; k++) {
       const [io, s] = rng.shuffle(NAMES).slice(0, 2);
       const abba = (k + ioi.length) % 2 === 0; // alternate which name is mentioned first
       const fill = template
@@ -100,7 +103,7 @@ export function generateTasks(seed: number): GeneratedTasks {
   }
 
   const induction: TaskExample[] = [];
-  for (let k = 0; k < TASK_COUNTS.induction; k++) {
+  for (let k = 0; k < counts.induction; k++) {
     const n = 8 + (k % 5); // 8..12 letters, repeated: at most 23 tokens
     const seq = rng.shuffle(LETTERS).slice(0, n);
     const prompt = [...seq, ...seq.slice(0, n - 1)];
@@ -108,7 +111,7 @@ export function generateTasks(seed: number): GeneratedTasks {
   }
 
   const successor: TaskExample[] = [];
-  for (let k = 0; k < TASK_COUNTS.successor; k++) {
+  for (let k = 0; k < counts.successor; k++) {
     const len = 3 + rng.int(4); // 3..6 numbers
     const start = rng.int(19 - len + 1); // last number <= 18 so the successor is in the vocabulary
     const seq = Array.from({ length: len }, (_, i) => String(start + i));
@@ -119,7 +122,7 @@ export function generateTasks(seed: number): GeneratedTasks {
   const fillSentiment = (template: string, adj: string, n1: string, n2: string) =>
     template.replace('[ADJ]', adj).replace('[N1]', n1).replace('[N2]', n2);
   const sentiment: TaskExample[] = [];
-  for (let k = 0; k < 2 * TASK_COUNTS.sentimentPerPolarity; k++) {
+  for (let k = 0; k < 2 * counts.sentimentPerPolarity; k++) {
     const positive = k % 2 === 0;
     const [n1, n2] = rng.shuffle(REVIEW_NOUNS).slice(0, 2);
     const template = SENTIMENT_TEMPLATES[Math.floor(k / 2) % SENTIMENT_TEMPLATES.length];
@@ -131,7 +134,7 @@ export function generateTasks(seed: number): GeneratedTasks {
     });
   }
   const contrast = { positive: [] as string[], negative: [] as string[] };
-  for (let k = 0; k < TASK_COUNTS.contrastPairs; k++) {
+  for (let k = 0; k < counts.contrastPairs; k++) {
     const [n1, n2] = rng.shuffle(REVIEW_NOUNS).slice(0, 2);
     const template = SENTIMENT_TEMPLATES[k % SENTIMENT_TEMPLATES.length];
     contrast.positive.push(fillSentiment(template, pick(rng, POSITIVE), n1, n2));
@@ -140,6 +143,10 @@ export function generateTasks(seed: number): GeneratedTasks {
 
   return {
     ioi, induction, successor, sentiment, contrast,
-    domains: { math: [...DOMAIN_PROMPTS.math], code: [...DOMAIN_PROMPTS.code], prose: [...DOMAIN_PROMPTS.prose] },
+    domains: {
+      math: DOMAIN_PROMPTS.math.slice(0, counts.domainPrompts),
+      code: DOMAIN_PROMPTS.code.slice(0, counts.domainPrompts),
+      prose: DOMAIN_PROMPTS.prose.slice(0, counts.domainPrompts),
+    },
   };
 }

@@ -20,7 +20,7 @@ let toolbox: McpToolbox;
 let roles: Record<string, string[]>;
 
 beforeAll(async () => {
-  const manifest = buildTinyModel('tiny-s', 31, join(root, 'model'));
+  const manifest = buildTinyModel('tiny-s', 31, join(root, 'model'), 'clean');
   roles = manifest.roles as unknown as Record<string, string[]>;
   ws = await openWorkspace(join(root, 'model'), dataDir, { threads: 1 });
   toolbox = await McpToolbox.connect({ kind: 'in-process', workspace: ws });

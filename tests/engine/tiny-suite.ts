@@ -50,9 +50,11 @@ export function unrelatedExpert(m: Manifest, loc: string): { layer: number; expe
   return { layer, expert: e };
 }
 
-/** Builds `size` with `seed` into `scratch` and checks every behaviour. */
+/** Builds `size` with `seed` into `scratch` and checks every behaviour. These are the exact mechanics of
+ *  the clean construction (thresholds like "the polysemantic neuron is silent on prose to 0.01"), so
+ *  the style is pinned to clean; tiny-realistic.test.ts covers the default style. */
 export function describeTinyModel(size: TinySize, seed: number, scratch: string): void {
-  describe(`${size} seed ${seed}`, () => {
+  describe(`${size} (clean) seed ${seed}`, () => {
     let dir: string;
     let manifest: Manifest;
     let model: GptOssModel;
@@ -72,7 +74,7 @@ export function describeTinyModel(size: TinySize, seed: number, scratch: string)
 
     beforeAll(async () => {
       dir = join(scratch, `${size}-${seed}`);
-      manifest = buildTinyModel(size, seed, dir);
+      manifest = buildTinyModel(size, seed, dir, 'clean');
       model = GptOssModel.load(dir);
       tok = Tokenizer.fromFile(join(dir, 'tokenizer.json'));
       V = model.config.vocabSize;
@@ -115,6 +117,7 @@ export function describeTinyModel(size: TinySize, seed: number, scratch: string)
       }
       expect(manifest.model).toBe(size);
       expect(manifest.seed).toBe(seed);
+      expect(manifest.style).toBe('clean');
       expect(manifest.roles['ioi.name_mover']).toHaveLength(size === 'tiny-s' ? 1 : 3);
     });
 

@@ -33,7 +33,7 @@ const stdio = () => [process.execPath, BIN, 'mcp', '--model', modelDir, '--data'
 const textOf = (r: Record<string, unknown>) => (r.content as { text: string }[]).map((c) => c.text).join('\n');
 
 beforeAll(async () => {
-  manifest = buildTinyModel('tiny-s', 23, modelDir);
+  manifest = buildTinyModel('tiny-s', 23, modelDir, 'clean');
 });
 afterAll(async () => {
   await http?.stop();

@@ -15,7 +15,7 @@ let h: StdioHandle;
 let manifest: Manifest;
 
 beforeAll(async () => {
-  manifest = buildTinyModel('tiny-s', 6161, join(root, 'model'));
+  manifest = buildTinyModel('tiny-s', 6161, join(root, 'model'), 'clean');
   h = await stdioClient(join(root, 'model'), join(root, 'data'));
 }, 60_000);
 afterAll(async () => {

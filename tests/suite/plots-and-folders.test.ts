@@ -60,7 +60,7 @@ it('gives every run its own report folder and leaves none behind when cancelled 
   mkdirSync(first, { recursive: true });
   expect(suiteOutDir('tiny-s-seed0', at, findings)).toBe(`${first}-2`);
 
-  buildTinyModel('tiny-s', 7, join(root, 'model'));
+  buildTinyModel('tiny-s', 7, join(root, 'model'), 'clean');
   const ws = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 });
   try {
     const out = suiteOutDir('tiny-s-seed7', at, findings);

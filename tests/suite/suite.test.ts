@@ -71,13 +71,13 @@ const root = mkdtempSync(join(tmpdir(), 'ns-suite-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 it('writes every report and index; plots hold data; conclusions match the planted ground truth', async () => {
-  buildTinyModel('tiny-s', 4242, join(root, 'model'));
+  buildTinyModel('tiny-s', 4242, join(root, 'model'), 'clean');
   const ws = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 });
   const steps: string[] = [];
   try {
     const out = join(root, 'out');
     // Circuit growth compares with tiny-m, opened as `neuroscope suite --compare DIR` opens it.
-    buildTinyModel('tiny-m', 4243, join(root, 'model-m'));
+    buildTinyModel('tiny-m', 4243, join(root, 'model-m'), 'clean');
     const openOther = comparisonOpener({ modelDir: join(root, 'model'), dataDir: join(root, 'data'), compare: join(root, 'model-m'), engine: { threads: 1 } });
     const r = await runSuite({ ctx: ws.ctx, modelDir: join(root, 'model'), outDir: out, openOther, onStep: (e) => steps.push(e.message) });
     expect(r.reports.map((x) => x.id)).toEqual(EXPERIMENTS.map((e) => e.id));

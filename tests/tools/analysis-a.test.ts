@@ -322,7 +322,7 @@ describe('ground truth on gpt-oss-tiny (tiny-s, seed 8111)', () => {
   let ctx: ToolContext;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    manifest = buildTinyModel('tiny-s', 8111, join(root, 'model'));
+    manifest = buildTinyModel('tiny-s', 8111, join(root, 'model'), 'clean');
     ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
   });
   afterAll(async () => {
@@ -397,7 +397,7 @@ describe('ground truth on gpt-oss-tiny (tiny-m, seed 6061): three redundant name
   let ctx: ToolContext;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    manifest = buildTinyModel('tiny-m', 6061, join(root, 'model'));
+    manifest = buildTinyModel('tiny-m', 6061, join(root, 'model'), 'clean');
     ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
   });
   afterAll(async () => {

@@ -386,7 +386,7 @@ const built: Partial<Record<'tiny-s' | 'tiny-m', { m: Manifest; ctx: ToolContext
 async function tiny(size: 'tiny-s' | 'tiny-m') {
   if (!built[size]) {
     const dir = join(root, `${size}-${SEED}`);
-    const m = buildTinyModel(size, SEED, dir);
+    const m = buildTinyModel(size, SEED, dir, 'clean');
     const ws = await openWorkspace(dir, join(root, `data-${size}`), { threads: 1 });
     built[size] = { m, ...ws };
   }

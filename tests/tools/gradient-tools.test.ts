@@ -22,7 +22,7 @@ let manifest: Manifest;
 let ctx: ToolContext;
 let close: () => Promise<void>;
 beforeAll(async () => {
-  manifest = buildTinyModel('tiny-s', 777, join(root, 'model'));
+  manifest = buildTinyModel('tiny-s', 777, join(root, 'model'), 'clean');
   ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
 });
 afterAll(async () => {

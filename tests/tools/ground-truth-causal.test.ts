@@ -23,7 +23,7 @@ for (const { size, seed } of CASES) {
     let ctx: ToolContext;
     let close: () => Promise<void>;
     beforeAll(async () => {
-      manifest = buildTinyModel(size, seed, join(root, 'model'));
+      manifest = buildTinyModel(size, seed, join(root, 'model'), 'clean');
       ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
     });
     afterAll(async () => {
@@ -58,7 +58,7 @@ for (const { size, seed } of CASES) {
       const movers = heads(manifest, 'ioi.name_mover');
       const planted = await callTool(ablateTool, { ...args, components: movers, each: false }, ctx);
       expect(planted.relativeDrop).toBeGreaterThan(0.75);
-      const used = new Set(Object.values(manifest.roles).flatMap((v) => (Array.isArray(v) ? v : [])));
+      const used = new Set(Object.values(manifest.roles).flatMap((v) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])));
       const layer = Number(movers[0].split('.')[0].slice(1));
       const other = [...Array(manifest.architecture.num_attention_heads).keys()].map((h) => `L${layer}.H${h}`).find((h) => !used.has(h))!;
       const unrelated = await callTool(ablateTool, { ...args, components: [other], each: false }, ctx);

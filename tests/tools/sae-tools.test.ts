@@ -24,7 +24,7 @@ let trained: TrainSaeResult;
 let hook: string;
 
 beforeAll(async () => {
-  manifest = buildTinyModel('tiny-s', 5150, join(root, 'model'));
+  manifest = buildTinyModel('tiny-s', 5150, join(root, 'model'), 'clean');
   ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
   const layer = Number(/^L(\d+)\./.exec((manifest.roles['entanglement.expert'] as string[])[0])![1]);
   hook = `blocks.${layer}.hook_mlp_out`;
