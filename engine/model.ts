@@ -13,6 +13,8 @@ import {
   type Intervention, type ResolvedIntervention, type RoutingIntervention,
 } from './intervention.ts';
 import { ropeTables } from './rope.ts';
+import { packedExpertBytes, packedInput, packedOutput } from './graphs/packed-experts.ts';
+import { PackedExperts } from './packed-experts.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
 import { WeightCache } from './weight-cache.ts';
 import { totalmem } from 'node:os';
@@ -30,6 +32,12 @@ export interface EngineOptions extends SessionOptions {
   memoryBudgetGb?: number;
   /** Longest prompt accepted (default: the config's max_position_embeddings, capped at 4096). */
   maxTokens?: number;
+  /**
+   * Compute MXFP4 experts from their packed bytes in per-layer sessions (default: when the checkpoint
+   * is MXFP4, weights are cached and every layer's packed experts fit the weight cache); false:
+   * dequantise each expert to float32 in JS (the path for checkpoints whose experts do not fit).
+   */
+  packedExperts?: boolean;
 }
 
 export interface Progress {
@@ -158,6 +166,8 @@ export class GptOssModel {
   private readonly weights: WeightCache;
   private readonly cacheExperts: boolean;
   private expertScratch: { gateUpW: Float32Array; downW: Float32Array } | null = null;
+  /** Per-layer sessions on packed experts, or null when experts are dequantised to float32. */
+  private readonly packed: PackedExperts | null;
   readonly maxTokens: number;
   readonly memoryBudgetBytes: number;
 
@@ -170,14 +180,25 @@ export class GptOssModel {
     if (!(budget > 0)) throw new EngineError(`memoryBudgetGb must be positive, got ${opts.memoryBudgetGb}`);
     this.memoryBudgetBytes = budget * 2 ** 30;
     // Half the budget for weights, the rest for a run's activations and onnxruntime's buffers.
-    this.weights = new WeightCache(opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2);
+    const weightBudget = opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2;
     // Every weight the cache can hold, in float32 (the embedding is read row by row, never cached).
-    const cacheable = expectedTensors(this.config, false)
-      .filter((t) => t.name !== 'model.embed_tokens.weight')
-      .reduce((n, t) => n + 4 * numel(t.shape), 0);
+    const f32 = expectedTensors(this.config, false).filter((t) => t.name !== 'model.embed_tokens.weight');
+    const bytesOf = (ts: typeof f32) => ts.reduce((n, t) => n + 4 * numel(t.shape), 0);
+    const cacheable = bytesOf(f32);
+    const nonExpert = bytesOf(f32.filter((t) => !t.name.includes('.mlp.experts.')));
+    const { numLayers: L, numExperts: E, hiddenSize: H, intermediateSize: I } = this.config;
+    const packedBytes = L * E * packedExpertBytes(H, I);
+    const packedFits = checkpoint.expertsQuantized && nonExpert + packedBytes <= weightBudget;
+    if (opts.packedExperts === true && !packedFits) {
+      throw new EngineError(checkpoint.expertsQuantized
+        ? `packedExperts: the packed experts (${(packedBytes / 2 ** 30).toFixed(2)} GiB) and other weights do not fit the weight cache (${(weightBudget / 2 ** 30).toFixed(2)} GiB, half of memoryBudgetGb); raise memoryBudgetGb or leave packedExperts unset`
+        : 'packedExperts needs an MXFP4 checkpoint; this one stores its experts as floats');
+    }
+    this.packed = packedFits && opts.packedExperts !== false ? new PackedExperts(checkpoint, opts) : null;
+    this.weights = new WeightCache(this.packed ? weightBudget - packedBytes : weightBudget);
     // Cache experts only when all of them fit in the weight cache beside the other weights (an LRU
     // over experts that do not all fit never hits: a pass needs every layer's); otherwise stream them.
-    this.cacheExperts = opts.cacheWeights !== false && cacheable <= this.memoryBudgetBytes / 2;
+    this.cacheExperts = !this.packed && opts.cacheWeights !== false && cacheable <= weightBudget;
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
@@ -190,6 +211,7 @@ export class GptOssModel {
 
   async dispose(): Promise<void> {
     await this.sessions.release();
+    await this.packed?.release();
     this.weights.clear();
     this.expertScratch = null;
   }
@@ -230,6 +252,11 @@ export class GptOssModel {
 
   private unembed(): { finalNorm: Float32Array; lmHead: Float32Array } {
     return this.weights.get('unembed', () => ({ finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() }));
+  }
+
+  /** How experts are computed: from packed MXFP4 in per-layer sessions, or dequantised to float32. */
+  get expertPath(): 'packed' | 'float32' {
+    return this.packed ? 'packed' : 'float32';
   }
 
   /** Bytes of weights cached now. */
@@ -554,7 +581,6 @@ export class GptOssModel {
     const outIv = step.ivs.get('mlp.hook_expert_out');
     const expertOut = outIv || step.capture.has('mlp.hook_expert_out') ? new Float32Array(B * T * E * H) : null;
     const mlp = new Float64Array(B * T * H);
-    const neuronCaps = new Map([...plan.capture].map((l) => [l, new Float32Array(B * T * E * I)]));
     const neuronIvs = new Map([...plan.intervene].map((l) => {
       const iv = step.ivs.get(l)!;
       const full = [B, T, E, I];
@@ -565,53 +591,86 @@ export class GptOssModel {
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < lengths[b]; t++) for (let j = 0; j < k; j++) slots[routed.indices[(b * T + t) * k + j]].push((b * T + t) * k + j);
     }
-    const session = await this.sessions.get('expert', plan);
-    for (let e = 0; e < E; e++) {
-      const mine = slots[e];
-      if (mine.length === 0) continue;
-      const N = mine.length;
-      const x = new Float32Array(N * H);
-      mine.forEach((s, n) => {
-        const tok = Math.floor(s / k);
-        x.set(ln2.data.subarray(tok * H, (tok + 1) * H), n * H);
-      });
-      const w = this.expert(step.layer, e);
-      const feeds: Record<string, ort.Tensor> = {
-        x: new ort.Tensor('float32', x, [N, H]),
-        gateUpW: new ort.Tensor('float32', w.gateUpW, [2 * I, H]),
-        gateUpB: new ort.Tensor('float32', w.gateUpB, [2 * I]),
-        downW: new ort.Tensor('float32', w.downW, [H, I]),
-        downB: new ort.Tensor('float32', w.downB, [H]),
-      };
-      for (const [local, full] of neuronIvs) {
-        for (const part of ['mask', 'value', 'add'] as const) {
-          const rows = new Float32Array(N * I);
-          mine.forEach((s, n) => {
-            const tok = Math.floor(s / k);
-            rows.set(full[part].data.subarray((tok * E + e) * I, (tok * E + e + 1) * I), n * I);
-          });
-          feeds[interventionInput(local, part)] = new ort.Tensor('float32', rows, [N, I]);
-        }
+    // The routed (token, expert) pairs in expert order: row n of the stacked expert inputs.
+    const pairs = slots.flatMap((mine, e) => mine.map((s) => ({ tok: Math.floor(s / k), e, s })));
+    const neuronCaps = new Map([...plan.capture].map((l) => [l, new Float32Array(B * T * E * I)]));
+    // Rows [pairs[from..from+N)] of a [B, T, E, I] tensor, and back.
+    const gatherNeurons = (full: Tensor, from: number, N: number): ort.Tensor => {
+      const rows = new Float32Array(N * I);
+      for (let n = 0; n < N; n++) {
+        const { tok, e } = pairs[from + n];
+        rows.set(full.data.subarray((tok * E + e) * I, (tok * E + e + 1) * I), n * I);
       }
-      const out = await session.run(feeds);
-      const y = out['y'].data as Float32Array;
+      return new ort.Tensor('float32', rows, [N, I]);
+    };
+    const scatterNeurons = (out: ort.InferenceSession.OnnxValueMapType, from: number, N: number) => {
       for (const [local, buf] of neuronCaps) {
         const c = out[captureOutput(local)].data as Float32Array;
-        mine.forEach((s, n) => {
-          const tok = Math.floor(s / k);
+        for (let n = 0; n < N; n++) {
+          const { tok, e } = pairs[from + n];
           buf.set(c.subarray(n * I, (n + 1) * I), (tok * E + e) * I);
-        });
-      }
-      mine.forEach((s, n) => {
-        const tok = Math.floor(s / k);
-        const wt = routed.weights[s];
-        if (expertOut) {
-          const o = (tok * E + e) * H;
-          for (let h = 0; h < H; h++) expertOut[o + h] = wt * y[n * H + h];
         }
-        if (!outIv) for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
-      });
+      }
+    };
+    const ivFeeds = (feeds: Record<string, ort.Tensor>, from: number, N: number) => {
+      for (const [local, full] of neuronIvs) {
+        for (const part of ['mask', 'value', 'add'] as const) feeds[interventionInput(local, part)] = gatherNeurons(full[part], from, N);
+      }
+    };
+    const inputRows = (from: number, N: number): Float32Array => {
+      const x = new Float32Array(N * H);
+      for (let n = 0; n < N; n++) x.set(ln2.data.subarray(pairs[from + n].tok * H, (pairs[from + n].tok + 1) * H), n * H);
+      return x;
+    };
+
+    // y: [pairs, H], each expert's output before its routing weight.
+    let y: Float32Array;
+    if (this.packed) {
+      // Packed: every expert's gate_up in one call, the activation (and neuron hooks) on all rows in
+      // one call, every expert's down in one call.
+      const packed = await this.packed.layer(step.layer);
+      const starts = slots.map((_, e) => slots.slice(0, e).reduce((n, m) => n + m.length, 0));
+      const perExpert = (data: Float32Array, width: number, name: (e: number) => string) =>
+        Object.fromEntries(slots.map((m, e) => [name(e), new ort.Tensor('float32', data.subarray(starts[e] * width, (starts[e] + m.length) * width), [m.length, width])]));
+      const h = await packed.gateUp.run(perExpert(inputRows(0, pairs.length), H, packedInput));
+      const hAll = new Float32Array(pairs.length * 2 * I);
+      slots.forEach((m, e) => hAll.set(h[packedOutput(e)].data as Float32Array, starts[e] * 2 * I));
+      const feeds: Record<string, ort.Tensor> = { h: new ort.Tensor('float32', hAll, [pairs.length, 2 * I]) };
+      ivFeeds(feeds, 0, pairs.length);
+      const actOut = await (await this.sessions.get('expert-act', plan)).run(feeds);
+      scatterNeurons(actOut, 0, pairs.length);
+      const out = await packed.down.run(perExpert(actOut['act'].data as Float32Array, I, packedInput));
+      y = new Float32Array(pairs.length * H);
+      slots.forEach((m, e) => y.set(out[packedOutput(e)].data as Float32Array, starts[e] * H));
+    } else {
+      const session = await this.sessions.get('expert', plan);
+      y = new Float32Array(pairs.length * H);
+      for (let e = 0, from = 0; e < E; from += slots[e].length, e++) {
+        const N = slots[e].length;
+        if (N === 0) continue;
+        const w = this.expert(step.layer, e);
+        const feeds: Record<string, ort.Tensor> = {
+          x: new ort.Tensor('float32', inputRows(from, N), [N, H]),
+          gateUpW: new ort.Tensor('float32', w.gateUpW, [2 * I, H]),
+          gateUpB: new ort.Tensor('float32', w.gateUpB, [2 * I]),
+          downW: new ort.Tensor('float32', w.downW, [H, I]),
+          downB: new ort.Tensor('float32', w.downB, [H]),
+        };
+        ivFeeds(feeds, from, N);
+        const out = await session.run(feeds);
+        scatterNeurons(out, from, N);
+        y.set(out['y'].data as Float32Array, from * H);
+      }
     }
+
+    pairs.forEach(({ tok, e, s }, n) => {
+      const wt = routed.weights[s];
+      if (expertOut) {
+        const o = (tok * E + e) * H;
+        for (let h = 0; h < H; h++) expertOut[o + h] = wt * y[n * H + h];
+      }
+      if (!outIv) for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
+    });
     for (const [local, buf] of neuronCaps) cache.set(local, { data: buf, dims: [B, T, E, I] });
     if (expertOut) {
       const t: Tensor = { data: expertOut, dims: [B, T, E, H] };

@@ -3,11 +3,14 @@ import * as ort from 'onnxruntime-node';
 import type { GptOssConfig } from './config.ts';
 import { buildAttentionGraph } from './graphs/attention.ts';
 import type { HookPlan } from './graphs/common.ts';
-import { buildExpertGraph } from './graphs/expert.ts';
+import { buildExpertActGraph, buildExpertGraph } from './graphs/expert.ts';
 import { buildUnembedGraph } from './graphs/unembed.ts';
 
-/** `attention-kv`: the attention graph with past/present keys and values (runs with a KV cache). */
-export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'unembed';
+/**
+ * `attention-kv`: the attention graph with past/present keys and values (runs with a KV cache).
+ * `expert-act`: the expert activation alone, between the packed per-layer matmuls (packed-experts.ts).
+ */
+export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'expert-act' | 'unembed';
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface SessionOptions {
@@ -20,8 +23,19 @@ const BUILDERS: Record<GraphKind, (cfg: GptOssConfig, plan: HookPlan) => Uint8Ar
   attention: buildAttentionGraph,
   'attention-kv': (cfg, plan) => buildAttentionGraph(cfg, plan, { kv: true }),
   expert: buildExpertGraph,
+  'expert-act': buildExpertActGraph,
   unembed: buildUnembedGraph,
 };
+
+/** An onnxruntime session on this engine's provider and threads. */
+export function createSession(bytes: Uint8Array, opts: SessionOptions): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, {
+    executionProviders: opts.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    intraOpNumThreads: opts.threads ?? 0,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
+}
 
 export class SessionCache {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -33,12 +47,7 @@ export class SessionCache {
     let s = this.sessions.get(key);
     if (!s) {
       const bytes = BUILDERS[kind](this.cfg, plan);
-      s = ort.InferenceSession.create(bytes, {
-        executionProviders: this.opts.executionProvider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-        intraOpNumThreads: this.opts.threads ?? 0,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-      });
+      s = createSession(bytes, this.opts);
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
