@@ -80,7 +80,8 @@ export interface RunOptions {
    * and attend to the cached ones. Every row must have the same length (no padding inside a cache).
    * Hooks and interventions cover the new positions only (the attention key axis is P+T); routing
    * `positions` are absolute, and those below P are already cached and not recomputed.
-   * Not combinable with startLayer/startResid.
+   * Combinable with startLayer/startResid (startResid then holds the new positions only): a patch
+   * at layer L, position p changes nothing before p, so a sweep computes only that causal cone.
    */
   past?: KvCache;
   /** Return the KV cache of every position so far (past + this batch) in `kv`; needs equal-length rows and every layer. */
@@ -113,6 +114,8 @@ interface LayerStep {
   routing: readonly RoutingIntervention[];
   /** Absolute position of the batch's first token (the cached length P). */
   posOffset: number;
+  /** Rows of the batch active at this layer, or null when all are (rows join at their startLayer). */
+  rows: number[] | null;
 }
 
 interface LayerInputs {
@@ -316,8 +319,8 @@ export class GptOssModel {
   private checkKv(opts: RunOptions, lengths: number[], end: number): number {
     const c = this.config;
     const what = opts.past ? 'past (a KV cache)' : 'returnKv';
-    if (opts.startLayer !== undefined || opts.startResid) {
-      throw new EngineError(`${what} cannot be combined with startLayer/startResid: a cached run computes every layer of its new tokens`);
+    if (opts.returnKv && (opts.startLayer !== undefined || opts.startResid)) {
+      throw new EngineError('returnKv cannot be combined with startLayer/startResid: the cache would miss the layers before the start');
     }
     if (opts.returnKv && end < c.numLayers) {
       throw new EngineError(`returnKv needs every layer, but endLayer is ${end} of ${c.numLayers}: the cache would miss layers ${end}..${c.numLayers - 1}`);
@@ -409,6 +412,7 @@ export class GptOssModel {
         ivs: full ? layerIvs : new Map([...layerIvs].map(([k, iv]) => [k, selectIntervention(iv, active, B)])),
         routing: full ? (opts.routing ?? []) : remapRouting(opts.routing ?? [], active),
         posOffset: past,
+        rows: full ? null : active,
       };
       const local = new Map<string, Tensor>();
       const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
@@ -489,7 +493,8 @@ export class GptOssModel {
     if (shared.kv) {
       const { numKvHeads: nKV, headDim: d } = this.config;
       const empty = (): Tensor => ({ data: new Float32Array(0), dims: [x.dims[0], nKV, 0, d] });
-      const past = shared.kv.past?.layers[step.layer] ?? { k: empty(), v: empty() };
+      const all = shared.kv.past?.layers[step.layer];
+      const past = !all ? { k: empty(), v: empty() } : step.rows ? { k: selectRows(all.k, step.rows), v: selectRows(all.v, step.rows) } : all;
       feeds['past_k'] = toOrt(past.k);
       feeds['past_v'] = toOrt(past.v);
     }
