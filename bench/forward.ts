@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { parseConfig, type GptOssConfig } from '../engine/config.ts';
 import { allHookNames } from '../engine/hooks.ts';
-import { GptOssModel } from '../engine/model.ts';
+import { GptOssModel, type EngineOptions } from '../engine/model.ts';
 import { GraphBuilder, int } from '../engine/onnx/graph-builder.ts';
 import { Rng } from '../engine/rng.ts';
 import { gptOssConfigJson, writeRandomCheckpoint } from '../engine/write-checkpoint.ts';
@@ -48,7 +48,7 @@ const USAGE = `usage: npx tsx bench/forward.ts [options]
   --runs N     timed runs per measurement, after one warm-up (default 3)
   --seed S     seed of the random weights and tokens (default 1)
   --budget GB  the engine's memoryBudgetGb (default: the engine's own default)
-  --float32    compute experts on the float32 path (JS dequantisation) instead of from packed MXFP4
+  --experts W  how the engine holds expert weights: auto (default), pairs, f32, both or stream (EngineOptions.expertWeights)
   --no-anchor  skip the numpy eager anchor (bench/eager_forward.py)`;
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ function dirBytes(dir: string): number {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
     layers: 'number', threads: 'number', dir: 'string', keep: 'boolean', vocab: 'number', runs: 'number', seed: 'number', budget: 'number',
-    float32: 'boolean', 'no-anchor': 'boolean',
+    experts: 'string', 'no-anchor': 'boolean',
   });
   if (args.help) {
     console.log(USAGE);
@@ -285,7 +285,7 @@ async function main(): Promise<void> {
     let model!: GptOssModel;
     const loadS = await timeOnce(() => {
       model = GptOssModel.load(dir, {
-        threads, cacheWeights: true, packedExperts: args.float32 ? false : undefined,
+        threads, cacheWeights: true, expertWeights: (args.experts ?? 'auto') as EngineOptions['expertWeights'],
         ...(args.budget !== undefined ? { memoryBudgetGb: args.budget as number } : {}),
       });
     });
@@ -300,9 +300,9 @@ async function main(): Promise<void> {
     const forward = (T: number, capture?: string[]) => model.run(row(T), { logits: 'last', ...(capture ? { capture } : {}) });
     const firstForwardS = await timeOnce(() => forward(maxT));
     const rssLoaded = rss();
-    // Packed experts live in per-layer sessions, outside the float32 weight cache.
+    // Experts held in per-layer sessions live outside the float32 weight cache.
     const expertF32 = cfg.numLayers * cfg.numExperts * 4 * (3 * cfg.hiddenSize * cfg.intermediateSize + 2 * cfg.intermediateSize + cfg.hiddenSize);
-    const needWeights = weightBytes(cfg) - (model.expertPath === 'packed' ? expertF32 : 0);
+    const needWeights = weightBytes(cfg) - (model.expertPath === 'stream' ? 0 : expertF32);
     const cached = model.cachedWeightBytes;
     const allCached = cached >= needWeights * 0.999;
 
@@ -310,7 +310,7 @@ async function main(): Promise<void> {
       `experts ${cfg.numExperts} top-${cfg.expertsPerToken}, sliding window ${cfg.slidingWindow}, MXFP4 experts; ${vocabNote}`);
     log(`checkpoint on disk ${gib(sizeOnDisk)}${writeS === null ? ' (reused)' : `, written in ${seconds(writeS)}`}; load (headers) ${seconds(loadS)}; ` +
       `first forward at T=${maxT} (reads + dequantises the weights, builds sessions) ${seconds(firstForwardS)}; RSS ${gib(rssLoaded)}`);
-    log(`experts: ${model.expertPath === 'packed' ? 'computed from packed MXFP4 (per-layer sessions)' : 'dequantised to float32 in JS'}; ` +
+    log(`experts: ${model.expertPath === 'stream' ? 'dequantised to float32 in JS on every use (weights as inputs)' : `per-layer sessions, prepacked initializers, encoding ${model.expertPath}`}; ` +
       `other weights cached in float32: ${gib(cached)} of ${gib(needWeights)} (engine budget ${gib(model.memoryBudgetBytes)})` +
       (allCached ? '' : ' -- NOT ALL CACHED: the timed forwards below re-read and dequantise evicted weights'));
 

@@ -13,8 +13,8 @@ import {
   type Intervention, type ResolvedIntervention, type RoutingIntervention,
 } from './intervention.ts';
 import { ropeTables } from './rope.ts';
-import { packedExpertBytes, packedInput, packedOutput } from './graphs/packed-experts.ts';
-import { PackedExperts } from './packed-experts.ts';
+import { expertBytes } from './graphs/packed-experts.ts';
+import { LayerExperts, type ExpertEncoding } from './packed-experts.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
 import { WeightCache } from './weight-cache.ts';
 import { totalmem } from 'node:os';
@@ -33,11 +33,13 @@ export interface EngineOptions extends SessionOptions {
   /** Longest prompt accepted (default: the config's max_position_embeddings, capped at 4096). */
   maxTokens?: number;
   /**
-   * Compute MXFP4 experts from their packed bytes in per-layer sessions (default: when the checkpoint
-   * is MXFP4, weights are cached and every layer's packed experts fit the weight cache); false:
-   * dequantise each expert to float32 in JS (the path for checkpoints whose experts do not fit).
+   * How expert weights are held (default 'auto'): in per-layer sessions as prepacked initializers,
+   * 'pairs' (MXFP4 kept packed, exact), 'f32' (dequantised once) or 'both' (each expert's rows go to
+   * whichever suits their count); or 'stream': dequantised to float32 in JS on every use (weights
+   * as inputs). 'auto' takes 'both', else 'pairs', else 'f32' when they fit the weight cache (half
+   * of memoryBudgetGb) beside the other weights, else 'stream'.
    */
-  packedExperts?: boolean;
+  expertWeights?: 'auto' | 'pairs' | 'f32' | 'both' | 'stream';
 }
 
 export interface Progress {
@@ -169,8 +171,10 @@ export class GptOssModel {
   private readonly weights: WeightCache;
   private readonly cacheExperts: boolean;
   private expertScratch: { gateUpW: Float32Array; downW: Float32Array } | null = null;
-  /** Per-layer sessions on packed experts, or null when experts are dequantised to float32. */
-  private readonly packed: PackedExperts | null;
+  /** Per-layer expert sessions, or null when experts are dequantised to float32 on every use. */
+  private readonly packed: LayerExperts | null;
+  /** The encodings the per-layer expert sessions hold (empty: streamed). */
+  readonly expertEncodings: readonly ExpertEncoding[];
   readonly maxTokens: number;
   readonly memoryBudgetBytes: number;
 
@@ -190,18 +194,31 @@ export class GptOssModel {
     const cacheable = bytesOf(f32);
     const nonExpert = bytesOf(f32.filter((t) => !t.name.includes('.mlp.experts.')));
     const { numLayers: L, numExperts: E, hiddenSize: H, intermediateSize: I } = this.config;
-    const packedBytes = L * E * packedExpertBytes(H, I);
-    const packedFits = checkpoint.expertsQuantized && nonExpert + packedBytes <= weightBudget;
-    if (opts.packedExperts === true && !packedFits) {
-      throw new EngineError(checkpoint.expertsQuantized
-        ? `packedExperts: the packed experts (${(packedBytes / 2 ** 30).toFixed(2)} GiB) and other weights do not fit the weight cache (${(weightBudget / 2 ** 30).toFixed(2)} GiB, half of memoryBudgetGb); raise memoryBudgetGb or leave packedExperts unset`
-        : 'packedExperts needs an MXFP4 checkpoint; this one stores its experts as floats');
+    const fits = (encs: ExpertEncoding[]) =>
+      (encs.includes('pairs') ? checkpoint.expertsQuantized : true)
+      && nonExpert + encs.reduce((n, k) => n + L * E * expertBytes(k, H, I), 0) <= weightBudget;
+    const choice = opts.expertWeights ?? 'auto';
+    const CHOICES: Record<string, ExpertEncoding[] | null> = { pairs: ['pairs'], f32: ['f32'], both: ['f32', 'pairs'], stream: null };
+    let encodings: ExpertEncoding[] | null;
+    if (choice === 'auto') {
+      encodings = [CHOICES.both!, CHOICES.pairs!, CHOICES.f32!].find(fits) ?? null;
+    } else {
+      if (!(choice in CHOICES)) throw new EngineError(`expertWeights must be 'auto', 'pairs', 'f32', 'both' or 'stream', got ${String(choice)}`);
+      encodings = CHOICES[choice];
+      if (encodings && !fits(encodings)) {
+        const need = encodings.reduce((n, k) => n + L * E * expertBytes(k, H, I), 0);
+        throw new EngineError(encodings.includes('pairs') && !checkpoint.expertsQuantized
+          ? `expertWeights '${choice}' needs an MXFP4 checkpoint; this one stores its experts as floats`
+          : `expertWeights '${choice}': the experts (${(need / 2 ** 30).toFixed(2)} GiB) and other weights do not fit the weight cache (${(weightBudget / 2 ** 30).toFixed(2)} GiB, half of memoryBudgetGb); raise memoryBudgetGb or use 'auto'`);
+      }
     }
-    this.packed = packedFits && opts.packedExperts !== false ? new PackedExperts(checkpoint, opts) : null;
-    this.weights = new WeightCache(this.packed ? weightBudget - packedBytes : weightBudget);
+    this.packed = encodings ? new LayerExperts(checkpoint, opts, encodings) : null;
+    const expertsHeld = encodings ? encodings.reduce((n, k) => n + L * E * expertBytes(k, H, I), 0) : 0;
+    this.weights = new WeightCache(weightBudget - expertsHeld);
     // Cache experts only when all of them fit in the weight cache beside the other weights (an LRU
     // over experts that do not all fit never hits: a pass needs every layer's); otherwise stream them.
     this.cacheExperts = !this.packed && opts.cacheWeights !== false && cacheable <= weightBudget;
+    this.expertEncodings = encodings ?? [];
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
@@ -257,9 +274,10 @@ export class GptOssModel {
     return this.weights.get('unembed', () => ({ finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() }));
   }
 
-  /** How experts are computed: from packed MXFP4 in per-layer sessions, or dequantised to float32. */
-  get expertPath(): 'packed' | 'float32' {
-    return this.packed ? 'packed' : 'float32';
+  /** How experts are held: 'pairs', 'f32' or 'both' in per-layer sessions, or 'stream'. */
+  get expertPath(): 'pairs' | 'f32' | 'both' | 'stream' {
+    const k = this.expertEncodings;
+    return k.length === 2 ? 'both' : k.length === 1 ? k[0] : 'stream';
   }
 
   /** Bytes of weights cached now. */
@@ -631,22 +649,22 @@ export class GptOssModel {
     // y: [pairs, H], each expert's output before its routing weight.
     let y: Float32Array;
     if (this.packed) {
-      // Packed: every expert's gate_up in one call, the activation (and neuron hooks) on all rows in
-      // one call, every expert's down in one call.
-      const packed = await this.packed.layer(step.layer);
+      // Per-layer sessions: every expert's gate_up in one call (per encoding), the activation (and
+      // neuron hooks) on all rows in one call, every expert's down likewise.
       const starts = slots.map((_, e) => slots.slice(0, e).reduce((n, m) => n + m.length, 0));
-      const perExpert = (data: Float32Array, width: number, name: (e: number) => string) =>
-        Object.fromEntries(slots.map((m, e) => [name(e), new ort.Tensor('float32', data.subarray(starts[e] * width, (starts[e] + m.length) * width), [m.length, width])]));
-      const h = await packed.gateUp.run(perExpert(inputRows(0, pairs.length), H, packedInput));
-      const hAll = new Float32Array(pairs.length * 2 * I);
-      slots.forEach((m, e) => hAll.set(h[packedOutput(e)].data as Float32Array, starts[e] * 2 * I));
-      const feeds: Record<string, ort.Tensor> = { h: new ort.Tensor('float32', hAll, [pairs.length, 2 * I]) };
+      const perExpert = (data: Float32Array, width: number) =>
+        slots.map((m, e) => (m.length ? data.subarray(starts[e] * width, (starts[e] + m.length) * width) : null));
+      const stack = (parts: (Float32Array | null)[], width: number) => {
+        const all = new Float32Array(pairs.length * width);
+        parts.forEach((part, e) => { if (part) all.set(part, starts[e] * width); });
+        return all;
+      };
+      const h = stack(await this.packed.run(step.layer, 'gateUp', perExpert(inputRows(0, pairs.length), H), H), 2 * I);
+      const feeds: Record<string, ort.Tensor> = { h: new ort.Tensor('float32', h, [pairs.length, 2 * I]) };
       ivFeeds(feeds, 0, pairs.length);
       const actOut = await (await this.sessions.get('expert-act', plan)).run(feeds);
       scatterNeurons(actOut, 0, pairs.length);
-      const out = await packed.down.run(perExpert(actOut['act'].data as Float32Array, I, packedInput));
-      y = new Float32Array(pairs.length * H);
-      slots.forEach((m, e) => y.set(out[packedOutput(e)].data as Float32Array, starts[e] * H));
+      y = stack(await this.packed.run(step.layer, 'down', perExpert(actOut['act'].data as Float32Array, I), I), H);
     } else {
       const session = await this.sessions.get('expert', plan);
       y = new Float32Array(pairs.length * H);

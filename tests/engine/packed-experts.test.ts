@@ -1,6 +1,6 @@
-// Experts computed from packed MXFP4 (per-layer MatMulNBits sessions) against the float32 path
-// (JS dequantisation + Gemm): the pair decomposition is exact, and every output and hook agrees to
-// float32 accumulation order.
+// Experts in per-layer sessions (packed MXFP4 pairs via MatMulNBits, dequantised float32, or both)
+// against the streamed float32 path (JS dequantisation + Gemm per expert): the pair decomposition is
+// exact, and every output and hook agrees to float32 accumulation order.
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { GptOssModel } from '../../engine/model.ts';
@@ -48,15 +48,21 @@ describe('mxfp4ToNibblePairs', () => {
 for (const fixture of ['ref-a', 'ref-b'] as const) {
   describe(`packed experts on ${fixture}`, () => {
     const packed = GptOssModel.load(fixtureDir(fixture), { threads: 1 });
-    const float32 = GptOssModel.load(fixtureDir(fixture), { threads: 1, packedExperts: false });
+    const float32 = GptOssModel.load(fixtureDir(fixture), { threads: 1, expertWeights: 'stream' });
+    const pairs = GptOssModel.load(fixtureDir(fixture), { threads: 1, expertWeights: 'pairs' });
+    const f32 = GptOssModel.load(fixtureDir(fixture), { threads: 1, expertWeights: 'f32' });
     afterAll(async () => {
       await packed.dispose();
       await float32.dispose();
+      await pairs.dispose();
+      await f32.dispose();
     });
 
-    it('uses packed sessions by default on an MXFP4 checkpoint that fits', () => {
-      expect(packed.expertPath).toBe('packed');
-      expect(float32.expertPath).toBe('float32');
+    it('holds both encodings in per-layer sessions by default when they fit', () => {
+      expect(packed.expertPath).toBe('both');
+      expect(pairs.expertPath).toBe('pairs');
+      expect(float32.expertPath).toBe('stream');
+      expect(() => GptOssModel.load(fixtureDir(fixture), { expertWeights: 'pairs', memoryBudgetGb: 1e-4 })).toThrow(/do not fit the weight cache .* raise memoryBudgetGb or use 'auto'/);
     });
 
     it('gives the float32 path\'s logits, expert outputs and neuron hooks, with and without neuron interventions', async () => {
@@ -73,14 +79,23 @@ for (const fixture of ['ref-a', 'ref-b'] as const) {
       };
       for (const withIvs of [false, true]) {
         const o = withIvs ? opts : { ...opts, interventions: [] };
-        const [a, b] = [await packed.run([c.tokens], o), await float32.run([c.tokens], o)];
-        expect(relErr(a.logits!.data, b.logits!.data)).toBeLessThan(1e-5);
-        for (const [name, t] of b.cache) {
-          if (name.endsWith('hook_expert_indices')) expect(Array.from(a.cache.get(name)!.data)).toEqual(Array.from(t.data));
-          else expect(relErr(a.cache.get(name)!.data, t.data), name).toBeLessThanOrEqual(1e-4); // the exactness bar
+        const b = await float32.run([c.tokens], o);
+        for (const a of [await packed.run([c.tokens], o), await pairs.run([c.tokens], o), await f32.run([c.tokens], o)]) {
+          expect(relErr(a.logits!.data, b.logits!.data)).toBeLessThan(1e-5);
+          for (const [name, t] of b.cache) {
+            if (name.endsWith('hook_expert_indices')) expect(Array.from(a.cache.get(name)!.data)).toEqual(Array.from(t.data));
+            else expect(relErr(a.cache.get(name)!.data, t.data), name).toBeLessThanOrEqual(1e-4); // the exactness bar
+          }
+          if (withIvs) expect(a.cache.get('blocks.1.mlp.hook_post')!.data.filter((v, i) => i % I === 3 && v !== 0).length).toBe(0);
         }
-        if (withIvs) expect(a.cache.get('blocks.1.mlp.hook_post')!.data.filter((v, i) => i % I === 3 && v !== 0).length).toBe(0);
       }
+    });
+
+    it('with both encodings, experts with many rows take the float32 sessions and give the same logits', async () => {
+      const c = fixtureCases(fixture)[0];
+      const batch = Array.from({ length: 24 }, () => c.tokens); // every chosen expert gets >= 48 rows
+      const [a, b] = [await packed.run(batch, { logits: 'all' }), await float32.run(batch, { logits: 'all' })];
+      expect(relErr(a.logits!.data, b.logits!.data)).toBeLessThan(1e-5);
     });
   });
 }
