@@ -29,9 +29,9 @@ import * as ort from 'onnxruntime-node';
 import { parseConfig, type GptOssConfig } from '../engine/config.ts';
 import { allHookNames } from '../engine/hooks.ts';
 import { GptOssModel, type EngineOptions } from '../engine/model.ts';
-import { GraphBuilder, int } from '../engine/onnx/graph-builder.ts';
 import { Rng } from '../engine/rng.ts';
 import { gptOssConfigJson, writeRandomCheckpoint } from '../engine/write-checkpoint.ts';
+import { forwardFlops, matmulProbe, weightBytes } from './machine.ts';
 import { bench, cpuSeconds, gib, load1, median, parseArgs, pct, printTable, rss, seconds, timeOnce } from './lib.ts';
 
 const REAL_VOCAB = 201088;
@@ -50,46 +50,6 @@ const USAGE = `usage: npx tsx bench/forward.ts [options]
   --budget GB  the engine's memoryBudgetGb (default: the engine's own default)
   --experts W  how the engine holds expert weights: auto (default), pairs, f32, both or stream (EngineOptions.expertWeights)
   --no-anchor  skip the numpy eager anchor (bench/eager_forward.py)`;
-
-// ---------------------------------------------------------------------------------------------
-// Analytic FLOPs (2 per multiply-add) of one forward of 1 row of T tokens, as the engine executes
-// it: scores and pattern@V over the full T x T (the causal/sliding mask is additive, so masked
-// entries are computed too), k experts per token, unembedding of the last position only.
-export interface FlopCount {
-  attnProj: number;
-  scores: number;
-  patternV: number;
-  oProj: number;
-  router: number;
-  experts: number;
-  unembed: number;
-  total: number;
-}
-
-export function forwardFlops(c: GptOssConfig, T: number): FlopCount {
-  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, expertsPerToken: k, vocabSize: V } = c;
-  const L = c.numLayers;
-  const f = {
-    attnProj: L * 2 * T * H * (nH * d + 2 * nKV * d),
-    scores: L * 2 * nH * T * T * d,
-    patternV: L * 2 * nH * T * T * d,
-    oProj: L * 2 * T * (nH * d) * H,
-    router: L * 2 * T * H * E,
-    experts: L * T * k * (2 * H * (2 * I) + 2 * I * H),
-    unembed: 2 * H * V,
-    total: 0,
-  };
-  f.total = f.attnProj + f.scores + f.patternV + f.oProj + f.router + f.experts + f.unembed;
-  return f;
-}
-
-/** Bytes of every weight dequantised to float32, as the engine caches them. */
-export function weightBytes(c: GptOssConfig): number {
-  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, vocabSize: V } = c;
-  const attn = 2 * H + nH * d * H + nH * d + 2 * (nKV * d * H + nKV * d) + H * nH * d + H + nH + E * H + E;
-  const experts = E * (2 * I * H + 2 * I + H * I + H);
-  return 4 * (c.numLayers * (attn + experts) + H + V * H);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Where the time goes: every onnxruntime session.run is timed and attributed to its graph kind
@@ -147,36 +107,6 @@ function summarize(samples: Sample[], threads: number) {
     expertCalls: m((s) => s.expertCalls),
     cpuShare: m((s) => s.cpu / (s.wall * threads)),
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// This machine's float32 matmul rate through onnxruntime-node, in the engine's form: y = x W^T + b
-// as one Gemm with transB and W a graph input (as every engine weight is), same thread count.
-interface Probe {
-  M: number;
-  K: number;
-  N: number;
-  flops: number;
-  run: () => Promise<unknown>;
-  release: () => Promise<void>;
-}
-
-async function matmulProbe(M: number, K: number, N: number, threads: number): Promise<Probe> {
-  const g = new GraphBuilder('matmul_probe');
-  const x = g.input('x', ['M', K]);
-  const w = g.input('w', [N, K]);
-  const b = g.input('b', [N]);
-  g.output('y', g.op('Gemm', [x, w, b], { transB: int(1) }));
-  const session = await ort.InferenceSession.create(g.build(), {
-    executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
-  });
-  const rng = new Rng(7);
-  const feeds = {
-    x: new ort.Tensor('float32', rng.normals(M * K), [M, K]),
-    w: new ort.Tensor('float32', rng.normals(N * K, 1 / Math.sqrt(K)), [N, K]),
-    b: new ort.Tensor('float32', new Float32Array(N), [N]),
-  };
-  return { M, K, N, flops: 2 * M * K * N, run: () => session.run(feeds), release: () => session.release() };
 }
 
 /** Milliseconds per MiB to allocate and first touch fresh memory (page faults), vs rewriting it. */
