@@ -73,8 +73,9 @@ class Model:
             p = f'model.layers.{i}.'
             g = lambda n: f32(t[p + n])
             x = p + 'mlp.experts.'
-            gu = dequant(t[x + 'gate_up_proj_blocks'][2].reshape(t[x + 'gate_up_proj_blocks'][1]), t[x + 'gate_up_proj_scales'][2].reshape(t[x + 'gate_up_proj_scales'][1]))
-            dn = dequant(t[x + 'down_proj_blocks'][2].reshape(t[x + 'down_proj_blocks'][1]), t[x + 'down_proj_scales'][2].reshape(t[x + 'down_proj_scales'][1]))
+            packed = lambda n: t[x + n][2].reshape(t[x + n][1])
+            # One expert at a time, so the decode's temporaries stay small.
+            experts = lambda m: [np.ascontiguousarray(dequant(packed(m + '_blocks')[e], packed(m + '_scales')[e]).T) for e in range(self.E)]
             self.layers.append(dict(
                 ln1=g('input_layernorm.weight'), ln2=g('post_attention_layernorm.weight'),
                 q=g('self_attn.q_proj.weight').T.copy(), qb=g('self_attn.q_proj.bias'),
@@ -83,8 +84,8 @@ class Model:
                 o=g('self_attn.o_proj.weight').T.copy(), ob=g('self_attn.o_proj.bias'),
                 sinks=g('self_attn.sinks'), router=g('mlp.router.weight').T.copy(), routerb=g('mlp.router.bias'),
                 # HF keeps experts as [E, in, out] and multiplies x @ W.
-                gu=np.ascontiguousarray(gu.transpose(0, 2, 1)), gub=f32(t[x + 'gate_up_proj_bias']),
-                dn=np.ascontiguousarray(dn.transpose(0, 2, 1)), dnb=f32(t[x + 'down_proj_bias']),
+                gu=experts('gate_up_proj'), gub=f32(t[x + 'gate_up_proj_bias']),
+                dn=experts('down_proj'), dnb=f32(t[x + 'down_proj_bias']),
             ))
         self.norm = f32(t['model.norm.weight'])
         self.lm_head = f32(t['lm_head.weight']).T.copy()

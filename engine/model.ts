@@ -194,9 +194,10 @@ export class GptOssModel {
     const cacheable = bytesOf(f32);
     const nonExpert = bytesOf(f32.filter((t) => !t.name.includes('.mlp.experts.')));
     const { numLayers: L, numExperts: E, hiddenSize: H, intermediateSize: I } = this.config;
-    const fits = (encs: ExpertEncoding[]) =>
-      (encs.includes('pairs') ? checkpoint.expertsQuantized : true)
-      && nonExpert + encs.reduce((n, k) => n + L * E * expertBytes(k, H, I), 0) <= weightBudget;
+    // Memory the sessions take: building a float32 session holds the weights in JS and onnxruntime at
+    // once (2-layer full width, both encodings: 11.1 GB RSS for 7.6 GiB of weights), so f32 counts twice.
+    const held = (encs: readonly ExpertEncoding[]) => encs.reduce((n, k) => n + L * E * expertBytes(k, H, I) * (k === 'f32' ? 2 : 1), 0);
+    const fits = (encs: ExpertEncoding[]) => (encs.includes('pairs') ? checkpoint.expertsQuantized : true) && nonExpert + held(encs) <= weightBudget;
     const choice = opts.expertWeights ?? 'auto';
     const CHOICES: Record<string, ExpertEncoding[] | null> = { pairs: ['pairs'], f32: ['f32'], both: ['f32', 'pairs'], stream: null };
     let encodings: ExpertEncoding[] | null;
@@ -206,15 +207,14 @@ export class GptOssModel {
       if (!(choice in CHOICES)) throw new EngineError(`expertWeights must be 'auto', 'pairs', 'f32', 'both' or 'stream', got ${String(choice)}`);
       encodings = CHOICES[choice];
       if (encodings && !fits(encodings)) {
-        const need = encodings.reduce((n, k) => n + L * E * expertBytes(k, H, I), 0);
+        const need = held(encodings);
         throw new EngineError(encodings.includes('pairs') && !checkpoint.expertsQuantized
           ? `expertWeights '${choice}' needs an MXFP4 checkpoint; this one stores its experts as floats`
           : `expertWeights '${choice}': the experts (${(need / 2 ** 30).toFixed(2)} GiB) and other weights do not fit the weight cache (${(weightBudget / 2 ** 30).toFixed(2)} GiB, half of memoryBudgetGb); raise memoryBudgetGb or use 'auto'`);
       }
     }
     this.packed = encodings ? new LayerExperts(checkpoint, opts, encodings) : null;
-    const expertsHeld = encodings ? encodings.reduce((n, k) => n + L * E * expertBytes(k, H, I), 0) : 0;
-    this.weights = new WeightCache(weightBudget - expertsHeld);
+    this.weights = new WeightCache(weightBudget - (encodings ? held(encodings) : 0));
     // Cache experts only when all of them fit in the weight cache beside the other weights (an LRU
     // over experts that do not all fit never hits: a pass needs every layer's); otherwise stream them.
     this.cacheExperts = !this.packed && opts.cacheWeights !== false && cacheable <= weightBudget;
