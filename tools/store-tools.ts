@@ -18,15 +18,21 @@ export const queryActivationsTool = defineTool({
   description:
     'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
     'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
-    `Writes are refused. Returns at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) as a Markdown or CSV table and stops after timeoutMs. ` +
-    'Vectors are shortened in the table; compute on them in SQL (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
+    `Writes are refused. Returns the columns and at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and stops after timeoutMs. ` +
+    'Compute on vectors in SQL rather than reading them whole (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
     `Example: {"sql": "${EXAMPLE_QUERIES[0].replace(/"/g, '\\"')}"}`,
   input: z.object({
     sql: z.string().min(1).max(20_000).describe('one read-only statement: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN'),
     maxRows: z.number().int().min(1).max(LIMITS.maxSqlRows).default(LIMITS.defaultSqlRows).describe('rows returned at most'),
     timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds'),
-    format: z.enum(['markdown', 'csv', 'auto']).default('auto').describe('table text format (auto: Markdown for small results, CSV for large)'),
   }).strict().meta({ examples: EXAMPLE_QUERIES.map((sql) => ({ sql })) }),
+  output: z.object({
+    columns: z.array(z.object({ name: z.string(), type: z.string() })),
+    rows: z.array(z.array(z.unknown())).describe('each row\'s values in column order (JSON: integers beyond 2^53 as strings, JSON columns parsed)'),
+    rowCount: z.number().int().describe('rows returned'),
+    truncated: z.boolean().describe('the query had more than maxRows rows'),
+    note: z.string().optional(),
+  }),
   async run(input, ctx) {
     let r;
     try {
@@ -40,12 +46,12 @@ export const queryActivationsTool = defineTool({
       }
       throw e;
     }
-    const t = renderTable(r.columns.map((c) => c.name), r.rows, { format: input.format, digits: 6, maxCells: LIMITS.maxTableCells });
     return {
-      columns: r.columns.map((c) => `${c.name} ${c.type}`).join(', '),
+      columns: r.columns,
+      rows: r.rows,
       rowCount: r.rowCount,
-      truncated: r.truncated ? `more than ${input.maxRows} rows; only the first ${input.maxRows} are shown (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)` : false,
-      table: t.text,
+      truncated: r.truncated,
+      ...(r.truncated ? { note: `more than ${input.maxRows} rows; only the first ${input.maxRows} were returned (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)` } : {}),
     };
   },
 });
@@ -55,6 +61,7 @@ export const describeStoreTool = defineTool({
   description:
     'Describe the activation store: every table and column with its type and meaning, current row counts, and example queries for query_activations. Example: {}',
   input: z.object({}).strict().meta({ examples: [{}] }),
+  output: z.object({ markdown: z.string().describe('every table and column with its meaning, row counts and example queries') }),
   async run(_input, ctx) {
     return { markdown: await storeSchemaMarkdown(ctx.store) };
   },
