@@ -42,10 +42,10 @@ describe('patch_activations', () => {
     for (const extra of [{ site: 'resid_post' }, { site: 'attn_out' }, { site: 'resid_mid' }, { site: 'head', perPosition: true, heads: [0, 1] }] as const) {
       const batched = await callTool(patchTool, { ...base, ...extra, maxBatch: 6 }, ctx);
       const sequential = await callTool(patchTool, { ...base, ...extra, mode: 'sequential' }, ctx);
-      const a = batched.grid.effects.flat();
-      const b = sequential.grid.effects.flat();
+      const a = batched.grid.values.flat();
+      const b = sequential.grid.values.flat();
       expect(a.length).toBe(b.length);
-      for (let i = 0; i < a.length; i++) expect(a[i], `${extra.site} site ${i}`).toBeCloseTo(b[i], 4);
+      for (let i = 0; i < a.length; i++) expect(a[i], `${extra.site} site ${i}`).toBeCloseTo(b[i]!, 4);
     }
   });
 
