@@ -7,7 +7,7 @@
 // for checking and benchmarking (both give the same numbers).
 import { z } from 'zod';
 import type { KvCache } from '../engine/model.ts';
-import { numel, takeAxis, type Tensor } from '../engine/tensor.ts';
+import { expandTo, numel, takeAxis, type Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGIBLE_EFFECT, normalisedEffect } from './metrics.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
@@ -155,7 +155,8 @@ export const patchTool = defineTool({
     const cleanRun = await runAndRecord(ctx, clean, { capture: layers.map((l) => `blocks.${l}.${hookLocal}`) }, { role: 'clean' });
     // Position sweeps reuse the corrupted run's keys and values before each patched position.
     const cone = input.mode === 'batched' && positional;
-    const corrRun = await runAndRecord(ctx, corrupted, { capture: layers.map((l) => `blocks.${l}.hook_resid_pre`), returnKv: cone }, { role: 'corrupted' });
+    const corrCapture = [...new Set([...layers.map((l) => `blocks.${l}.hook_resid_pre`), ...(cone ? layers.map((l) => `blocks.${l}.${hookLocal}`) : [])])];
+    const corrRun = await runAndRecord(ctx, corrupted, { capture: corrCapture, returnKv: cone }, { role: 'corrupted' });
     const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
 
@@ -168,7 +169,22 @@ export const patchTool = defineTool({
     // cone, a chunk holds one position p and computes positions p.. only.
     // Sequential: one full forward (from layer 0) per variant.
     const from = (v: PatchVariant) => (cone ? v.position! : 0);
-    const order = vs.map((v, i) => ({ v, i })).sort((a, b) => from(a.v) - from(b.v) || a.v.layer - b.v.layer);
+    // A patch that writes the values already there (clean = corrupted under its mask, e.g. before the
+    // first differing token) leaves the corrupted run as it is: its value is the corrupted one exactly.
+    const noOp = (v: PatchVariant) => {
+      const c = cleanRun.result.cache.get(hookAt(v.layer))!;
+      const k = corrRun.result.cache.get(hookAt(v.layer))!;
+      const per = c.data.length / N;
+      const mask = expandTo(v.mask, c.dims.slice(1)).data;
+      for (let n = 0; n < N; n++) for (let j = 0; j < per; j++) if (mask[j] !== 0 && c.data[n * per + j] !== k.data[n * per + j]) return false;
+      return true;
+    };
+    const todo = vs.map((v, i) => ({ v, i })).filter(({ v, i }) => {
+      if (!cone || !noOp(v)) return true;
+      values[i] = corruptedValue;
+      return false;
+    });
+    const order = todo.sort((a, b) => from(a.v) - from(b.v) || a.v.layer - b.v.layer);
     const perChunk = input.mode === 'batched' ? Math.max(1, Math.floor(input.maxBatch / N)) : 1;
     const chunks: (typeof order)[] = [];
     for (let c = 0; c < order.length;) {
@@ -203,7 +219,7 @@ export const patchTool = defineTool({
         values[x.i] = meanMetric(spec, r.logits!.data, V, N, j * N);
       });
       done += chunk.length;
-      ctx.onProgress?.({ done, total: vs.length, message: `patched ${done}/${vs.length} sites` });
+      ctx.onProgress?.({ done, total: order.length, message: `patched ${done}/${order.length} sites` });
     }
 
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
