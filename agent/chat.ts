@@ -8,9 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { completeWithin } from './context.ts';
 import { isAbortError, type ChatMessage, type ChatModel, type RetryEvent, type ToolCallRecord } from './llm/types.ts';
 import { formatUsage, type UsageSnapshot } from './llm/usage.ts';
 import type { McpToolbox, ToolOutcome, ToolProgressEvent } from './mcp.ts';
+import { replyText } from './model-text.ts';
 import { clip, executeToolCalls, type ExecutedCall, type ToolHandlers } from './tool-exec.ts';
 
 export const PROMPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'prompts');
@@ -38,6 +40,8 @@ export interface SendHandlers extends ToolHandlers {
   onRetry?: (e: RetryEvent) => void;
   /** Each message appended to the conversation (assistant replies, tool results). */
   onMessage?: (m: ChatMessage) => void;
+  /** What was done to keep the request within the context budget, or to a reply (clipped, truncated). */
+  onNote?: (note: string) => void;
   signal?: AbortSignal;
 }
 
@@ -127,9 +131,12 @@ export class ChatSession {
         let partial = '';
         let completion;
         rounds++;
+        const note = (n: string) => {
+          warnings.push(n);
+          h.onNote?.(n);
+        };
         try {
-          completion = await llm.complete({
-            messages: this.messages,
+          ({ completion } = await completeWithin(llm, this.messages.slice(0, 1), this.messages.slice(1), {
             tools: lastRound ? undefined : specs,
             signal: h.signal,
             onToken: (d) => {
@@ -138,16 +145,19 @@ export class ChatSession {
             },
             onReasoning: h.onReasoning,
             onRetry: h.onRetry,
-          });
+          }, { onHistory: (fitted) => this.messages.splice(1, Infinity, ...fitted), onNote: note }));
         } catch (e) {
+          // The turn ends here; what was streamed stays, marked, so the next turn reads true history.
+          if (partial) this.push({ role: 'assistant', content: `${replyText({ content: partial, finishReason: null }).text.trimEnd()}\n(interrupted)` }, h);
           if (!isAbortError(e, h.signal)) throw e;
-          if (partial) this.push({ role: 'assistant', content: `${partial} [interrupted]` }, h);
           return { text: partial, toolCalls, aborted: true, rounds, warnings, usage: this.usage };
         }
         warnings.push(...completion.warnings);
+        const reply = replyText(completion);
+        for (const n of reply.notes) note(n);
         const calls: ToolCallRecord[] = lastRound ? [] : completion.toolCalls;
-        this.push({ role: 'assistant', content: completion.content || null, ...(calls.length ? { tool_calls: calls } : {}) }, h);
-        if (calls.length === 0) return { text: completion.content, toolCalls, aborted: false, rounds, warnings, usage: this.usage };
+        this.push({ role: 'assistant', content: reply.text || null, ...(calls.length ? { tool_calls: calls } : {}) }, h);
+        if (calls.length === 0) return { text: reply.text, toolCalls, aborted: false, rounds, warnings, usage: this.usage };
         const exec = await executeToolCalls(calls, this.toolbox, { ...h, maxResultChars: this.maxResultChars });
         toolCalls.push(...exec.executed);
         for (const m of exec.messages) this.push(m, h);

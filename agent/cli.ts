@@ -36,11 +36,28 @@ export function mcpTarget(v: Values): { target: McpTarget; dataDir: string } {
 /** The configured LLM, or null (no OPENAI_API_KEY / OPENAI_BASE_URL, or --no-llm). */
 export function llmFromOptions(v: Values): ChatModel | null {
   if (v['no-llm']) return null;
-  const c = resolveLlmConfig({ model: v['llm-model'] as string | undefined, baseURL: v['llm-base-url'] as string | undefined, reasoningEffort: v['reasoning-effort'] as string | undefined, backend: v['llm-backend'] as string | undefined });
+  const c = resolveLlmConfig({ model: v['llm-model'] as string | undefined, baseURL: v['llm-base-url'] as string | undefined, reasoningEffort: v['reasoning-effort'] as string | undefined, backend: v['llm-backend'] as string | undefined, contextTokens: v['context-tokens'] as string | undefined });
   return c ? createChatModel(c) : null;
 }
 
-function eventPrinter(stream: NodeJS.WriteStream = process.stderr) {
+/** Options that pick the model, store, MCP server and LLM: a resumed investigation needs the same ones. */
+const RESUME_OPTIONS = ['model', 'data', 'mcp', 'mcp-url', 'llm-model', 'llm-base-url', 'llm-backend', 'reasoning-effort', 'context-tokens', 'threads'] as const;
+
+const shellQuote = (x: string): string => (/^[\w@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
+
+/** The exact command that resumes investigation `id` with the options this one was started with. */
+export function resumeCommand(v: Values, id: string): string {
+  const opts = RESUME_OPTIONS.filter((k) => typeof v[k] === 'string').map((k) => `--${k} ${shellQuote(String(v[k]))}`);
+  return ['neuroscope investigate --resume', id, ...opts].join(' ');
+}
+
+/** Many lines as one (an error's later lines are often the useful ones). */
+const oneLine = (text: string, max = 400): string => {
+  const s = text.replace(/\s*\n\s*/g, ' ⏎ ').trim();
+  return s.length <= max ? s : `${s.slice(0, max)}…`;
+};
+
+function eventPrinter(stream: NodeJS.WriteStream = process.stderr, resume?: (id: string) => string) {
   const bar = progressPrinter(stream);
   let streaming = '';
   const line = (s: string) => {
@@ -52,16 +69,18 @@ function eventPrinter(stream: NodeJS.WriteStream = process.stderr) {
   };
   return (e: InvestigationEvent) => {
     switch (e.type) {
+      case 'started': line(`investigation ${e.id}${e.resumed ? ' (resumed)' : ''}; if it stops, carry on with: ${resume ? resume(e.id) : `neuroscope investigate --resume ${e.id}`}`); break;
       case 'step': line(`· ${e.message}`); break;
       case 'hypothesis': line(`\nH${e.n}: ${e.statement}${e.prediction ? `\n    prediction: ${e.prediction}` : ''}`); break;
       case 'design': line(`    plan: ${e.plan}`); break;
       case 'tool-start': line(`  -> ${e.name} ${JSON.stringify(e.args).slice(0, 160)}`); break;
       case 'progress': bar.step(e.name, e.progress, e.total ?? e.progress, e.message ?? ''); break;
-      case 'tool-end': bar.done(); line(`  ${e.ok ? 'ok' : 'error'} ${e.name} (${(e.ms / 1000).toFixed(1)} s)${e.experimentIds.length ? ` ${e.experimentIds.join(' ')}` : ''}${e.ok ? '' : `: ${e.text.split('\n')[0].slice(0, 200)}`}`); break;
+      case 'tool-refused': line(`  refused ${e.name}: ${oneLine(e.reason, 300)}`); break;
+      case 'tool-end': bar.done(); line(`  ${e.ok ? 'ok' : 'error'} ${e.name} (${(e.ms / 1000).toFixed(1)} s)${e.experimentIds.length ? ` ${e.experimentIds.join(' ')}` : ''}${e.ok ? '' : `: ${oneLine(e.text)}`}`); break;
       case 'analysis': line(`    verdict: ${e.verdict} - ${e.result}`); break;
       case 'finding': line(`    finding: ${e.name}`); break;
       case 'decision': line(`decision: ${e.decision}${e.reason ? ` (${e.reason})` : ''}`); break;
-      case 'retry': line(`  (LLM: ${e.reason}; retry ${e.attempt} in ${(e.delayMs / 1000).toFixed(1)} s)`); break;
+      case 'retry': line(`  (LLM: ${e.reason}; retry ${e.attempt} of ${e.maxRetries} in ${(e.delayMs / 1000).toFixed(1)} s)`); break;
       case 'note': line(`  note: ${e.message}`); break;
       case 'token': break;
     }
@@ -70,15 +89,17 @@ function eventPrinter(stream: NodeJS.WriteStream = process.stderr) {
 
 export async function investigateCommand(v: Values, positionals: string[]): Promise<number> {
   const question = positionals.join(' ').trim();
-  const resume = v.resume as string | undefined;
-  if (!question && !resume) throw new Error('give a question: neuroscope investigate "Which heads carry IOI?" (or --resume <id>)');
+  const resumeId = v.resume as string | undefined;
+  if (!question && !resumeId) throw new Error('give a question: neuroscope investigate "Which heads carry IOI?" (or --resume <id>)');
   const budget = positiveInt(v.budget, '--budget');
   const time = positiveInt(v.time, '--time');
   const maxHyp = positiveInt(v['max-hypotheses'], '--max-hypotheses');
+  const maxRounds = positiveInt(v['max-rounds'], '--max-rounds');
   const llm = llmFromOptions(v);
   const { target, dataDir } = mcpTarget(v);
   const out = process.stderr;
-  out.write(llm ? `Agent: ${llm.model} at ${llm.endpoint}\n` : 'No LLM is configured (OPENAI_API_KEY / OPENAI_BASE_URL): the built-in protocol for the question runs instead; no LLM takes part.\n');
+  const resume = (id: string) => resumeCommand(v, id);
+  out.write(llm ? `Agent: ${llm.model} at ${llm.endpoint} · ${llm.context.describe()}\n` : 'No LLM is configured (OPENAI_API_KEY / OPENAI_BASE_URL): the built-in protocol for the question runs instead; no LLM takes part.\n');
   const toolbox = await McpToolbox.connect(target);
   const ac = new AbortController();
   const onSigint = () => {
@@ -88,8 +109,10 @@ export async function investigateCommand(v: Values, positionals: string[]): Prom
   };
   process.on('SIGINT', onSigint);
   try {
+    // A failure throws an InvestigationFailedError whose message ends with the resume command.
     const r = await investigate({
-      question: question || undefined, resume, toolbox, dataDir, llm, budget, timeMinutes: time, maxHypotheses: maxHyp, signal: ac.signal, onEvent: eventPrinter(out),
+      question: question || undefined, resume: resumeId, toolbox, dataDir, llm, budget, timeMinutes: time, maxHypotheses: maxHyp, maxRounds, signal: ac.signal,
+      onEvent: eventPrinter(out, resume), resumeCommand: resume,
     });
     if (v.json) console.log(JSON.stringify(r, null, 2));
     else {
@@ -98,7 +121,8 @@ export async function investigateCommand(v: Values, positionals: string[]): Prom
       if (r.usage) console.log(`LLM usage: ${formatUsage(r.usage)}`);
       console.log(`investigation: ${r.id}`);
     }
-    return r.status === 'interrupted' ? 130 : 0;
+    // A concluded run whose report could not be written is not a success.
+    return r.status === 'interrupted' ? 130 : r.mode === 'llm' && !r.report ? 1 : 0;
   } finally {
     process.off('SIGINT', onSigint);
     await toolbox.close();
@@ -171,6 +195,8 @@ export async function chatCommand(v: Values): Promise<number> {
             signal: turn.signal,
             onToken: (d) => process.stdout.write(d),
             onToolStart: (e) => printer({ type: 'tool-start', ...e }),
+            onToolRefused: (e) => printer({ type: 'tool-refused', ...e }),
+            onNote: (n) => printer({ type: 'note', message: n }),
             onToolEnd: (e) => printer({ type: 'tool-end', id: e.id, name: e.name, ok: e.ok, ms: e.ms, text: e.text, experimentIds: e.experimentIds, runIds: e.runIds }),
             onProgress: (e) => printer({ type: 'progress', ...e }),
             onRetry: (e) => printer({ type: 'retry', ...e }),

@@ -2,8 +2,10 @@
 // an unknown tool, arguments that are not a JSON object) runs nothing and is answered with an error
 // the model can act on; so are tool errors. Every call gets exactly one tool message back, also when
 // the budget is spent or the user cancels, so the conversation stays valid for the next request.
+import { linkedSignal } from './llm/request-signal.ts';
 import type { ChatMessage, ToolCallRecord } from './llm/types.ts';
 import type { McpToolbox, ToolProgressEvent } from './mcp.ts';
+import { idsIn } from './mcp-result.ts';
 
 export interface ToolStartEvent {
   id: string;
@@ -21,8 +23,16 @@ export interface ToolEndEvent extends ToolStartEvent {
   runIds: string[];
 }
 
+/** A call that ran nothing (no name, unknown tool, bad JSON, refused, over budget, cancelled), with why. */
+export interface ToolRefusedEvent {
+  id: string;
+  name: string;
+  reason: string;
+}
+
 export interface ToolHandlers {
   onToolStart?: (e: ToolStartEvent) => void;
+  onToolRefused?: (e: ToolRefusedEvent) => void;
   onToolEnd?: (e: ToolEndEvent) => void;
   onProgress?: (e: ToolProgressEvent & { id: string; name: string }) => void;
 }
@@ -95,8 +105,17 @@ export function parseArguments(text: string): { args: Record<string, unknown> } 
   return { args: v as Record<string, unknown> };
 }
 
-export function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}\n… (${text.length - max} more characters cut; the full result is in the store: query it with query_activations)`;
+const MAX_LISTED_IDS = 200;
+
+/** The first `max` characters, with a note; ids that only the cut part names are listed in the note. */
+export function clip(text: string, max: number, why = ''): string {
+  if (text.length <= max) return text;
+  const head = text.slice(0, max);
+  const all = idsIn(text);
+  const shown = idsIn(head);
+  const cut = [...all.experimentIds.filter((x) => !shown.experimentIds.includes(x)), ...all.runIds.filter((x) => !shown.runIds.includes(x))];
+  const ids = cut.length ? `; ids in the cut part: ${cut.slice(0, MAX_LISTED_IDS).join(' ')}${cut.length > MAX_LISTED_IDS ? ` and ${cut.length - MAX_LISTED_IDS} more` : ''}` : '';
+  return `${head}\n… (${text.length - max} more characters cut${why ? ` ${why}` : ''}; the full result is in the store: query it with query_activations${ids})`;
 }
 
 export async function executeToolCalls(calls: ToolCallRecord[], toolbox: McpToolbox, o: ExecuteOptions = {}): Promise<{ messages: ChatMessage[]; executed: ExecutedCall[]; aborted: boolean }> {
@@ -112,6 +131,7 @@ export async function executeToolCalls(calls: ToolCallRecord[], toolbox: McpTool
     const answer = (text: string) => messages.push({ role: 'tool', tool_call_id: call.id, content: text });
     const notRun = (why: string, args: Record<string, unknown> | null = null) => {
       executed.push({ ...base, args, ran: false, ok: false, text: why });
+      o.onToolRefused?.({ id: call.id, name: name || '(no name)', reason: why });
       answer(`Error: ${why}`);
     };
     if (aborted || o.signal?.aborted) {
@@ -145,9 +165,12 @@ export async function executeToolCalls(calls: ToolCallRecord[], toolbox: McpTool
     remaining--;
     o.onToolStart?.({ id: call.id, name, args: parsed.args });
     let outcome;
+    // A signal of its own per call, also without a caller signal: the MCP client adds an abort
+    // listener per request to whatever signal it gets (else the LangGraph step's) and keeps it.
+    const link = linkedSignal(o.signal);
     try {
       outcome = await toolbox.call(name, parsed.args, {
-        signal: o.signal,
+        signal: link.controller.signal,
         onProgress: o.onProgress ? (p) => o.onProgress!({ ...p, id: call.id, name }) : undefined,
       });
     } catch (e) {
@@ -158,6 +181,8 @@ export async function executeToolCalls(calls: ToolCallRecord[], toolbox: McpTool
       o.onToolEnd?.({ id: call.id, name, args: parsed.args, ok: false, text, ms: 0, experimentIds: [], runIds: [] });
       answer(`Error: ${text}`);
       continue;
+    } finally {
+      link.dispose();
     }
     executed.push({ ...base, args: parsed.args, ran: true, ...outcome });
     o.onToolEnd?.({ id: call.id, name, args: parsed.args, ...outcome });

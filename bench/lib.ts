@@ -102,3 +102,4 @@ export function cpuSeconds(): number {
 
 /** The 1-minute load average now (other processes compete for the cores when it exceeds their count). */
 export const load1 = (): number => loadavg()[0];
+

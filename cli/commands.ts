@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { GptOssModel } from '../engine/model.ts';
 import { buildTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
-import { runSuite, EXPERIMENTS } from '../tools/suite/index.ts';
+import { runSuite, suiteOutDir, EXPERIMENTS } from '../tools/suite/index.ts';
 import { comparisonOpener } from '../tools/suite/compare.ts';
 import { openWorkspace } from '../tools/workspace.ts';
 import { resolveModelDir, dataDir } from './model-dir.ts';
@@ -36,13 +36,19 @@ function parseIds(text: string): number[] {
   return ids;
 }
 
+/** Row-major data as nested arrays of the given dims. */
+function nested(data: Float32Array, dims: number[]): unknown {
+  if (dims.length <= 1) return Array.from(data);
+  const per = data.length / dims[0];
+  return Array.from({ length: dims[0] }, (_, i) => nested(data.subarray(i * per, (i + 1) * per), dims.slice(1)));
+}
+
 async function suite(v: Values): Promise<number> {
   const data = dataDir();
   const modelDir = resolveModelDir(v.model as string | undefined, data);
   const only = v.only === undefined ? undefined : String(v.only).split(',').map((x) => Number(x.trim()));
   if (only?.some((n) => !Number.isInteger(n))) throw new Error(`--only takes experiment numbers like 1,3; available: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);
-  const stamp = new Date().toISOString().slice(0, 10);
-  const outDir = resolve((v.out as string | undefined) ?? join('transcripts', 'findings', `${stamp}-${basename(modelDir)}`));
+  const outDir = v.out !== undefined ? resolve(String(v.out)) : suiteOutDir(basename(modelDir));
   const ws = await openWorkspace(modelDir, data, { threads: threads(v) });
   const bar = progressPrinter();
   const ac = new AbortController();
@@ -90,7 +96,7 @@ export const commands: Record<string, Command> = {
   },
   transcript: {
     summary: 'chat transcripts as Markdown: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list',
-    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json> [--out DIR] | list)',
+    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json|pasted.txt> [--out DIR] | list)',
     options: { out: { type: 'string' } },
     async run(v, pos) {
       const [verb, arg] = pos;
@@ -109,11 +115,10 @@ export const commands: Record<string, Command> = {
         return 0;
       }
       if (verb === 'import') {
-        if (!arg) throw new Error('give a file: transcript import conversations.json (a ChatGPT data export) or a JSON message list');
+        if (!arg) throw new Error('give a file: transcript import FILE, with FILE a ChatGPT or Claude conversations.json, a JSON message list, or a conversation pasted as text ("User: ..." / "Assistant: ...")');
         const { importConversations } = await import('../agent/transcripts/import.ts');
         const files = await importConversations(arg, (v.out as string | undefined) ?? 'transcripts');
         for (const f of files) console.log(f);
-        if (files.length === 0) console.log('no conversations in the file');
         return 0;
       }
       throw new Error(`unknown transcript subcommand "${verb ?? ''}"; use: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list`);
@@ -232,10 +237,44 @@ export const commands: Record<string, Command> = {
       return 0;
     },
   },
+  gradient: {
+    summary: 'd logit[last position, ID] / d activation at one hook, as JSON (for checking against another implementation)',
+    usage: '[--model DIR|tiny-s|tiny-m] --ids 1,2,3 --hook blocks.L.hook_resid_pre --target ID [--distractor ID] [--threads N] --json',
+    options: {
+      model: { type: 'string' }, ids: { type: 'string' }, hook: { type: 'string' }, target: { type: 'string' },
+      distractor: { type: 'string' }, json: { type: 'boolean' }, threads: { type: 'string' },
+    },
+    async run(v) {
+      const dir = resolveModelDir(v.model as string | undefined);
+      if (v.ids === undefined || v.hook === undefined || v.target === undefined) throw new Error('gradient needs --ids, --hook and --target');
+      const tokens = parseIds(v.ids as string);
+      const id = (flag: 'target' | 'distractor') => {
+        const n = Number(v[flag]);
+        if (!Number.isInteger(n)) throw new Error(`--${flag} must be a token id, got "${v[flag]}"`);
+        return n;
+      };
+      const { gradients } = await import('../engine/backward/gradient.ts');
+      const model = GptOssModel.load(dir, { threads: threads(v) });
+      try {
+        // logit_diff when a distractor is given, else the target's logit itself.
+        const metric = v.distractor === undefined
+          ? { name: 'logit' as const, target: [id('target')] }
+          : { name: 'logit_diff' as const, target: [id('target')], distractor: [id('distractor')] };
+        const r = await gradients(model, [tokens], { metric, grads: [v.hook as string] });
+        const [name, g] = [...r.grads][0];
+        const grad = nested(g.data, g.dims.slice(1));
+        if (v.json) console.log(JSON.stringify({ hook: name, value: r.metric[0], grad }));
+        else console.log(`${name}: gradient of shape [${g.dims.slice(1)}], |g| = ${Math.hypot(...g.data).toPrecision(6)}, metric ${r.metric[0]}`);
+      } finally {
+        await model.dispose();
+      }
+      return 0;
+    },
+  },
   investigate: {
     summary: 'the hypothesis loop over MCP (an LLM agent), or without an LLM the built-in protocol for the question',
-    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--resume ID] [--json] ${AGENT_USAGE}`,
-    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
+    usage: `"<question>" [--budget N tool calls] [--time M minutes] [--max-hypotheses N] [--max-rounds N] [--resume ID] [--json] ${AGENT_USAGE}`,
+    options: { ...AGENT_OPTIONS, budget: { type: 'string' }, time: { type: 'string' }, 'max-hypotheses': { type: 'string' }, 'max-rounds': { type: 'string' }, resume: { type: 'string' }, json: { type: 'boolean' } },
     async run(v, pos) {
       const { investigateCommand } = await import('../agent/cli.ts');
       return investigateCommand(v, pos);

@@ -5,12 +5,14 @@ import { buildAttentionGraph } from './graphs/attention.ts';
 import type { HookPlan } from './graphs/common.ts';
 import { buildExpertActGraph, buildExpertGraph } from './graphs/expert.ts';
 import { buildUnembedGraph } from './graphs/unembed.ts';
+import { buildMatmulGraph } from './graphs/matmul.ts';
 
 /**
  * `attention-kv`: the attention graph with past/present keys and values (runs with a KV cache).
  * `expert-act`: the expert activation alone, between the packed per-layer matmuls (packed-experts.ts).
+ * `matmul` / `matmul-bt`: y = a b / y = a b^T on [M, K] inputs, for the reverse pass (engine/backward).
  */
-export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'expert-act' | 'unembed';
+export type GraphKind = 'attention' | 'attention-kv' | 'expert' | 'expert-act' | 'unembed' | 'matmul' | 'matmul-bt';
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface SessionOptions {
@@ -25,6 +27,8 @@ const BUILDERS: Record<GraphKind, (cfg: GptOssConfig, plan: HookPlan) => Uint8Ar
   expert: buildExpertGraph,
   'expert-act': buildExpertActGraph,
   unembed: buildUnembedGraph,
+  matmul: () => buildMatmulGraph(false),
+  'matmul-bt': () => buildMatmulGraph(true),
 };
 
 /** An onnxruntime session on this engine's provider and threads. */

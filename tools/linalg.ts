@@ -504,3 +504,36 @@ export function principalComponents(X: Mat, k: number): { components: Float64Arr
   }
   return { components, variances: Array.from(values.subarray(0, kk), (l) => l / denom), total };
 }
+
+/** Pearson correlation of two equal-length series. */
+export function pearson(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length || a.length < 2) throw new Error(`pearson needs two series of one length >= 2, got ${a.length} and ${b.length}`);
+  const n = a.length;
+  const ma = a.reduce((x, y) => x + y, 0) / n;
+  const mb = b.reduce((x, y) => x + y, 0) / n;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+/** Ranks 0..n-1 with ties averaged. */
+function ranks(a: readonly number[]): number[] {
+  const order = a.map((x, i) => [x, i] as const).sort((p, q) => p[0] - q[0]);
+  const r = new Array<number>(a.length);
+  for (let i = 0; i < order.length;) {
+    let j = i;
+    while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j++;
+    for (let k = i; k <= j; k++) r[order[k][1]] = (i + j) / 2;
+    i = j + 1;
+  }
+  return r;
+}
+
+/** Spearman rank correlation (Pearson of the ranks). */
+export const spearman = (a: readonly number[], b: readonly number[]): number => pearson(ranks(a), ranks(b));

@@ -1,5 +1,6 @@
 // Metrics on last-position logits, and the normalised patching effect.
 import { z } from 'zod';
+import { logSoftmax } from '../engine/backward/metric.ts';
 import { ToolError, type ToolContext } from './define.ts';
 
 export const MetricName = z.enum(['logit_diff', 'prob', 'logprob', 'loss', 'kl']).describe(
@@ -14,17 +15,6 @@ export interface MetricSpec {
   distractors: number[];
   /** Clean last-position logits per example (for kl). */
   cleanLogits?: Float32Array[];
-}
-
-function logSoftmax(x: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]);
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += Math.exp(x[i] - max);
-  const lse = max + Math.log(s);
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] - lse;
-  return out;
 }
 
 /** The metric of one example's last-position logits. */

@@ -60,7 +60,7 @@ export const patchOutput = z.object({
 });
 export type PatchResult = z.infer<typeof patchOutput>;
 
-const HOOK_OF: Record<z.infer<typeof PatchSite>, string> = {
+export const HOOK_OF: Record<z.infer<typeof PatchSite>, string> = {
   resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
   attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out', head: 'attn.hook_z', expert: 'mlp.hook_expert_out', neuron: 'mlp.hook_post',
 };
@@ -80,6 +80,15 @@ export function alignPairs(clean: EncodedPrompt[], corrupted: EncodedPrompt[], s
   return T;
 }
 
+
+/** A patching request's encoded pairs, answer ids and sites (shared with attribution_patch). */
+export function patchSetup(input: PatchInput, ctx: ToolContext) {
+  const clean = ctx.session.encodeAll(input.clean, 'clean');
+  const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
+  const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
+  const T = alignPairs(clean, corrupted, positional);
+  return { clean, corrupted, N: clean.length, ans: metricAnswers(ctx, input, clean.length), vs: variants(input, ctx, T), T, positional };
+}
 
 function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
   const cfg = ctx.session.config;
@@ -140,13 +149,7 @@ export const patchTool = defineTool({
   output: patchOutput,
   async run(input, ctx): Promise<PatchResult> {
     const cfg = ctx.session.config;
-    const clean = ctx.session.encodeAll(input.clean, 'clean');
-    const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
-    const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
-    const T = alignPairs(clean, corrupted, positional);
-    const N = clean.length;
-    const ans = metricAnswers(ctx, input, N);
-    const vs = variants(input, ctx, T);
+    const { clean, corrupted, N, ans, vs, T, positional } = patchSetup(input, ctx);
     const hookLocal = HOOK_OF[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
     const V = cfg.vocabSize;
@@ -230,18 +233,23 @@ export const patchTool = defineTool({
       metric: input.metric, cleanValue, corruptedValue,
       summary: { site: input.site, sites: vs.length, forwards },
     });
-    await ctx.store.addResults(vs.map((v, i) => ({
-      experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
-      component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
-    })));
-    const top = vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
-      .filter((x) => Math.abs(x.effect) > NEGLIGIBLE_EFFECT).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+    const top = await storeSites(ctx, experimentId, vs, hookLocal, values, effects);
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, site: input.site, hook: `blocks.L.${hookLocal}`,
       grid: effectGrid, top, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds }, forwards,
     };
   },
 });
+
+/** One results row per site; returns the (at most 10) sites with the largest non-negligible |effect|. */
+export async function storeSites(ctx: ToolContext, experimentId: string, vs: PatchVariant[], hookLocal: string, values: number[], effects: number[]): Promise<PatchResult['top']> {
+  await ctx.store.addResults(vs.map((v, i) => ({
+    experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
+    component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
+  })));
+  return vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
+    .filter((x) => Math.abs(x.effect) > NEGLIGIBLE_EFFECT).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+}
 
 const zeroMask = (m: Tensor): Tensor => ({ data: new Float32Array(m.data.length), dims: m.dims });
 
@@ -271,7 +279,7 @@ function stackMasks(masks: Tensor[], N: number): Tensor {
   return { data: out, dims: [masks.length * N, ...masks[0].dims] };
 }
 
-function toGrid(input: PatchInput, vs: PatchVariant[], effects: number[]): Grid {
+export function toGrid(input: PatchInput, vs: PatchVariant[], effects: number[]): Grid {
   const headByPos = input.site === 'head' && input.perPosition;
   const rowKey = (v: PatchVariant) => (headByPos ? `L${v.layer}.H${v.component}` : input.site === 'neuron' ? v.label : `L${v.layer}`);
   const colKey = (v: PatchVariant) =>

@@ -10,11 +10,14 @@
 // through the MCP toolbox; findings are written with the MCP write_finding tool.
 import { Annotation, END, START, StateGraph, type BaseCheckpointSaver } from '@langchain/langgraph';
 import { loadPromptFile } from '../chat.ts';
+import { completeWithin, fitHistory, fitPrompt, fitText } from '../context.ts';
+import { requestChars } from '../llm/context-budget.ts';
 import type { ChatMessage, ChatModel, CompletionRequest } from '../llm/types.ts';
 import type { McpToolbox } from '../mcp.ts';
+import { clipModelText, MAX_FIELD_CHARS, MAX_REPLY_CHARS, replyText } from '../model-text.ts';
 import { clip, executeToolCalls } from '../tool-exec.ts';
 import { askJson, str, strList } from './json-reply.ts';
-import { callIds, hypothesisMarkdown, keyValues, knownIds, reportMarkdown, unverifiedIds } from './report.ts';
+import { callIds, hypothesisMarkdown, keyValues, knownIds, measured, NO_MEASUREMENT, reportMarkdown, unverifiedIds } from './report.ts';
 import type { Budget, Decision, Hypothesis, InvestigationEvent, InvestigationState, ReportRef, ToolCallLog, Verdict } from './types.ts';
 
 const S = Annotation.Root({
@@ -49,6 +52,12 @@ export interface GraphDeps {
 }
 
 const VERDICTS: Verdict[] = ['supported', 'refuted', 'inconclusive'];
+/** Calls of an experiment whose result is kept at 1,500 characters; older ones keep OLD_RESULT_CHARS. */
+const RECENT_CALLS = 60;
+const OLD_RESULT_CHARS = 300;
+
+/** A field of a structured reply, clipped (a misbehaving model may send a 200k-character hypothesis). */
+const field = (v: unknown, max = MAX_FIELD_CHARS): string => clipModelText(str(v), max);
 const DECISIONS: Decision[] = ['refine', 'alternative', 'conclude'];
 
 export function remainingCalls(s: Pick<State, 'budget' | 'spentCalls'>): number {
@@ -75,9 +84,15 @@ function history(hs: Hypothesis[]): string {
   })].join('\n');
 }
 
-function callsText(calls: ToolCallLog[]): string {
+/** The calls of an experiment for the analysis prompt, in at most maxChars: results shorten as the list grows. */
+function callsText(calls: ToolCallLog[], maxChars: number): string {
   if (!calls.length) return '(no tool calls)';
-  return calls.map((c, i) => `${i + 1}. ${c.tool} ${clip(c.args ? JSON.stringify(c.args) : c.rawArguments, 600)}\n   -> ${!c.ran ? 'not run: ' : c.ok ? '' : 'error: '}${clip(c.result, 2500).replace(/\n/g, '\n      ')}`).join('\n');
+  let text = '';
+  for (const [argChars, resultChars] of [[600, 2500], [300, 800], [160, 240], [80, 0]]) {
+    text = calls.map((c, i) => `${i + 1}. ${c.tool} ${clip(c.args ? JSON.stringify(c.args) : c.rawArguments, argChars)}\n   -> ${!c.ran ? 'not run: ' : c.ok ? '' : 'error: '}${resultChars ? clip(c.result, resultChars).replace(/\n/g, '\n      ') : `${[...c.experimentIds, ...c.runIds].join(' ') || '(see the store)'}`}`).join('\n');
+    if (text.length <= maxChars) return text;
+  }
+  return fitText(text, maxChars);
 }
 
 const current = (s: State): Hypothesis => s.hypotheses[s.hypotheses.length - 1];
@@ -91,11 +106,16 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       budget: `${s.budget.toolCalls} tool calls${s.budget.timeMs ? ` and ${(s.budget.timeMs / 60000).toFixed(1)} minutes` : ''} in all; ${s.budget.maxHypotheses} hypotheses at most`,
     })}`,
   });
+  // Streamed tokens are not shown, so a reply that broke off may be asked for again (restartable).
   const llmOpts = (step: string): Omit<CompletionRequest, 'messages'> => ({
     signal: d.signal,
+    restartable: true,
     onToken: (delta) => d.emit({ type: 'token', step, delta }),
     onRetry: (e) => d.emit({ type: 'retry', ...e }),
   });
+  /** The system message and a step prompt whose one long variable (`long`) is fitted into the room the context budget leaves. */
+  const prompt = (s: State, file: string, vars: Record<string, string>, long: string): ChatMessage[] =>
+    fitPrompt(d.llm.context, sys(s), (text) => loadPromptFile(file, { ...vars, [long]: text }), vars[long]);
   /** Wraps a node: time spent is added to the budget's clock; usage is saved in the state. */
   const timed = (fn: (s: State) => Promise<Update>) => async (s: State): Promise<Update> => {
     const t0 = Date.now();
@@ -105,6 +125,18 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
   const note = (s: State, n: string[], message: string) => {
     d.emit({ type: 'note', message });
     return [...n, message];
+  };
+
+  /** What every experiment request starts with: the system message and the step's instructions. */
+  const experimentPrefix = (s: State): ChatMessage[] => {
+    const h = current(s);
+    return [sys(s), {
+      role: 'user',
+      content: loadPromptFile('investigate/experiment.md', {
+        n: String(h.n), hypothesis: h.statement, prediction: h.prediction, plan: h.design?.plan ?? '', controls: h.design?.controls ?? '', metric: h.design?.metric ?? '',
+        remaining: String(remainingCalls(s)),
+      }),
+    }];
   };
 
   const setup = timed(async (s) => {
@@ -117,7 +149,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     d.emit({ type: 'step', step: 'hypothesise', hypothesis: n, message: `forming hypothesis ${n}` });
     const prev = s.hypotheses[s.hypotheses.length - 1];
     const direction = prev?.decision ? `Decision after H${prev.n}: ${prev.decision.decision} — ${prev.decision.reason}${prev.decision.next ? `. Next: ${prev.decision.next}` : ''}` : '';
-    const r = await askJson(d.llm, [sys(s), { role: 'user', content: loadPromptFile('investigate/hypothesise.md', { n: String(n), history: history(s.hypotheses), direction }) }], {
+    const r = await askJson(d.llm, prompt(s, 'investigate/hypothesise.md', { n: String(n), history: history(s.hypotheses), direction }, 'history'), {
       ...llmOpts('hypothesise'),
       check: (v) => (str(v.hypothesis) ? null : 'the object has no "hypothesis"'),
     });
@@ -126,9 +158,9 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     const v = r.value ?? {};
     const h: Hypothesis = {
       n,
-      statement: str(v.hypothesis) || r.raw.trim() || '(no hypothesis given)',
-      prediction: str(v.prediction),
-      rationale: str(v.rationale),
+      statement: field(v.hypothesis) || clipModelText(r.raw.trim(), MAX_FIELD_CHARS) || '(no hypothesis given)',
+      prediction: field(v.prediction),
+      rationale: field(v.rationale),
       origin: prev?.decision && prev.decision.decision !== 'conclude' ? prev.decision.decision : 'initial',
       calls: [],
     };
@@ -146,7 +178,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     let notes = s.notes;
     for (const w of r.warnings) notes = note(s, notes, `H${h.n} design: ${w}`);
     const v = r.value ?? {};
-    const designed = { plan: str(v.plan) || r.raw.trim(), controls: str(v.controls), metric: str(v.metric) };
+    const designed = { plan: field(v.plan) || clipModelText(r.raw.trim(), MAX_FIELD_CHARS), controls: field(v.controls), metric: field(v.metric) };
     d.emit({ type: 'design', n: h.n, plan: designed.plan });
     return { hypotheses: withCurrent(s, { design: designed }), notes };
   });
@@ -158,16 +190,17 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       return { next: 'analyse', notes: note(s, s.notes, `H${h.n}: experiment ended: ${stop}`) };
     }
     d.emit({ type: 'step', step: 'experiment', hypothesis: h.n, message: `running the experiment for H${h.n} (${remainingCalls(s)} tool calls left)` });
-    const prompt = loadPromptFile('investigate/experiment.md', {
-      n: String(h.n), hypothesis: h.statement, prediction: h.prediction, plan: h.design?.plan ?? '', controls: h.design?.controls ?? '', metric: h.design?.metric ?? '',
-      remaining: String(remainingCalls(s)),
-    });
-    const c = await d.llm.complete({ ...llmOpts('experiment'), messages: [sys(s), { role: 'user', content: prompt }, ...s.messages], tools: d.toolbox.specs() });
     let notes = s.notes;
+    // The experiment's conversation is kept under the context budget; what was compacted stays so.
+    const { completion: c, history: kept } = await completeWithin(d.llm, experimentPrefix(s), s.messages, { ...llmOpts('experiment'), tools: d.toolbox.specs() }, {
+      onNote: (n) => (notes = note(s, notes, `H${h.n}: ${n}`)),
+    });
     for (const w of c.warnings) notes = note(s, notes, `H${h.n}: ${w}`);
-    const msg: ChatMessage = { role: 'assistant', content: c.content || null, ...(c.toolCalls.length ? { tool_calls: c.toolCalls } : {}) };
-    if (c.toolCalls.length) return { messages: [...s.messages, msg], rounds: s.rounds + 1, next: 'tools', notes };
-    return { messages: [...s.messages, msg], rounds: s.rounds + 1, next: 'analyse', hypotheses: withCurrent(s, { summary: c.content }), notes };
+    const reply = replyText(c);
+    for (const w of reply.notes) notes = note(s, notes, `H${h.n}: ${w}`);
+    const msg: ChatMessage = { role: 'assistant', content: reply.text || null, ...(c.toolCalls.length ? { tool_calls: c.toolCalls } : {}) };
+    if (c.toolCalls.length) return { messages: [...kept, msg], rounds: s.rounds + 1, next: 'tools', notes };
+    return { messages: [...kept, msg], rounds: s.rounds + 1, next: 'analyse', hypotheses: withCurrent(s, { summary: reply.text }), notes };
   });
 
   const tools = timed(async (s) => {
@@ -178,24 +211,33 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       remaining: remainingCalls(s),
       maxResultChars: d.maxResultChars,
       onToolStart: (e) => d.emit({ type: 'tool-start', ...e }),
+      onToolRefused: (e) => d.emit({ type: 'tool-refused', ...e }),
       onToolEnd: (e) => d.emit({ type: 'tool-end', id: e.id, name: e.name, ok: e.ok, ms: e.ms, text: e.text, experimentIds: e.experimentIds, runIds: e.runIds }),
       onProgress: (e) => d.emit({ type: 'progress', ...e }),
     });
     if (exec.aborted) throw d.signal?.reason ?? new DOMException('aborted', 'AbortError');
     const logs: ToolCallLog[] = exec.executed.map((x) => ({
-      id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 4000), ...(x.structured ? { summary: keyValues(x.structured) } : {}), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
+      id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 1500), ...(x.structured ? { summary: keyValues(x.structured) } : {}), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
     }));
+    // The state is checkpointed after every step, so it is kept bounded too: the conversation is
+    // fitted now (not only before the next request), and older calls keep a shorter result.
+    const all = [...current(s).calls, ...logs];
+    const shortened = all.map((c, i) => (i < all.length - RECENT_CALLS && c.result.length > OLD_RESULT_CHARS ? { ...c, result: clip(c.result, OLD_RESULT_CHARS) } : c));
+    const { history } = fitHistory(d.llm.context, experimentPrefix(s), [...s.messages, ...exec.messages], d.toolbox.specs());
     return {
-      messages: [...s.messages, ...exec.messages],
+      messages: history,
       spentCalls: s.spentCalls + exec.executed.filter((x) => x.ran).length,
-      hypotheses: withCurrent(s, { calls: [...current(s).calls, ...logs] }),
+      hypotheses: withCurrent(s, { calls: shortened }),
     };
   });
 
   const analyse = timed(async (s) => {
     const h = current(s);
     d.emit({ type: 'step', step: 'analyse', hypothesis: h.n, message: `analysing H${h.n}` });
-    const r = await askJson(d.llm, [sys(s), { role: 'user', content: loadPromptFile('investigate/analyse.md', { n: String(h.n), hypothesis: h.statement, prediction: h.prediction, calls: callsText(h.calls) }) }], {
+    const vars = { n: String(h.n), hypothesis: h.statement, prediction: h.prediction };
+    // The calls are first shortened to about the room (results shrink before anything is cut).
+    const room = d.llm.context.inputChars - requestChars([sys(s), { role: 'user', content: loadPromptFile('investigate/analyse.md', { ...vars, calls: '' }) }]);
+    const r = await askJson(d.llm, prompt(s, 'investigate/analyse.md', { ...vars, calls: callsText(h.calls, Math.floor(room * 0.85)) }, 'calls'), {
       ...llmOpts('analyse'),
       check: (v) => (str(v.result) ? null : 'the object has no "result"'),
     });
@@ -203,13 +245,19 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     for (const w of r.warnings) notes = note(s, notes, `H${h.n} analysis: ${w}`);
     const v = r.value ?? {};
     const known = knownIds(s.hypotheses);
-    const verdict = VERDICTS.includes(str(v.verdict).toLowerCase() as Verdict) ? (str(v.verdict).toLowerCase() as Verdict) : 'inconclusive';
-    const cited = strList(v.evidence);
-    const result = str(v.result) || r.raw.trim();
-    const effectSizes = str(v.effect_sizes ?? v.effectSizes);
+    let verdict = VERDICTS.includes(str(v.verdict).toLowerCase() as Verdict) ? (str(v.verdict).toLowerCase() as Verdict) : 'inconclusive';
+    const cited = strList(v.evidence).map((x) => clip(x, 200));
+    let result = field(v.result, MAX_FIELD_CHARS * 2) || clipModelText(r.raw.trim(), MAX_FIELD_CHARS * 2);
+    const effectSizes = field(v.effect_sizes ?? v.effectSizes);
+    if (!measured(h.calls)) {
+      // Nothing was measured: whatever the model says, the verdict cannot rest on data.
+      if (verdict !== 'inconclusive') notes = note(s, notes, `H${h.n}: the analysis said "${verdict}" but no measurement was made; the verdict is inconclusive`);
+      verdict = 'inconclusive';
+      result = `${NO_MEASUREMENT} ${result}`;
+    }
     const unverified = [...new Set([...cited.filter((x) => !known.has(x)), ...unverifiedIds(`${result} ${effectSizes}`, known)])];
     if (unverified.length) notes = note(s, notes, `H${h.n}: the analysis cites ids no tool returned: ${unverified.join(', ')}`);
-    const analysis = { result, effectSizes, verdict, evidence: cited.filter((x) => known.has(x)), sql: strList(v.sql), unverified };
+    const analysis = { result, effectSizes, verdict, evidence: cited.filter((x) => known.has(x)), sql: strList(v.sql).map((x) => clipModelText(x, MAX_FIELD_CHARS)), unverified };
     d.emit({ type: 'analysis', n: h.n, verdict, result });
     return { hypotheses: withCurrent(s, { analysis }), notes };
   });
@@ -248,14 +296,14 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     } else {
       d.emit({ type: 'step', step: 'decide', hypothesis: h.n, message: 'deciding what next' });
       const time = timeLeftMs(s) === Infinity ? '' : ` and ${(timeLeftMs(s) / 60000).toFixed(1)} minutes`;
-      const r = await askJson(d.llm, [sys(s), { role: 'user', content: loadPromptFile('investigate/decide.md', { history: history(s.hypotheses), remaining: String(remainingCalls(s)), time, count: String(s.hypotheses.length), max: String(s.budget.maxHypotheses) }) }], {
+      const r = await askJson(d.llm, prompt(s, 'investigate/decide.md', { history: history(s.hypotheses), remaining: String(remainingCalls(s)), time, count: String(s.hypotheses.length), max: String(s.budget.maxHypotheses) }, 'history'), {
         ...llmOpts('decide'),
         check: (v) => (DECISIONS.includes(str(v.decision).toLowerCase() as Decision) ? null : `"decision" must be one of ${DECISIONS.join(', ')}`),
       });
       for (const w of r.warnings) notes = note(s, notes, `decision after H${h.n}: ${w}`);
       const v = r.value ?? {};
       const choice = DECISIONS.includes(str(v.decision).toLowerCase() as Decision) ? (str(v.decision).toLowerCase() as Decision) : 'conclude';
-      decision = { decision: choice, reason: str(v.reason) || (r.value ? '' : 'no usable decision; concluding'), next: str(v.next) };
+      decision = { decision: choice, reason: field(v.reason) || (r.value ? '' : 'no usable decision; concluding'), next: field(v.next) };
     }
     d.emit({ type: 'decision', decision: decision.decision, reason: decision.reason });
     return { hypotheses: withCurrent(s, { decision }), next: decision.decision === 'conclude' ? 'conclude' : 'hypothesise', notes };
@@ -263,13 +311,15 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
 
   const conclude = timed(async (s) => {
     d.emit({ type: 'step', step: 'conclude', message: 'writing the conclusion and the report' });
-    const c = await d.llm.complete({ ...llmOpts('conclude'), messages: [sys(s), { role: 'user', content: loadPromptFile('investigate/conclude.md', { question: s.question, history: history(s.hypotheses) }) }] });
+    const c = await d.llm.complete({ ...llmOpts('conclude'), messages: prompt(s, 'investigate/conclude.md', { question: s.question, history: history(s.hypotheses) }, 'history') });
     let notes = s.notes;
     for (const w of c.warnings) notes = note(s, notes, `conclusion: ${w}`);
-    const unverified = unverifiedIds(c.content, knownIds(s.hypotheses));
+    const reply = replyText(c, MAX_REPLY_CHARS);
+    for (const w of reply.notes) notes = note(s, notes, `conclusion: ${w}`);
+    const unverified = unverifiedIds(reply.text, knownIds(s.hypotheses));
     if (unverified.length) notes = note(s, notes, `the conclusion cites ids no tool returned: ${unverified.join(', ')}`);
     const final: State = { ...s, notes, usage: d.llm.usage.snapshot() };
-    const md = reportMarkdown(final, c.content, unverified);
+    const md = reportMarkdown(final, reply.text, unverified);
     const w = await writeFinding(final, `${s.id}-report`, md, callIds(s.hypotheses.flatMap((h) => h.calls)), `Investigation: ${clip(s.question.replace(/\s+/g, ' '), 200)}`);
     return { report: w.ref, notes: w.notes, next: 'end' };
   });

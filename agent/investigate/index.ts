@@ -12,6 +12,7 @@ import type { McpToolbox } from '../mcp.ts';
 import { matchPhenomenon, PHENOMENA, PHENOMENON_NAMES, runProtocol, type Phenomenon } from '../protocols/index.ts';
 import { FileCheckpointSaver } from './checkpoint.ts';
 import { buildInvestigationGraph } from './graph.ts';
+import { measured } from './report.ts';
 import type { Budget, InvestigationEvent, InvestigationState } from './types.ts';
 
 export type { InvestigationEvent, InvestigationState, Hypothesis } from './types.ts';
@@ -35,6 +36,18 @@ export interface InvestigateOptions {
   onEvent?: (e: InvestigationEvent) => void;
   /** A fixed id for a new investigation (default: inv-<date>-<random>). */
   id?: string;
+  /** LLM requests per experiment before it must be analysed (default 12). */
+  maxRounds?: number;
+  /** The command that resumes an investigation, for messages (default: `neuroscope investigate --resume <id>`). */
+  resumeCommand?: (id: string) => string;
+}
+
+/** An investigation stopped on an error; its state is saved and `resume` carries on from the step that failed. */
+export class InvestigationFailedError extends Error {
+  override readonly name = 'InvestigationFailedError';
+  constructor(readonly id: string, readonly resume: string, override readonly cause: unknown) {
+    super(`investigation ${id} stopped: ${(cause as Error)?.message ?? String(cause)}\nIts state is saved; carry on with: ${resume}`);
+  }
 }
 
 export interface InvestigationResult {
@@ -96,8 +109,11 @@ export function listInvestigations(dataDir: string): InvestigationMeta[] {
     .sort((a, b) => b.created.localeCompare(a.created));
 }
 
+export const defaultResumeCommand = (id: string): string => `neuroscope investigate --resume ${id}`;
+
 export async function investigate(o: InvestigateOptions): Promise<InvestigationResult> {
   const emit = o.onEvent ?? (() => undefined);
+  const resumeCommand = o.resumeCommand ?? defaultResumeCommand;
   let id: string;
   let meta: InvestigationMeta;
   if (o.resume) {
@@ -112,6 +128,7 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
     meta = { id, question: o.question.trim(), mode: o.llm ? 'llm' : 'protocol', created: now, updated: now, status: 'running' };
   }
   const dir = investigationDir(o.dataDir, id);
+  emit({ type: 'started', id, resumed: !!o.resume });
   const deadline = o.timeMinutes ? Date.now() + o.timeMinutes * 60_000 : Infinity;
 
   if (meta.mode === 'protocol' || !o.llm) {
@@ -142,15 +159,17 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
     } catch (e) {
       const interrupted = isAbortError(e, o.signal);
       writeMeta(dir, { ...meta, status: interrupted ? 'interrupted' : 'failed', error: interrupted ? undefined : (e as Error).message });
-      if (!interrupted) throw e;
-      return { id, mode: 'protocol', status: 'interrupted', question: meta.question, report: null, findings: [], toolCalls: 0, usage: null, phenomenon, message: `interrupted; the protocol starts over with --resume ${id}` };
+      if (!interrupted) throw new InvestigationFailedError(id, resumeCommand(id), e);
+      return { id, mode: 'protocol', status: 'interrupted', question: meta.question, report: null, findings: [], toolCalls: 0, usage: null, phenomenon, message: `interrupted; the protocol starts over with: ${resumeCommand(id)}` };
     }
   }
 
   // The LLM loop.
   const llm = o.llm;
-  const saver = new FileCheckpointSaver(join(dir, 'checkpoints.json'));
+  // Resuming needs only the newest checkpoint; one before it is kept (each holds the whole state).
+  const saver = new FileCheckpointSaver(join(dir, 'checkpoints.json'), 2);
   const summary = await modelSummary(o.toolbox);
+  emit({ type: 'note', message: `context budget: ${llm.context.describe()}; older tool results are summarised and older turns folded into a research log to stay under it` });
   const graph = buildInvestigationGraph({ llm, toolbox: o.toolbox, systemPrompt: loadPromptFile('system.md', { model: summary.line }), emit, signal: o.signal }, saver);
   const config = { configurable: { thread_id: id }, signal: o.signal, recursionLimit: 10_000 };
   let input: Partial<InvestigationState> | null;
@@ -162,13 +181,14 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
     const budget: Partial<Budget> = {};
     if (o.budget !== undefined) budget.toolCalls = o.budget;
     if (o.timeMinutes !== undefined) budget.timeMs = saved.spentMs + o.timeMinutes * 60_000;
+    if (o.maxRounds !== undefined) budget.maxRounds = o.maxRounds;
     if (Object.keys(budget).length) await graph.updateState(config, { budget: { ...saved.budget, ...budget } });
     emit({ type: 'note', message: `resuming ${id} at ${snap.next.join(', ') || 'the end'} (${saved.hypotheses.length} hypotheses, ${saved.spentCalls} tool calls so far)` });
     input = null;
   } else {
     const state: InvestigationState = {
       id, question: meta.question, modelLine: summary.line, llm: { model: llm.model, endpoint: llm.endpoint, backend: llm.backend },
-      budget: { toolCalls: o.budget ?? DEFAULT_BUDGET, timeMs: o.timeMinutes ? o.timeMinutes * 60_000 : null, maxHypotheses: o.maxHypotheses ?? 4, maxRounds: 12 },
+      budget: { toolCalls: o.budget ?? DEFAULT_BUDGET, timeMs: o.timeMinutes ? o.timeMinutes * 60_000 : null, maxHypotheses: o.maxHypotheses ?? 4, maxRounds: o.maxRounds ?? 12 },
       spentCalls: 0, spentMs: 0, hypotheses: [], messages: [], rounds: 0, next: '', report: null, usage: null, notes: [],
     };
     input = state;
@@ -181,7 +201,7 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
   } catch (e) {
     if (!isAbortError(e, o.signal)) {
       writeMeta(dir, { ...meta, status: 'failed', error: (e as Error).message });
-      throw e;
+      throw new InvestigationFailedError(id, resumeCommand(id), e);
     }
     writeMeta(dir, { ...meta, status: 'interrupted' });
     const snap = await graph.getState({ configurable: { thread_id: id } });
@@ -189,13 +209,13 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
     return {
       id, mode: 'llm', status: 'interrupted', question: meta.question, report: null,
       findings: (s.hypotheses ?? []).flatMap((h) => (h.finding ? [h.finding.name] : [])), toolCalls: s.spentCalls ?? 0, usage: llm.usage.snapshot(),
-      message: `interrupted at ${snap.next.join(', ') || 'the end'}; carry on with: neuroscope investigate --resume ${id}`,
+      message: `interrupted at ${snap.next.join(', ') || 'the end'}; carry on with: ${resumeCommand(id)}`,
     };
   }
   writeMeta(dir, { ...meta, status: 'concluded', report: final.report?.name ?? null });
   const findings = [...final.hypotheses.flatMap((h) => (h.finding ? [h.finding.name] : [])), ...(final.report ? [final.report.name] : [])];
   return {
     id, mode: 'llm', status: 'concluded', question: meta.question, report: final.report, findings, toolCalls: final.spentCalls, usage: llm.usage.snapshot(),
-    message: `${final.hypotheses.length} hypothesis(es) tested with ${final.spentCalls} tool calls; report: ${final.report?.name ?? '(not written)'}`,
+    message: `${final.hypotheses.length} hypothesis(es) tested with ${final.spentCalls} tool calls${final.hypotheses.some((h) => measured(h.calls)) ? '' : '; no measurement was made, so the verdicts rest on no data'}; report: ${final.report?.name ?? '(not written)'}`,
   };
 }

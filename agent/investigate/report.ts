@@ -7,6 +7,38 @@ import type { Hypothesis, InvestigationState, ToolCallLog } from './types.ts';
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
+/** write_finding takes strings of up to 100,000 characters (maxStringChars in tools/limits.ts). */
+export const MAX_FINDING_CHARS = 90_000;
+/** Calls listed one per row in a finding; beyond this only those with ids or errors, and the first and last ones. */
+const MAX_CALL_ROWS = 200;
+
+export const NO_MEASUREMENT = 'No measurement was made: no tool call for this hypothesis ran successfully, so this verdict rests on no data.';
+
+/** Whether any tool call ran and succeeded. */
+export const measured = (calls: ToolCallLog[]): boolean => calls.some((c) => c.ran && c.ok);
+
+/** A finding cut to what write_finding takes, with a note. */
+export function boundFinding(md: string): string {
+  return md.length <= MAX_FINDING_CHARS ? md : `${md.slice(0, MAX_FINDING_CHARS)}\n\n… (this finding was ${md.length.toLocaleString('en-US')} characters; cut to ${MAX_FINDING_CHARS.toLocaleString('en-US')} to fit write_finding's limit. Every call's experiment and run ids are in the store.)\n`;
+}
+
+/** The calls shown one per row: all when few, else those with ids or errors and the first and last 50. */
+function shownCalls(calls: ToolCallLog[]): { shown: [number, ToolCallLog][]; hidden: ToolCallLog[] } {
+  const all = calls.map((c, i) => [i, c] as [number, ToolCallLog]);
+  if (calls.length <= MAX_CALL_ROWS) return { shown: all, hidden: [] };
+  const keep = (i: number, c: ToolCallLog) => i < 50 || i >= calls.length - 50 || !c.ok || c.experimentIds.length > 0 || c.runIds.length > 0;
+  const shown = all.filter(([i, c]) => keep(i, c)).slice(0, MAX_CALL_ROWS * 2);
+  const ids = new Set(shown.map(([i]) => i));
+  return { shown, hidden: all.filter(([i]) => !ids.has(i)).map(([, c]) => c) };
+}
+
+function hiddenRow(hidden: ToolCallLog[]): string[] {
+  if (!hidden.length) return [];
+  const counts = new Map<string, number>();
+  for (const c of hidden) counts.set(c.tool, (counts.get(c.tool) ?? 0) + 1);
+  return [`| … | ${[...counts].map(([t, k]) => `\`${t}\` ×${k}`).join(', ')} | ok | – | ${hidden.length} more calls that returned no experiment or run ids |`];
+}
+
 export function resultsSql(experimentId: string): string {
   return `SELECT site, layer, position, component, value, effect FROM results WHERE experiment_id = '${experimentId}' ORDER BY abs(effect) DESC LIMIT 20;`;
 }
@@ -30,12 +62,13 @@ export function callIds(calls: ToolCallLog[]): { experimentIds: string[]; runIds
 
 function callsTable(calls: ToolCallLog[]): string {
   if (!calls.length) return 'No tool calls were made for this hypothesis.';
-  const rows = calls.map((c, i) => {
+  const { shown, hidden } = shownCalls(calls);
+  const rows = shown.map(([i, c]) => {
     const status = !c.ran ? 'not run' : c.ok ? 'ok' : 'error';
     const ids = [...c.experimentIds.map((x) => `\`${x}\``), ...(c.runIds.length ? [`${c.runIds.length} run(s): ${c.runIds.slice(0, 3).map((x) => `\`${x}\``).join(', ')}${c.runIds.length > 3 ? ', …' : ''}`] : [])].join('<br>') || '–';
     return `| ${i + 1} | \`${c.tool}\` | ${status} | ${ids} | ${esc(clip(c.ok ? (c.summary ?? c.result) : c.result, 200))} |`;
   });
-  return ['| # | tool | status | experiment / runs | result |', '|---|---|---|---|---|', ...rows].join('\n');
+  return ['| # | tool | status | experiment / runs | result |', '|---|---|---|---|---|', ...rows, ...hiddenRow(hidden)].join('\n');
 }
 
 /** A structured result's scalar fields in one line ("clean 1.71, corrupted 0.903, ..."). */
@@ -54,7 +87,7 @@ function sqlFor(h: Hypothesis): string[] {
 export function hypothesisMarkdown(h: Hypothesis, s: Pick<InvestigationState, 'id' | 'question' | 'modelLine' | 'llm'>): string {
   const a = h.analysis;
   const origin = h.origin === 'initial' ? 'first hypothesis' : h.origin === 'refine' ? `refines H${h.n - 1}` : `alternative to H${h.n - 1}`;
-  return [
+  return boundFinding([
     `# H${h.n}: ${clip(h.statement.replace(/\s+/g, ' '), 200)}`,
     '',
     `- Investigation: \`${s.id}\` · question: ${JSON.stringify(s.question)}`,
@@ -71,7 +104,7 @@ export function hypothesisMarkdown(h: Hypothesis, s: Pick<InvestigationState, 'i
     callsTable(h.calls),
     '',
     '<details><summary>Arguments of each call</summary>', '',
-    ...h.calls.map((c, i) => `${i + 1}. \`${c.tool}\` \`${esc(clip(c.args ? JSON.stringify(c.args) : c.rawArguments, 1500))}\``), '',
+    ...shownCalls(h.calls).shown.map(([i, c]) => `${i + 1}. \`${c.tool}\` \`${esc(clip(c.args ? JSON.stringify(c.args) : c.rawArguments, 1500))}\``), '',
     '</details>', '',
     ...(h.summary ? ['**The agent\'s summary of the experiment.**', '', h.summary, ''] : []),
     '## Result',
@@ -83,9 +116,9 @@ export function hypothesisMarkdown(h: Hypothesis, s: Pick<InvestigationState, 'i
     '',
     '## Reproduce',
     'Read-only queries over the activation store (`query_activations`):', '',
-    ...sqlFor(h).map((q) => `\`\`\`sql\n${q}\n\`\`\``),
+    ...sqlFor(h).slice(0, 50).map((q) => `\`\`\`sql\n${q}\n\`\`\``),
     '',
-  ].join('\n');
+  ].join('\n'));
 }
 
 export function reportMarkdown(s: InvestigationState, conclusion: string, unverified: string[]): string {
@@ -93,7 +126,9 @@ export function reportMarkdown(s: InvestigationState, conclusion: string, unveri
   const all = callIds(hs.flatMap((h) => h.calls));
   const path = hs.map((h) => `H${h.n} (${h.analysis?.verdict ?? 'not analysed'})${h.decision ? ` -> ${h.decision.decision}: ${h.decision.reason}` : ''}`);
   const budget = `${s.spentCalls} of ${s.budget.toolCalls} tool calls${s.budget.timeMs ? `, ${(s.spentMs / 60000).toFixed(1)} of ${(s.budget.timeMs / 60000).toFixed(1)} minutes` : `, ${(s.spentMs / 60000).toFixed(1)} minutes`}`;
-  return [
+  const none = !hs.some((h) => measured(h.calls));
+  const notes = s.notes.length > 100 ? [`(${s.notes.length - 100} earlier notes left out)`, ...s.notes.slice(-100)] : s.notes;
+  return boundFinding([
     `# Investigation: ${clip(s.question.replace(/\s+/g, ' '), 200)}`,
     '',
     `- Investigation: \`${s.id}\``,
@@ -102,6 +137,7 @@ export function reportMarkdown(s: InvestigationState, conclusion: string, unveri
     `- Budget used: ${budget}`,
     '',
     '## Conclusion',
+    ...(none ? ['> **No measurement was made** in this investigation: no tool call ran successfully, so the conclusion below rests on no data.', ''] : []),
     conclusion.trim() || '(the agent gave no conclusion)',
     '',
     ...(unverified.length ? [`> **Unverified references**: the conclusion cites ${unverified.map((x) => `\`${x}\``).join(', ')}, which no tool returned in this investigation.`, ''] : []),
@@ -118,12 +154,12 @@ export function reportMarkdown(s: InvestigationState, conclusion: string, unveri
     '',
     `${all.runIds.length} runs${all.runIds.length ? `: ${all.runIds.slice(0, 40).map((x) => `\`${x}\``).join(', ')}${all.runIds.length > 40 ? ', …' : ''}` : ''}.`,
     '',
-    ...(s.notes.length ? ['## Notes', ...s.notes.map((n) => `- ${n}`), ''] : []),
+    ...(notes.length ? ['## Notes', ...notes.map((n) => `- ${clip(n, 1000)}`), ''] : []),
     '## Reproduce',
     'Each hypothesis finding lists its tool calls with their arguments and the SQL for its numbers. All of this investigation\'s experiments:', '',
     '```sql',
     `SELECT experiment_id, kind, metric, clean_value, corrupted_value, created_at FROM experiments WHERE experiment_id IN (${all.experimentIds.map((x) => `'${x}'`).join(', ') || "''"}) ORDER BY created_at;`,
     '```',
     '',
-  ].join('\n');
+  ].join('\n'));
 }

@@ -84,12 +84,14 @@ export type InvestigationEvent =
   | { type: 'step'; step: string; hypothesis?: number; message: string }
   | { type: 'hypothesis'; n: number; statement: string; prediction: string }
   | { type: 'design'; n: number; plan: string }
+  | { type: 'started'; id: string; resumed: boolean }
   | { type: 'tool-start'; id: string; name: string; args: Record<string, unknown> }
+  | { type: 'tool-refused'; id: string; name: string; reason: string }
   | { type: 'tool-end'; id: string; name: string; ok: boolean; ms: number; text: string; experimentIds: string[]; runIds: string[] }
   | { type: 'progress'; id: string; name: string; progress: number; total?: number; message?: string }
   | { type: 'analysis'; n: number; verdict: Verdict; result: string }
   | { type: 'finding'; name: string; uri?: string }
   | { type: 'decision'; decision: Decision; reason: string }
   | { type: 'token'; step: string; delta: string }
-  | { type: 'retry'; status?: number; delayMs: number; attempt: number; reason: string }
+  | { type: 'retry'; status?: number; delayMs: number; attempt: number; maxRetries: number; reason: string }
   | { type: 'note'; message: string };

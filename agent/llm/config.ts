@@ -20,8 +20,14 @@ export interface LlmConfig {
   maxRetries: number;
   retryBaseMs: number;
   retryMaxMs: number;
-  /** Per request. */
+  /** Per request, until the response headers arrive (the SDK's timeout). */
   timeoutMs: number;
+  /** A streamed reply that sends nothing for this long is abandoned (and retried while that is safe). */
+  idleTimeoutMs: number;
+  /** The model's context window in tokens; requests are kept under it minus the output reserve (context-budget.ts). */
+  contextTokens: number;
+  /** Where contextTokens came from, for people ("NEUROSCOPE_LLM_CONTEXT_TOKENS", "known for gpt-oss", ...). */
+  contextSource: string;
   maxOutputTokens?: number;
   /** Overrides the price table (USD per million tokens). */
   price?: Price;
@@ -34,10 +40,31 @@ export interface LlmFlags {
   baseURL?: string;
   reasoningEffort?: string;
   backend?: string;
+  contextTokens?: string;
 }
 
 export function llmConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return !!(env.OPENAI_API_KEY?.trim() || env.OPENAI_BASE_URL?.trim());
+}
+
+/**
+ * Context windows of models we know (tokens). gpt-5's window is 400k, of which at most 272k may be
+ * input; gpt-oss-20b/120b have 131,072 (vLLM's default max_model_len). Anything else gets the
+ * conservative UNKNOWN_CONTEXT_TOKENS unless set with --context-tokens / NEUROSCOPE_LLM_CONTEXT_TOKENS.
+ */
+export const KNOWN_CONTEXT_TOKENS: readonly [RegExp, number][] = [
+  [/^gpt-5/, 272_000],
+  [/^gpt-oss/, 131_072],
+  [/^gpt-4\.1/, 1_000_000],
+  [/^gpt-4o/, 128_000],
+  [/^o[34]/, 200_000],
+];
+export const UNKNOWN_CONTEXT_TOKENS = 32_768;
+
+/** The known context window for a model name (provider prefixes like "openai/" ignored; Ollama's "gpt-oss:20b" too), or null. */
+export function knownContextTokens(model: string): number | null {
+  const m = model.toLowerCase().replace(/^.*\//, '');
+  return KNOWN_CONTEXT_TOKENS.find(([re]) => re.test(m))?.[1] ?? null;
 }
 
 function int(v: string | undefined, name: string, dflt: number): number {
@@ -56,10 +83,16 @@ export function resolveLlmConfig(flags: LlmFlags = {}, env: NodeJS.ProcessEnv = 
   if (effort && !REASONING_EFFORTS.includes(effort as ReasoningEffort)) {
     throw new Error(`reasoning effort must be one of ${REASONING_EFFORTS.join(', ')}; got "${effort}"`);
   }
+  const model = flags.model?.trim() || env.NEUROSCOPE_MODEL?.trim() || DEFAULT_MODEL;
+  const ctxText = (flags.contextTokens ?? env.NEUROSCOPE_LLM_CONTEXT_TOKENS)?.trim();
+  const ctxName = flags.contextTokens !== undefined ? '--context-tokens' : 'NEUROSCOPE_LLM_CONTEXT_TOKENS';
+  const ctxGiven = ctxText ? int(ctxText, ctxName, 0) : null;
+  if (ctxGiven !== null && ctxGiven < 4096) throw new Error(`${ctxName} must be at least 4096 tokens (the tools and system prompt alone take thousands), got ${ctxGiven}`);
+  const known = knownContextTokens(model);
   const backend = (flags.backend ?? env.NEUROSCOPE_LLM_BACKEND ?? 'openai').trim();
   if (backend !== 'openai' && backend !== 'langchain') throw new Error(`the LLM backend is "openai" or "langchain"; got "${backend}"`);
   return {
-    model: flags.model?.trim() || env.NEUROSCOPE_MODEL?.trim() || DEFAULT_MODEL,
+    model,
     apiKey,
     baseURL,
     reasoningEffort: (effort || undefined) as ReasoningEffort | undefined,
@@ -68,6 +101,9 @@ export function resolveLlmConfig(flags: LlmFlags = {}, env: NodeJS.ProcessEnv = 
     retryBaseMs: 500,
     retryMaxMs: 30_000,
     timeoutMs: int(env.NEUROSCOPE_LLM_TIMEOUT_MS, 'NEUROSCOPE_LLM_TIMEOUT_MS', 600_000),
+    idleTimeoutMs: int(env.NEUROSCOPE_LLM_IDLE_TIMEOUT_MS, 'NEUROSCOPE_LLM_IDLE_TIMEOUT_MS', 180_000),
+    contextTokens: ctxGiven ?? known ?? UNKNOWN_CONTEXT_TOKENS,
+    contextSource: ctxGiven !== null ? ctxName : known !== null ? `known for ${model}` : `default for a model not in the table; set --context-tokens or NEUROSCOPE_LLM_CONTEXT_TOKENS`,
     maxOutputTokens: env.NEUROSCOPE_MAX_OUTPUT_TOKENS ? int(env.NEUROSCOPE_MAX_OUTPUT_TOKENS, 'NEUROSCOPE_MAX_OUTPUT_TOKENS', 0) : undefined,
     price: env.NEUROSCOPE_PRICE ? parsePrice(env.NEUROSCOPE_PRICE) : undefined,
   };

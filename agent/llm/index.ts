@@ -7,7 +7,8 @@ import type { ChatModel } from './types.ts';
 export * from './config.ts';
 export * from './types.ts';
 export * from './usage.ts';
-export { classify, retryDelayMs, withRetries } from './retry.ts';
+export * from './context-budget.ts';
+export { classify, retryDelayMs, withRetries, RetriesExhaustedError } from './retry.ts';
 export { OpenAIChatModel } from './openai-chat.ts';
 export { LangChainChatModel, toLangChainMessages } from './langchain-chat.ts';
 

@@ -6,6 +6,8 @@ import { AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage, ty
 import { ChatOpenAICompletions } from '@langchain/openai';
 import { apiKeyOf, endpointOf, supportsReasoningEffort, type LlmConfig } from './config.ts';
 import { normaliseToolCalls, wrapError } from './openai-chat.ts';
+import { ContextBudget } from './context-budget.ts';
+import { withRequestSignal } from './request-signal.ts';
 import { withRetries } from './retry.ts';
 import type { ChatMessage, ChatModel, Completion, CompletionRequest } from './types.ts';
 import { priceFor, UsageMeter, type TokenUsage } from './usage.ts';
@@ -45,6 +47,7 @@ export function toLangChainMessages(messages: ChatMessage[]): BaseMessage[] {
 export class LangChainChatModel implements ChatModel {
   readonly backend = 'langchain' as const;
   readonly usage: UsageMeter;
+  readonly context: ContextBudget;
   readonly chat: ChatOpenAICompletions;
 
   constructor(readonly config: LlmConfig, opts: { fetch?: typeof fetch } = {}) {
@@ -59,6 +62,7 @@ export class LangChainChatModel implements ChatModel {
       ...(config.reasoningEffort && supportsReasoningEffort(config.model) ? { reasoning: { effort: config.reasoningEffort } } : {}),
     });
     this.usage = new UsageMeter(config.model, config.price ?? priceFor(config.model));
+    this.context = new ContextBudget(config.contextTokens, config.maxOutputTokens);
   }
 
   get model(): string {
@@ -76,10 +80,12 @@ export class LangChainChatModel implements ChatModel {
     const input = toLangChainMessages(req.messages);
     let streamed = false;
     const warnings: string[] = [];
-    const msg = await withRetries(async () => {
+    const msg = await withRetries(() => withRequestSignal(req.signal, this.config.idleTimeoutMs, async (signal, alive) => {
       let acc: AIMessageChunk | undefined;
-      const stream = await runnable.stream(input, { signal: req.signal });
+      const stream = await runnable.stream(input, { signal });
+      alive();
       for await (const chunk of stream) {
+        alive();
         const text = typeof chunk.content === 'string' ? chunk.content : '';
         if (text) {
           streamed = true;
@@ -90,9 +96,9 @@ export class LangChainChatModel implements ChatModel {
         acc = acc ? acc.concat(chunk) : chunk;
       }
       return acc ?? new AIMessageChunk({ content: '' });
-    }, {
+    }), {
       maxRetries: this.config.maxRetries, baseMs: this.config.retryBaseMs, maxMs: this.config.retryMaxMs, signal: req.signal,
-      canRetry: () => !streamed,
+      canRetry: () => !streamed || !!req.restartable,
       onRetry: (e) => {
         this.usage.recordRetry();
         req.onRetry?.(e);

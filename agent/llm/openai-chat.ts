@@ -1,13 +1,17 @@
 // The default backend: the openai SDK's chat completions, streamed. Tool-call deltas are put back
-// together by index; reasoning deltas from local servers (vLLM's reasoning_content, Ollama's
+// together by index (a name is sent once by convention; servers that repeat it in every delta are
+// tolerated); reasoning deltas from local servers (vLLM's reasoning_content, Ollama's
 // reasoning) are passed on; usage comes from the last chunk (stream_options.include_usage). The SDK's
 // own retries are off: ours (retry.ts) report each wait to the UI and never repeat a reply that
 // already streamed text. A server that refuses an optional parameter (reasoning_effort,
-// stream_options, max_completion_tokens) gets the request again without it.
+// stream_options, max_completion_tokens) gets the request again without it. A stream that sends
+// nothing for idleTimeoutMs is abandoned (request-signal.ts).
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { apiKeyOf, endpointOf, supportsReasoningEffort, type LlmConfig } from './config.ts';
-import { withRetries } from './retry.ts';
+import { ContextBudget } from './context-budget.ts';
+import { RetriesExhaustedError, withRetries } from './retry.ts';
+import { withRequestSignal } from './request-signal.ts';
 import { LlmError, type ChatModel, type Completion, type CompletionRequest, type ToolCallRecord } from './types.ts';
 import { fromOpenAIUsage, priceFor, UsageMeter, type TokenUsage } from './usage.ts';
 
@@ -30,6 +34,18 @@ export function normaliseToolCalls(calls: { id?: string | null; name?: string | 
   });
 }
 
+/**
+ * A tool name from another delta: by the OpenAI convention the name comes once, but some servers
+ * repeat the whole name in every delta (kept once) or resend it growing (the longer one is kept);
+ * anything else is a name sent in pieces, which are joined.
+ */
+export function mergeName(sofar: string | undefined, piece: string): string {
+  if (!sofar) return piece;
+  if (piece === sofar) return sofar;
+  if (piece.startsWith(sofar)) return piece;
+  return sofar + piece;
+}
+
 function refusedParam(e: unknown, body: Record<string, unknown>): (typeof OPTIONAL_PARAMS)[number] | null {
   const status = (e as { status?: number })?.status;
   if (status !== 400 && status !== 422) return null;
@@ -41,6 +57,7 @@ function refusedParam(e: unknown, body: Record<string, unknown>): (typeof OPTION
 export class OpenAIChatModel implements ChatModel {
   readonly backend = 'openai' as const;
   readonly usage: UsageMeter;
+  readonly context: ContextBudget;
   readonly client: OpenAI;
   private readonly dropped = new Set<string>();
 
@@ -54,6 +71,7 @@ export class OpenAIChatModel implements ChatModel {
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
     });
     this.usage = new UsageMeter(config.model, config.price ?? priceFor(config.model));
+    this.context = new ContextBudget(config.contextTokens, config.maxOutputTokens);
   }
 
   get model(): string {
@@ -98,7 +116,7 @@ export class OpenAIChatModel implements ChatModel {
       }
     }, {
       maxRetries: this.config.maxRetries, baseMs: this.config.retryBaseMs, maxMs: this.config.retryMaxMs, signal: req.signal,
-      canRetry: () => !streamed,
+      canRetry: () => !streamed || !!req.restartable,
       onRetry: (e) => {
         this.usage.recordRetry();
         req.onRetry?.(e);
@@ -110,8 +128,15 @@ export class OpenAIChatModel implements ChatModel {
     return { ...result, toolCalls: normaliseToolCalls(result.rawCalls, warnings), warnings, model: result.model || this.model };
   }
 
-  private async once(body: Record<string, unknown>, req: CompletionRequest, markStreamed: () => void) {
-    const stream = (await this.client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsStreaming, { signal: req.signal })) as AsyncIterable<OpenAI.Chat.ChatCompletionChunk>;
+  private once(body: Record<string, unknown>, req: CompletionRequest, markStreamed: () => void) {
+    return withRequestSignal(req.signal, this.config.idleTimeoutMs, async (signal, alive) => {
+      const stream = (await this.client.chat.completions.create(body as unknown as OpenAI.Chat.ChatCompletionCreateParamsStreaming, { signal })) as AsyncIterable<OpenAI.Chat.ChatCompletionChunk>;
+      alive();
+      return this.read(stream, req, markStreamed, alive);
+    });
+  }
+
+  private async read(stream: AsyncIterable<OpenAI.Chat.ChatCompletionChunk>, req: CompletionRequest, markStreamed: () => void, alive: () => void) {
     let content = '';
     let reasoning = '';
     let finishReason: string | null = null;
@@ -119,6 +144,7 @@ export class OpenAIChatModel implements ChatModel {
     let model = '';
     const calls: { id?: string; name?: string; arguments?: string }[] = [];
     for await (const chunk of stream) {
+      alive();
       if (chunk.model) model = chunk.model;
       if (chunk.usage) usage = fromOpenAIUsage(chunk.usage);
       const choice = chunk.choices?.[0];
@@ -140,7 +166,7 @@ export class OpenAIChatModel implements ChatModel {
           const i = typeof tc.index === 'number' ? tc.index : calls.length + k;
           const slot = (calls[i] ??= {});
           if (tc.id) slot.id = tc.id;
-          if (tc.function?.name) slot.name = (slot.name ?? '') + tc.function.name;
+          if (tc.function?.name) slot.name = mergeName(slot.name, tc.function.name);
           if (typeof tc.function?.arguments === 'string') slot.arguments = (slot.arguments ?? '') + tc.function.arguments;
           else if (tc.function?.arguments && typeof tc.function.arguments === 'object') slot.arguments = JSON.stringify(tc.function.arguments);
         }
@@ -154,6 +180,11 @@ export class OpenAIChatModel implements ChatModel {
 export function wrapError(e: unknown, m: Pick<ChatModel, 'model' | 'endpoint'>): Error {
   if ((e as { name?: string })?.name === 'APIUserAbortError' || (e as { name?: string })?.name === 'AbortError') return e as Error;
   if (e instanceof LlmError) return e;
+  if (e instanceof RetriesExhaustedError) {
+    const cause = e.cause as Error | undefined;
+    const detail = cause?.message && !e.reason.includes(cause.message) ? ` (last error: ${cause.message})` : '';
+    return new LlmError(`LLM request to ${m.endpoint} (model ${m.model}) failed: ${e.message}${detail}`, e.status, true);
+  }
   const status = (e as { status?: number })?.status;
   const msg = (e as Error)?.message ?? String(e);
   let hint = '';

@@ -1,7 +1,7 @@
 // Retries with exponential backoff for rate limits (429), timeouts (408), conflicts (409), server
 // errors (5xx) and dropped connections. A Retry-After (or retry-after-ms) header is honoured up to
 // the cap; quota exhaustion ("insufficient_quota") is not a rate limit and is not retried.
-import { isAbortError, type RetryEvent } from './types.ts';
+import { isAbortError, StreamIdleError, type RetryEvent } from './types.ts';
 
 export interface RetryOptions {
   maxRetries: number;
@@ -45,10 +45,15 @@ export function classify(e: unknown, signal?: AbortSignal): { retry: boolean; st
   }
   if (status === 408 || status === 409) return { retry: true, status, reason: `HTTP ${status}` };
   if (status !== undefined && status >= 500) return { retry: true, status, reason: `server error (${status})` };
+  if (e instanceof StreamIdleError) return { retry: true, reason: `stalled stream (nothing for ${(e.idleMs / 1000).toFixed(1)} s)` };
   if (status === undefined) {
-    const name = (e as { name?: string })?.name ?? '';
-    if (/APIConnection(Timeout)?Error|TimeoutError/.test(name) || /ECONNRESET|ECONNREFUSED|ETIMEDOUT|socket hang up|fetch failed|terminated|other side closed/i.test(msg)) {
-      return { retry: true, reason: `connection error (${msg.slice(0, 80)})` };
+    // openai v6 throws APIConnectionError ("Connection error.") and APIConnectionTimeoutError
+    // ("Request timed out."), whose name is plain "Error"; undici reports resets as "terminated".
+    const name = `${(e as { name?: string })?.name ?? ''} ${(e as object)?.constructor?.name ?? ''}`;
+    const cause = String((e as { cause?: { code?: unknown; message?: unknown } })?.cause?.code ?? (e as { cause?: { message?: unknown } })?.cause?.message ?? '');
+    if (/APIConnectionTimeoutError|TimeoutError/.test(name) || /^Request timed out/i.test(msg)) return { retry: true, reason: `timed out waiting for the response (${msg.slice(0, 80)})` };
+    if (/APIConnectionError/.test(name) || /^Connection error|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|socket hang up|fetch failed|terminated|other side closed/i.test(`${msg} ${cause}`)) {
+      return { retry: true, reason: `connection error (${[msg, cause].filter(Boolean).join(': ').slice(0, 120)})` };
     }
   }
   return { retry: false, status, reason: msg };
@@ -84,13 +89,23 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Retries ran out (or a retry was no longer safe) on an error that is otherwise worth retrying. */
+export class RetriesExhaustedError extends Error {
+  override readonly name = 'RetriesExhaustedError';
+  constructor(readonly reason: string, readonly attempts: number, readonly status: number | undefined, override readonly cause: unknown, why: string) {
+    super(`${reason}; ${why}`);
+  }
+}
+
 export async function withRetries<T>(fn: (attempt: number) => Promise<T>, o: RetryOptions): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (e) {
       const c = classify(e, o.signal);
-      if (!c.retry || attempt > o.maxRetries || (o.canRetry && !o.canRetry())) throw e;
+      if (!c.retry) throw e;
+      if (attempt > o.maxRetries) throw new RetriesExhaustedError(c.reason, attempt, c.status, e, `gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} (NEUROSCOPE_LLM_RETRIES=${o.maxRetries})`);
+      if (o.canRetry && !o.canRetry()) throw new RetriesExhaustedError(c.reason, attempt, c.status, e, 'not retried: part of the reply had already been shown');
       const delayMs = retryDelayMs(e, attempt, o.baseMs, o.maxMs);
       o.onRetry?.({ attempt, maxRetries: o.maxRetries, delayMs, status: c.status, reason: c.reason });
       await sleep(delayMs, o.signal);

@@ -1,6 +1,7 @@
 // The agent's view of a language model: OpenAI chat-completions messages (plain JSON, so they can
 // be checkpointed and exported as they are), tool specs, one streamed completion per call, and the
 // events a UI shows while it runs.
+import type { ContextBudget } from './context-budget.ts';
 import type { UsageMeter, TokenUsage } from './usage.ts';
 
 export interface ToolCallRecord {
@@ -40,6 +41,12 @@ export interface CompletionRequest {
   /** Reasoning text, for servers that stream it (vLLM `reasoning_content`, Ollama `reasoning`). */
   onReasoning?: (delta: string) => void;
   onRetry?: (e: RetryEvent) => void;
+  /**
+   * The caller discards streamed tokens it was shown, so a reply that broke off after text had
+   * streamed may be asked for again (the investigation loop); without it only replies that streamed
+   * no text yet are retried (a chat must not show an answer twice).
+   */
+  restartable?: boolean;
 }
 
 export interface Completion {
@@ -47,6 +54,7 @@ export interface Completion {
   reasoning: string;
   /** Tool calls as the model sent them: ids are made unique, arguments are raw (possibly bad) JSON text. */
   toolCalls: ToolCallRecord[];
+  /** "stop", "tool_calls", "length" (the reply hit the output limit: truncated), ... */
   finishReason: string | null;
   usage: TokenUsage | null;
   model: string;
@@ -61,12 +69,22 @@ export interface ChatModel {
   readonly endpoint: string;
   readonly backend: 'openai' | 'langchain';
   readonly usage: UsageMeter;
+  /** The token budget requests to this model are kept under. */
+  readonly context: ContextBudget;
   complete(req: CompletionRequest): Promise<Completion>;
 }
 
 export class LlmError extends Error {
   constructor(message: string, readonly status?: number, readonly retryable = false) {
     super(message);
+  }
+}
+
+/** A streamed reply that sent nothing for idleTimeoutMs (the SDK's timeout ends at the headers). */
+export class StreamIdleError extends Error {
+  override readonly name = 'StreamIdleError';
+  constructor(readonly idleMs: number) {
+    super(`the LLM stream sent nothing for ${(idleMs / 1000).toFixed(1)} s (NEUROSCOPE_LLM_IDLE_TIMEOUT_MS)`);
   }
 }
 

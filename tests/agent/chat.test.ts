@@ -10,7 +10,7 @@ import { createChatModel, resolveLlmConfig, type LlmConfig } from '../../agent/l
 import { McpToolbox } from '../../agent/mcp.ts';
 import { openWorkspace, type Workspace } from '../../tools/workspace.ts';
 import { writeRandomWordModel } from '../helpers/random-model.ts';
-import { lastToolText, startScriptedLlm, toolMessages, type ScriptedLlm, type Step } from './scripted-llm.ts';
+import { lastToolText, toolMessages, withLlm, type ScriptedLlm } from './scripted-llm.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-agent-chat-'));
 let ws: Workspace;
@@ -31,15 +31,6 @@ afterAll(async () => {
 function config(llm: ScriptedLlm, over: Partial<LlmConfig> = {}): LlmConfig {
   const c = resolveLlmConfig({}, { OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: 'test-key' })!;
   return { ...c, retryBaseMs: 5, retryMaxMs: 50, ...over };
-}
-
-async function withLlm(script: Step[], fn: (llm: ScriptedLlm) => Promise<void>): Promise<void> {
-  const llm = await startScriptedLlm(script);
-  try {
-    await fn(llm);
-  } finally {
-    await llm.close();
-  }
 }
 
 describe('chat', () => {

@@ -2,6 +2,9 @@
 // takes the next step of the script (a reply, an HTTP error, or a hang), streamed as SSE chunks
 // with unique ids like a real server, or as one JSON body when the client does not stream. Steps may
 // be functions of the request, so a scripted model can read tool results (and cite their ids).
+// Faults a harsh server shows: a stream that stalls after N chunks (headers sent, then silence), a
+// connection reset mid-stream or before any response, finish_reason "length", tool-call names
+// repeated in every delta.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -20,15 +23,27 @@ export type Reply = {
   usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens?: number; reasoning_tokens?: number } | null;
   /** Characters per streamed content chunk (default 7). */
   chunk?: number;
+  /** Stream this many chunks, then send nothing more (the connection stays open). */
+  stallAfter?: number;
+  /** Stream this many chunks, then destroy the connection. */
+  resetAfter?: number;
+  /** Overrides the finish reason (e.g. "length": the reply hit the output limit). */
+  finishReason?: string;
+  /** Send each tool call's name again in every delta (some compatible servers do). */
+  repeatNames?: boolean;
 };
 export type ErrorReply = { status: number; body?: unknown; headers?: Record<string, string> };
 export type Hang = { hang: true };
+/** The connection is destroyed before any response (the client sees a connection error). */
+export type Reset = { reset: true };
 export interface RecordedRequest {
   turn: number;
   body: any;
+  /** The request body's size in bytes, as sent. */
+  bytes: number;
   headers: IncomingMessage['headers'];
 }
-export type Step = Reply | ErrorReply | Hang | ((req: RecordedRequest) => Reply | ErrorReply | Hang);
+export type Step = Reply | ErrorReply | Hang | Reset | ((req: RecordedRequest) => Reply | ErrorReply | Hang | Reset);
 
 export interface ScriptedLlm {
   url: string;
@@ -79,21 +94,28 @@ function send(res: ServerResponse, body: any, r: Reply): void {
     return;
   }
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const out: string[] = [];
   const chunk = (delta: Record<string, unknown>, finish_reason: string | null = null) =>
-    res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason }] })}\n\n`);
+    out.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason }] })}\n\n`);
   chunk({ role: 'assistant', content: '' });
   const size = r.chunk ?? 7;
   if (r.reasoning) for (let i = 0; i < r.reasoning.length; i += size) chunk({ reasoning_content: r.reasoning.slice(i, i + size) });
   if (r.text) for (let i = 0; i < r.text.length; i += size) chunk({ content: r.text.slice(i, i + size) });
   calls.forEach((c, index) => {
     chunk({ tool_calls: [{ index, ...(c.id ? { id: c.id } : {}), type: 'function', function: { name: c.name, arguments: '' } }] });
-    for (let i = 0; i < c.args.length; i += 11) chunk({ tool_calls: [{ index, function: { arguments: c.args.slice(i, i + 11) } }] });
+    for (let i = 0; i < c.args.length; i += 11) chunk({ tool_calls: [{ index, function: { ...(r.repeatNames ? { name: c.name } : {}), arguments: c.args.slice(i, i + 11) } }] });
   });
-  chunk({}, finish);
+  chunk({}, r.finishReason ?? finish);
   const usage = usageOf(r, body);
-  if (body.stream_options?.include_usage && usage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`);
-  res.write('data: [DONE]\n\n');
-  res.end();
+  if (body.stream_options?.include_usage && usage) out.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`);
+  out.push('data: [DONE]\n\n');
+  const cut = r.stallAfter ?? r.resetAfter;
+  if (cut === undefined) {
+    res.end(out.join(''));
+    return;
+  }
+  res.write(out.slice(0, cut).join(''));
+  if (r.resetAfter !== undefined) setTimeout(() => res.socket?.destroy(), 5); // after the chunks are flushed
 }
 
 export async function startScriptedLlm(script: Step[]): Promise<ScriptedLlm> {
@@ -121,7 +143,7 @@ export async function startScriptedLlm(script: Step[]): Promise<ScriptedLlm> {
       return;
     }
     const body = JSON.parse(raw);
-    const rec: RecordedRequest = { turn: requests.length, body, headers: req.headers };
+    const rec: RecordedRequest = { turn: requests.length, body, bytes: Buffer.byteLength(raw), headers: req.headers };
     requests.push(rec);
     let step = steps.shift();
     if (!step) {
@@ -138,6 +160,10 @@ export async function startScriptedLlm(script: Step[]): Promise<ScriptedLlm> {
         res.end(JSON.stringify({ error: { message: `scripted step ${rec.turn} failed: ${(e as Error).message}`, type: 'invalid_request_error' } }));
         return;
       }
+    }
+    if ('reset' in step) {
+      req.socket.destroy();
+      return;
     }
     if ('hang' in step) {
       api.onHang?.(rec);
@@ -164,4 +190,14 @@ export function toolMessages(req: RecordedRequest): { tool_call_id: string; cont
 export function lastToolText(req: RecordedRequest): string {
   const t = toolMessages(req);
   return t[t.length - 1]?.content ?? '';
+}
+
+/** Runs `fn` with a scripted server for `script`, closing it afterwards. */
+export async function withLlm(script: Step[], fn: (llm: ScriptedLlm) => Promise<void>): Promise<void> {
+  const llm = await startScriptedLlm(script);
+  try {
+    await fn(llm);
+  } finally {
+    await llm.close();
+  }
 }

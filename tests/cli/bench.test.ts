@@ -23,5 +23,5 @@ it('lists every script in bench/ but the helpers, runs one with its arguments, r
 
   const bad = cli('nope');
   expect(bad.status).toBe(2);
-  expect(bad.stderr).toContain('unknown benchmark "nope"; available: forward, fullsize, generate');
+  expect(bad.stderr).toContain('unknown benchmark "nope"; available: attribution, forward, fullsize, generate');
 }, 120_000);

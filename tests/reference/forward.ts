@@ -9,6 +9,7 @@ import { readCheckpoint, toFloat32, dequantMxfp4, type RawTensor } from './safet
 
 export interface ReferenceOutput {
   logits: Float32Array; // [T, V]
+  logits64: Float64Array; // [T, V], unrounded (for finite differences)
   embed: Float32Array; // [T, H]
   residMid: Float32Array[]; // per layer [T, H]
   residPost: Float32Array[]; // per layer [T, H]
@@ -27,7 +28,15 @@ export interface ReferenceAblation {
 
 export interface ReferenceForwardOptions {
   ablateHeads?: ReferenceAblation[];
+  /**
+   * Added to a hook's value where the engine exposes it, by full hook name (e.g. blocks.1.attn.hook_q),
+   * laid out as the engine's hook without the batch dim; ln_final.hook_normalized and hook_logits are
+   * [1, H] / [1, V] at the last position. For finite differences of the engine's gradients.
+   */
+  add?: ReadonlyMap<string, Float64Array>;
 }
+
+type Adder = (x: Float64Array, name: string) => void;
 
 interface Layer {
   sliding: boolean;
@@ -147,8 +156,15 @@ export class ReferenceModel {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`reference: token ${id} out of range`);
       for (let c = 0; c < H; c++) x[t * H + c] = this.embedW[id * H + c];
     }
+    const addTo: Adder = (v, name) => {
+      const a = opts.add?.get(name);
+      if (!a) return;
+      if (a.length !== v.length) throw new Error(`reference: add for ${name} has ${a.length} values, expected ${v.length}`);
+      for (let i = 0; i < v.length; i++) v[i] += a[i];
+    };
+    addTo(x, 'hook_embed');
     const out: ReferenceOutput = {
-      logits: new Float32Array(0), embed: Float32Array.from(x),
+      logits: new Float32Array(0), logits64: new Float64Array(0), embed: Float32Array.from(x),
       residMid: [], residPost: [], pattern: [], sinkMass: [],
       routerLogits: [], expertIndices: [], expertWeights: [],
     };
@@ -157,14 +173,23 @@ export class ReferenceModel {
     for (let l = 0; l < this.nLayers; l++) {
       const L = this.layers[l];
       const isAblated = (h: number) => ablated.has(`${l}:${h}`);
-      const attn = this.attention(L, rmsNorm(x, L.ln1, T, H, this.eps), T, cos, sin, isAblated);
+      const at: Adder = (v, name) => addTo(v, `blocks.${l}.${name}`);
+      at(x, 'hook_resid_pre');
+      const ln1 = rmsNorm(x, L.ln1, T, H, this.eps);
+      at(ln1, 'ln1.hook_normalized');
+      const attn = this.attention(L, ln1, T, cos, sin, isAblated, at, opts.add, l);
       for (let i = 0; i < x.length; i++) x[i] += attn.o[i];
+      at(x, 'hook_resid_mid');
       out.residMid.push(Float32Array.from(x));
       out.pattern.push(attn.pattern);
       out.sinkMass.push(attn.sinkMass);
 
-      const moe = this.moe(L, rmsNorm(x, L.ln2, T, H, this.eps), T);
+      const ln2 = rmsNorm(x, L.ln2, T, H, this.eps);
+      at(ln2, 'ln2.hook_normalized');
+      const moe = this.moe(L, ln2, T, at, (name) => opts.add?.get(`blocks.${l}.${name}`));
+      at(moe.y, 'hook_mlp_out');
       for (let i = 0; i < x.length; i++) x[i] += moe.y[i];
+      at(x, 'hook_resid_post');
       out.residPost.push(Float32Array.from(x));
       out.routerLogits.push(moe.routerLogits);
       out.expertIndices.push(moe.indices);
@@ -172,7 +197,11 @@ export class ReferenceModel {
     }
 
     const final = rmsNorm(x, this.normW, T, H, this.eps);
-    out.logits = Float32Array.from(linear(final, this.lmHead, null, T, H, V));
+    addTo(final.subarray((T - 1) * H), 'ln_final.hook_normalized');
+    const logits = linear(final, this.lmHead, null, T, H, V);
+    addTo(logits.subarray((T - 1) * V), 'hook_logits');
+    out.logits64 = logits;
+    out.logits = Float32Array.from(logits);
     return out;
   }
 
@@ -192,13 +221,22 @@ export class ReferenceModel {
 
   private attention(
     L: Layer, t: Float64Array, T: number, cos: Float64Array, sin: Float64Array, isAblated: (h: number) => boolean,
+    at: Adder = () => {}, adds?: ReadonlyMap<string, Float64Array>, layer = 0,
   ) {
     const H = this.hidden, nH = this.nHeads, nKv = this.nKv, d = this.headDim;
     const q = linear(t, L.wq, L.bq, T, H, nH * d);
     const k = linear(t, L.wk, L.bk, T, H, nKv * d);
     const v = linear(t, L.wv, L.bv, T, H, nKv * d);
+    at(q, 'attn.hook_q');
+    at(k, 'attn.hook_k');
+    at(v, 'attn.hook_v');
     rope(q, T, nH, d, cos, sin);
     rope(k, T, nKv, d, cos, sin);
+    at(q, 'attn.hook_rot_q');
+    at(k, 'attn.hook_rot_k');
+    const addScores = adds?.get(`blocks.${layer}.attn.hook_attn_scores`);
+    const addPattern = adds?.get(`blocks.${layer}.attn.hook_pattern`);
+    const addResult = adds?.get(`blocks.${layer}.attn.hook_result`);
 
     const pattern = new Float32Array(nH * T * T);
     const sinkMass = new Float32Array(nH * T);
@@ -216,7 +254,7 @@ export class ReferenceModel {
         for (let j = j0; j <= i; j++) {
           let acc = 0;
           for (let c = 0; c < d; c++) acc += q[i * nH * d + h * d + c] * k[j * nKv * d + g * d + c];
-          s[j] = acc * scale;
+          s[j] = acc * scale + (addScores ? addScores[(h * T + i) * T + j] : 0);
           if (s[j] > m) m = s[j];
         }
         // The sink is one extra softmax column, dropped before V: rows sum to 1 - sinkMass.
@@ -227,17 +265,35 @@ export class ReferenceModel {
           const p = Math.exp(s[j] - m) / Z;
           pattern[(h * T + i) * T + j] = p;
           if (isAblated(h)) continue; // ablation zeroes z, but the pattern is still reported
-          for (let c = 0; c < d; c++) z[i * nH * d + h * d + c] += p * v[j * nKv * d + g * d + c];
+          const pe = p + (addPattern ? addPattern[(h * T + i) * T + j] : 0);
+          for (let c = 0; c < d; c++) z[i * nH * d + h * d + c] += pe * v[j * nKv * d + g * d + c];
+        }
+        // A pattern entry added outside the visible keys still multiplies its value row.
+        if (addPattern && !isAblated(h)) {
+          for (let j = 0; j < T; j++) {
+            if (j >= j0 && j <= i) continue;
+            const pe = addPattern[(h * T + i) * T + j];
+            for (let c = 0; c < d; c++) z[i * nH * d + h * d + c] += pe * v[j * nKv * d + g * d + c];
+          }
         }
       }
     }
+    at(z, 'attn.hook_z');
     const o = linear(z, L.wo, L.bo, T, nH * d, H);
+    // Per-head results sum into the output, so an addition to one head's result adds to the output.
+    if (addResult) for (let p = 0; p < T; p++) for (let h = 0; h < nH; h++) for (let c = 0; c < H; c++) o[p * H + c] += addResult[(p * nH + h) * H + c];
+    at(o, 'hook_attn_out');
     return { o, pattern, sinkMass };
   }
 
-  private moe(L: Layer, t: Float64Array, T: number) {
+  private moe(L: Layer, t: Float64Array, T: number, at: Adder = () => {}, addOf: (name: string) => Float64Array | undefined = () => undefined) {
     const H = this.hidden, E = this.nExperts, K = this.topK, I = this.intermediate;
     const logits = linear(t, L.wr, L.br, T, H, E);
+    at(logits, 'mlp.hook_router_logits');
+    const addW = addOf('mlp.hook_expert_weights');
+    const addPre = addOf('mlp.hook_pre');
+    const addPost = addOf('mlp.hook_post');
+    const addOut = addOf('mlp.hook_expert_out');
     const indices = new Int32Array(T * K);
     const weights = new Float32Array(T * K);
     const y = new Float64Array(T * H);
@@ -252,22 +308,25 @@ export class ReferenceModel {
       for (const e of chosen) Z += Math.exp(row[e] - m);
       for (let n = 0; n < K; n++) {
         const e = chosen[n];
-        const w = Math.exp(row[e] - m) / Z; // softmax over the k chosen logits only
+        const w = Math.exp(row[e] - m) / Z + (addW ? addW[r * K + n] : 0); // softmax over the k chosen logits only
         indices[r * K + n] = e;
         weights[r * K + n] = w;
         // Clamped SwiGLU; gate_up rows interleave: gate unit u = row 2u, up unit u = row 2u+1.
         for (let u = 0; u < I; u++) {
           let gate = dot(L.wGateUp, (e * 2 * I + 2 * u) * H, t, r * H, H) + L.bGateUp[e * 2 * I + 2 * u];
           let up = dot(L.wGateUp, (e * 2 * I + 2 * u + 1) * H, t, r * H, H) + L.bGateUp[e * 2 * I + 2 * u + 1];
+          if (addPre) gate += addPre[(r * E + e) * I + u];
           gate = Math.min(gate, this.limit);
           up = Math.min(Math.max(up, -this.limit), this.limit);
-          a[u] = (gate / (1 + Math.exp(-1.702 * gate))) * (up + 1);
+          a[u] = (gate / (1 + Math.exp(-1.702 * gate))) * (up + 1) + (addPost ? addPost[(r * E + e) * I + u] : 0);
         }
         for (let c = 0; c < H; c++) {
           const yc = dot(L.wDown, (e * H + c) * I, a, 0, I) + L.bDown[e * H + c];
           y[r * H + c] += w * yc;
         }
       }
+      // hook_expert_out sums over every expert: an addition to an unchosen expert's slice still adds.
+      if (addOut) for (let e = 0; e < E; e++) for (let c = 0; c < H; c++) y[r * H + c] += addOut[(r * E + e) * H + c];
     }
     return { y, routerLogits: Float32Array.from(logits), indices, weights };
   }
