@@ -11,20 +11,27 @@
 // time goes (onnxruntime per graph kind vs everything else); the cost of capturing every hook vs
 // none at 128 tokens. The last line is one JSON object with every figure.
 //
-// Shared machines: a matmul probe run is interleaved with every timed forward, and the capture and
-// no-capture forwards alternate, so each ratio compares runs that saw the same competition for the
-// cores; the load average and the CPU share the process got are printed alongside.
+// The anchor: bench/eager_forward.py runs the same checkpoint and tokens the way Hugging Face
+// transformers' eager CPU path does (float32 experts dequantised once, looped over their routed
+// tokens; numpy on OpenBLAS with the same thread count), interleaved with the engine's runs; the
+// report prints engine speed-up over it per token count and checks both give the same logits.
+//
+// Shared machines: a matmul probe run and an anchor run are interleaved with every timed forward, and
+// the capture and no-capture forwards alternate, so each ratio compares runs that saw the same
+// competition for the cores; the load average and the CPU share the process got are printed alongside.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { parseConfig, type GptOssConfig } from '../engine/config.ts';
 import { allHookNames } from '../engine/hooks.ts';
-import { GptOssModel } from '../engine/model.ts';
-import { GraphBuilder, int } from '../engine/onnx/graph-builder.ts';
+import { GptOssModel, type EngineOptions } from '../engine/model.ts';
 import { Rng } from '../engine/rng.ts';
 import { gptOssConfigJson, writeRandomCheckpoint } from '../engine/write-checkpoint.ts';
+import { forwardFlops, matmulProbe, weightBytes } from './machine.ts';
 import { bench, cpuSeconds, gib, load1, median, parseArgs, pct, printTable, rss, seconds, timeOnce } from './lib.ts';
 
 const REAL_VOCAB = 201088;
@@ -40,47 +47,9 @@ const USAGE = `usage: npx tsx bench/forward.ts [options]
   --vocab V    vocabulary size (default ${REAL_VOCAB}, the real one)
   --runs N     timed runs per measurement, after one warm-up (default 3)
   --seed S     seed of the random weights and tokens (default 1)
-  --budget GB  the engine's memoryBudgetGb (default: the engine's own default)`;
-
-// ---------------------------------------------------------------------------------------------
-// Analytic FLOPs (2 per multiply-add) of one forward of 1 row of T tokens, as the engine executes
-// it: scores and pattern@V over the full T x T (the causal/sliding mask is additive, so masked
-// entries are computed too), k experts per token, unembedding of the last position only.
-export interface FlopCount {
-  attnProj: number;
-  scores: number;
-  patternV: number;
-  oProj: number;
-  router: number;
-  experts: number;
-  unembed: number;
-  total: number;
-}
-
-export function forwardFlops(c: GptOssConfig, T: number): FlopCount {
-  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, expertsPerToken: k, vocabSize: V } = c;
-  const L = c.numLayers;
-  const f = {
-    attnProj: L * 2 * T * H * (nH * d + 2 * nKV * d),
-    scores: L * 2 * nH * T * T * d,
-    patternV: L * 2 * nH * T * T * d,
-    oProj: L * 2 * T * (nH * d) * H,
-    router: L * 2 * T * H * E,
-    experts: L * T * k * (2 * H * (2 * I) + 2 * I * H),
-    unembed: 2 * H * V,
-    total: 0,
-  };
-  f.total = f.attnProj + f.scores + f.patternV + f.oProj + f.router + f.experts + f.unembed;
-  return f;
-}
-
-/** Bytes of every weight dequantised to float32, as the engine caches them. */
-export function weightBytes(c: GptOssConfig): number {
-  const { hiddenSize: H, intermediateSize: I, numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, vocabSize: V } = c;
-  const attn = 2 * H + nH * d * H + nH * d + 2 * (nKV * d * H + nKV * d) + H * nH * d + H + nH + E * H + E;
-  const experts = E * (2 * I * H + 2 * I + H * I + H);
-  return 4 * (c.numLayers * (attn + experts) + H + V * H);
-}
+  --budget GB  the engine's memoryBudgetGb (default: the engine's own default)
+  --experts W  how the engine holds expert weights: auto (default), pairs, f32, both or stream (EngineOptions.expertWeights)
+  --no-anchor  skip the numpy eager anchor (bench/eager_forward.py)`;
 
 // ---------------------------------------------------------------------------------------------
 // Where the time goes: every onnxruntime session.run is timed and attributed to its graph kind
@@ -95,7 +64,8 @@ function instrumentOrt(): void {
   const orig = proto.run;
   proto.run = async function (this: { inputNames: readonly string[] }, ...a: unknown[]) {
     const names = this.inputNames;
-    const kind: Kind = names.includes('gateUpW') ? 'expert' : names.includes('lmHead') ? 'unembed' : names.includes('qW') ? 'attention' : 'other';
+    const expert = names.includes('gateUpW') || names.includes('x0') || names.includes('h');
+    const kind: Kind = expert ? 'expert' : names.includes('lmHead') ? 'unembed' : names.includes('qW') ? 'attention' : 'other';
     const t0 = performance.now();
     try {
       return await orig.apply(this, a);
@@ -139,36 +109,6 @@ function summarize(samples: Sample[], threads: number) {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// This machine's float32 matmul rate through onnxruntime-node, in the engine's form: y = x W^T + b
-// as one Gemm with transB and W a graph input (as every engine weight is), same thread count.
-interface Probe {
-  M: number;
-  K: number;
-  N: number;
-  flops: number;
-  run: () => Promise<unknown>;
-  release: () => Promise<void>;
-}
-
-async function matmulProbe(M: number, K: number, N: number, threads: number): Promise<Probe> {
-  const g = new GraphBuilder('matmul_probe');
-  const x = g.input('x', ['M', K]);
-  const w = g.input('w', [N, K]);
-  const b = g.input('b', [N]);
-  g.output('y', g.op('Gemm', [x, w, b], { transB: int(1) }));
-  const session = await ort.InferenceSession.create(g.build(), {
-    executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
-  });
-  const rng = new Rng(7);
-  const feeds = {
-    x: new ort.Tensor('float32', rng.normals(M * K), [M, K]),
-    w: new ort.Tensor('float32', rng.normals(N * K, 1 / Math.sqrt(K)), [N, K]),
-    b: new ort.Tensor('float32', new Float32Array(N), [N]),
-  };
-  return { M, K, N, flops: 2 * M * K * N, run: () => session.run(feeds), release: () => session.release() };
-}
-
 /** Milliseconds per MiB to allocate and first touch fresh memory (page faults), vs rewriting it. */
 function firstTouchCost(mib = 64): { freshMsPerMiB: number; warmMsPerMiB: number } {
   const n = (mib * 2 ** 20) / 4;
@@ -183,6 +123,47 @@ function firstTouchCost(mib = 64): { freshMsPerMiB: number; warmMsPerMiB: number
 
 // ---------------------------------------------------------------------------------------------
 
+/** bench/eager_forward.py as a child process: load once, then one forward per request. */
+interface Anchor {
+  loadS: number;
+  forward: (tokens: number[]) => Promise<{ seconds: number; logits: number[]; top: number }>;
+  close: () => void;
+}
+
+async function startAnchor(dir: string, threads: number, timeoutS = 1800): Promise<Anchor> {
+  const script = join(import.meta.dirname, 'eager_forward.py');
+  const child = spawn('python3', [script, dir], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
+  });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (what: string) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`eager anchor: no answer to ${what} within ${timeoutS} s`)), timeoutS * 1000);
+    });
+    try {
+      const r = await Promise.race([lines.next(), timeout]);
+      if (r.done) throw new Error(`eager anchor exited (code ${child.exitCode}) before answering ${what}`);
+      return JSON.parse(r.value) as Record<string, unknown>;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const ready = await next('load');
+  return {
+    loadS: ready.loadS as number,
+    forward: async (tokens) => {
+      child.stdin.write(JSON.stringify({ tokens }) + '\n');
+      return (await next(`a ${tokens.length}-token forward`)) as { seconds: number; logits: number[]; top: number };
+    },
+    close: () => {
+      child.stdin.end();
+      child.kill();
+    },
+  };
+}
+
 function dirBytes(dir: string): number {
   return readdirSync(dir).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
 }
@@ -190,6 +171,7 @@ function dirBytes(dir: string): number {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
     layers: 'number', threads: 'number', dir: 'string', keep: 'boolean', vocab: 'number', runs: 'number', seed: 'number', budget: 'number',
+    experts: 'string', 'no-anchor': 'boolean',
   });
   if (args.help) {
     console.log(USAGE);
@@ -232,7 +214,10 @@ async function main(): Promise<void> {
     instrumentOrt();
     let model!: GptOssModel;
     const loadS = await timeOnce(() => {
-      model = GptOssModel.load(dir, { threads, cacheWeights: true, ...(args.budget !== undefined ? { memoryBudgetGb: args.budget as number } : {}) });
+      model = GptOssModel.load(dir, {
+        threads, cacheWeights: true, expertWeights: (args.experts ?? 'auto') as EngineOptions['expertWeights'],
+        ...(args.budget !== undefined ? { memoryBudgetGb: args.budget as number } : {}),
+      });
     });
     const cfg = model.config;
     const vocabNote = cfg.vocabSize === REAL_VOCAB
@@ -245,7 +230,9 @@ async function main(): Promise<void> {
     const forward = (T: number, capture?: string[]) => model.run(row(T), { logits: 'last', ...(capture ? { capture } : {}) });
     const firstForwardS = await timeOnce(() => forward(maxT));
     const rssLoaded = rss();
-    const needWeights = weightBytes(cfg);
+    // Experts held in per-layer sessions live outside the float32 weight cache.
+    const expertF32 = cfg.numLayers * cfg.numExperts * 4 * (3 * cfg.hiddenSize * cfg.intermediateSize + 2 * cfg.intermediateSize + cfg.hiddenSize);
+    const needWeights = weightBytes(cfg) - (model.expertPath === 'stream' ? 0 : expertF32);
     const cached = model.cachedWeightBytes;
     const allCached = cached >= needWeights * 0.999;
 
@@ -253,7 +240,8 @@ async function main(): Promise<void> {
       `experts ${cfg.numExperts} top-${cfg.expertsPerToken}, sliding window ${cfg.slidingWindow}, MXFP4 experts; ${vocabNote}`);
     log(`checkpoint on disk ${gib(sizeOnDisk)}${writeS === null ? ' (reused)' : `, written in ${seconds(writeS)}`}; load (headers) ${seconds(loadS)}; ` +
       `first forward at T=${maxT} (reads + dequantises the weights, builds sessions) ${seconds(firstForwardS)}; RSS ${gib(rssLoaded)}`);
-    log(`weights cached in float32: ${gib(cached)} of ${gib(needWeights)} (engine budget ${gib(model.memoryBudgetBytes)})` +
+    log(`experts: ${model.expertPath === 'stream' ? 'dequantised to float32 in JS on every use (weights as inputs)' : `per-layer sessions, prepacked initializers, encoding ${model.expertPath}`}; ` +
+      `other weights cached in float32: ${gib(cached)} of ${gib(needWeights)} (engine budget ${gib(model.memoryBudgetBytes)})` +
       (allCached ? '' : ' -- NOT ALL CACHED: the timed forwards below re-read and dequantise evicted weights'));
 
     // 3. This machine: matmul at the forward's sizes, and the cost of fresh memory.
@@ -268,24 +256,44 @@ async function main(): Promise<void> {
     const touch = firstTouchCost();
     loads.push(load1());
 
-    // 4. Forward throughput; a probe run (M = 512) before every timed forward.
+    // 4. Forward throughput; a probe run (M = 512) and an anchor run before every timed forward.
+    const anchor = args['no-anchor'] ? null : await startAnchor(dir, threads);
+    if (anchor) log(`eager anchor (numpy, bench/eager_forward.py) loaded in ${seconds(anchor.loadS)}`);
     const probe = await matmulProbe(PROBE_M, cfg.hiddenSize, 2 * cfg.intermediateSize, threads);
     await probe.run();
     const results = [];
     for (const T of LENGTHS) {
-      await forward(T); // warm-up
+      const warm = await forward(T); // warm-up
       const fwd: Sample[] = [];
       const pr: number[] = [];
+      const eager: number[] = [];
+      let anchorErr = NaN;
+      let sameTop: boolean | null = null;
+      if (anchor) {
+        // The anchor computes the same model: its last-position logits match the engine's.
+        const a = await anchor.forward(row(T)[0]);
+        const mine = Array.from(warm.logits!.data.subarray(0, a.logits.length));
+        anchorErr = Math.max(...a.logits.map((v, i) => Math.abs(v - mine[i]))) / Math.max(...mine.map(Math.abs));
+        let top = 0;
+        warm.logits!.data.forEach((v, i) => { if (v > warm.logits!.data[top]) top = i; });
+        sameTop = top === a.top;
+      }
       for (let i = 0; i < runs; i++) {
         pr.push(await timeOnce(probe.run));
+        if (anchor) eager.push((await anchor.forward(row(T)[0])).seconds);
         fwd.push(await sample(() => forward(T)));
       }
       const s = summarize(fwd, threads);
       const flops = forwardFlops(cfg, T);
       const probeNow = probe.flops / median(pr);
-      results.push({ T, ...s, flops, tokensPerS: T / s.wall, flopPerS: flops.total / s.wall, ofPeak: flops.total / s.wall / peak, probeNow, ofProbeNow: flops.total / s.wall / probeNow });
+      const eagerS = anchor ? median(eager) : NaN;
+      results.push({
+        T, ...s, flops, tokensPerS: T / s.wall, flopPerS: flops.total / s.wall, ofPeak: flops.total / s.wall / peak, probeNow, ofProbeNow: flops.total / s.wall / probeNow,
+        eagerS, speedup: eagerS / s.wall, anchorErr, sameTop,
+      });
       loads.push(load1());
     }
+    anchor?.close();
     await probe.release();
 
     // 5. Capture every hook vs none at T = 128, alternating so both see the same load.
@@ -326,6 +334,12 @@ async function main(): Promise<void> {
       ]),
     );
     log(`  "of peak": achieved FLOP/s over the best matmul rate above; "of probe now": over the ${PROBE_M}-row probe run interleaved with these forwards.`);
+    if (!args['no-anchor']) {
+      log('');
+      log(`against the eager anchor (HF transformers' algorithm in numpy/OpenBLAS, ${threads} threads, interleaved runs, median of ${runs}):`);
+      printTable(['tokens', 'eager', 'engine', 'speed-up', 'logits rel diff (first 8)', 'same top token'],
+        results.map((r) => [r.T, seconds(r.eagerS), seconds(r.wall), `${r.speedup.toFixed(2)}x`, r.anchorErr.toExponential(1), String(r.sameTop)]));
+    }
     log(`  FLOPs per forward at T=${maxT}: ` + Object.entries(results[results.length - 1].flops).filter(([k]) => k !== 'total')
       .map(([k, v]) => `${k} ${(v / 1e9).toFixed(2)} G`).join(', '));
     log('');
@@ -346,7 +360,7 @@ async function main(): Promise<void> {
       threads, cores: availableParallelism(), runs, loadAvg: loads.map((x) => r3(x, 3)),
       checkpoint: { bytes: sizeOnDisk, writeS: writeS === null ? null : r3(writeS) },
       loadS: r3(loadS), firstForwardS: r3(firstForwardS), rssLoadedBytes: rssLoaded,
-      weights: { cachedBytes: cached, neededBytes: needWeights, allCached },
+      weights: { cachedBytes: cached, neededBytes: needWeights, allCached }, expertPath: model.expertPath,
       freshMemoryMsPerMiB: r3(touch.freshMsPerMiB, 3),
       matmul: probes.map((p) => ({ M: p.M, K: p.K, N: p.N, gflopPerS: r3(p.flopPerS / 1e9) })),
       peakGflopPerS: r3(peak / 1e9),
@@ -355,6 +369,8 @@ async function main(): Promise<void> {
         fractionOfPeak: r3(r.ofPeak, 3), fractionOfProbeNow: r3(r.ofProbeNow, 3), probeNowGflopPerS: r3(r.probeNow / 1e9), cpuShare: r3(r.cpuShare, 3),
         seconds: { attentionOrt: r3(r.attention, 3), expertOrt: r3(r.expert, 3), unembedOrt: r3(r.unembed, 3), rest: r3(r.rest, 3) },
         expertCalls: r.expertCalls,
+        eagerS: Number.isNaN(r.eagerS) ? null : r3(r.eagerS), speedupOverEager: Number.isNaN(r.speedup) ? null : r3(r.speedup, 3),
+        anchorLogitsRelDiff: Number.isNaN(r.anchorErr) ? null : r3(r.anchorErr, 2), anchorSameTop: r.sameTop,
       })),
       capture: {
         T: CAPTURE_T, hooks: everyHook.length, noneS: r3(capNone.wall), allS: r3(capAll.wall), ratio: r3(ratio, 3), capturedBytes,

@@ -3,6 +3,7 @@
 //
 //   npx tsx bench/fullsize.ts [--dir DIR] [--layers N] [--threads N] [--budget GB] [--tokens T]
 //                             [--positions P] [--sweep-layers LIST] [--max-rss-gb G] [--recycle] [--seed S]
+//                             [--experts W] [--generate N]
 //
 // Measures: load time (headers); the refusal of a run whose activations cannot fit; a T-token forward
 // (default 32) with capture of every blocks.*.hook_resid_post; the clean + corrupted run capturing
@@ -20,6 +21,14 @@
 // is busy) and kills the process past --max-rss-gb; VmHWM from /proc/self/status is read per phase
 // (reset through /proc/self/clear_refs where the kernel allows) and at the end.
 //
+// Physical limits, measured in the same run: memory copy bandwidth and onnxruntime's matmul peak.
+// Each phase prints the time reading its expert bytes at that bandwidth would take (for the MXFP4
+// bytes as stored and for the bytes the engine actually reads in its encoding) and the time its
+// FLOPs would take at the peak, as fractions of its wall time. When the engine holds experts in
+// per-layer sessions (they fit the budget, e.g. --layers 4), the capture forward is also run with
+// experts streamed in float32 (the previous path) in the same process, steady state against steady
+// state, and the ratio is printed. --generate N decodes N tokens with the KV cache after the prompt.
+//
 // --recycle demonstrates the fix recommended in docs/gpu-and-memory.md: cacheWeights false and
 // every expert dequantised into the same two reused buffers (and lm_head read into reused buffers),
 // so no run allocates fresh pages for weights.
@@ -29,7 +38,10 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { Checkpoint, type ExpertWeights } from '../engine/checkpoint.ts';
-import { GptOssModel, type Progress, type RunResult } from '../engine/model.ts';
+import { generate } from '../engine/generate.ts';
+import { expertBytes } from '../engine/graphs/packed-experts.ts';
+import { GptOssModel, type EngineOptions, type Progress, type RunResult } from '../engine/model.ts';
+import { copyBandwidth, forwardFlops, matmulProbe } from './machine.ts';
 import { dequantizeMxfp4 } from '../engine/mxfp4.ts';
 import { readTensorBytes, toFloat32, type TensorInfo } from '../engine/safetensors.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -50,7 +62,9 @@ const USAGE = `usage: npx tsx bench/fullsize.ts [--dir DIR] [--layers N] [--thre
   --max-rss-gb G      kill the bench if RSS passes G GiB (default 20)
   --recycle           cacheWeights false + experts/lm_head dequantised into reused buffers (see above)
   --skip-forward      skip the capture forward (phase 2)
-  --seed S            seed of the prompts (default 1)`;
+  --seed S            seed of the prompts (default 1)
+  --experts W         the engine's expertWeights: auto (default), pairs, f32, both or stream
+  --generate N        greedy decoding of N tokens with the KV cache after the T-token prompt (default 0)`;
 
 // ---------------------------------------------------------------------------------------------
 // Memory: a sampler thread and VmHWM.
@@ -112,7 +126,9 @@ function instrumentOrt(): void {
   const orig = proto.run;
   proto.run = async function (this: { inputNames: readonly string[] }, ...a: unknown[]) {
     const names = this.inputNames;
-    const kind: Kind = names.includes('gateUpW') ? 'expert' : names.includes('lmHead') ? 'unembed' : 'attention';
+    if (names.includes('w')) return orig.apply(this, a); // the matmul probe, not a phase's compute
+    const expert = names.includes('gateUpW') || names.includes('x0') || names.includes('h');
+    const kind: Kind = expert ? 'expert' : names.includes('lmHead') ? 'unembed' : 'attention';
     const t0 = now();
     try {
       return await orig.apply(this, a);
@@ -281,6 +297,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
     dir: 'string', layers: 'number', threads: 'number', budget: 'number', tokens: 'number', positions: 'number',
     'sweep-layers': 'string', 'max-rss-gb': 'number', recycle: 'boolean', 'skip-forward': 'boolean', seed: 'number',
+    experts: 'string', generate: 'number',
   });
   if (args.help) {
     console.log(USAGE);
@@ -354,14 +371,38 @@ async function main(): Promise<void> {
   log(`machine: ${availableParallelism()} cores, ${gib(totalmem())} RAM (${gib(freemem())} free), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; onnxruntime threads ${threads}`);
   let model!: GptOssModel;
   await runPhase('load (headers)', 0, 0, async () => {
-    model = GptOssModel.load(dir, { threads, cacheWeights: !recycle, ...(budget !== undefined ? { memoryBudgetGb: budget } : {}) });
+    model = GptOssModel.load(dir, {
+      threads, cacheWeights: !recycle, expertWeights: (args.experts ?? 'auto') as EngineOptions['expertWeights'],
+      ...(budget !== undefined ? { memoryBudgetGb: budget } : {}),
+    });
   });
   const cfg = model.config;
   instrumentCheckpoint(model.checkpoint, recycle);
   const H = cfg.hiddenSize;
   const V = cfg.vocabSize;
   const L = cfg.numLayers;
-  log(`model: ${L} layers, vocab ${V}, ${cfg.numExperts} experts top-${cfg.expertsPerToken}; memory budget ${gib(model.memoryBudgetBytes)} (weights cache up to half)${recycle ? '; --recycle: cacheWeights false, reused dequantisation buffers' : ''}`);
+  log(`model: ${L} layers, vocab ${V}, ${cfg.numExperts} experts top-${cfg.expertsPerToken}; memory budget ${gib(model.memoryBudgetBytes)} (weights cache up to half)${recycle ? '; --recycle: cacheWeights false, reused dequantisation buffers' : ''}; experts held: ${model.expertPath}`);
+  const E = cfg.numExperts;
+  const allPairs = L * E * expertBytes('pairs', H, cfg.intermediateSize);
+  if (model.expertPath === 'stream') {
+    log(`  (per-layer expert sessions need ${gib(allPairs)} for the MXFP4 pair form alone, over the weight cache of ${gib(model.memoryBudgetBytes / 2)}: experts are streamed and dequantised to float32 per use)`);
+  }
+  // Physical limits on this machine, measured now.
+  const bandwidth = copyBandwidth();
+  const probe = await matmulProbe(512, H, 2 * cfg.intermediateSize, threads);
+  await probe.run();
+  const probeS = Math.min(...await Promise.all([0, 1, 2].map(async () => { const t0 = now(); await probe.run(); return now() - t0; })));
+  const peakFlops = probe.flops / probeS;
+  await probe.release();
+  log(`physical limits: memory copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write); float32 matmul peak ${(peakFlops / 1e9).toFixed(1)} GFLOP/s (onnxruntime Gemm 512 x ${H} x ${2 * cfg.intermediateSize})`);
+  // A phase over `rows` x T touches (nearly) every expert of every layer: bytes as stored (MXFP4) and as held.
+  const mxfp4PerExpert = 2 * cfg.intermediateSize * (H / 2 + H / 32) + H * (cfg.intermediateSize / 2 + cfg.intermediateSize / 32);
+  const limits = (rows: number, tokens: number, wallS: number, layers = L) => {
+    const f = forwardFlops(cfg, tokens);
+    const flops = rows * (f.total - f.unembed) * (layers / L) + rows * f.unembed;
+    const mx = layers * E * mxfp4PerExpert;
+    return { flopS: flops / peakFlops, mxfp4S: mx / bandwidth, ofWallFlops: flops / peakFlops / wallS, ofWallBytes: mx / bandwidth / wallS };
+  };
 
   // 2. The refusal of a run whose activations cannot fit (checked before anything is allocated).
   let refusal = '';
@@ -390,6 +431,37 @@ async function main(): Promise<void> {
       model.run([clean], { capture: ['blocks.*.hook_resid_post'], logits: 'last', onProgress }), model);
     const got = [...fwd.cache.keys()].filter((k) => k.endsWith('hook_resid_post')).length;
     if (got !== L) throw new Error(`forward captured ${got} hook_resid_post tensors, expected ${L}`);
+  }
+
+  // 3b. Packed vs float32 in one run: the same forward again (steady state), then with experts
+  // streamed in float32 by a second model in this process (first run builds its caches, second timed).
+  const runForward = (m: GptOssModel) => (onProgress: (p: Progress) => void) =>
+    m.run([clean], { capture: ['blocks.*.hook_resid_post'], logits: 'last', onProgress });
+  let comparison: { heldS: number; streamS: number; ratio: number; maxLogitDiff: number } | null = null;
+  if (fwd && model.expertPath !== 'stream') {
+    const held = await runPhase(`forward again (steady), experts ${model.expertPath}`, 1, T, runForward(model), model);
+    const heldS = phases[phases.length - 1].wallS;
+    // As on gpt-oss-20b: attention and lm_head cached, experts dequantised on every use (a budget
+    // whose weight cache holds the other weights but not the float32 experts).
+    const streamBudgetGb = (4 * model.cachedWeightBytes) / 2 ** 30;
+    const streamModel = GptOssModel.load(dir, { threads, cacheWeights: true, expertWeights: 'stream', memoryBudgetGb: streamBudgetGb });
+    instrumentCheckpoint(streamModel.checkpoint, false);
+    await runPhase('forward, experts dequantised to float32 per use (first: caches attention)', 1, T, runForward(streamModel), streamModel);
+    const streamed = await runPhase('forward, experts dequantised to float32 per use (steady)', 1, T, runForward(streamModel), streamModel);
+    const streamS = phases[phases.length - 1].wallS;
+    await streamModel.dispose();
+    comparison = { heldS, streamS, ratio: streamS / heldS, maxLogitDiff: maxAbsDiff(held.logits!.data, streamed.logits!.data) };
+    log(`  packed vs float32 in one run: ${seconds(heldS)} (${model.expertPath}) vs ${seconds(streamS)} (stream) = ${comparison.ratio.toFixed(2)}x; max |logit diff| ${comparison.maxLogitDiff.toExponential(2)}`);
+  }
+
+  // 3c. Generation with the KV cache.
+  const genN = (args.generate as number | undefined) ?? 0;
+  let generation: { tokens: number; seconds: number; tokensPerS: number } | null = null;
+  if (genN > 0) {
+    const g = await runPhase(`generate ${genN} tokens (KV cache) after ${T}`, 1, T, () => generate(model, [clean], { maxNewTokens: genN, stopTokens: [], kvCache: true }), model);
+    const s = phases[phases.length - 1].wallS;
+    generation = { tokens: g[0].tokens.length, seconds: s, tokensPerS: g[0].tokens.length / s };
+    log(`  generation: ${generation.tokens} tokens in ${seconds(s)} (prefill included) = ${generation.tokensPerS.toFixed(3)} tokens/s`);
   }
 
   // 4. Clean and corrupted, capturing the residual entering every layer.
@@ -467,6 +539,11 @@ async function main(): Promise<void> {
       ];
     }),
   );
+  log('physical limits per phase (fraction of its wall time that reading the experts\' MXFP4 bytes at the measured bandwidth, and its FLOPs at the measured peak, would take):');
+  printTable(['phase', 'wall', 'MXFP4 read at bandwidth', 'of wall', 'FLOPs at peak', 'of wall'], phases.filter((p) => p.rows).map((p) => {
+    const lim = limits(p.rows, p.tokens, p.wallS);
+    return [p.name, seconds(p.wallS), seconds(lim.mxfp4S), pct(lim.ofWallBytes), seconds(lim.flopS), pct(lim.ofWallFlops)];
+  }));
   log(`compute split: ${phases.filter((p) => p.rows).map((p) => `${p.name.split(',')[0]}: attention ${seconds(p.counters.ort.attention)}, experts ${seconds(p.counters.ort.expert)} (${p.counters.ortCalls.expert} calls), unembed ${seconds(p.counters.ort.unembed)}`).join('; ')}`);
   log(`peak RSS: sampled every 100 ms ${gib(peakSampled)}; VmHWM at the end ${gib(vmHwmEnd)}${hwmResettable ? ' (reset per phase)' : ''}; limit ${maxRssGb} GiB`);
 
@@ -490,6 +567,9 @@ async function main(): Promise<void> {
       controlMaxAbsDiff: controlDiff, forwardVsBatch2MaxAbsDiff: fwdVsBase,
     },
     peakRssSampled: peakSampled, vmHwmEnd, hwmResetPerPhase: hwmResettable,
+    expertPath: model.expertPath, bandwidthBytesPerS: round(bandwidth), peakGflopPerS: round(peakFlops / 1e9),
+    limits: phases.filter((p) => p.rows).map((p) => ({ name: p.name, ...limits(p.rows, p.tokens, p.wallS) })),
+    comparison, generation,
   };
   console.log(JSON.stringify(json));
 }

@@ -28,6 +28,14 @@ export interface ExpertWeights {
   downB: Float32Array;
 }
 
+/** One expert as stored in an MXFP4 checkpoint: blocks [out, in/32, 16] and scale bytes [out, in/32] per matrix. */
+export interface PackedExpert {
+  gateUp: { blocks: Uint8Array; scales: Uint8Array };
+  gateUpB: Float32Array;
+  down: { blocks: Uint8Array; scales: Uint8Array };
+  downB: Float32Array;
+}
+
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
@@ -205,6 +213,20 @@ export class Checkpoint {
       gateUpB,
       downW: transpose(this.expertF32(`${x}down_proj`, e), I, H),
       downB,
+    };
+  }
+
+  /** One expert's MXFP4 bytes as stored (fresh buffers) and its float32 biases; MXFP4 checkpoints only. */
+  packedExpert(layer: number, e: number): PackedExpert {
+    this.checkLayer(layer);
+    if (!this.expertsQuantized) throw new CheckpointError(`${this.dir}: experts are stored as floats, not MXFP4`);
+    const x = `model.layers.${layer}.mlp.experts.`;
+    const bytes = (name: string) => this.expertBytes(name, e);
+    return {
+      gateUp: { blocks: bytes(`${x}gate_up_proj_blocks`), scales: bytes(`${x}gate_up_proj_scales`) },
+      gateUpB: this.expertF32(`${x}gate_up_proj_bias`, e),
+      down: { blocks: bytes(`${x}down_proj_blocks`), scales: bytes(`${x}down_proj_scales`) },
+      downB: this.expertF32(`${x}down_proj_bias`, e),
     };
   }
 

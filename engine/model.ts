@@ -13,6 +13,8 @@ import {
   type Intervention, type ResolvedIntervention, type RoutingIntervention,
 } from './intervention.ts';
 import { ropeTables } from './rope.ts';
+import { expertBytes } from './graphs/packed-experts.ts';
+import { LayerExperts, type ExpertEncoding } from './packed-experts.ts';
 import { spliceDictionary, spliceWanted, type SaeAttachment } from './sae/splice.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
 import { WeightCache } from './weight-cache.ts';
@@ -31,6 +33,14 @@ export interface EngineOptions extends SessionOptions {
   memoryBudgetGb?: number;
   /** Longest prompt accepted (default: the config's max_position_embeddings, capped at 4096). */
   maxTokens?: number;
+  /**
+   * How expert weights are held (default 'auto'): in per-layer sessions as prepacked initializers,
+   * 'pairs' (MXFP4 kept packed, exact), 'f32' (dequantised once) or 'both' (each expert's rows go to
+   * whichever suits their count); or 'stream': dequantised to float32 in JS on every use (weights
+   * as inputs). 'auto' takes 'both', else 'pairs', else 'f32' when they fit the weight cache (half
+   * of memoryBudgetGb) beside the other weights, else 'stream'.
+   */
+  expertWeights?: 'auto' | 'pairs' | 'f32' | 'both' | 'stream';
 }
 
 export interface Progress {
@@ -73,7 +83,8 @@ export interface RunOptions {
    * and attend to the cached ones. Every row must have the same length (no padding inside a cache).
    * Hooks and interventions cover the new positions only (the attention key axis is P+T); routing
    * `positions` are absolute, and those below P are already cached and not recomputed.
-   * Not combinable with startLayer/startResid.
+   * Combinable with startLayer/startResid (startResid then holds the new positions only): a patch
+   * at layer L, position p changes nothing before p, so a sweep computes only that causal cone.
    */
   past?: KvCache;
   /** Return the KV cache of every position so far (past + this batch) in `kv`; needs equal-length rows and every layer. */
@@ -106,6 +117,8 @@ interface LayerStep {
   routing: readonly RoutingIntervention[];
   /** Absolute position of the batch's first token (the cached length P). */
   posOffset: number;
+  /** Rows of the batch active at this layer, or null when all are (rows join at their startLayer). */
+  rows: number[] | null;
 }
 
 interface LayerInputs {
@@ -159,6 +172,10 @@ export class GptOssModel {
   private readonly weights: WeightCache;
   private readonly cacheExperts: boolean;
   private expertScratch: { gateUpW: Float32Array; downW: Float32Array } | null = null;
+  /** Per-layer expert sessions, or null when experts are dequantised to float32 on every use. */
+  private readonly packed: LayerExperts | null;
+  /** The encodings the per-layer expert sessions hold (empty: streamed). */
+  readonly expertEncodings: readonly ExpertEncoding[];
   readonly maxTokens: number;
   readonly memoryBudgetBytes: number;
   /** Dictionaries spliced in, by the hook they read (see engine/sae/splice.ts). */
@@ -173,14 +190,38 @@ export class GptOssModel {
     if (!(budget > 0)) throw new EngineError(`memoryBudgetGb must be positive, got ${opts.memoryBudgetGb}`);
     this.memoryBudgetBytes = budget * 2 ** 30;
     // Half the budget for weights, the rest for a run's activations and onnxruntime's buffers.
-    this.weights = new WeightCache(opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2);
+    const weightBudget = opts.cacheWeights === false ? 0 : this.memoryBudgetBytes / 2;
     // Every weight the cache can hold, in float32 (the embedding is read row by row, never cached).
-    const cacheable = expectedTensors(this.config, false)
-      .filter((t) => t.name !== 'model.embed_tokens.weight')
-      .reduce((n, t) => n + 4 * numel(t.shape), 0);
+    const f32 = expectedTensors(this.config, false).filter((t) => t.name !== 'model.embed_tokens.weight');
+    const bytesOf = (ts: typeof f32) => ts.reduce((n, t) => n + 4 * numel(t.shape), 0);
+    const cacheable = bytesOf(f32);
+    const nonExpert = bytesOf(f32.filter((t) => !t.name.includes('.mlp.experts.')));
+    const { numLayers: L, numExperts: E, hiddenSize: H, intermediateSize: I } = this.config;
+    // Memory the sessions take: building a float32 session holds the weights in JS and onnxruntime at
+    // once (2-layer full width, both encodings: 11.1 GB RSS for 7.6 GiB of weights), so f32 counts twice.
+    const held = (encs: readonly ExpertEncoding[]) => encs.reduce((n, k) => n + L * E * expertBytes(k, H, I) * (k === 'f32' ? 2 : 1), 0);
+    const fits = (encs: ExpertEncoding[]) => (encs.includes('pairs') ? checkpoint.expertsQuantized : true) && nonExpert + held(encs) <= weightBudget;
+    const choice = opts.expertWeights ?? 'auto';
+    const CHOICES: Record<string, ExpertEncoding[] | null> = { pairs: ['pairs'], f32: ['f32'], both: ['f32', 'pairs'], stream: null };
+    let encodings: ExpertEncoding[] | null;
+    if (choice === 'auto') {
+      encodings = [CHOICES.both!, CHOICES.pairs!, CHOICES.f32!].find(fits) ?? null;
+    } else {
+      if (!(choice in CHOICES)) throw new EngineError(`expertWeights must be 'auto', 'pairs', 'f32', 'both' or 'stream', got ${String(choice)}`);
+      encodings = CHOICES[choice];
+      if (encodings && !fits(encodings)) {
+        const need = held(encodings);
+        throw new EngineError(encodings.includes('pairs') && !checkpoint.expertsQuantized
+          ? `expertWeights '${choice}' needs an MXFP4 checkpoint; this one stores its experts as floats`
+          : `expertWeights '${choice}': the experts (${(need / 2 ** 30).toFixed(2)} GiB) and other weights do not fit the weight cache (${(weightBudget / 2 ** 30).toFixed(2)} GiB, half of memoryBudgetGb); raise memoryBudgetGb or use 'auto'`);
+      }
+    }
+    this.packed = encodings ? new LayerExperts(checkpoint, opts, encodings) : null;
+    this.weights = new WeightCache(weightBudget - (encodings ? held(encodings) : 0));
     // Cache experts only when all of them fit in the weight cache beside the other weights (an LRU
     // over experts that do not all fit never hits: a pass needs every layer's); otherwise stream them.
-    this.cacheExperts = opts.cacheWeights !== false && cacheable <= this.memoryBudgetBytes / 2;
+    this.cacheExperts = !this.packed && opts.cacheWeights !== false && cacheable <= weightBudget;
+    this.expertEncodings = encodings ?? [];
   }
 
   static load(dir: string, opts: EngineOptions = {}): GptOssModel {
@@ -216,6 +257,7 @@ export class GptOssModel {
     await Promise.all([...this.saes.values()].map((a) => a.runner.release()));
     this.saes.clear();
     await this.sessions.release();
+    await this.packed?.release();
     this.weights.clear();
     this.expertScratch = null;
   }
@@ -262,6 +304,12 @@ export class GptOssModel {
 
   private unembed(): { finalNorm: Float32Array; lmHead: Float32Array } {
     return this.weights.get('unembed', () => ({ finalNorm: this.checkpoint.finalNorm(), lmHead: this.checkpoint.lmHead() }));
+  }
+
+  /** How experts are held: 'pairs', 'f32' or 'both' in per-layer sessions, or 'stream'. */
+  get expertPath(): 'pairs' | 'f32' | 'both' | 'stream' {
+    const k = this.expertEncodings;
+    return k.length === 2 ? 'both' : k.length === 1 ? k[0] : 'stream';
   }
 
   // ---- Read access for the reverse pass (engine/backward): the same weights the forward multiplies by.
@@ -347,8 +395,8 @@ export class GptOssModel {
   private checkKv(opts: RunOptions, lengths: number[], end: number): number {
     const c = this.config;
     const what = opts.past ? 'past (a KV cache)' : 'returnKv';
-    if (opts.startLayer !== undefined || opts.startResid) {
-      throw new EngineError(`${what} cannot be combined with startLayer/startResid: a cached run computes every layer of its new tokens`);
+    if (opts.returnKv && (opts.startLayer !== undefined || opts.startResid)) {
+      throw new EngineError('returnKv cannot be combined with startLayer/startResid: the cache would miss the layers before the start');
     }
     if (opts.returnKv && end < c.numLayers) {
       throw new EngineError(`returnKv needs every layer, but endLayer is ${end} of ${c.numLayers}: the cache would miss layers ${end}..${c.numLayers - 1}`);
@@ -440,6 +488,7 @@ export class GptOssModel {
         ivs: full ? layerIvs : new Map([...layerIvs].map(([k, iv]) => [k, selectIntervention(iv, active, B)])),
         routing: full ? (opts.routing ?? []) : remapRouting(opts.routing ?? [], active),
         posOffset: past,
+        rows: full ? null : active,
       };
       const local = new Map<string, Tensor>();
       const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
@@ -531,7 +580,8 @@ export class GptOssModel {
     if (shared.kv) {
       const { numKvHeads: nKV, headDim: d } = this.config;
       const empty = (): Tensor => ({ data: new Float32Array(0), dims: [x.dims[0], nKV, 0, d] });
-      const past = shared.kv.past?.layers[step.layer] ?? { k: empty(), v: empty() };
+      const all = shared.kv.past?.layers[step.layer];
+      const past = !all ? { k: empty(), v: empty() } : step.rows ? { k: selectRows(all.k, step.rows), v: selectRows(all.v, step.rows) } : all;
       feeds['past_k'] = toOrt(past.k);
       feeds['past_v'] = toOrt(past.v);
     }
@@ -623,7 +673,6 @@ export class GptOssModel {
     const outIv = step.ivs.get('mlp.hook_expert_out');
     const expertOut = outIv || step.capture.has('mlp.hook_expert_out') ? new Float32Array(B * T * E * H) : null;
     const mlp = new Float64Array(B * T * H);
-    const neuronCaps = new Map([...plan.capture].map((l) => [l, new Float32Array(B * T * E * I)]));
     const neuronIvs = new Map([...plan.intervene].map((l) => {
       const iv = step.ivs.get(l)!;
       const full = [B, T, E, I];
@@ -634,53 +683,86 @@ export class GptOssModel {
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < lengths[b]; t++) for (let j = 0; j < k; j++) slots[routed.indices[(b * T + t) * k + j]].push((b * T + t) * k + j);
     }
-    const session = await this.sessions.get('expert', plan);
-    for (let e = 0; e < E; e++) {
-      const mine = slots[e];
-      if (mine.length === 0) continue;
-      const N = mine.length;
-      const x = new Float32Array(N * H);
-      mine.forEach((s, n) => {
-        const tok = Math.floor(s / k);
-        x.set(ln2.data.subarray(tok * H, (tok + 1) * H), n * H);
-      });
-      const w = this.expert(step.layer, e);
-      const feeds: Record<string, ort.Tensor> = {
-        x: new ort.Tensor('float32', x, [N, H]),
-        gateUpW: new ort.Tensor('float32', w.gateUpW, [2 * I, H]),
-        gateUpB: new ort.Tensor('float32', w.gateUpB, [2 * I]),
-        downW: new ort.Tensor('float32', w.downW, [H, I]),
-        downB: new ort.Tensor('float32', w.downB, [H]),
-      };
-      for (const [local, full] of neuronIvs) {
-        for (const part of ['mask', 'value', 'add'] as const) {
-          const rows = new Float32Array(N * I);
-          mine.forEach((s, n) => {
-            const tok = Math.floor(s / k);
-            rows.set(full[part].data.subarray((tok * E + e) * I, (tok * E + e + 1) * I), n * I);
-          });
-          feeds[interventionInput(local, part)] = new ort.Tensor('float32', rows, [N, I]);
-        }
+    // The routed (token, expert) pairs in expert order: row n of the stacked expert inputs.
+    const pairs = slots.flatMap((mine, e) => mine.map((s) => ({ tok: Math.floor(s / k), e, s })));
+    const neuronCaps = new Map([...plan.capture].map((l) => [l, new Float32Array(B * T * E * I)]));
+    // Rows [pairs[from..from+N)] of a [B, T, E, I] tensor, and back.
+    const gatherNeurons = (full: Tensor, from: number, N: number): ort.Tensor => {
+      const rows = new Float32Array(N * I);
+      for (let n = 0; n < N; n++) {
+        const { tok, e } = pairs[from + n];
+        rows.set(full.data.subarray((tok * E + e) * I, (tok * E + e + 1) * I), n * I);
       }
-      const out = await session.run(feeds);
-      const y = out['y'].data as Float32Array;
+      return new ort.Tensor('float32', rows, [N, I]);
+    };
+    const scatterNeurons = (out: ort.InferenceSession.OnnxValueMapType, from: number, N: number) => {
       for (const [local, buf] of neuronCaps) {
         const c = out[captureOutput(local)].data as Float32Array;
-        mine.forEach((s, n) => {
-          const tok = Math.floor(s / k);
+        for (let n = 0; n < N; n++) {
+          const { tok, e } = pairs[from + n];
           buf.set(c.subarray(n * I, (n + 1) * I), (tok * E + e) * I);
-        });
-      }
-      mine.forEach((s, n) => {
-        const tok = Math.floor(s / k);
-        const wt = routed.weights[s];
-        if (expertOut) {
-          const o = (tok * E + e) * H;
-          for (let h = 0; h < H; h++) expertOut[o + h] = wt * y[n * H + h];
         }
-        if (!outIv) for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
-      });
+      }
+    };
+    const ivFeeds = (feeds: Record<string, ort.Tensor>, from: number, N: number) => {
+      for (const [local, full] of neuronIvs) {
+        for (const part of ['mask', 'value', 'add'] as const) feeds[interventionInput(local, part)] = gatherNeurons(full[part], from, N);
+      }
+    };
+    const inputRows = (from: number, N: number): Float32Array => {
+      const x = new Float32Array(N * H);
+      for (let n = 0; n < N; n++) x.set(ln2.data.subarray(pairs[from + n].tok * H, (pairs[from + n].tok + 1) * H), n * H);
+      return x;
+    };
+
+    // y: [pairs, H], each expert's output before its routing weight.
+    let y: Float32Array;
+    if (this.packed) {
+      // Per-layer sessions: every expert's gate_up in one call (per encoding), the activation (and
+      // neuron hooks) on all rows in one call, every expert's down likewise.
+      const starts = slots.map((_, e) => slots.slice(0, e).reduce((n, m) => n + m.length, 0));
+      const perExpert = (data: Float32Array, width: number) =>
+        slots.map((m, e) => (m.length ? data.subarray(starts[e] * width, (starts[e] + m.length) * width) : null));
+      const stack = (parts: (Float32Array | null)[], width: number) => {
+        const all = new Float32Array(pairs.length * width);
+        parts.forEach((part, e) => { if (part) all.set(part, starts[e] * width); });
+        return all;
+      };
+      const h = stack(await this.packed.run(step.layer, 'gateUp', perExpert(inputRows(0, pairs.length), H), H), 2 * I);
+      const feeds: Record<string, ort.Tensor> = { h: new ort.Tensor('float32', h, [pairs.length, 2 * I]) };
+      ivFeeds(feeds, 0, pairs.length);
+      const actOut = await (await this.sessions.get('expert-act', plan)).run(feeds);
+      scatterNeurons(actOut, 0, pairs.length);
+      y = stack(await this.packed.run(step.layer, 'down', perExpert(actOut['act'].data as Float32Array, I), I), H);
+    } else {
+      const session = await this.sessions.get('expert', plan);
+      y = new Float32Array(pairs.length * H);
+      for (let e = 0, from = 0; e < E; from += slots[e].length, e++) {
+        const N = slots[e].length;
+        if (N === 0) continue;
+        const w = this.expert(step.layer, e);
+        const feeds: Record<string, ort.Tensor> = {
+          x: new ort.Tensor('float32', inputRows(from, N), [N, H]),
+          gateUpW: new ort.Tensor('float32', w.gateUpW, [2 * I, H]),
+          gateUpB: new ort.Tensor('float32', w.gateUpB, [2 * I]),
+          downW: new ort.Tensor('float32', w.downW, [H, I]),
+          downB: new ort.Tensor('float32', w.downB, [H]),
+        };
+        ivFeeds(feeds, from, N);
+        const out = await session.run(feeds);
+        scatterNeurons(out, from, N);
+        y.set(out['y'].data as Float32Array, from * H);
+      }
     }
+
+    pairs.forEach(({ tok, e, s }, n) => {
+      const wt = routed.weights[s];
+      if (expertOut) {
+        const o = (tok * E + e) * H;
+        for (let h = 0; h < H; h++) expertOut[o + h] = wt * y[n * H + h];
+      }
+      if (!outIv) for (let h = 0; h < H; h++) mlp[tok * H + h] += wt * y[n * H + h];
+    });
     for (const [local, buf] of neuronCaps) cache.set(local, { data: buf, dims: [B, T, E, I] });
     if (expertOut) {
       const t: Tensor = { data: expertOut, dims: [B, T, E, H] };

@@ -102,3 +102,44 @@ function scaleByte(max: number): number {
   while (max <= 6 * 2 ** (e - 1)) e--;
   return Math.max(0, Math.min(254, e + 127));
 }
+
+// Doubled FP4 values are the integers 0, 1, 2, 3, 4, 6, 8, 12 (and negatives); each splits into two
+// 4-bit integers a + b in [-8, 7] (a = trunc(v/2), b = v - a). Byte -> two such nibble bytes.
+const SPLIT_A = new Uint8Array(256);
+const SPLIT_B = new Uint8Array(256);
+for (let byte = 0; byte < 256; byte++) {
+  const lo = FP4_VALUES[byte & 0x0f] * 2;
+  const hi = FP4_VALUES[byte >> 4] * 2;
+  const aLo = Math.trunc(lo / 2);
+  const aHi = Math.trunc(hi / 2);
+  // Stored with onnxruntime's default 4-bit zero point 8, low nibble = even element (as MXFP4).
+  SPLIT_A[byte] = (aLo + 8) | ((aHi + 8) << 4);
+  SPLIT_B[byte] = (lo - aLo + 8) | ((hi - aHi + 8) << 4);
+}
+
+/**
+ * MXFP4 as onnxruntime's 4-bit block quantisation (MatMulNBits, block 64), exactly: every 32-value
+ * block becomes one 64-value block holding the two integer halves a and b of its doubled values,
+ * with scale 2^(s - 128). Fed x with each 32-column chunk repeated twice, the matmul sums
+ * x_i (a_i + b_i) 2^(s-128) = x_i W_i: every dequantised weight is exact in float32, only the
+ * float32 accumulation order differs from a Gemm on the float weights.
+ * Returns q [rows, cols/32, 32] bytes and scales [rows * cols/32].
+ */
+export function mxfp4ToNibblePairs(blocks: Uint8Array, scales: Uint8Array, rows: number, cols: number): { q: Uint8Array; scales: Float32Array } {
+  checkShape(rows, cols, 'mxfp4ToNibblePairs');
+  const groups = (rows * cols) / MXFP4_BLOCK;
+  if (blocks.length !== groups * 16 || scales.length !== groups) {
+    throw new Error(`mxfp4ToNibblePairs: [${rows}, ${cols}] needs ${groups * 16} block bytes and ${groups} scales, got ${blocks.length} and ${scales.length}`);
+  }
+  const q = new Uint8Array(groups * 32);
+  const s = new Float32Array(groups);
+  for (let g = 0, bi = 0, o = 0; g < groups; g++, o += 16) {
+    s[g] = POW2[scales[g]] / 2;
+    for (let j = 0; j < 16; j++, bi++, o++) {
+      const byte = blocks[bi];
+      q[o] = SPLIT_A[byte];
+      q[o + 16] = SPLIT_B[byte];
+    }
+  }
+  return { q, scales: s };
+}

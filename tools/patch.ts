@@ -1,10 +1,13 @@
 // Activation patching: run the corrupted prompts with one site at a time restored from the clean
 // run, and measure how much of the clean behaviour returns. Sweeps are batched (many sites per
 // forward, one batch row per site x example) and start at the patched layer from the corrupted
-// run's cached residual; `mode: "sequential"` runs one full forward per site instead, for checking
-// and benchmarking (both give the same numbers).
+// run's cached residual; a site at position p changes nothing before p, so position sweeps compute
+// only that causal cone (positions p.. from the patched layer on, attending to the corrupted run's
+// keys and values of positions < p). `mode: "sequential"` runs one full forward per site instead,
+// for checking and benchmarking (both give the same numbers).
 import { z } from 'zod';
-import { numel, type Tensor } from '../engine/tensor.ts';
+import type { KvCache } from '../engine/model.ts';
+import { expandTo, numel, takeAxis, type Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGIBLE_EFFECT, normalisedEffect } from './metrics.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
@@ -84,7 +87,7 @@ export function patchSetup(input: PatchInput, ctx: ToolContext) {
   const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
   const positional = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(input.site) || (input.site === 'head' && input.perPosition);
   const T = alignPairs(clean, corrupted, positional);
-  return { clean, corrupted, N: clean.length, ans: metricAnswers(ctx, input, clean.length), vs: variants(input, ctx, T) };
+  return { clean, corrupted, N: clean.length, ans: metricAnswers(ctx, input, clean.length), vs: variants(input, ctx, T), T, positional };
 }
 
 function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[] {
@@ -147,14 +150,17 @@ export const patchTool = defineTool({
   output: patchOutput,
   async run(input, ctx): Promise<PatchResult> {
     const cfg = ctx.session.config;
-    const { clean, corrupted, N, ans, vs } = patchSetup(input, ctx);
+    const { clean, corrupted, N, ans, vs, T, positional } = patchSetup(input, ctx);
     const hookLocal = HOOK_OF[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
     const V = cfg.vocabSize;
 
     // Clean run: the activations to restore. Corrupted run: the baseline and, per layer, the residual to start from.
     const cleanRun = await runAndRecord(ctx, clean, { capture: layers.map((l) => `blocks.${l}.${hookLocal}`) }, { role: 'clean' });
-    const corrRun = await runAndRecord(ctx, corrupted, { capture: layers.map((l) => `blocks.${l}.hook_resid_pre`) }, { role: 'corrupted' });
+    // Position sweeps reuse the corrupted run's keys and values before each patched position.
+    const cone = input.mode === 'batched' && positional;
+    const corrCapture = [...new Set([...layers.map((l) => `blocks.${l}.hook_resid_pre`), ...(cone ? layers.map((l) => `blocks.${l}.${hookLocal}`) : [])])];
+    const corrRun = await runAndRecord(ctx, corrupted, { capture: corrCapture, returnKv: cone }, { role: 'corrupted' });
     const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
 
@@ -163,31 +169,61 @@ export const patchTool = defineTool({
     const corruptedIds = corrupted.map((c) => c.ids);
     const hookAt = (layer: number) => `blocks.${layer}.${hookLocal}`;
     // Batched: variants in layer order, maxBatch rows per forward; each row joins at its own layer
-    // from the corrupted run's residual, so a chunk passes every layer's weights once.
+    // from the corrupted run's residual, so a chunk passes every layer's weights once. With the
+    // cone, a chunk holds one position p and computes positions p.. only.
     // Sequential: one full forward (from layer 0) per variant.
-    const order = vs.map((v, i) => ({ v, i })).sort((a, b) => a.v.layer - b.v.layer);
+    const from = (v: PatchVariant) => (cone ? v.position! : 0);
+    // A patch that writes the values already there (clean = corrupted under its mask, e.g. before the
+    // first differing token) leaves the corrupted run as it is: its value is the corrupted one exactly.
+    const noOp = (v: PatchVariant) => {
+      const c = cleanRun.result.cache.get(hookAt(v.layer))!;
+      const k = corrRun.result.cache.get(hookAt(v.layer))!;
+      const per = c.data.length / N;
+      const mask = expandTo(v.mask, c.dims.slice(1)).data;
+      for (let n = 0; n < N; n++) for (let j = 0; j < per; j++) if (mask[j] !== 0 && c.data[n * per + j] !== k.data[n * per + j]) return false;
+      return true;
+    };
+    const todo = vs.map((v, i) => ({ v, i })).filter(({ v, i }) => {
+      if (!cone || !noOp(v)) return true;
+      values[i] = corruptedValue;
+      return false;
+    });
+    const order = todo.sort((a, b) => from(a.v) - from(b.v) || a.v.layer - b.v.layer);
     const perChunk = input.mode === 'batched' ? Math.max(1, Math.floor(input.maxBatch / N)) : 1;
-    for (let c = 0; c < order.length; c += perChunk) {
+    const chunks: (typeof order)[] = [];
+    for (let c = 0; c < order.length;) {
+      const p = from(order[c].v);
+      let end = c;
+      while (end < order.length && end - c < perChunk && from(order[end].v) === p) end++;
+      chunks.push(order.slice(c, end));
+      c = end;
+    }
+    let done = 0;
+    for (const chunk of chunks) {
       checkCancelled(ctx, 'patch_activations');
-      const chunk = order.slice(c, c + perChunk);
+      const p = from(chunk[0].v);
       const rows = chunk.flatMap(() => [...Array(N).keys()]);
+      // Positions p..T-1 of a tensor whose position axis is `axis`.
+      const tail = (t: Tensor, axis: number) => (p === 0 ? t : takeAxis(t, axis, [...Array(T - p).keys()].map((i) => p + i)));
       const interventions = [...new Set(chunk.map((x) => x.v.layer))].map((layer) => ({
         hook: hookAt(layer),
-        mask: stackMasks(chunk.map((x) => (x.v.layer === layer ? x.v.mask : zeroMask(x.v.mask))), N),
-        value: tileExamples(cleanRun.result.cache.get(hookAt(layer))!, rows),
+        mask: stackMasks(chunk.map((x) => tail(x.v.layer === layer ? x.v.mask : zeroMask(x.v.mask), 0)), N),
+        value: tileExamples(tail(cleanRun.result.cache.get(hookAt(layer))!, 1), rows),
       }));
-      const r = await ctx.session.model.run(rows.map((ex) => corruptedIds[ex]), {
+      const r = await ctx.session.model.run(rows.map((ex) => corruptedIds[ex].slice(p)), {
         signal: ctx.signal, interventions,
         ...(input.mode === 'batched' ? {
           startLayer: chunk.flatMap((x) => rows.slice(0, N).map(() => x.v.layer)),
-          startResid: startResids(chunk.map((x) => x.v.layer), N, (layer) => corrRun.result.cache.get(`blocks.${layer}.hook_resid_pre`)!),
+          startResid: startResids(chunk.map((x) => x.v.layer), N, (layer) => tail(corrRun.result.cache.get(`blocks.${layer}.hook_resid_pre`)!, 1)),
+          ...(p > 0 ? { past: pastBefore(corrRun.result.kv!, p, rows) } : {}),
         } : {}),
       });
       forwards++;
       chunk.forEach((x, j) => {
         values[x.i] = meanMetric(spec, r.logits!.data, V, N, j * N);
       });
-      ctx.onProgress?.({ done: Math.min(c + perChunk, order.length), total: vs.length, message: `patched ${Math.min(c + perChunk, order.length)}/${vs.length} sites` });
+      done += chunk.length;
+      ctx.onProgress?.({ done, total: order.length, message: `patched ${done}/${order.length} sites` });
     }
 
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
@@ -217,6 +253,13 @@ export async function storeSites(ctx: ToolContext, experimentId: string, vs: Pat
 }
 
 const zeroMask = (m: Tensor): Tensor => ({ data: new Float32Array(m.data.length), dims: m.dims });
+
+/** The corrupted run's keys and values of positions < p, one row per batch row (row r is example rows[r]). */
+function pastBefore(kv: KvCache, p: number, rows: number[]): KvCache {
+  const first = [...Array(p).keys()];
+  const cut = (t: Tensor) => takeAxis(takeAxis(t, 2, first), 0, rows);
+  return { length: p, layers: kv.layers.map((l) => ({ k: cut(l.k), v: cut(l.v) })) };
+}
 
 /** [variants * N, T, H]: for each variant, the N examples' residuals entering its layer. */
 function startResids(layers: number[], N: number, residAt: (layer: number) => Tensor): Tensor {

@@ -7,13 +7,20 @@ import type { onnx as OnnxTypes } from 'onnx-proto';
 const { onnx } = onnxProto as unknown as { onnx: typeof OnnxTypes };
 const OPSET = 17; // ReduceMean/ReduceSum keep `axes` as an attribute up to 17 (ReduceSum: input since 13)
 
+const MS_DOMAIN = 'com.microsoft';
+
 export type Dim = number | string;
 export type AttrValue = { i: number } | { f: number } | { ints: number[] } | { s: string };
 export const int = (i: number): AttrValue => ({ i });
 export const float = (f: number): AttrValue => ({ f });
 export const ints = (v: number[]): AttrValue => ({ ints: v });
 
-const ELEM = { float: onnx.TensorProto.DataType.FLOAT, int64: onnx.TensorProto.DataType.INT64 } as const;
+const ELEM = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  int64: onnx.TensorProto.DataType.INT64,
+  uint8: onnx.TensorProto.DataType.UINT8,
+  int8: onnx.TensorProto.DataType.INT8,
+} as const;
 export type ElemType = keyof typeof ELEM;
 
 function valueInfo(name: string, dims: Dim[], type: ElemType): OnnxTypes.IValueInfoProto {
@@ -43,6 +50,7 @@ export class GraphBuilder {
   private readonly initializers: OnnxTypes.ITensorProto[] = [];
   private readonly names = new Set<string>();
   private counter = 0;
+  private usesMs = false;
 
   constructor(private readonly graphName: string) {}
 
@@ -84,8 +92,24 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A constant stored as raw little-endian bytes (e.g. uint8 weights kept packed). */
+  constRaw(type: ElemType, bytes: Uint8Array, dims: number[]): string {
+    const name = this.fresh('w');
+    this.initializers.push({ name, dims, dataType: ELEM[type], rawData: bytes });
+    return name;
+  }
+
   op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
     return this.opN(opType, inputs, 1, attrs)[0];
+  }
+
+  /** An operator of onnxruntime's com.microsoft domain (e.g. MatMulNBits). */
+  msOp(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    const [out] = this.opN(opType, inputs, 1, attrs);
+    const node = this.nodes[this.nodes.length - 1];
+    node.domain = MS_DOMAIN;
+    this.usesMs = true;
+    return out;
   }
 
   opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}): string[] {
@@ -104,7 +128,7 @@ export class GraphBuilder {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'neuroscope',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...(this.usesMs ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
       graph: {
         name: this.graphName,
         node: this.nodes,

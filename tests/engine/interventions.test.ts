@@ -157,7 +157,8 @@ describe('interventions', () => {
     });
     const expected = r.cache.get('blocks.1.hook_mlp_out')!.data.slice();
     for (let t = 0; t < T; t++) for (let i = 0; i < H; i++) expected[t * H + i] -= eo.data[(t * E + 1) * H + i];
-    expect(maxAbsErr(ablated.cache.get('blocks.1.hook_mlp_out')!.data, expected)).toBeLessThan(1e-5);
+    // A few float32 ulps of mlp_out (|mlp_out| reaches ~200 here, where one ulp is 1.5e-5).
+    expect(relErr(ablated.cache.get('blocks.1.hook_mlp_out')!.data, expected)).toBeLessThan(1e-6);
   });
 });
 
@@ -215,8 +216,11 @@ describe('memory', () => {
     await expect(small.run([long, long, long, long, long, long, long, long])).rejects.toThrow(/needs about [\d.]+ GiB of activations \(batch 8 x 21 tokens, 0 captured hooks\), over the memory budget of 0.00 GiB/);
     const tight = GptOssModel.load(fixtureDir('ref-a'), { threads: 1, memoryBudgetGb: 0.004 });
     const r = await tight.run([short]);
-    const plain = await model.run([short]);
+    // Streaming from disk gives what the same float32 path gives with every weight cached, bit for bit.
+    const cached = GptOssModel.load(fixtureDir('ref-a'), { threads: 1, expertWeights: 'stream' });
+    const plain = await cached.run([short]);
     expect(maxAbsErr(r.logits!.data, plain.logits!.data)).toBe(0);
+    await cached.dispose();
     expect(tight.cachedWeightBytes).toBeLessThanOrEqual(0.002 * 2 ** 30);
     await small.dispose();
     await tight.dispose();

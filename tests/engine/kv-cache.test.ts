@@ -206,12 +206,33 @@ describe('generate with and without the cache', () => {
   });
 });
 
+describe('causal cone: a run from layer L over positions p.. with the cache of positions < p', () => {
+  it('reproduces the full run there, with rows joining at different layers and a patch inside the cone', async () => {
+    const p = 6;
+    const n = seqA.length;
+    // A patch at layer 2, position p + 1 (inside the cone: positions before p keep their keys and values).
+    const added = (T: number, at: number) => ({ data: Float32Array.from({ length: T * H }, (_, i) => (Math.floor(i / H) === at ? ((i % H) % 7) / 10 : 0)), dims: [1, T, H] });
+    const patch = { hook: 'blocks.2.hook_resid_pre', add: added(n, p + 1) };
+    const full = await model.run([seqA, seqB], { logits: 'all', capture: ['blocks.*.hook_resid_pre'], interventions: [patch] });
+    const prefix = await model.run([seqA.slice(0, p), seqB.slice(0, p)], { returnKv: true, logits: 'none' });
+    const starts = [1, 3];
+    const T = seqA.length - p;
+    const startResid = { data: new Float32Array(2 * T * H), dims: [2, T, H] };
+    starts.forEach((L, b) => startResid.data.set(span(full.cache.get(`blocks.${L}.hook_resid_pre`)!, b, p, n), b * T * H));
+    // Row 1 starts at layer 3, after the patched layer: it gets the patch through its start residual.
+    const cone = await model.run([seqA.slice(p), seqB.slice(p)], {
+      past: prefix.kv, startLayer: starts, startResid, logits: 'all',
+      interventions: [{ hook: patch.hook, add: added(T, 1) }],
+    });
+    for (const b of [0, 1]) expect(relErr(span(cone.logits!, b, 0, T), span(full.logits!, b, p, n))).toBeLessThanOrEqual(1e-5);
+  });
+});
+
 describe('combinations a cache cannot serve are refused', () => {
   it('names what is wrong', async () => {
     const pre = await model.run([seqA.slice(0, 6), seqB.slice(0, 6)], { returnKv: true, logits: 'none' });
     const kv = pre.kv!;
     const resid = { data: new Float32Array(2 * 1 * H), dims: [2, 1, H] };
-    await expect(model.run([[1], [2]], { past: kv, startLayer: 1, startResid: resid })).rejects.toThrow(/past \(a KV cache\) cannot be combined with startLayer\/startResid/);
     await expect(model.run([[1], [2]], { returnKv: true, startLayer: 0, startResid: resid })).rejects.toThrow(/returnKv cannot be combined with startLayer/);
     await expect(model.run([[1, 2], [3]], { past: kv })).rejects.toThrow(/every row must have the same length \(a KV cache holds no padding\); got lengths \[2,1\]/);
     await expect(model.run([[1, 2], [3]], { returnKv: true })).rejects.toThrow(/same length/);

@@ -38,6 +38,17 @@ describe('patch_activations', () => {
     }
   });
 
+  it('position sweeps computed over the causal cone only (corrupted keys/values before the patch) equal one forward per site', async () => {
+    for (const extra of [{ site: 'resid_post' }, { site: 'attn_out' }, { site: 'resid_mid' }, { site: 'head', perPosition: true, heads: [0, 1] }] as const) {
+      const batched = await callTool(patchTool, { ...base, ...extra, maxBatch: 6 }, ctx);
+      const sequential = await callTool(patchTool, { ...base, ...extra, mode: 'sequential' }, ctx);
+      const a = batched.grid.values.flat();
+      const b = sequential.grid.values.flat();
+      expect(a.length).toBe(b.length);
+      for (let i = 0; i < a.length; i++) expect(a[i], `${extra.site} site ${i}`).toBeCloseTo(b[i]!, 4);
+    }
+  });
+
   it('resid_pre at layer 0 restores everything at the differing position and nothing elsewhere', async () => {
     const r = await callTool(patchTool, { ...base, site: 'resid_pre', layers: [0] }, ctx);
     const row = r.grid.values[0];
