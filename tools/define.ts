@@ -50,7 +50,8 @@ export async function callTool<S extends z.ZodType, R>(tool: Tool<S, R>, args: u
   const parsed = tool.input.safeParse(args);
   if (!parsed.success) throw new ToolError(formatZodError(tool.name, parsed.error));
   if (ctx.signal?.aborted) throw new ToolError(`${tool.name} cancelled before it started`);
-  return tool.run(parsed.data, ctx);
+  // One call, one unit: its runs, activations, experiments and results commit together or not at all.
+  return ctx.store.atomic(() => tool.run(parsed.data, ctx));
 }
 
 /** Throws a clear error when the signal fired (between units of work). */
