@@ -40,6 +40,9 @@ export interface SharedState {
   tools: readonly Tool[];
   prompts: ExperimentPrompt[];
   log: (message: string) => void;
+  /** Aborted when the process shuts down: running calls are cancelled (their writes roll back)
+   *  and new ones are refused. */
+  stopping: AbortController;
 }
 
 export function createSharedState(workspace: Promise<Workspace>, opts: { tools?: readonly Tool[]; prompts?: ExperimentPrompt[]; log?: (m: string) => void } = {}): SharedState {
@@ -51,6 +54,7 @@ export function createSharedState(workspace: Promise<Workspace>, opts: { tools?:
     tools: opts.tools ?? TOOLS,
     prompts: opts.prompts ?? loadExperimentPrompts(),
     log: opts.log ?? ((m) => process.stderr.write(`[neuroscope mcp] ${m}\n`)),
+    stopping: new AbortController(),
   };
 }
 
@@ -110,18 +114,20 @@ async function callOne(shared: SharedState, tool: Tool, args: unknown, extra: Ex
   } catch (e) {
     return toolError(`the NeuroScope workspace could not be opened, so no tool can run: ${errorMessage(e)}`);
   }
+  if (shared.stopping.signal.aborted) return toolError(`${tool.name} was not run: the NeuroScope server is shutting down`);
+  const signal = AbortSignal.any([extra.signal, shared.stopping.signal]);
   const started = Date.now();
   try {
     const result = await shared.mutex.run(async () => {
       // Built inside the lock: ctx.session is whichever model is loaded now.
-      const ctx: ToolContext = { ...ws.ctx, signal: extra.signal, onProgress: progressReporter(extra) };
+      const ctx: ToolContext = { ...ws.ctx, signal, onProgress: progressReporter(extra) };
       const session = ctx.session;
       checkRequestLimits(tool.name, args, { numLayers: session.config.numLayers, countTokens: (t) => session.tokenizer.encode(t).length });
       return callTool(tool, args, ctx);
-    }, extra.signal);
+    }, signal);
     return { content: [{ type: 'text', text: formatToolResult(result) }] };
   } catch (e) {
-    if (extra.signal.aborted || e instanceof CancelledWhileQueued) {
+    if (signal.aborted || e instanceof CancelledWhileQueued) {
       shared.log(`${tool.name} cancelled after ${Date.now() - started} ms`);
       return toolError(`${tool.name} was cancelled`);
     }
