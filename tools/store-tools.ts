@@ -53,22 +53,28 @@ export const queryActivationsTool = defineTool({
 export const describeStoreTool = defineTool({
   name: 'describe_store',
   description:
-    'Describe the activation store: every table and column with its type and meaning, current row counts, and example queries for query_activations. Example: {}',
+    'Describe the activation store: every table and column with its type and meaning, current row counts, example queries for query_activations, ' +
+    'and what happened to the store file itself (created, migrated, a write-ahead log set aside after a crash). Example: {}',
   input: z.object({}).strict().meta({ examples: [{}] }),
   async run(_input, ctx) {
-    return { markdown: await storeSchemaMarkdown(ctx.store) };
+    return { markdown: await storeSchemaMarkdown(ctx.store), events: await ctx.store.events() };
   },
 });
 
 /** The schema with row counts and example queries, as Markdown (also the neuroscope://schema resource). */
-export async function storeSchemaMarkdown(store: Pick<ActivationStore, 'describe' | 'tableCounts'>): Promise<string> {
+export async function storeSchemaMarkdown(store: Pick<ActivationStore, 'describe' | 'tableCounts' | 'events'>): Promise<string> {
   const counts = await store.tableCounts();
+  const events = await store.events();
   const parts = ['# Activation store schema', '', 'DuckDB; query it read-only with query_activations.', ''];
   for (const t of store.describe()) {
     parts.push(`## ${t.table} (${counts[t.table] ?? 0} rows)`, '', t.description, '');
     parts.push(renderTable(['column', 'type', 'description'], t.columns.map((c) => [c.column, c.type, c.description]), { format: 'markdown', maxCellChars: 400 }).text, '');
   }
   parts.push('## Example queries', '', ...EXAMPLE_QUERIES.map((q) => `- \`${q}\``));
+  if (events.length) {
+    parts.push('', '## Store events', '', 'What happened to the store file itself, newest first (also in the store_events table).', '');
+    parts.push(renderTable(['at', 'kind', 'detail'], events.map((e) => [e.at, e.kind, e.detail]), { format: 'markdown', maxCellChars: 600 }).text);
+  }
   return parts.join('\n');
 }
 
