@@ -21,6 +21,9 @@ export const LIMITS = {
   /** Time a SQL query may run, in milliseconds (default 10 s). */
   maxSqlTimeoutMs: 30_000,
   defaultSqlTimeoutMs: 10_000,
+  /** Bytes (estimated as JSON) of one SQL result; rows past it are cut (default 4 MB). */
+  maxSqlResultBytes: 16_000_000,
+  defaultSqlResultBytes: 4_000_000,
   /** Bytes of one Markdown finding. */
   maxFindingBytes: 1_000_000,
   /** Cells of a grid shown inline in a tool result; larger grids are cut (full data stays in the store). */

@@ -18,19 +18,20 @@ export const queryActivationsTool = defineTool({
   description:
     'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
     'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
-    `Writes are refused. Returns at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) as a Markdown or CSV table and stops after timeoutMs. ` +
+    `Writes are refused. Returns at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and at most maxBytes bytes (default ${LIMITS.defaultSqlResultBytes}) as a Markdown or CSV table, cut with truncated naming the limit, and stops after timeoutMs. ` +
     'Vectors are shortened in the table; compute on them in SQL (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
     `Example: {"sql": "${EXAMPLE_QUERIES[0].replace(/"/g, '\\"')}"}`,
   input: z.object({
     sql: z.string().min(1).max(20_000).describe('one read-only statement: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN'),
     maxRows: z.number().int().min(1).max(LIMITS.maxSqlRows).default(LIMITS.defaultSqlRows).describe('rows returned at most'),
-    timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds'),
+    timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds (reading the rows included)'),
+    maxBytes: z.number().int().min(1000).max(LIMITS.maxSqlResultBytes).default(LIMITS.defaultSqlResultBytes).describe('byte budget of the rows returned (estimated as JSON); rows past it are cut'),
     format: z.enum(['markdown', 'csv', 'auto']).default('auto').describe('table text format (auto: Markdown for small results, CSV for large)'),
   }).strict().meta({ examples: EXAMPLE_QUERIES.map((sql) => ({ sql })) }),
   async run(input, ctx) {
     let r;
     try {
-      r = await ctx.store.query(input.sql, { maxRows: input.maxRows, timeoutMs: input.timeoutMs });
+      r = await ctx.store.query(input.sql, { maxRows: input.maxRows, timeoutMs: input.timeoutMs, maxBytes: input.maxBytes });
     } catch (e) {
       if (e instanceof SqlToolError) {
         const hint = e.code === 'refused' ? ` ${ALLOWED_STATEMENTS} The store is read-only through this tool.`
@@ -44,7 +45,9 @@ export const queryActivationsTool = defineTool({
     return {
       columns: r.columns.map((c) => `${c.name} ${c.type}`).join(', '),
       rowCount: r.rowCount,
-      truncated: r.truncated ? `more than ${input.maxRows} rows; only the first ${input.maxRows} are shown (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)` : false,
+      truncated: !r.cut ? false : r.cut.limit === 'maxRows'
+        ? `more than ${input.maxRows} rows (maxRows); only the first ${input.maxRows} are shown (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)`
+        : `${r.cut.message} (raise maxBytes up to ${LIMITS.maxSqlResultBytes})`,
       table: t.text,
     };
   },
