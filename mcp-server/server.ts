@@ -238,7 +238,7 @@ function registerResources(mcp: McpServer, shared: SharedState): void {
       const ws = await ready(shared);
       const name = decodeURIComponent(String(vars.name));
       try {
-        return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: readFinding(ws.dataDir, name) }] };
+        return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: await readFinding(ws.dataDir, name) }] };
       } catch (e) {
         throw new McpError(ErrorCode.InvalidParams, errorMessage(e));
       }
