@@ -118,13 +118,15 @@ async function callOne(shared: SharedState, tool: Tool, args: unknown, extra: Ex
   const signal = AbortSignal.any([extra.signal, shared.stopping.signal]);
   const started = Date.now();
   try {
-    const result = await shared.mutex.run(async () => {
+    const run = async () => {
       // Built inside the lock: ctx.session is whichever model is loaded now.
       const ctx: ToolContext = { ...ws.ctx, signal, onProgress: progressReporter(extra) };
       const session = ctx.session;
       checkRequestLimits(tool.name, args, { numLayers: session.config.numLayers, countTokens: (t) => session.tokenizer.encode(t).length });
       return callTool(tool, args, ctx);
-    }, signal);
+    };
+    // Store reads (SQL, schema) run beside the queue: a slow query never holds up other clients.
+    const result = tool.storeReadOnly ? await run() : await shared.mutex.run(run, signal);
     return { content: [{ type: 'text', text: formatToolResult(result) }] };
   } catch (e) {
     if (signal.aborted || e instanceof CancelledWhileQueued) {

@@ -34,6 +34,9 @@ export interface Tool<S extends z.ZodType = z.ZodType, R = unknown> {
   description: string;
   input: S;
   run: (input: z.infer<S>, ctx: ToolContext) => Promise<R>;
+  /** The tool only reads the store (never the model, never writes): it needs no write unit, and
+   *  the MCP server runs it beside the queued calls, so a long SQL query holds up no one. */
+  storeReadOnly?: boolean;
 }
 
 export function defineTool<S extends z.ZodType, R>(tool: Tool<S, R>): Tool<S, R> {
@@ -51,7 +54,7 @@ export async function callTool<S extends z.ZodType, R>(tool: Tool<S, R>, args: u
   if (!parsed.success) throw new ToolError(formatZodError(tool.name, parsed.error));
   if (ctx.signal?.aborted) throw new ToolError(`${tool.name} cancelled before it started`);
   // One call, one unit: its runs, activations, experiments and results commit together or not at all.
-  return ctx.store.atomic(() => tool.run(parsed.data, ctx));
+  return tool.storeReadOnly ? tool.run(parsed.data, ctx) : ctx.store.atomic(() => tool.run(parsed.data, ctx));
 }
 
 /** Throws a clear error when the signal fired (between units of work). */

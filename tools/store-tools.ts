@@ -15,6 +15,7 @@ const EXAMPLE_QUERIES = [
 
 export const queryActivationsTool = defineTool({
   name: 'query_activations',
+  storeReadOnly: true,
   description:
     'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
     'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
@@ -55,6 +56,7 @@ export const queryActivationsTool = defineTool({
 
 export const describeStoreTool = defineTool({
   name: 'describe_store',
+  storeReadOnly: true,
   description:
     'Describe the activation store: every table and column with its type and meaning, current row counts, example queries for query_activations, ' +
     'and what happened to the store file itself (created, migrated, a write-ahead log set aside after a crash). Example: {}',
