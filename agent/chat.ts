@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { isAbortError, type ChatMessage, type ChatModel, type RetryEvent, type ToolCallRecord } from './llm/types.ts';
 import { formatUsage, type UsageSnapshot } from './llm/usage.ts';
 import type { McpToolbox, ToolOutcome, ToolProgressEvent } from './mcp.ts';
-import { parseToolText } from './mcp-result.ts';
 import { clip, executeToolCalls, type ExecutedCall, type ToolHandlers } from './tool-exec.ts';
 
 export const PROMPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'prompts');
@@ -25,8 +24,8 @@ export function loadPromptFile(name: string, vars: Record<string, string> = {}):
 export async function modelSummary(toolbox: McpToolbox): Promise<{ line: string; dir?: string; modelId?: string }> {
   const r = await toolbox.call('model_info', {});
   if (!r.ok) return { line: `unknown (model_info failed: ${r.text.slice(0, 200)})` };
-  const d = parseToolText(r.text).data as Record<string, any>;
-  if (!d || typeof d !== 'object') return { line: r.text.slice(0, 200) };
+  const d = r.structured as Record<string, any> | null;
+  if (!d) return { line: r.text.slice(0, 200) };
   const a = (d.architecture ?? {}) as Record<string, unknown>;
   const parts = ['layers', 'hidden', 'heads', 'kvHeads', 'experts', 'topK', 'vocab'].filter((k) => a[k] !== undefined).map((k) => `${k} ${a[k]}`);
   const builtIn = d.builtIn ? ` (built-in ${d.builtIn.model} seed ${d.builtIn.seed}, with planted circuits)` : '';

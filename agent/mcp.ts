@@ -5,7 +5,7 @@
 // or Streamable HTTP (a running `neuroscope mcp --http`, with its bearer token).
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ToolInputParsingException, type DynamicStructuredTool } from '@langchain/core/tools';
+import type { DynamicStructuredTool } from '@langchain/core/tools';
 import { loadMcpTools } from '@langchain/mcp-adapters';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -14,7 +14,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Workspace } from '../tools/workspace.ts';
 import type { ToolSpec } from './llm/types.ts';
-import { idsIn, parseToolText, type ParsedResult } from './mcp-result.ts';
+import { idsOf } from './mcp-result.ts';
 
 export const SERVER_NAME = 'neuroscope';
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'neuroscope.js');
@@ -35,8 +35,10 @@ export interface ToolProgressEvent {
 
 export interface ToolOutcome {
   ok: boolean;
-  /** The result text (or error message) as the server sent it. */
+  /** The result text (or error message) as the server sent it: what a language model reads. */
   text: string;
+  /** The typed result (structuredContent, checked by the SDK client against the tool's outputSchema); null for errors. */
+  structured: Record<string, unknown> | null;
   ms: number;
   experimentIds: string[];
   runIds: string[];
@@ -61,23 +63,18 @@ function contentText(content: unknown): string {
   return JSON.stringify(content);
 }
 
-const ERROR_PREFIX = /^MCP tool '[^']+' on server '[^']+' returned an error: /;
-
 export class McpToolbox {
   private readonly byName: Map<string, DynamicStructuredTool>;
-  private readonly progress = new WeakMap<object, (p: ToolProgressEvent) => void>();
 
   private constructor(
     readonly client: Client,
     readonly tools: DynamicStructuredTool[],
-    private readonly progressSinks: { current?: WeakMap<object, (p: ToolProgressEvent) => void> },
     private readonly cleanup: () => Promise<void>,
     readonly description: string,
     private readonly toolTimeoutMs: number,
     private readonly stderrTail: () => string,
   ) {
     this.byName = new Map(tools.map((t) => [t.name, t]));
-    progressSinks.current = this.progress;
   }
 
   static async connect(target: McpTarget, opts: { toolTimeoutMs?: number; clientName?: string } = {}): Promise<McpToolbox> {
@@ -123,16 +120,9 @@ export class McpToolbox {
       for (const c of cleanups) await c().catch(() => undefined);
       throw new Error(`could not connect to the NeuroScope MCP server (${description}): ${(e as Error).message}${stderr ? `\nserver stderr:\n${stderr}` : ''}`);
     }
-    const sinks: { current?: WeakMap<object, (p: ToolProgressEvent) => void> } = {};
-    const tools = await loadMcpTools(SERVER_NAME, client, {
-      throwOnLoadError: false,
-      onProgress: (p, source) => {
-        const args = (source as { args?: unknown }).args;
-        if (args && typeof args === 'object') sinks.current?.get(args)?.({ progress: p.progress, total: p.total, message: p.message });
-      },
-    });
-    for (const t of tools) t.verboseParsingErrors = true;
-    return new McpToolbox(client, tools, sinks, async () => {
+    // The adapters' tools give the LLM its function specs (schemas simplified for models); calls go through the client.
+    const tools = await loadMcpTools(SERVER_NAME, client, { throwOnLoadError: false });
+    return new McpToolbox(client, tools, async () => {
       await client.close().catch(() => undefined);
       for (const c of cleanups) await c().catch(() => undefined);
     }, description, opts.toolTimeoutMs ?? 3_600_000, () => stderr);
@@ -155,46 +145,36 @@ export class McpToolbox {
     }));
   }
 
-  /** Calls a tool; tool errors come back as { ok: false, text } (the server's own message), aborts throw. */
+  /**
+   * Calls a tool through the MCP client, which checks the structured result against the tool's
+   * outputSchema; tool errors come back as { ok: false, text } (the server's own message), aborts throw.
+   */
   async call(name: string, args: Record<string, unknown>, opts: CallOptions = {}): Promise<ToolOutcome> {
     const started = Date.now();
-    const done = (ok: boolean, text: string): ToolOutcome => ({ ok, text, ms: Date.now() - started, ...(ok ? idsIn(text) : { experimentIds: [], runIds: [] }) });
-    const tool = this.byName.get(name);
-    if (!tool) return done(false, `there is no tool "${name}"; the tools are: ${this.names().join(', ')}`);
-    const callArgs = { ...args };
-    if (opts.onProgress) this.progress.set(callArgs, opts.onProgress);
+    const failed = (text: string): ToolOutcome => ({ ok: false, text, structured: null, ms: Date.now() - started, experimentIds: [], runIds: [] });
+    if (!this.byName.has(name)) return failed(`there is no tool "${name}"; the tools are: ${this.names().join(', ')}`);
     try {
-      const content = await tool.invoke(callArgs, { signal: opts.signal, metadata: { timeoutMs: this.toolTimeoutMs } });
-      return done(true, contentText(content));
+      const r = await this.client.callTool({ name, arguments: args }, undefined, {
+        signal: opts.signal, timeout: this.toolTimeoutMs, resetTimeoutOnProgress: true,
+        onprogress: opts.onProgress ? (p) => opts.onProgress!({ progress: p.progress, total: p.total, message: p.message }) : undefined,
+      });
+      const text = contentText((r as { content?: unknown }).content ?? '');
+      if ((r as { isError?: boolean }).isError) return failed(text);
+      const structured = ((r as { structuredContent?: Record<string, unknown> }).structuredContent) ?? null;
+      return { ok: true, text, structured, ms: Date.now() - started, ...idsOf(structured) };
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      const err = e as Error;
-      if (e instanceof ToolInputParsingException || err?.name === 'ToolInputParsingException') {
-        // The adapters check arguments against a simplified schema before sending; the server's own
-        // check is the authority (and its message names the argument), so ask it.
-        return this.callDirect(name, callArgs, opts, started);
-      }
-      const msg = (err?.message ?? String(e)).replace(ERROR_PREFIX, '');
+      const msg = (e as Error)?.message ?? String(e);
       const tail = this.stderrTail();
-      return done(false, /Connection closed|not connected/i.test(msg) && tail ? `${msg}\nserver stderr:\n${tail}` : msg);
+      return failed(/Connection closed|not connected/i.test(msg) && tail ? `${msg}\nserver stderr:\n${tail}` : msg);
     }
   }
 
-  private async callDirect(name: string, args: Record<string, unknown>, opts: CallOptions, started: number): Promise<ToolOutcome> {
-    const r = await this.client.callTool({ name, arguments: args }, undefined, {
-      signal: opts.signal, timeout: this.toolTimeoutMs,
-      onprogress: opts.onProgress ? (p) => opts.onProgress!({ progress: p.progress, total: p.total, message: p.message }) : undefined,
-    });
-    const text = contentText((r as { content?: unknown }).content ?? '');
-    const ok = !(r as { isError?: boolean }).isError;
-    return { ok, text, ms: Date.now() - started, ...(ok ? idsIn(text) : { experimentIds: [], runIds: [] }) };
-  }
-
-  /** Calls a tool and parses its result; throws McpToolError with the server's message on failure. */
-  async callParsed(name: string, args: Record<string, unknown>, opts: CallOptions = {}): Promise<ParsedResult & { text: string; outcome: ToolOutcome }> {
+  /** Calls a tool and returns its typed result; throws McpToolError with the server's message on failure. */
+  async callParsed(name: string, args: Record<string, unknown>, opts: CallOptions = {}): Promise<{ data: Record<string, unknown>; text: string; outcome: ToolOutcome }> {
     const outcome = await this.call(name, args, opts);
     if (!outcome.ok) throw new McpToolError(name, outcome.text);
-    return { ...parseToolText(outcome.text), text: outcome.text, outcome };
+    return { data: outcome.structured ?? {}, text: outcome.text, outcome };
   }
 
   async listPrompts(): Promise<{ name: string; title?: string; description?: string }[]> {

@@ -14,6 +14,8 @@ export interface ToolStartEvent {
 export interface ToolEndEvent extends ToolStartEvent {
   ok: boolean;
   text: string;
+  /** The typed result (null for errors and calls that did not run). */
+  structured?: Record<string, unknown> | null;
   ms: number;
   experimentIds: string[];
   runIds: string[];
@@ -35,6 +37,8 @@ export interface ExecutedCall {
   ran: boolean;
   ok: boolean;
   text: string;
+  /** The typed result (null when the call did not run or failed). */
+  structured: Record<string, unknown> | null;
   ms: number;
   experimentIds: string[];
   runIds: string[];
@@ -104,7 +108,7 @@ export async function executeToolCalls(calls: ToolCallRecord[], toolbox: McpTool
   for (const call of calls) {
     const name = call.function.name;
     const raw = call.function.arguments;
-    const base = { id: call.id, name, rawArguments: raw, ms: 0, experimentIds: [] as string[], runIds: [] as string[] };
+    const base = { id: call.id, name, rawArguments: raw, ms: 0, structured: null, experimentIds: [] as string[], runIds: [] as string[] };
     const answer = (text: string) => messages.push({ role: 'tool', tool_call_id: call.id, content: text });
     const notRun = (why: string, args: Record<string, unknown> | null = null) => {
       executed.push({ ...base, args, ran: false, ok: false, text: why });

@@ -25,9 +25,9 @@ try {
   let sequential: typeof batched;
   const tBatched = await timeOnce(async () => { batched = await callTool(patchTool, { ...sweep, mode: 'batched', maxBatch: 256 }, ctx); });
   const tSequential = await timeOnce(async () => { sequential = await callTool(patchTool, { ...sweep, mode: 'sequential' }, ctx); });
-  const a = batched!.grid.effects.flat();
-  const b = sequential!.grid.effects.flat();
-  const maxDiff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+  const a = batched!.grid.values.flat();
+  const b = sequential!.grid.values.flat();
+  const maxDiff = Math.max(...a.map((x, i) => Math.abs((x ?? 0) - (b[i] ?? 0))));
   const variants = a.length;
 
   // Capture throughput: every block hook of the residual family at every position.

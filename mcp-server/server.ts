@@ -16,7 +16,7 @@ import { checkRequestLimits } from '../tools/limits.ts';
 import { storeSchemaMarkdown } from '../tools/store-tools.ts';
 import { renderTable } from '../tools/tables.ts';
 import type { Workspace } from '../tools/workspace.ts';
-import { formatToolResult } from './format.ts';
+import { renderResult } from './render.ts';
 import { CancelledWhileQueued, Mutex } from './mutex.ts';
 import { loadExperimentPrompts, renderPrompt, type ExperimentPrompt } from './prompts.ts';
 
@@ -63,16 +63,26 @@ export function missingTools(tools: readonly Tool[] = TOOLS): string[] {
   return PLANNED_TOOLS.filter((n) => !have.has(n));
 }
 
-const schemaCache = new WeakMap<Tool, McpTool['inputSchema']>();
+const inputCache = new WeakMap<Tool, McpTool['inputSchema']>();
+const outputCache = new WeakMap<Tool, NonNullable<McpTool['outputSchema']>>();
+
+/** A zod schema as the JSON Schema MCP clients read (draft-07, which the SDK's validator speaks). */
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  const js = z.toJSONSchema(schema, { io, target: 'draft-7', unrepresentable: 'any' }) as Record<string, unknown>;
+  delete js.$schema;
+  return { ...js, type: 'object' };
+}
 
 export function inputJsonSchema(tool: Tool): McpTool['inputSchema'] {
-  let s = schemaCache.get(tool);
-  if (!s) {
-    const js = z.toJSONSchema(tool.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-    delete js.$schema;
-    s = { ...js, type: 'object' } as McpTool['inputSchema'];
-    schemaCache.set(tool, s);
-  }
+  let s = inputCache.get(tool);
+  if (!s) inputCache.set(tool, (s = jsonSchema(tool.input, 'input') as McpTool['inputSchema']));
+  return s;
+}
+
+/** The tool's result schema, advertised as outputSchema: clients validate structuredContent against it. */
+export function outputJsonSchema(tool: Tool): NonNullable<McpTool['outputSchema']> {
+  let s = outputCache.get(tool);
+  if (!s) outputCache.set(tool, (s = jsonSchema(tool.output, 'output') as NonNullable<McpTool['outputSchema']>));
   return s;
 }
 
@@ -127,7 +137,8 @@ async function callOne(shared: SharedState, tool: Tool, args: unknown, extra: Ex
     };
     // Store reads (SQL, schema) run beside the queue: a slow query never holds up other clients.
     const result = tool.storeReadOnly ? await run() : await shared.mutex.run(run, signal);
-    return { content: [{ type: 'text', text: formatToolResult(result) }] };
+    const structured = result as Record<string, unknown>;
+    return { content: [{ type: 'text', text: renderResult(structured) }], structuredContent: structured };
   } catch (e) {
     if (signal.aborted || e instanceof CancelledWhileQueued) {
       shared.log(`${tool.name} cancelled after ${Date.now() - started} ms`);
@@ -155,6 +166,7 @@ export function createMcpServer(shared: SharedState): McpServer {
       name: t.name,
       description: t.description,
       inputSchema: inputJsonSchema(t),
+      outputSchema: outputJsonSchema(t),
       annotations: { readOnlyHint: READ_ONLY.has(t.name), openWorldHint: false },
     })),
   }));

@@ -8,7 +8,8 @@ import type { Intervention, RoutingIntervention } from '../engine/intervention.t
 import { numel, type Tensor } from '../engine/tensor.ts';
 import { Rng } from '../engine/rng.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
-import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from './metrics.ts';
+import { answerList, describeChange, meanMetric, METRIC_DIRECTION, metricAnswers, metricOnRun, MetricName, relativeDrop } from './metrics.ts';
+import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
 import { parseComponent, type Component } from './sites.ts';
@@ -24,6 +25,25 @@ export const ablateInput = z.object({
   expertMode: z.enum(['output', 'routing']).default('output').describe('experts: remove the output, or forbid the expert in routing (its tokens go to the next choice)'),
   each: z.boolean().default(true).describe('also ablate each component alone'),
   seed: z.number().int().default(0).describe('resample: which reference prompt each prompt takes its values from'),
+});
+
+export const ablateOutput = z.object({
+  experimentId: ExperimentId,
+  metric: MetricName,
+  method: z.enum(['zero', 'mean', 'resample']),
+  direction: z.string().describe('which way the metric moves with the behaviour'),
+  before: z.number().describe('mean metric without ablation'),
+  after: z.number().describe('mean metric with every listed component ablated together'),
+  change: z.number().describe('after - before'),
+  relativeDrop: z.number().nullable().describe('(before - after) / before for logit_diff and prob with before > 0 (1 = all of it removed; above 1 = reversed); null for kl, loss and logprob (read before -> after)'),
+  summary: z.string().describe('before -> after in words, with the direction'),
+  each: z.array(z.object({
+    component: z.string(),
+    after: z.number(),
+    change: z.number(),
+    relativeDrop: z.number().nullable(),
+  })).describe('each component ablated alone (when each is true and there are several)'),
+  runIds: RunIds,
 });
 
 type Target = Component | { kind: 'position'; layer: number; position: number };
@@ -52,6 +72,7 @@ export const ablateTool = defineTool({
   name: 'ablate',
   description: 'Ablate heads, neurons, experts or residual positions (zero, mean over reference prompts, or resample from another prompt) and report the metric before and after, together and for each component alone.',
   input: ablateInput,
+  output: ablateOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const prompts = ctx.session.encodeAll(input.prompts);
@@ -103,11 +124,11 @@ export const ablateTool = defineTool({
       return meanMetric(spec, r.logits!.data, V, N);
     };
     const afterValue = await runWith(comps);
-    const each: { component: string; after: number; drop: number }[] = [];
+    const each: z.infer<typeof ablateOutput>['each'] = [];
     if (input.each && comps.length > 1) {
       for (const [i, c] of comps.entries()) {
         const v = await runWith([c]);
-        each.push({ component: input.components[i], after: v, drop: beforeValue - v });
+        each.push({ component: input.components[i], after: v, change: v - beforeValue, relativeDrop: relativeDrop(input.metric, beforeValue, v) });
         ctx.onProgress?.({ done: i + 1, total: comps.length, message: `ablated ${input.components[i]}` });
       }
     }
@@ -116,17 +137,18 @@ export const ablateTool = defineTool({
       metric: input.metric, cleanValue: beforeValue, corruptedValue: afterValue,
       summary: { method: input.method, components: input.components },
     });
-    const rows = [{ component: input.components.join('+'), after: afterValue, drop: beforeValue - afterValue, c: comps.length === 1 ? comps[0] : null }, ...each.map((e, i) => ({ ...e, c: comps[i] }))];
+    const rows = [{ component: input.components.join('+'), after: afterValue, c: comps.length === 1 ? comps[0] : null }, ...each.map((e, i) => ({ ...e, c: comps[i] }))];
     await ctx.store.addResults(rows.map((r) => ({
       experimentId, site: r.component, hook: r.c ? hookOf(r.c) : null, layer: r.c?.layer ?? null,
       position: r.c?.kind === 'position' ? r.c.position : null,
       component: r.c?.kind === 'head' ? r.c.head : r.c && (r.c.kind === 'expert' || r.c.kind === 'neuron') ? r.c.expert : null,
       neuron: r.c?.kind === 'neuron' ? r.c.neuron : null,
-      value: r.after, effect: beforeValue === 0 ? 0 : (beforeValue - r.after) / Math.abs(beforeValue),
+      value: r.after, effect: relativeDrop(input.metric, beforeValue, r.after),
     })));
     return {
-      experimentId, metric: input.metric, method: input.method, before: beforeValue, after: afterValue,
-      drop: beforeValue - afterValue, relativeDrop: beforeValue === 0 ? 0 : (beforeValue - afterValue) / Math.abs(beforeValue),
+      experimentId, metric: input.metric, method: input.method, direction: METRIC_DIRECTION[input.metric].direction,
+      before: beforeValue, after: afterValue, change: afterValue - beforeValue,
+      relativeDrop: relativeDrop(input.metric, beforeValue, afterValue), summary: describeChange(input.metric, beforeValue, afterValue),
       each, runIds: before.runIds,
     };
   },

@@ -14,6 +14,7 @@
 // Patterns here are gpt-oss patterns: each row sums to 1 - sink mass.
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers, parseComponent } from './sites.ts';
@@ -37,58 +38,57 @@ export const attentionInput = z.object({
 });
 export type AttentionInput = z.infer<typeof attentionInput>;
 
-export interface HeadScores {
-  head: string;
-  layer: number;
-  index: number;
-  /** Score per role; null where the prompts give the role no query (e.g. induction without repeats). */
-  scores: Record<HeadRole, number | null>;
-}
+const RoleScores = z.object(Object.fromEntries(HEAD_ROLES.map((r) => [r, z.number().nullable()])) as Record<HeadRole, z.ZodNullable<z.ZodNumber>>)
+  .describe('score per role in [0, 1]; null where the prompts give the role no query (e.g. induction without repeats)');
 
-export interface AttentionResult {
-  experimentId: string;
-  runIds: string[];
-  heads: number;
-  /** Per role: the mean over the selected heads (baseline), how many queries defined it, the top heads. */
-  roles: { role: HeadRole; baseline: number | null; queries: number; top: { head: string; score: number }[] }[];
-  /** Heads with at least one candidate role (at most 64), best excess over the baseline first; roles ranked per head. */
-  candidates: { head: string; roles: { role: HeadRole; score: number; baseline: number }[] }[];
-  /** Every selected head's scores when at most 128 heads are selected (always in the store: one results row per head x role). */
-  scores?: HeadScores[];
-  scoresOmitted?: string;
-  /** Full patterns on prompts[patternPrompt] (rows cut at the diagonal: row t has t+1 keys). */
-  patterns?: { prompt: number; tokens: string[]; heads: { head: string; pattern: number[][]; sink: number[] }[] };
-  patternsOmitted?: string;
-  matrix?: AttentionMatrix;
-  /** With query: per prompt, where each selected head attends from that position (top keys by weight). */
-  queryRows?: QueryRow[];
-  queryRowsOmitted?: string;
-}
+const HeadScores = z.object({ head: z.string(), layer: z.number().int(), index: z.number().int(), scores: RoleScores });
+export type HeadScores = z.infer<typeof HeadScores>;
 
-export interface QueryRow {
-  prompt: number;
-  position: number;
-  token: string;
-  heads: { head: string; sink: number; top: { position: number; token: string; weight: number }[] }[];
-}
+const AttentionMatrix = z.object({
+  head: z.string(),
+  prompt: z.number().int(),
+  offset: z.number().int().describe('position of the first query/key shown (the matrix shows positions offset..T-1)'),
+  tokens: z.array(z.string()),
+  grid: Grid.describe('attention of each query (rows) to each key (columns); null above the diagonal'),
+  sink: z.array(z.number()).describe('sink mass of each query shown'),
+  heatmap: z.array(z.string()).describe('one line per query: token label then one shade per key (" .:-=+*#%@" from 0 to 1)'),
+});
+export type AttentionMatrix = z.infer<typeof AttentionMatrix>;
+
+const QueryRow = z.object({
+  prompt: z.number().int(),
+  position: z.number().int(),
+  token: z.string(),
+  heads: z.array(z.object({ head: z.string(), sink: z.number(), top: z.array(z.object({ position: z.number().int(), token: z.string(), weight: z.number() })) })),
+});
+export type QueryRow = z.infer<typeof QueryRow>;
+
+export const attentionOutput = z.object({
+  experimentId: ExperimentId,
+  runIds: RunIds,
+  heads: z.number().int().describe('heads scored'),
+  roles: z.array(z.object({
+    role: z.enum(HEAD_ROLES), baseline: z.number().nullable().describe('mean score over the selected heads'),
+    queries: z.number().int().describe('queries that defined the role'), top: z.array(z.object({ head: z.string(), score: z.number() })),
+  })).describe('per role: the baseline and the top heads'),
+  candidates: z.array(z.object({
+    head: z.string(), roles: z.array(z.object({ role: z.enum(HEAD_ROLES), score: z.number(), baseline: z.number() })),
+  })).describe('heads with at least one candidate role (at most 64), best excess over the baseline first'),
+  scores: z.array(HeadScores).optional().describe('every selected head\'s role scores (when at most 128 heads are selected)'),
+  scoresOmitted: z.string().optional(),
+  patterns: z.object({
+    prompt: z.number().int(), tokens: z.array(z.string()),
+    heads: z.array(z.object({ head: z.string(), pattern: z.array(z.array(z.number())).describe('row t: attention of query t to keys 0..t'), sink: z.array(z.number()) })),
+  }).optional().describe('full patterns on prompts[patternPrompt]'),
+  patternsOmitted: z.string().optional(),
+  matrix: AttentionMatrix.optional(),
+  queryRows: z.array(QueryRow).optional().describe('with query: per prompt, where each selected head attends from that position'),
+  queryRowsOmitted: z.string().optional(),
+});
+export type AttentionResult = z.infer<typeof attentionOutput>;
 
 const MAX_QUERY_PROMPTS = 64;
 
-export interface AttentionMatrix {
-  head: string;
-  prompt: number;
-  /** Position of the first row/column shown (the matrix shows positions offset..T-1). */
-  offset: number;
-  tokens: string[];
-  /** rows[q][k]: attention of query offset+q to key offset+k (0 above the diagonal), rounded to 2 decimals. */
-  rows: number[][];
-  /** Sink mass of each query shown. */
-  sink: number[];
-  /** One line per query: token label then one shade per key (" .:-=+*#%@" from 0 to 1). */
-  heatmap: string[];
-}
-
-const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 const SHADES = ' .:-=+*#%@';
 const shade = (x: number) => SHADES[Math.max(0, Math.min(SHADES.length - 1, Math.round(x * (SHADES.length - 1))))];
 
@@ -134,6 +134,7 @@ export const attentionTool = defineTool({
   name: 'attention_patterns',
   description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads, one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Stores one results row per head x role (experiment kind "attention_roles").',
   input: attentionInput,
+  output: attentionOutput,
   async run(input, ctx: ToolContext): Promise<AttentionResult> {
     const cfg = ctx.session.config;
     const prompts = ctx.session.encodeAll(input.prompts);
@@ -191,17 +192,17 @@ export const attentionTool = defineTool({
             queryRows.set(n, row);
             for (const h of uniqHeads) {
               const weights = Array.from(A.subarray(aOff(h) + q * T, aOff(h) + q * T + q + 1));
-              const top = weights.map((w, k) => ({ position: k, token: p.tokens[k], weight: round(w, 4) }))
+              const top = weights.map((w, k) => ({ position: k, token: p.tokens[k], weight: w }))
                 .sort((a, b) => b.weight - a.weight || a.position - b.position).slice(0, input.queryKeys);
-              row.heads.push({ head: `L${layer}.H${h}`, sink: round(S[sOff(h) + q], 4), top });
+              row.heads.push({ head: `L${layer}.H${h}`, sink: S[sOff(h) + q], top });
             }
           }
           if (n !== input.patternPrompt) return;
           if (showPatterns && uniqLayers.includes(layer)) {
             patterns ??= { prompt: n, tokens: p.tokens, heads: [] };
             for (const h of uniqHeads) {
-              const pattern = Array.from({ length: L }, (_, t) => Array.from(A.subarray(aOff(h) + t * T, aOff(h) + t * T + t + 1), (x) => round(x, 4)));
-              const sink = Array.from(S.subarray(sOff(h), sOff(h) + L), (x) => round(x, 4));
+              const pattern = Array.from({ length: L }, (_, t) => Array.from(A.subarray(aOff(h) + t * T, aOff(h) + t * T + t + 1), (x) => x));
+              const sink = Array.from(S.subarray(sOff(h), sOff(h) + L));
               patterns.heads.push({ head: `L${layer}.H${h}`, pattern, sink });
             }
           }
@@ -209,12 +210,13 @@ export const attentionTool = defineTool({
             const h = matrixHead.head;
             const offset = Math.max(0, L - input.matrixTokens);
             const qs = [...Array(L - offset).keys()].map((i) => i + offset);
-            const rows = qs.map((q) => qs.map((k) => (k <= q ? round(A[aOff(h) + q * T + k], 2) : 0)));
-            const sink = qs.map((q) => round(S[sOff(h) + q], 2));
+            const values = qs.map((q) => qs.map((k) => (k <= q ? A[aOff(h) + q * T + k] : Number.NaN)));
+            const sink = qs.map((q) => S[sOff(h) + q]);
             const tokens = p.tokens.slice(offset);
             const width = Math.min(12, Math.max(...tokens.map((t) => t.length)));
             const heatmap = qs.map((q, i) => `${tokens[i].slice(0, width).padStart(width)} |${qs.map((k) => (k <= q ? shade(A[aOff(h) + q * T + k]) : ' ')).join('')}| sink ${sink[i].toFixed(2)}`);
-            matrix = { head: input.head!.trim(), prompt: n, offset, tokens, rows, sink, heatmap };
+            const labels = tokens.map((t, i) => `${offset + i}:${t}`);
+            matrix = { head: input.head!.trim(), prompt: n, offset, tokens, grid: grid({ name: 'query', labels }, { name: 'key', labels }, values), sink, heatmap };
           }
         });
       }

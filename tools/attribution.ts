@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { answerList, answers } from './metrics.ts';
+import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 
 export const dlaInput = z.object({
@@ -37,12 +38,35 @@ interface Part {
   activeIn: number;
 }
 
-const r5 = (x: number) => Number(x.toPrecision(5));
+const Contribution = z.object({
+  site: z.string(), kind: z.enum(['embed', 'head', 'attn_bias', 'expert', 'expert_bias', 'neuron']),
+  mean: z.number().describe('mean contribution to the attributed logit (difference) over prompts'),
+  share: z.number().describe('mean / actual'),
+  activeIn: z.number().int().optional().describe('experts and neurons: prompts in which they were chosen'),
+});
+
+export const dlaOutput = z.object({
+  experimentId: ExperimentId,
+  metric: z.enum(['logit_diff', 'logit']),
+  prompts: z.number().int(),
+  positions: z.array(z.number().int()),
+  actual: z.number().describe('the mean logit difference (or logit) of the forward pass'),
+  sumOfParts: z.number(),
+  maxRelError: z.number().describe('largest |sum of parts - actual| / |actual| over prompts'),
+  perPrompt: z.array(z.object({ actual: z.number(), sumOfParts: z.number(), finalRms: z.number() })).nullable().describe('for at most 32 prompts'),
+  top: z.array(Contribution).describe('largest |mean| first; parts with mean 0 are not listed'),
+  positive: z.array(Contribution),
+  negative: z.array(Contribution),
+  byLayer: z.array(z.object({ layer: z.number().int(), heads: z.number(), attnBias: z.number(), experts: z.number(), expertBias: z.number() })),
+  topNeurons: z.array(Contribution).nullable(),
+  runIds: RunIds,
+});
 
 export const dlaTool = defineTool({
   name: 'direct_logit_attribution',
   description: 'Direct logit attribution at one position (default the last): how much each head (attn.hook_result), each expert (mlp.hook_expert_out) and optionally each neuron writes directly along unembed(target) - unembed(distractor) (or unembed(target)), through the final RMSNorm with its scale frozen at the actual final residual. The embedding, o_proj biases and expert biases are their own rows, so the parts sum to the actual logit difference (reported with the check). Returns the top contributors (positive and negative), a per-layer summary, and stores an experiment with a row per component.',
   input: dlaInput,
+  output: dlaOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const { numLayers: L, hiddenSize: H, numHeads: nH, headDim: dh, numExperts: E, expertsPerToken: k, intermediateSize: I, vocabSize: V } = cfg;
@@ -199,7 +223,7 @@ export const dlaTool = defineTool({
     const meanActual = meanOf(actual);
     const all = [...parts.values()].map((q) => ({ q, mean: meanOf(q.perPrompt) }));
     const entry = ({ q, mean }: { q: Part; mean: number }) => ({
-      site: q.site, kind: q.kind, mean: r5(mean), share: meanActual === 0 ? 0 : r5(mean / meanActual),
+      site: q.site, kind: q.kind, mean, share: meanActual === 0 ? 0 : mean / meanActual,
       ...(q.kind === 'expert' || q.kind === 'neuron' ? { activeIn: q.activeIn } : {}),
     });
     const main = all.filter((x) => x.q.kind !== 'neuron');
@@ -208,10 +232,10 @@ export const dlaTool = defineTool({
     const negative = [...main].sort((a, b) => a.mean - b.mean).filter((x) => x.mean < 0).slice(0, input.top).map(entry);
     const byLayer = Array.from({ length: L }, (_, l) => {
       const sum = (kind: Kind) => main.filter((x) => x.q.layer === l && x.q.kind === kind).reduce((s, x) => s + x.mean, 0);
-      return { layer: l, heads: r5(sum('head')), attnBias: r5(sum('attn_bias')), experts: r5(sum('expert')), expertBias: r5(sum('expert_bias')) };
+      return { layer: l, heads: sum('head'), attnBias: sum('attn_bias'), experts: sum('expert'), expertBias: sum('expert_bias') };
     });
 
-    const metric = distractors.length ? 'logit_diff' : 'logit';
+    const metric = distractors.length ? ('logit_diff' as const) : ('logit' as const);
     const stored = [...main.filter((x) => x.q.kind !== 'expert' || x.q.activeIn > 0), ...neurons.slice(0, input.storeNeurons)];
     const experimentId = await ctx.store.addExperiment({
       kind: 'direct_logit_attribution', modelId: ctx.session.modelId,
@@ -221,16 +245,16 @@ export const dlaTool = defineTool({
     }, stored.map(({ q, mean }) => ({
       site: q.site, hook: q.hook, layer: q.layer, component: q.component, neuron: q.neuron,
       value: mean, effect: meanActual === 0 ? null : mean / meanActual,
-      extra: { kind: q.kind, activeIn: q.activeIn, perPrompt: N <= 32 ? Array.from(q.perPrompt, r5) : null },
+      extra: { kind: q.kind, activeIn: q.activeIn, perPrompt: N <= 32 ? Array.from(q.perPrompt) : null },
     })));
 
     return {
       experimentId, metric, prompts: N, positions,
-      actual: r5(meanActual), sumOfParts: r5(meanOf(summed)), maxRelError: Math.max(...relError),
-      perPrompt: N <= 32 ? Array.from(actual, (a, n) => ({ actual: r5(a), sumOfParts: r5(summed[n]), finalRms: r5(rmsOf[n]) })) : null,
-      top: [...main].sort((a, b) => Math.abs(b.mean) - Math.abs(a.mean)).slice(0, input.top).map(entry),
+      actual: meanActual, sumOfParts: meanOf(summed), maxRelError: Math.max(...relError),
+      perPrompt: N <= 32 ? Array.from(actual, (a, n) => ({ actual: a, sumOfParts: summed[n], finalRms: rmsOf[n] })) : null,
+      top: main.filter((x) => x.mean !== 0).sort((a, b) => Math.abs(b.mean) - Math.abs(a.mean)).slice(0, input.top).map(entry),
       positive, negative, byLayer,
-      topNeurons: input.neurons ? neurons.slice(0, input.top).map(entry) : null,
+      topNeurons: input.neurons ? neurons.filter((x) => x.mean !== 0).slice(0, input.top).map(entry) : null,
       runIds,
     };
   },

@@ -6,6 +6,7 @@ import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { runAndRecord } from './runs.ts';
 import { resolvePositions } from './sites.ts';
+import { RunIds } from './output.ts';
 import type { ActivationInput } from './store/index.ts';
 
 export const captureInput = z.object({
@@ -15,6 +16,22 @@ export const captureInput = z.object({
   components: z.array(z.number().int()).optional().describe('for per-head / per-expert hooks: which heads or experts to keep (default all)'),
   store: z.boolean().default(true).describe('write the vectors to the activations table'),
   maxRows: z.number().int().min(1).max(2_000_000).default(200_000).describe('refuse captures that would write more rows than this'),
+});
+
+export const captureOutput = z.object({
+  runIds: RunIds,
+  tokens: z.array(z.array(z.string())).describe('the tokens of each prompt'),
+  hooks: z.array(z.object({
+    hook: z.string(),
+    shape: z.array(z.number().int()).describe('the captured tensor\'s dims'),
+    vectors: z.number().int().describe('vectors kept (stored when store is true)'),
+    meanNorm: z.number(),
+  })),
+  rowsStored: z.number().int(),
+  topTokens: z.array(z.object({
+    prompt: z.string(),
+    next: z.array(z.object({ token: z.string(), logit: z.number() })).describe('the five likeliest next tokens'),
+  })),
 });
 
 /** How a hook's tensor splits into stored vectors: which axis is the position, which the component. */
@@ -61,6 +78,7 @@ export const captureTool = defineTool({
   name: 'capture_activations',
   description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table and returns run ids, shapes, mean norms and the top next tokens.',
   input: captureInput,
+  output: captureOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const prompts = ctx.session.encodeAll(input.prompts);

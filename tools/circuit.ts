@@ -22,6 +22,7 @@ import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { answerList, meanMetric, metricAnswers, metricOf, metricOnRun, MetricName } from './metrics.ts';
 import { alignPairs } from './patch.ts';
+import { ExperimentId, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import { checkLayers, componentName, parseComponent, type Component } from './sites.ts';
 
@@ -44,32 +45,26 @@ export const circuitInput = z.object({
 });
 export type CircuitInput = z.infer<typeof circuitInput>;
 
-export interface CircuitPoint {
-  size: number;
-  share: number;
-  /** The component added at this size (null for size 0). */
-  added: string | null;
-}
-
-export interface CircuitResult {
-  experimentId: string;
-  metric: string;
-  clean: number;
-  corrupted: number;
-  threshold: number;
-  /** The circuit, most important first. */
-  circuit: string[];
-  size: number;
-  share: number;
-  candidates: number;
-  /** Share vs size in importance order, sizes 0..candidates. */
-  curve: CircuitPoint[];
-  order: string;
-  rounds: number;
-  forwards: number;
-  rowsEvaluated: number;
-  runIds: { clean: string[]; corrupted: string[] };
-}
+export const circuitOutput = z.object({
+  experimentId: ExperimentId,
+  metric: MetricName,
+  clean: z.number(),
+  corrupted: z.number(),
+  threshold: z.number(),
+  circuit: z.array(z.string()).describe('the circuit, most important first'),
+  size: z.number().int(),
+  share: z.number().describe('recovered share (metric - corrupted) / (clean - corrupted) of the circuit'),
+  candidates: z.number().int(),
+  curve: z.array(z.object({ size: z.number().int(), share: z.number(), added: z.string().nullable().describe('the component added at this size (null for size 0)') }))
+    .describe('share vs size in importance order, sizes 0..candidates'),
+  order: z.string(),
+  rounds: z.number().int(),
+  forwards: z.number().int(),
+  rowsEvaluated: z.number().int(),
+  runIds: PairRunIds,
+});
+export type CircuitResult = z.infer<typeof circuitOutput>;
+type CircuitPoint = CircuitResult['curve'][number];
 
 const HOOK: Record<Component['kind'], string> = { head: 'attn.hook_z', expert: 'mlp.hook_expert_out', neuron: 'mlp.hook_post' };
 const hookOf = (c: Component) => `blocks.${c.layer}.${HOOK[c.kind]}`;
@@ -115,6 +110,7 @@ export const circuitTool = defineTool({
   name: 'find_circuit',
   description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
   input: circuitInput,
+  output: circuitOutput,
   async run(input, ctx): Promise<CircuitResult> {
     const cfg = ctx.session.config;
     const clean = ctx.session.encodeAll(input.clean, 'clean');
@@ -260,11 +256,10 @@ export const circuitTool = defineTool({
         value: curveValues[k], effect: p.share, extra: { size: k, inCircuit: k > 0 && k <= size, kind: c?.kind ?? null },
       };
     }));
-    const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, threshold: input.threshold,
       circuit, size, share: curveShares[size], candidates: n,
-      curve: curve.map((p) => ({ ...p, share: r4(p.share) })),
+      curve,
       order: 'pruning: least important removed first; the curve adds components in reverse removal order (most important first)',
       rounds, forwards, rowsEvaluated,
       runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds },

@@ -80,6 +80,10 @@ export const writeFindingTool = defineTool({
   }).strict().meta({
     examples: [{ name: 'ioi-name-movers', title: 'Name movers carry IOI', markdown: '# Name movers carry IOI\n\nPatching L3.H1 restores 0.92 of the logit difference.', experimentIds: ['exp_0123'] }],
   }),
+  output: z.object({
+    findingId: z.string(), name: z.string(), title: z.string(), path: z.string(),
+    uri: z.string().describe('the finding as an MCP resource'), bytes: z.number().int(),
+  }),
   async run(input, ctx) {
     const name = checkFindingName(input.name);
     const bytes = Buffer.byteLength(input.markdown);
@@ -113,18 +117,26 @@ export const listFindingsTool = defineTool({
   input: z.object({
     limit: z.number().int().min(1).max(1000).default(50),
   }).strict().meta({ examples: [{}, { limit: 20 }] }),
+  output: z.object({
+    count: z.number().int().describe('findings in all'),
+    findings: z.array(z.object({
+      name: z.string(), title: z.string(), findingId: z.string().nullable(), createdAt: z.string().nullable(),
+      experimentIds: z.array(z.string()), runIds: z.array(z.string()), uri: z.string(),
+    })).describe('newest first, at most limit'),
+    folder: z.string(),
+  }),
   async run(input, ctx) {
     const dataDir = ctx.store.dataDir;
     const dir = await findingsDir(dataDir);
     const onDisk = new Set(await findingFileNames(dataDir));
     const records = await ctx.store.listFindings({ limit: 10_000 });
     const seen = new Set<string>();
-    const out: { name: string; title: string; findingId: string | null; createdAt: string | null; experimentIds: string; runIds: string; uri: string }[] = [];
+    const out: { name: string; title: string; findingId: string | null; createdAt: string | null; experimentIds: string[]; runIds: string[]; uri: string }[] = [];
     for (const r of records) {
       const name = r.path ? basename(r.path).replace(/\.md$/, '') : null;
       if (!name || seen.has(name) || !onDisk.has(name)) continue;
       seen.add(name);
-      out.push({ name, title: r.title, findingId: r.findingId, createdAt: r.createdAt, experimentIds: r.experimentIds.join(' '), runIds: r.runIds.join(' '), uri: findingUri(name) });
+      out.push({ name, title: r.title, findingId: r.findingId, createdAt: r.createdAt, experimentIds: r.experimentIds, runIds: r.runIds, uri: findingUri(name) });
     }
     // Files put into the folder by hand are findings too (read safely: they are not ours).
     for (const name of onDisk) {
@@ -132,7 +144,7 @@ export const listFindingsTool = defineTool({
       seen.add(name);
       const text = await readPlainFile(join(dir, `${name}.md`), LIMITS.maxFindingBytes).catch(() => '');
       const heading = /^#\s+(.+)$/m.exec(text)?.[1]?.trim();
-      out.push({ name, title: heading ?? name, findingId: null, createdAt: null, experimentIds: '', runIds: '', uri: findingUri(name) });
+      out.push({ name, title: heading ?? name, findingId: null, createdAt: null, experimentIds: [], runIds: [], uri: findingUri(name) });
     }
     return { count: out.length, findings: out.slice(0, input.limit), folder: dir };
   },

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { answerList, answers } from './metrics.ts';
+import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import { checkLayers } from './sites.ts';
 
@@ -27,7 +28,33 @@ interface LensPoint {
   agreesWithFinal: boolean;
 }
 
-const r5 = (x: number) => Number(x.toPrecision(5));
+const TopTokens = z.array(z.object({ token: z.string(), prob: z.number() }));
+const TargetStats = z.object({ rank: z.number().int(), prob: z.number(), logit: z.number() }).nullable();
+
+export const logitLensOutput = z.object({
+  experimentId: ExperimentId,
+  positions: z.array(z.number().int()).describe('the position read in each prompt'),
+  sites: z.array(z.string()),
+  aggregate: z.array(z.object({
+    site: z.string(), layer: z.number().int().nullable(), kind: z.enum(['embed', 'resid_mid', 'resid_post']),
+    klToFinal: z.number().describe('mean KL(final || lens) over prompts'),
+    top1AgreesWithFinal: z.number().describe('share of prompts whose lens top-1 is the final top-1'),
+    targetProb: z.number().nullable(), targetRank: z.number().nullable(), targetLogit: z.number().nullable(),
+    top1: z.string().describe('the most common lens top-1 token over prompts'),
+    top1Share: z.number().describe('share of prompts whose lens top-1 is that token'),
+  })).describe('one row per site, means over all prompts'),
+  top1ByPrompt: z.object({
+    prompts: z.array(z.string()).describe('prompt labels "i: last tokens"'),
+    sites: z.array(z.object({ site: z.string(), top1: z.array(z.string()).describe('lens top-1 token of each prompt') })),
+  }).describe('every prompt\'s own top-1 token at every site'),
+  targetProb: Grid.nullable().describe('target probability by site (rows) and prompt (columns); null without target'),
+  final: z.array(z.object({ prompt: z.number().int(), top: TopTokens, target: TargetStats })),
+  prompts: z.array(z.object({
+    prompt: z.string(), position: z.number().int(), token: z.string(),
+    layers: z.array(z.object({ site: z.string(), top: TopTokens, target: TargetStats, klToFinal: z.number() })),
+  })).describe('per-prompt detail for the first detailPrompts prompts'),
+  runIds: RunIds,
+});
 
 /** Softmax stats of one logit row: top-k, the target's rank/prob/logit, log-probs for KL. */
 function lensPoint(row: Float32Array, topK: number, target: number | null, tokenString: (id: number) => string, finalLogp: Float64Array | null, finalTop: number): LensPoint & { logp: Float64Array; argmax: number } {
@@ -59,7 +86,7 @@ function lensPoint(row: Float32Array, topK: number, target: number | null, token
   let kl = 0;
   if (finalLogp) for (let i = 0; i < V; i++) kl += Math.exp(finalLogp[i]) * (finalLogp[i] - logp[i]);
   return {
-    top: top.map((i) => ({ token: tokenString(i), prob: r5(Math.exp(logp[i])) })),
+    top: top.map((i) => ({ token: tokenString(i), prob: Math.exp(logp[i]) })),
     target: tgt, klToFinal: Math.max(0, kl), agreesWithFinal: argmax === finalTop, logp, argmax,
   };
 }
@@ -68,6 +95,7 @@ export const logitLensTool = defineTool({
   name: 'logit_lens',
   description: 'Logit lens: at one position of each prompt (default the last), decode the residual stream after every layer (blocks.L.hook_resid_post; optionally resid_mid and the embedding) through the model\'s real final RMSNorm and unembedding. Returns per layer the top-k tokens with probabilities, the KL to the final distribution, agreement with the final top-1 and, for a target token, its rank, probability and logit; aggregated over prompts, with per-prompt detail for the first few. Stores an experiment with a row per layer (and per prompt x layer).',
   input: logitLensInput,
+  output: logitLensOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const { numLayers: L, hiddenSize: H, vocabSize: V } = cfg;
@@ -133,14 +161,15 @@ export const logitLensTool = defineTool({
     const hasTarget = targets.length > 0;
     const aggregate = sites.map((s, k) => ({
       site: s.label, layer: s.layer, kind: s.kind,
-      klToFinal: r5(mean((p) => p.klToFinal, k)),
-      top1AgreesWithFinal: r5(mean((p) => (p.agreesWithFinal ? 1 : 0), k)),
-      targetProb: hasTarget ? r5(mean((p) => p.target!.prob, k)) : null,
-      targetRank: hasTarget ? r5(mean((p) => p.target!.rank, k)) : null,
-      targetLogit: hasTarget ? r5(mean((p) => p.target!.logit, k)) : null,
-      // The most common top-1 token across prompts at this site.
-      top1: mode(points.map((row) => row[k].top[0].token)),
+      klToFinal: mean((p) => p.klToFinal, k),
+      top1AgreesWithFinal: mean((p) => (p.agreesWithFinal ? 1 : 0), k),
+      targetProb: hasTarget ? (mean((p) => p.target!.prob, k)) : null,
+      targetRank: hasTarget ? (mean((p) => p.target!.rank, k)) : null,
+      targetLogit: hasTarget ? (mean((p) => p.target!.logit, k)) : null,
+      // The most common top-1 token across prompts at this site, and how many prompts share it.
+      ...mode(points.map((row) => row[k].top[0].token)),
     }));
+    const promptLabels = prompts.map((p, b) => `${b}: ${p.tokens.slice(Math.max(0, positions[b] - 2), positions[b] + 1).join('')}`);
     const firstAgree = aggregate.find((a) => a.top1AgreesWithFinal >= 0.5 && a.kind !== 'embed');
 
     const experimentId = await ctx.store.addExperiment({
@@ -157,24 +186,30 @@ export const logitLensTool = defineTool({
       ...points.flatMap((row, b) => row.map((p, k) => ({
         site: `${sites[k].label}@${b}`, hook: sites[k].hook, layer: sites[k].layer, position: positions[b],
         value: p.target ? p.target.prob : p.klToFinal, effect: null,
-        extra: { prompt: b, runId: runIds[b], top: p.top, target: p.target, klToFinal: r5(p.klToFinal) },
+        extra: { prompt: b, runId: runIds[b], top: p.top, target: p.target, klToFinal: p.klToFinal },
       }))),
     ]);
 
     return {
       experimentId, positions, sites: sites.map((s) => s.label), aggregate,
+      top1ByPrompt: { prompts: promptLabels, sites: sites.map((s, k) => ({ site: s.label, top1: points.map((row) => row[k].top[0].token) })) },
+      targetProb: hasTarget
+        ? grid({ name: 'site', labels: sites.map((s) => s.label) }, { name: 'prompt', labels: promptLabels }, sites.map((_, k) => points.map((row) => row[k].target!.prob)))
+        : null,
       final: prompts.map((_, b) => ({ prompt: b, top: finalStats[b].top, target: finalStats[b].target })),
       prompts: points.slice(0, input.detailPrompts).map((row, b) => ({
         prompt: prompts[b].prompt, position: positions[b], token: prompts[b].tokens[positions[b]],
-        layers: row.map((p, k) => ({ site: sites[k].label, top: p.top, target: p.target, klToFinal: r5(p.klToFinal) })),
+        layers: row.map((p, k) => ({ site: sites[k].label, top: p.top, target: p.target, klToFinal: p.klToFinal })),
       })),
       runIds,
     };
   },
 });
 
-function mode(items: string[]): string {
+/** The most common item (first seen wins a tie) and its share. */
+function mode(items: string[]): { top1: string; top1Share: number } {
   const counts = new Map<string, number>();
   for (const s of items) counts.set(s, (counts.get(s) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0][0];
+  const [top1, n] = [...counts].sort((a, b) => b[1] - a[1])[0];
+  return { top1, top1Share: n / items.length };
 }

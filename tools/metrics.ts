@@ -56,10 +56,42 @@ export function meanMetric(spec: MetricSpec, logits: Float32Array, V: number, ex
   return s / examples;
 }
 
+/**
+ * Normalised effects at or below this size are float32 noise of the forward pass (a batched sweep
+ * that starts at a layer differs from a full run in the last bits), not effects: top lists leave them out.
+ */
+export const NEGLIGIBLE_EFFECT = 1e-6;
+
 /** (patched - corrupted) / (clean - corrupted): 1 = the site restores the clean behaviour, 0 = no effect. */
 export function normalisedEffect(patched: number, clean: number, corrupted: number): number {
   const denom = clean - corrupted;
   return Math.abs(denom) < 1e-12 ? 0 : (patched - corrupted) / denom;
+}
+
+/** Whether a metric rises or falls with the behaviour, and whether a relative drop means anything for it. */
+export const METRIC_DIRECTION: Record<MetricName, { direction: string; relative: boolean }> = {
+  logit_diff: { direction: 'higher = more of the behaviour (target over distractor)', relative: true },
+  prob: { direction: 'higher = more of the behaviour (target probability)', relative: true },
+  logprob: { direction: 'higher (closer to 0) = more of the behaviour; a log scale, so no relative drop', relative: false },
+  loss: { direction: 'lower = more of the behaviour (cross-entropy of the target); no relative drop', relative: false },
+  kl: { direction: 'higher = further from the unmodified run (0 = identical); no relative drop', relative: false },
+};
+
+/**
+ * (before - after) / before for metrics where that is a share of the behaviour removed (logit_diff,
+ * prob, with a positive before); null otherwise (kl, loss, logprob: read before -> after instead).
+ */
+export function relativeDrop(metric: MetricName, before: number, after: number): number | null {
+  if (!METRIC_DIRECTION[metric].relative || !(before > 0)) return null;
+  return (before - after) / before;
+}
+
+/** "logit_diff 2.31 -> 0.12 (drop 95% of before; higher = ...)": the change in words, direction stated. */
+export function describeChange(metric: MetricName, before: number, after: number): string {
+  const rel = relativeDrop(metric, before, after);
+  const moved = after > before ? 'rose' : after < before ? 'fell' : 'unchanged';
+  const share = rel === null ? '' : `, ${(rel * 100).toPrecision(3)}% of before removed`;
+  return `${metric} ${before} -> ${after} (${moved}${share}; ${METRIC_DIRECTION[metric].direction})`;
 }
 
 export const answerList = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);

@@ -15,7 +15,28 @@ export function supportsHarmony(session: ModelSession): boolean {
   return session.tokenizer.tokenId(HARMONY.start) !== undefined && session.tokenizer.tokenId(HARMONY.message) !== undefined;
 }
 
-export function describeModel(session: ModelSession) {
+const ModelDescription = z.object({
+  modelId: z.string(),
+  dir: z.string(),
+  builtIn: z.object({ model: z.string(), seed: z.number().int() }).nullable().describe('which built-in gpt-oss-tiny model this is; null for other checkpoints'),
+  architecture: z.object({
+    layers: z.number().int(), hidden: z.number().int(), heads: z.number().int(), kvHeads: z.number().int(), headDim: z.number().int(),
+    experts: z.number().int(), expertsPerToken: z.number().int(), expertHidden: z.number().int(),
+    vocab: z.number().int(), slidingWindow: z.number().int(), layerTypes: z.string(),
+  }),
+  expertsQuantized: z.boolean(),
+  maxTokensPerPrompt: z.number().int(),
+  tokenizer: z.object({ vocabSize: z.number().int(), harmony: z.boolean() }),
+  addresses: z.string(),
+});
+
+export const modelInfoOutput = ModelDescription.extend({
+  builtInModels: z.array(z.string()),
+  store: z.object({ dataDir: z.string(), rows: z.record(z.string(), z.number().int()).describe('row count per table') }),
+  limits: z.record(z.string(), z.number()).describe('request limits (tools/limits.ts)'),
+});
+
+export function describeModel(session: ModelSession): z.infer<typeof ModelDescription> {
   const c = session.config;
   return {
     modelId: session.modelId,
@@ -40,10 +61,11 @@ export const modelInfoTool = defineTool({
     'tokenizer (harmony chat format or not), the prompt length limit, row counts of the activation store and the request limits. ' +
     'Call this first to know valid layer/head/expert ranges. Example: {}',
   input: z.object({}).strict().meta({ examples: [{}] }),
+  output: modelInfoOutput,
   async run(_input, ctx) {
     return {
       ...describeModel(ctx.session),
-      builtInModels: BUILT_IN_MODELS,
+      builtInModels: [...BUILT_IN_MODELS],
       store: { dataDir: ctx.store.dataDir, rows: await ctx.store.tableCounts() },
       limits: LIMITS,
     };
@@ -59,6 +81,7 @@ export const loadModelTool = defineTool({
   input: z.object({
     model: z.string().min(1).max(4096).describe('"tiny-s", "tiny-m" or a checkpoint directory (absolute path, or relative to the server\'s working directory)'),
   }).strict().meta({ examples: [{ model: 'tiny-m' }, { model: '/models/gpt-oss-20b' }] }),
+  output: z.object({ loaded: ModelDescription, previous: z.string().describe('the model id loaded before') }),
   async run(input, ctx) {
     if (!ctx.models) throw new ToolError('this context cannot switch models (it has no workspace); open a workspace to use load_model');
     checkCancelled(ctx, 'load_model');
@@ -76,6 +99,11 @@ export const listHooksTool = defineTool({
   input: z.object({
     filter: z.string().max(200).optional().describe('keep hooks whose name contains this text, e.g. "attn", "mlp", "resid"'),
   }).strict().meta({ examples: [{}, { filter: 'attn' }] }),
+  output: z.object({
+    layers: z.number().int(),
+    hooks: z.array(z.object({ name: z.string(), shape: z.string(), writable: z.boolean(), doc: z.string() })),
+    note: z.string(),
+  }),
   async run(input, ctx) {
     const all = ctx.session.model.listHooks();
     const hooks = input.filter ? all.filter((h) => h.name.includes(input.filter!)) : all;
@@ -98,6 +126,15 @@ export const tokenizeTool = defineTool({
     ids: z.array(z.number().int().min(0)).max(LIMITS.maxTokensPerCall).optional().describe('token ids to decode instead'),
   }).strict().refine((v) => (v.text === undefined) !== (v.ids === undefined), { message: 'give exactly one of text or ids' })
     .meta({ examples: [{ text: 'When Mary and John went to the store' }, { ids: [5, 17, 9] }] }),
+  output: z.object({
+    count: z.number().int(),
+    text: z.string().optional().describe('the decoded text (when ids were given)'),
+    overLimit: z.string().optional(),
+    tokens: z.array(z.object({
+      position: z.number().int(), id: z.number().int(), text: z.string(),
+      start: z.number().int().optional().describe('character offset where the token starts'), end: z.number().int().optional(),
+    })),
+  }),
   async run(input, ctx) {
     const tok = ctx.session.tokenizer;
     if (input.ids !== undefined) {
@@ -139,6 +176,22 @@ export const generateTool = defineTool({
       { prompt: 'When Mary and John went to the store , John gave a drink to', maxNewTokens: 5 },
       { prompt: 'What is 2 + 2?', harmony: true, maxNewTokens: 64, temperature: 0.7, seed: 1 },
     ],
+  }),
+  output: z.object({
+    runId: z.string(),
+    promptTokens: z.number().int(),
+    completion: z.string(),
+    stoppedBy: z.enum(['stop', 'length']),
+    newTokens: z.array(z.object({ id: z.number().int(), text: z.string(), logprob: z.number() })),
+    meanLogprob: z.number().nullable(),
+    messages: z.array(z.object({
+      role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']), content: z.string(),
+      channel: z.enum(['analysis', 'commentary', 'final']).optional(), recipient: z.string().optional(),
+      contentType: z.string().optional(), name: z.string().optional(),
+    })).optional().describe('harmony: the reply parsed into messages'),
+    final: z.string().optional().describe('harmony: the final channel\'s text'),
+    parseError: z.string().optional(),
+    note: z.string().optional(),
   }),
   async run(input, ctx: ToolContext) {
     const s = ctx.session;

@@ -6,8 +6,9 @@
 import { z } from 'zod';
 import { numel, type Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
-import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, normalisedEffect } from './metrics.ts';
+import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGIBLE_EFFECT, normalisedEffect } from './metrics.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
+import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers, resolvePositions } from './sites.ts';
 
@@ -41,19 +42,20 @@ export interface PatchVariant {
   mask: Tensor;
 }
 
-export interface PatchResult {
-  experimentId: string;
-  metric: string;
-  clean: number;
-  corrupted: number;
-  site: string;
-  hook: string;
-  /** Grid of normalised effects: rows x cols (e.g. layers x positions, layers x heads). */
-  grid: { rowLabels: string[]; colLabels: string[]; effects: number[][] };
-  top: { site: string; effect: number; value: number }[];
-  runIds: { clean: string[]; corrupted: string[] };
-  forwards: number;
-}
+export const patchOutput = z.object({
+  experimentId: ExperimentId,
+  metric: z.string(),
+  clean: z.number().describe('mean metric on the clean prompts'),
+  corrupted: z.number().describe('mean metric on the corrupted prompts'),
+  site: z.string(),
+  hook: z.string().describe('the patched hook, with L for the layer'),
+  grid: Grid.describe('normalised effects (patched - corrupted) / (clean - corrupted): 1 = the site restores the clean metric, 0 = no effect'),
+  top: z.array(z.object({ site: z.string(), effect: z.number(), value: z.number().describe('the metric with this site patched') }))
+    .describe('the sites with the largest |effect| (at most 10; sites without an effect, |effect| <= 1e-6, are not listed)'),
+  runIds: PairRunIds,
+  forwards: z.number().int(),
+});
+export type PatchResult = z.infer<typeof patchOutput>;
 
 const HOOK_OF: Record<z.infer<typeof PatchSite>, string> = {
   resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
@@ -132,6 +134,7 @@ export const patchTool = defineTool({
   name: 'patch_activations',
   description: 'Activation patching: restore one site at a time from the clean run into the corrupted run and measure the normalised effect (patched - corrupted) / (clean - corrupted) on the metric. Returns a grid (e.g. layer x position or layer x head) and the top sites; every site is stored as a row of the results table.',
   input: patchInput,
+  output: patchOutput,
   async run(input, ctx): Promise<PatchResult> {
     const cfg = ctx.session.config;
     const clean = ctx.session.encodeAll(input.clean, 'clean');
@@ -184,7 +187,7 @@ export const patchTool = defineTool({
     }
 
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
-    const grid = toGrid(input, vs, effects);
+    const effectGrid = toGrid(input, vs, effects);
     const experimentId = await ctx.store.addExperiment({
       kind: 'activation_patching', modelId: ctx.session.modelId,
       params: { ...input, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds } },
@@ -196,10 +199,10 @@ export const patchTool = defineTool({
       component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
     })));
     const top = vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))
-      .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
+      .filter((x) => Math.abs(x.effect) > NEGLIGIBLE_EFFECT).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10);
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, site: input.site, hook: `blocks.L.${hookLocal}`,
-      grid, top, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds }, forwards,
+      grid: effectGrid, top, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds }, forwards,
     };
   },
 });
@@ -225,16 +228,19 @@ function stackMasks(masks: Tensor[], N: number): Tensor {
   return { data: out, dims: [masks.length * N, ...masks[0].dims] };
 }
 
-function toGrid(input: PatchInput, vs: PatchVariant[], effects: number[]): PatchResult['grid'] {
-  const rowKey = (v: PatchVariant) => (input.site === 'head' && input.perPosition ? `L${v.layer}.H${v.component}` : input.site === 'neuron' ? v.label : `L${v.layer}`);
+function toGrid(input: PatchInput, vs: PatchVariant[], effects: number[]): Grid {
+  const headByPos = input.site === 'head' && input.perPosition;
+  const rowKey = (v: PatchVariant) => (headByPos ? `L${v.layer}.H${v.component}` : input.site === 'neuron' ? v.label : `L${v.layer}`);
   const colKey = (v: PatchVariant) =>
     input.site === 'head' ? (input.perPosition ? `P${v.position}` : `H${v.component}`)
       : input.site === 'expert' ? `E${v.component}` : input.site === 'neuron' ? 'effect' : `P${v.position}`;
+  const rowName = headByPos ? 'head' : input.site === 'neuron' ? 'neuron' : 'layer';
+  const colName = input.site === 'head' ? (input.perPosition ? 'position' : 'head') : input.site === 'expert' ? 'expert' : input.site === 'neuron' ? 'measure' : 'position';
   const rowLabels = [...new Set(vs.map(rowKey))];
   const colLabels = [...new Set(vs.map(colKey))];
-  const effectsGrid = rowLabels.map(() => new Array<number>(colLabels.length).fill(Number.NaN));
+  const values = rowLabels.map(() => new Array<number>(colLabels.length).fill(Number.NaN));
   vs.forEach((v, i) => {
-    effectsGrid[rowLabels.indexOf(rowKey(v))][colLabels.indexOf(colKey(v))] = effects[i];
+    values[rowLabels.indexOf(rowKey(v))][colLabels.indexOf(colKey(v))] = effects[i];
   });
-  return { rowLabels, colLabels, effects: effectsGrid };
+  return grid({ name: rowName, labels: rowLabels }, { name: colName, labels: colLabels }, values);
 }

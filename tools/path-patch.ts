@@ -9,8 +9,9 @@ import { z } from 'zod';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
-import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, normalisedEffect } from './metrics.ts';
+import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGIBLE_EFFECT, normalisedEffect } from './metrics.ts';
 import { alignPairs } from './patch.ts';
+import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
 import { componentName, parseComponent } from './sites.ts';
 
@@ -27,12 +28,24 @@ export const pathPatchInput = z.object({
   maxBatch: z.number().int().min(1).max(4096).default(64),
 });
 
+export const pathPatchOutput = z.object({
+  experimentId: ExperimentId,
+  metric: MetricName,
+  clean: z.number(),
+  corrupted: z.number(),
+  receivers: z.string().describe('the receiver heads and input, or resid_end'),
+  grid: Grid.describe('normalised effect of each sender (layer x head) through the path only; null where a head was not a sender'),
+  top: z.array(z.object({ sender: z.string(), effect: z.number(), value: z.number() })).describe('the senders with the largest |effect| (at most 10; |effect| <= 1e-6 not listed)'),
+  runIds: PairRunIds,
+});
+
 interface Head { layer: number; head: number }
 
 export const pathPatchTool = defineTool({
   name: 'path_patch',
   description: 'Path patching: the effect of each sender head on the receivers (their q, k or v inputs, or the final residual stream) through that path only, with all other heads frozen. Returns a normalised effect per sender (1 = restores the clean metric fully through this path).',
   input: pathPatchInput,
+  output: pathPatchOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const { numHeads: nH, numKvHeads: nKV } = cfg;
@@ -125,15 +138,15 @@ export const pathPatchTool = defineTool({
     })));
     const senderLayers = [...new Set(senders.map((s) => s.layer))].sort((a, b) => a - b);
     const senderHeads = [...new Set(senders.map((s) => s.head))].sort((a, b) => a - b);
-    const grid = senderLayers.map((l) => senderHeads.map((h) => {
+    const effectGrid = senderLayers.map((l) => senderHeads.map((h) => {
       const i = senders.findIndex((s) => s.layer === l && s.head === h);
       return i < 0 ? Number.NaN : effects[i];
     }));
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, receivers: receiverLabel,
-      grid: { rowLabels: senderLayers.map((l) => `L${l}`), colLabels: senderHeads.map((h) => `H${h}`), effects: grid },
+      grid: grid({ name: 'layer', labels: senderLayers.map((l) => `L${l}`) }, { name: 'head', labels: senderHeads.map((h) => `H${h}`) }, effectGrid),
       top: senders.map((s, i) => ({ sender: componentName({ kind: 'head', ...s }), effect: effects[i], value: values[i] }))
-        .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10),
+        .filter((x) => Math.abs(x.effect) > NEGLIGIBLE_EFFECT).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10),
       runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds },
     };
   },

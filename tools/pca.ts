@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { defineTool, ToolError } from './define.ts';
 import { columnStats, dot, mat, principalComponents } from './linalg.ts';
+import { ExperimentId, RunIds } from './output.ts';
 import { ActivationHook, ActivationPosition, gatherActivations, resolveHookTargets, samplePositions, slug } from './probe.ts';
 
 export const pcaInput = z.object({
@@ -19,12 +20,29 @@ export const pcaInput = z.object({
   batch: z.number().int().min(1).max(256).default(32).describe('prompts per forward pass'),
 });
 
-const r4 = (x: number) => Number(x.toPrecision(4));
+export const pcaOutput = z.object({
+  experimentId: ExperimentId,
+  hook: z.string(),
+  layer: z.number().int().nullable(),
+  samples: z.number().int(),
+  totalVariance: z.number(),
+  components: z.array(z.object({
+    index: z.number().int(), name: z.string().describe('the stored vector'), explainedVarianceRatio: z.number(), cumulative: z.number(),
+    variance: z.number(), classEta2: z.number().nullable().describe('share of this component\'s variance the class labels explain'),
+  })),
+  projections: z.array(z.object({
+    prompt: z.number().int(), position: z.union([z.number().int(), z.literal('mean')]), label: z.string().nullable(),
+    pcs: z.array(z.number()).describe('coordinates on the first (up to 3) components'),
+  })).describe('the first maxProjections samples (every sample is a results row)'),
+  centroids: z.array(z.object({ label: z.string(), count: z.number().int(), pcs: z.array(z.number()) })).nullable(),
+  runIds: RunIds,
+});
 
 export const pcaTool = defineTool({
   name: 'pca',
   description: 'Principal component analysis of activations at a hook/layer/position over prompts (optionally class-labelled): the components (stored as vectors pca_<name>_c0.. of kind "pca"), explained-variance ratios, every prompt\'s coordinates on the first PCs, per-class centroids in PC space and the share of each PC\'s variance the classes explain (eta²). Stores an experiment with a row per component and per sample.',
   input: pcaInput,
+  output: pcaOutput,
   async run(input, ctx) {
     if (input.labels && input.labels.length !== input.prompts.length) {
       throw new ToolError(`labels has ${input.labels.length} entries for ${input.prompts.length} prompts; give one label per prompt`);
@@ -56,7 +74,7 @@ export const pcaTool = defineTool({
       const classes = [...new Set(samples.map((_, i) => label(i)!))];
       centroids = classes.map((c) => {
         const idx = samples.flatMap((_, i) => (label(i) === c ? [i] : []));
-        return { label: c, count: idx.length, pcs: components.map((_, k) => r4(idx.reduce((s, i) => s + proj[i][k], 0) / idx.length)) };
+        return { label: c, count: idx.length, pcs: components.map((_, k) => (idx.reduce((s, i) => s + proj[i][k], 0) / idx.length)) };
       });
       eta2 = components.map((_, k) => {
         const m = proj.reduce((s, p) => s + p[k], 0) / N;
@@ -67,7 +85,7 @@ export const pcaTool = defineTool({
           const cm = idx.reduce((s, i) => s + proj[i][k], 0) / idx.length;
           between += idx.length * (cm - m) ** 2;
         }
-        return totalSS > 0 ? r4(between / totalSS) : 0;
+        return totalSS > 0 ? (between / totalSS) : 0;
       });
     }
 
@@ -91,20 +109,20 @@ export const pcaTool = defineTool({
       })),
       ...samples.map((s, i) => ({
         site: `sample_${i}`, hook: target.name, layer: target.layer, position: s.position < 0 ? null : s.position, value: proj[i][0], effect: null,
-        extra: { prompt: s.example, label: label(i), pcs: proj[i].map(r4), runId: runIds[s.example] },
+        extra: { prompt: s.example, label: label(i), pcs: [...proj[i]], runId: runIds[s.example] },
       })),
     ]);
     for (const [k, c] of components.entries()) {
       await ctx.store.putVector({
         name: names[k], kind: 'pca', modelId: ctx.session.modelId, hook: target.name, layer: target.layer, vec: Float32Array.from(c),
-        meta: { experimentId, component: k, explainedVarianceRatio: ratios[k], variance: variances[k], position: positionText, centered: input.center, mean: input.center ? Array.from(mean, r4) : null },
+        meta: { experimentId, component: k, explainedVarianceRatio: ratios[k], variance: variances[k], position: positionText, centered: input.center, mean: input.center ? Array.from(mean) : null },
       });
     }
     const shown = Math.min(3, K);
     return {
       experimentId, hook: target.name, layer: target.layer, samples: N, totalVariance: total,
       components: compRows,
-      projections: samples.slice(0, input.maxProjections).map((s, i) => ({ prompt: s.example, position: s.position < 0 ? 'mean' : s.position, label: label(i), pcs: proj[i].slice(0, shown).map(r4) })),
+      projections: samples.slice(0, input.maxProjections).map((s, i) => ({ prompt: s.example, position: s.position < 0 ? ('mean' as const) : s.position, label: label(i), pcs: proj[i].slice(0, shown) })),
       centroids,
       runIds,
     };

@@ -9,6 +9,7 @@ import { Rng } from '../engine/rng.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { columnStats, dot, logistic, mat, predictClasses, ridge, rowSpace, standardise, type Mat } from './linalg.ts';
 import { runAndRecord } from './runs.ts';
+import { ExperimentId, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers } from './sites.ts';
 
@@ -193,32 +194,31 @@ export const probeInput = z.object({
 });
 export type ProbeInput = z.infer<typeof probeInput>;
 
-export interface ProbeLayerResult {
-  layer: number | null;
-  hook: string;
-  /** Held-out accuracy (classification) or R² (regression). */
-  heldOut: number;
-  /** Majority-class accuracy, or R² of predicting the training mean. */
-  baseline: number;
-  /** The same probe trained and tested on shuffled labels. */
-  shuffled: number;
-  /** Fit on the training part (accuracy or R²). */
-  train: number;
-}
+const ProbeLayer = z.object({
+  layer: z.number().int().nullable().describe('null for hook_embed'),
+  hook: z.string(),
+  heldOut: z.number().describe('held-out accuracy (classification) or R² (regression)'),
+  baseline: z.number().describe('majority-class accuracy, or R² of predicting the training mean'),
+  shuffled: z.number().describe('the same probe trained and tested on shuffled labels'),
+  train: z.number().describe('fit on the training part (accuracy or R²)'),
+});
+export type ProbeLayerResult = z.infer<typeof ProbeLayer>;
 
-export interface ProbeResult {
-  experimentId: string;
-  task: 'classification' | 'regression';
-  metric: 'accuracy' | 'r2';
-  classes: string[] | null;
-  examples: number;
-  samples: number;
-  split: string;
-  layers: ProbeLayerResult[];
-  best: ProbeLayerResult;
-  vectors: { name: string; class: string | null; bias: number; norm: number }[];
-  runIds: string[];
-}
+export const probeOutput = z.object({
+  experimentId: ExperimentId,
+  task: z.enum(['classification', 'regression']),
+  metric: z.enum(['accuracy', 'r2']),
+  classes: z.array(z.string()).nullable(),
+  examples: z.number().int(),
+  samples: z.number().int(),
+  split: z.string(),
+  layers: z.array(ProbeLayer).describe('one row per layer'),
+  best: ProbeLayer,
+  vectors: z.array(z.object({ name: z.string(), class: z.string().nullable(), bias: z.number(), norm: z.number() }))
+    .describe('the best layer\'s direction(s), stored as named vectors (steer and ablate take them by name)'),
+  runIds: RunIds,
+});
+export type ProbeResult = z.infer<typeof probeOutput>;
 
 /** Per fold: train and test sample indices. */
 interface Fold { train: number[]; test: number[] }
@@ -324,6 +324,7 @@ export const probeTool = defineTool({
   name: 'train_probe',
   description: 'Train linear probes for a label of each prompt on activations at a hook, for one layer or a sweep of layers (e.g. hook "resid_post", layers [0..L-1]): logistic regression for class labels, ridge for numeric labels, on standardised features. Reports per layer the held-out accuracy (or R²) next to the majority-class (or mean) baseline and a shuffled-label control trained the same way (a probe is only evidence when it beats both), stores the best layer\'s direction(s) as vectors (kind "probe", in the original activation basis: score = vec . x + meta.bias) and an experiment with one row per layer.',
   input: probeInput,
+  output: probeOutput,
   async run(input, ctx): Promise<ProbeResult> {
     const labels = input.examples.map((e) => e.label);
     const allNumbers = labels.every((l) => typeof l === 'number');

@@ -3,6 +3,7 @@
 // are sent. Reads mlp.hook_expert_indices / mlp.hook_expert_weights; padded positions are skipped.
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers } from './sites.ts';
@@ -22,35 +23,39 @@ export const routingInput = z.object({
 });
 export type RoutingInput = z.infer<typeof routingInput>;
 
-export interface RoutingResult {
-  experimentId: string;
-  runIds: string[];
-  layers: number[];
-  experts: number;
-  k: number;
-  /** Token positions routed (each takes k expert slots per layer). */
-  tokens: number;
-  /** Per layer: share of the token x k slots each expert took (sums to 1), share of routing weight, busiest experts. */
-  load: { layer: number; load: number[]; weight: number[]; top: { expert: number; load: number }[] }[];
-  /** Per layer: expert pairs chosen together for one token; share = count / tokens, lift = share / expected under independent choice. */
-  cooccurrence: { layer: number; pairs: { experts: [number, number]; count: number; share: number; lift: number }[] }[];
-  classes?: {
-    class: string;
-    tokens: number;
-    /**
-     * Per layer: the class's distribution over experts as share of its token x k slots (dist) and as
-     * share of its routing weight (weight); its top expert by weight, that expert's slot share and
-     * weight share, and lift = weight share / the expert's weight share over all tokens.
-     */
-    layers: { layer: number; top: number; share: number; weightShare: number; lift: number; dist: number[]; weight: number[] }[];
-  }[];
-  /** Words of the class map that no prompt token matched. */
-  unmatchedWords?: string[];
-  routes?: { prompt: number; position: number; token: string; class?: string; experts: Record<string, [number, number][]> }[];
-  routesOmitted?: number;
-}
+export const routingOutput = z.object({
+  experimentId: ExperimentId,
+  runIds: RunIds,
+  layers: z.array(z.number().int()),
+  experts: z.number().int(),
+  k: z.number().int().describe('experts chosen per token'),
+  tokens: z.number().int().describe('token positions routed (each takes k expert slots per layer)'),
+  load: Grid.describe('share of the token x k slots each expert took, per layer (rows) and expert (columns); each row sums to 1'),
+  weight: Grid.describe('share of routing weight each expert received, per layer and expert'),
+  busiest: z.array(z.object({ layer: z.number().int(), expert: z.number().int(), load: z.number() })).describe('the three busiest experts per layer'),
+  cooccurrence: z.array(z.object({
+    layer: z.number().int(), experts: z.tuple([z.number().int(), z.number().int()]), count: z.number().int(),
+    share: z.number().describe('count / tokens'), lift: z.number().describe('share / expected under independent choice'),
+  })).describe('the most frequent expert pairs per layer (topPairs per layer)'),
+  classes: z.array(z.object({
+    class: z.string(),
+    tokens: z.number().int(),
+    dist: Grid.describe('the class\'s share of its token x k slots per layer and expert'),
+    weight: Grid.describe('the class\'s share of routing weight per layer and expert'),
+    top: z.array(z.object({
+      layer: z.number().int(), expert: z.number().int().describe('the class\'s top expert by weight'), share: z.number(), weightShare: z.number(),
+      lift: z.number().describe('weight share / the expert\'s weight share over all tokens'),
+    })),
+  })).optional(),
+  unmatchedWords: z.array(z.string()).optional().describe('words of the class map that no prompt token matched'),
+  routes: z.array(z.object({
+    prompt: z.number().int(), position: z.number().int(), token: z.string(), class: z.string().optional(),
+    experts: z.record(z.string(), z.array(z.tuple([z.number().int(), z.number()]))).describe('by layer "L<l>": [expert, weight] pairs'),
+  })).optional(),
+  routesOmitted: z.number().int().optional(),
+});
+export type RoutingResult = z.infer<typeof routingOutput>;
 
-const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
 /** Class of each token of each prompt, from labels first, then the word map. */
 function tokenClasses(ctx: ToolContext, input: RoutingInput, prompts: EncodedPrompt[]): { classOf: (string | null)[][]; names: string[]; unmatched: string[] } | null {
@@ -103,7 +108,8 @@ export const routingTool = defineTool({
   name: 'expert_routing',
   description: 'Expert routing: per-token top-k experts and weights, expert load per layer (share of token slots; sums to 1), experts chosen together (co-occurrence), and, given a word -> class map or per-token labels, where each class of tokens is routed (distribution over experts per layer, top expert, lift over the overall load). Stores load, class and pair rows (experiment kind "expert_routing").',
   input: routingInput,
-  async run(input, ctx): Promise<RoutingResult> {
+  output: routingOutput,
+  async run(input, ctx) {
     const cfg = ctx.session.config;
     const E = cfg.numExperts;
     const k = cfg.expertsPerToken;
@@ -161,7 +167,7 @@ export const routingTool = defineTool({
               }
               chosen.push([e, w]);
             }
-            if (keep) experts[`L${layer}`] = chosen.map(([e, w]) => [e, r4(w)]);
+            if (keep) experts[`L${layer}`] = chosen;
           });
           if (keep) routes.push({ prompt: n, position: t, token: p.tokens[t], ...(c !== null ? { class: c } : {}), experts });
           else if (input.perToken) routesOmitted++;
@@ -178,7 +184,7 @@ export const routingTool = defineTool({
       return { layer, load: l, weight: w, top };
     });
     const cooccurrence = layers.map((layer, li) => {
-      const list: RoutingResult['cooccurrence'][number]['pairs'] = [];
+      const list: { experts: [number, number]; count: number; share: number; lift: number }[] = [];
       for (let a = 0; a < E; a++) {
         for (let b = a + 1; b < E; b++) {
           const count = pairs[li][a * E + b];
@@ -205,6 +211,8 @@ export const routingTool = defineTool({
       }),
     })) : undefined;
 
+    const layerAxis = { name: 'layer', labels: layers.map((l) => `L${l}`) };
+    const expertAxis = { name: 'expert', labels: Array.from({ length: E }, (_, e) => `E${e}`) };
     const experimentId = await ctx.store.addExperiment({
       kind: 'expert_routing', modelId: ctx.session.modelId,
       params: { ...input, runIds },
@@ -227,9 +235,18 @@ export const routingTool = defineTool({
 
     return {
       experimentId, runIds, layers, experts: E, k, tokens,
-      load: load.map((l) => ({ layer: l.layer, load: l.load.map(r4), weight: l.weight.map(r4), top: l.top.map((t) => ({ expert: t.expert, load: r4(t.load) })) })),
-      cooccurrence: cooccurrence.map((c) => ({ layer: c.layer, pairs: c.pairs.slice(0, input.topPairs).map((p) => ({ ...p, share: r4(p.share), lift: r4(p.lift) })) })),
-      ...(classes ? { classes: classes.map((c) => ({ ...c, layers: c.layers.map((l) => ({ ...l, share: r4(l.share), weightShare: r4(l.weightShare), lift: r4(l.lift), dist: l.dist.map(r4), weight: l.weight.map(r4) })) })) } : {}),
+      load: grid(layerAxis, expertAxis, load.map((l) => l.load)),
+      weight: grid(layerAxis, expertAxis, load.map((l) => l.weight)),
+      busiest: load.flatMap((l) => l.top.map((t) => ({ layer: l.layer, expert: t.expert, load: t.load }))),
+      cooccurrence: cooccurrence.flatMap((c) => c.pairs.slice(0, input.topPairs).map((p) => ({ layer: c.layer, ...p }))),
+      ...(classes ? {
+        classes: classes.map((c) => ({
+          class: c.class, tokens: c.tokens,
+          dist: grid(layerAxis, expertAxis, c.layers.map((l) => l.dist)),
+          weight: grid(layerAxis, expertAxis, c.layers.map((l) => l.weight)),
+          top: c.layers.map((l) => ({ layer: l.layer, expert: l.top, share: l.share, weightShare: l.weightShare, lift: l.lift })),
+        })),
+      } : {}),
       ...(cls && cls.unmatched.length ? { unmatchedWords: cls.unmatched } : {}),
       ...(input.perToken ? { routes } : {}),
       ...(routesOmitted ? { routesOmitted } : {}),

@@ -9,6 +9,7 @@
 // Returns the top single-domain neurons per domain and the top cross-domain neurons.
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
+import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import { checkLayers } from './sites.ts';
 
@@ -26,35 +27,36 @@ export const selectivityInput = z.object({
 });
 export type SelectivityInput = z.infer<typeof selectivityInput>;
 
-export interface NeuronReport {
-  neuron: string;
-  layer: number;
-  expert: number;
-  index: number;
-  /** The domain with the largest mean. */
-  domain: string;
-  means: Record<string, number>;
-  firing: Record<string, number>;
-  selectivity: number;
-  cross: number;
-}
+const NeuronReport = z.object({
+  neuron: z.string().describe('L<layer>.E<expert>.N<neuron>'),
+  layer: z.number().int(),
+  expert: z.number().int(),
+  index: z.number().int(),
+  domain: z.string().describe('the domain with the largest mean'),
+  means: z.record(z.string(), z.number()).describe('mean activation per domain (unrouted tokens count 0)'),
+  firing: z.record(z.string(), z.number()).describe('share of each domain\'s tokens on which it fires'),
+  selectivity: z.number().describe('(top mean - second mean) / |top mean|'),
+  cross: z.number().describe('smallest normalised mean over the cross domains'),
+});
+export type NeuronReport = z.infer<typeof NeuronReport>;
 
-export interface SelectivityResult {
-  experimentId: string;
-  runIds: string[];
-  domains: { domain: string; prompts: number; tokens: number }[];
-  neurons: number;
-  perDomain: Record<string, NeuronReport[]>;
-  crossDomain: NeuronReport[];
-}
+export const selectivityOutput = z.object({
+  experimentId: ExperimentId,
+  runIds: RunIds,
+  domains: z.array(z.object({ domain: z.string(), prompts: z.number().int(), tokens: z.number().int() })),
+  neurons: z.number().int().describe('neurons scanned'),
+  perDomain: z.record(z.string(), z.array(NeuronReport)).describe('the most selective neurons of each domain'),
+  crossDomain: z.array(NeuronReport).describe('neurons that respond across domains'),
+});
+export type SelectivityResult = z.infer<typeof selectivityOutput>;
 
 const EPS = 1e-6;
-const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
 export const selectivityTool = defineTool({
   name: 'neuron_selectivity',
   description: 'Neuron selectivity across prompt domains: each MoE neuron\'s (mlp.hook_post) mean activation and firing rate per domain (tokens not routed to the expert count as 0), a selectivity score (m1 - m2)/|m1| for single-domain neurons and a cross-domain score (min over domains of the normalised mean) for neurons active across unrelated domains. Returns the top single-domain neurons per domain and the top cross-domain neurons; stores a row per reported neuron (experiment kind "neuron_selectivity").',
   input: selectivityInput,
+  output: selectivityOutput,
   async run(input, ctx): Promise<SelectivityResult> {
     const cfg = ctx.session.config;
     const names = Object.keys(input.domains);
@@ -168,17 +170,12 @@ export const selectivityTool = defineTool({
       ...names.flatMap((d) => perDomain[d].map((n) => row(n, `single:${d}`, n.selectivity))),
       ...crossDomain.map((n) => row(n, 'cross', n.cross)),
     ]);
-    const compact = (n: NeuronReport): NeuronReport => ({
-      ...n, selectivity: r4(n.selectivity), cross: r4(n.cross),
-      means: Object.fromEntries(Object.entries(n.means).map(([k, v]) => [k, r4(v)])),
-      firing: Object.fromEntries(Object.entries(n.firing).map(([k, v]) => [k, r4(v)])),
-    });
     return {
       experimentId, runIds,
       domains: names.map((d, k) => ({ domain: d, prompts: input.domains[d].length, tokens: tokens[k] })),
       neurons: L * X * I,
-      perDomain: Object.fromEntries(names.map((d) => [d, perDomain[d].map(compact)])),
-      crossDomain: crossDomain.map(compact),
+      perDomain,
+      crossDomain,
     };
   },
 });

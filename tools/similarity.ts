@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { expandHooks, HookError } from '../engine/hooks.ts';
 import { defineTool, ToolError, type ToolContext } from './define.ts';
+import { ExperimentId } from './output.ts';
 
 const RUN_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
@@ -29,27 +30,31 @@ export const similarityInput = z.object({
 });
 export type SimilarityInput = z.infer<typeof similarityInput>;
 
-export interface SimilarityHit {
-  rank: number;
-  similarity: number;
-  runId: string;
-  hook: string;
-  layer: number | null;
-  position: number;
-  component: number | null;
-  token: string | null;
-  /** Up to 4 tokens before the position and the token itself. */
-  context: string[];
-  prompt: string;
-}
+const SimilarityHit = z.object({
+  rank: z.number().int(),
+  similarity: z.number(),
+  runId: z.string(),
+  hook: z.string(),
+  layer: z.number().int().nullable(),
+  position: z.number().int(),
+  component: z.number().int().nullable(),
+  token: z.string().nullable(),
+  context: z.array(z.string()).describe('up to 4 tokens before the position and the token itself'),
+  prompt: z.string().describe('the run\'s prompt (first 160 characters)'),
+});
+export type SimilarityHit = z.infer<typeof SimilarityHit>;
 
-export interface SimilarityResult {
-  experimentId: string;
-  query: { source: 'vector' | 'name' | 'row'; dim: number; hook: string | null; label: string };
-  metric: 'cosine' | 'dot';
-  filters: { hooks: string[] | null; layers: number[] | null; runIds: string[] | null; components: number[] | null };
-  hits: SimilarityHit[];
-}
+export const similarityOutput = z.object({
+  experimentId: ExperimentId,
+  query: z.object({ source: z.enum(['vector', 'name', 'row']), dim: z.number().int(), hook: z.string().nullable(), label: z.string() }),
+  metric: z.enum(['cosine', 'dot']),
+  filters: z.object({
+    hooks: z.array(z.string()).nullable(), layers: z.array(z.number().int()).nullable(),
+    runIds: z.array(z.string()).nullable(), components: z.array(z.number().int()).nullable(),
+  }),
+  hits: z.array(SimilarityHit),
+});
+export type SimilarityResult = z.infer<typeof similarityOutput>;
 
 /** A finite number as a SQL numeric literal. */
 function num(x: number): string {
@@ -97,6 +102,7 @@ export const similarityTool = defineTool({
   name: 'similarity_search',
   description: 'Nearest stored activation vectors (activations table) by cosine similarity (or dot product), computed in DuckDB, to a raw vector, a stored named vector, or a stored activation row; filter by hook, layer, run and head/expert. Returns the top k with the run\'s prompt, the token at that position and its context. Only rows of the same width as the query are compared.',
   input: similarityInput,
+  output: similarityOutput,
   async run(input, ctx): Promise<SimilarityResult> {
     const query = await resolveQuery(ctx, input);
     const dim = query.vec.length;

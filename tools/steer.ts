@@ -7,6 +7,7 @@ import type { Intervention } from '../engine/intervention.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from './metrics.ts';
 import { runAndRecord } from './runs.ts';
+import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers } from './sites.ts';
 
@@ -32,7 +33,22 @@ export const steerInput = z.object({
   saveAs: z.string().min(1).optional().describe('store the contrast vector under this name'),
 });
 
-export interface SteerRow { mode: string; coefficient: number; metric: number; shift: number }
+export const steerOutput = z.object({
+  experimentId: ExperimentId,
+  vector: z.string().describe('the stored vector steered along (a contrast vector is stored under this name)'),
+  layers: z.array(z.number().int()),
+  metric: MetricName,
+  base: z.number().describe('mean metric without steering'),
+  rows: z.array(z.object({ mode: PositionMode, coefficient: z.number(), metric: z.number(), shift: z.number().describe('metric - base') })),
+  grid: Grid.describe('shift of the metric by mode (rows) and coefficient (columns)'),
+  generations: z.array(z.object({
+    prompt: z.string(),
+    unsteered: z.string(),
+    steered: z.record(z.string(), z.string()).describe('by "<mode> x<coefficient>" (the largest coefficient)'),
+  })),
+  runIds: RunIds,
+});
+export type SteerRow = z.infer<typeof steerOutput>['rows'][number];
 
 async function steeringVector(ctx: ToolContext, input: z.infer<typeof steerInput>, hook: string): Promise<{ vec: Float32Array; name: string }> {
   const H = ctx.session.config.hiddenSize;
@@ -76,6 +92,7 @@ export const steerTool = defineTool({
   name: 'steer',
   description: 'Add a steering vector (stored, or the contrast of two prompt sets) to the residual stream at the last token, a window of tokens, or every token, over a sweep of coefficients; returns the metric per mode and coefficient and greedy generations with and without steering.',
   input: steerInput,
+  output: steerOutput,
   async run(input, ctx) {
     const cfg = ctx.session.config;
     const H = cfg.hiddenSize;
@@ -146,6 +163,10 @@ export const steerTool = defineTool({
       experimentId, site: `${row.mode} x${row.coefficient}`, hook: `blocks.${layers.join(',')}.${hookLocal}`, layer: layers[0],
       position: null, component: null, neuron: null, value: row.metric, effect: row.shift, extra: { mode: row.mode, coefficient: row.coefficient },
     })));
-    return { experimentId, vector: name, layers, metric: input.metric, base: baseValue, rows, generations, runIds: base.runIds };
+    const shifts = grid(
+      { name: 'mode', labels: input.modes }, { name: 'coefficient', labels: input.coefficients.map((c) => `x${c}`) },
+      input.modes.map((m) => input.coefficients.map((c) => rows.find((r) => r.mode === m && r.coefficient === c)!.shift)),
+    );
+    return { experimentId, vector: name, layers, metric: input.metric, base: baseValue, rows, grid: shifts, generations, runIds: base.runIds };
   },
 });

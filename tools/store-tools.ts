@@ -19,16 +19,22 @@ export const queryActivationsTool = defineTool({
   description:
     'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
     'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
-    `Writes are refused. Returns at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and at most maxBytes bytes (default ${LIMITS.defaultSqlResultBytes}) as a Markdown or CSV table, cut with truncated naming the limit, and stops after timeoutMs. ` +
-    'Vectors are shortened in the table; compute on them in SQL (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
+    `Writes are refused. Returns the columns and at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and at most maxBytes bytes (default ${LIMITS.defaultSqlResultBytes}), cut with truncated and a note naming the limit, and stops after timeoutMs (reading the rows included). ` +
+    'Compute on vectors in SQL rather than reading them whole (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
     `Example: {"sql": "${EXAMPLE_QUERIES[0].replace(/"/g, '\\"')}"}`,
   input: z.object({
     sql: z.string().min(1).max(20_000).describe('one read-only statement: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN'),
     maxRows: z.number().int().min(1).max(LIMITS.maxSqlRows).default(LIMITS.defaultSqlRows).describe('rows returned at most'),
     timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds (reading the rows included)'),
     maxBytes: z.number().int().min(1000).max(LIMITS.maxSqlResultBytes).default(LIMITS.defaultSqlResultBytes).describe('byte budget of the rows returned (estimated as JSON); rows past it are cut'),
-    format: z.enum(['markdown', 'csv', 'auto']).default('auto').describe('table text format (auto: Markdown for small results, CSV for large)'),
   }).strict().meta({ examples: EXAMPLE_QUERIES.map((sql) => ({ sql })) }),
+  output: z.object({
+    columns: z.array(z.object({ name: z.string(), type: z.string() })),
+    rows: z.array(z.array(z.unknown())).describe('each row\'s values in column order (JSON: integers beyond 2^53 as strings, JSON columns parsed)'),
+    rowCount: z.number().int().describe('rows returned'),
+    truncated: z.boolean().describe('the query had more than maxRows rows'),
+    note: z.string().optional(),
+  }),
   async run(input, ctx) {
     let r;
     try {
@@ -42,14 +48,14 @@ export const queryActivationsTool = defineTool({
       }
       throw e;
     }
-    const t = renderTable(r.columns.map((c) => c.name), r.rows, { format: input.format, digits: 6, maxCells: LIMITS.maxTableCells });
     return {
-      columns: r.columns.map((c) => `${c.name} ${c.type}`).join(', '),
+      columns: r.columns,
+      rows: r.rows,
       rowCount: r.rowCount,
-      truncated: !r.cut ? false : r.cut.limit === 'maxRows'
-        ? `more than ${input.maxRows} rows (maxRows); only the first ${input.maxRows} are shown (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)`
-        : `${r.cut.message} (raise maxBytes up to ${LIMITS.maxSqlResultBytes})`,
-      table: t.text,
+      truncated: r.truncated,
+      ...(r.cut ? { cutBy: r.cut.limit, note: r.cut.limit === 'maxRows'
+        ? `more than ${input.maxRows} rows (maxRows); only the first ${input.maxRows} were returned (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)`
+        : `${r.cut.message} (raise maxBytes up to ${LIMITS.maxSqlResultBytes})` } : {}),
     };
   },
 });
@@ -61,6 +67,11 @@ export const describeStoreTool = defineTool({
     'Describe the activation store: every table and column with its type and meaning, current row counts, example queries for query_activations, ' +
     'and what happened to the store file itself (created, migrated, a write-ahead log set aside after a crash). Example: {}',
   input: z.object({}).strict().meta({ examples: [{}] }),
+  output: z.object({
+    markdown: z.string().describe('every table and column with its meaning, row counts and example queries'),
+    events: z.array(z.object({ at: z.string(), kind: z.enum(['wal_set_aside', 'created', 'migrated']), detail: z.string() }))
+      .describe('what happened to the store file itself, newest first: created, migrated, a write-ahead log set aside after a crash'),
+  }),
   async run(_input, ctx) {
     return { markdown: await storeSchemaMarkdown(ctx.store), events: await ctx.store.events() };
   },

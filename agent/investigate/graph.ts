@@ -12,10 +12,9 @@ import { Annotation, END, START, StateGraph, type BaseCheckpointSaver } from '@l
 import { loadPromptFile } from '../chat.ts';
 import type { ChatMessage, ChatModel, CompletionRequest } from '../llm/types.ts';
 import type { McpToolbox } from '../mcp.ts';
-import { parseToolText } from '../mcp-result.ts';
 import { clip, executeToolCalls } from '../tool-exec.ts';
 import { askJson, str, strList } from './json-reply.ts';
-import { callIds, hypothesisMarkdown, knownIds, reportMarkdown, unverifiedIds } from './report.ts';
+import { callIds, hypothesisMarkdown, keyValues, knownIds, reportMarkdown, unverifiedIds } from './report.ts';
 import type { Budget, Decision, Hypothesis, InvestigationEvent, InvestigationState, ReportRef, ToolCallLog, Verdict } from './types.ts';
 
 const S = Annotation.Root({
@@ -184,7 +183,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
     });
     if (exec.aborted) throw d.signal?.reason ?? new DOMException('aborted', 'AbortError');
     const logs: ToolCallLog[] = exec.executed.map((x) => ({
-      id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 4000), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
+      id: x.id, tool: x.name, args: x.args, rawArguments: x.rawArguments, ran: x.ran, ok: x.ok, result: clip(x.text, 4000), ...(x.structured ? { summary: keyValues(x.structured) } : {}), experimentIds: x.experimentIds, runIds: x.runIds, ms: x.ms,
     }));
     return {
       messages: [...s.messages, ...exec.messages],
@@ -224,7 +223,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       r = await d.toolbox.call('write_finding', { ...args, experimentIds: [], runIds: [] }, { signal: d.signal });
     }
     if (!r.ok) return { ref: null, notes: note(s, notes, `could not write finding ${name}: ${r.text}`) };
-    const w = parseToolText(r.text).data as Record<string, unknown> | null;
+    const w = r.structured;
     const uri = typeof w?.uri === 'string' ? w.uri : undefined;
     const path = typeof w?.path === 'string' ? w.path : undefined;
     d.emit({ type: 'finding', name, uri });

@@ -1,7 +1,7 @@
 // The Markdown an investigation writes: one finding per hypothesis (hypothesis, design, every tool
 // call with its experiment and run ids, SQL, result, verdict) and a final report that links them.
 import { formatUsage } from '../llm/usage.ts';
-import { EXPERIMENT_ID, parseToolText, RUN_ID } from '../mcp-result.ts';
+import { EXPERIMENT_ID, RUN_ID } from '../mcp-result.ts';
 import type { Hypothesis, InvestigationState, ToolCallLog } from './types.ts';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -33,21 +33,16 @@ function callsTable(calls: ToolCallLog[]): string {
   const rows = calls.map((c, i) => {
     const status = !c.ran ? 'not run' : c.ok ? 'ok' : 'error';
     const ids = [...c.experimentIds.map((x) => `\`${x}\``), ...(c.runIds.length ? [`${c.runIds.length} run(s): ${c.runIds.slice(0, 3).map((x) => `\`${x}\``).join(', ')}${c.runIds.length > 3 ? ', …' : ''}`] : [])].join('<br>') || '–';
-    return `| ${i + 1} | \`${c.tool}\` | ${status} | ${ids} | ${esc(clip(c.ok ? keyValues(c.result) : c.result, 200))} |`;
+    return `| ${i + 1} | \`${c.tool}\` | ${status} | ${ids} | ${esc(clip(c.ok ? (c.summary ?? c.result) : c.result, 200))} |`;
   });
   return ['| # | tool | status | experiment / runs | result |', '|---|---|---|---|---|', ...rows].join('\n');
 }
 
-/** A result's scalar fields ("clean 1.71, corrupted 0.903, ..."), or its first characters. */
-export function keyValues(text: string): string {
-  const d = parseToolText(text).data;
-  if (d && typeof d === 'object' && !Array.isArray(d)) {
-    const parts = Object.entries(d)
-      .filter(([k, v]) => !/Id$|Ids$|^hook$/.test(k) && (typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 60 && !v.endsWith('see below]'))))
-      .slice(0, 8).map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`);
-    if (parts.length) return parts.join(', ');
-  }
-  return text.replace(/\s+/g, ' ').trim();
+/** A structured result's scalar fields in one line ("clean 1.71, corrupted 0.903, ..."). */
+export function keyValues(result: Record<string, unknown>): string {
+  return Object.entries(result)
+    .filter(([k, v]) => !/Id$|Ids$|^hook$/.test(k) && (typeof v === 'number' || typeof v === 'boolean' || (typeof v === 'string' && v.length <= 60 && !v.includes('\n'))))
+    .slice(0, 8).map(([k, v]) => `${k} ${typeof v === 'number' ? Number(v.toPrecision(4)) : v}`).join(', ');
 }
 
 function sqlFor(h: Hypothesis): string[] {

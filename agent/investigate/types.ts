@@ -11,6 +11,8 @@ export interface ToolCallLog {
   ok: boolean;
   /** The start of the result (or the error), as the model saw it. */
   result: string;
+  /** The result's scalar fields in one line, from the structured result ("clean 1.71, corrupted 0.903"). */
+  summary?: string;
   experimentIds: string[];
   runIds: string[];
   ms: number;

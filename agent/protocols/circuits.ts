@@ -4,7 +4,6 @@
 import { byLength, ioiPatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
 import { inductionPatchingSet } from '../../tools/suite/prompts.ts';
 import { ablation, carriers, controls, mdTable, num, pct, roleScores, spread, strongHeads, topHeads, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
-import { tableRecords, type Table } from '../mcp-result.ts';
 
 const layerOf = (site: string) => Number(/^L(\d+)/.exec(site)?.[1] ?? NaN);
 const headOf = (site: string) => Number(/\.H(\d+)$/.exec(site)?.[1] ?? NaN);
@@ -45,22 +44,14 @@ async function lastTokenAttention(rec: Recorder, examples: TaskExample[], watche
   type Key = { position: number; token: string; weight: number };
   const queryRows = (Array.isArray(r.data.queryRows) ? r.data.queryRows : []) as { prompt: number; position: number; heads: { head: string; sink: number; top: Key[] }[] }[];
   let unread = examples.length - queryRows.length;
-  // Long key lists come back lifted out as tables ({columns, rows} of strings), short ones inline.
-  const keysOf = (top: unknown): Key[] | null => {
-    if (Array.isArray(top)) return top as Key[];
-    if (top && typeof top === 'object' && 'rows' in top) {
-      return tableRecords(top as Table).map((k) => ({ position: Number(k.position), token: k.token, weight: Number(k.weight) }));
-    }
-    return null;
-  };
   for (const q of queryRows) {
     const e = examples[q.prompt];
     for (const h of q.heads) {
       const a = acc.get(h.head);
-      const top = keysOf(h.top);
+      const top = h.top;
       if (!a) continue;
       // Every key up to the query is listed only when the prompt has at most 64 tokens.
-      if (!top || top.length !== q.position + 1) {
+      if (top.length !== q.position + 1) {
         unread++;
         continue;
       }

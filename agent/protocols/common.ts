@@ -3,7 +3,6 @@
 // and the Markdown pieces of a finding.
 import type { SuitePrompts } from '../../tools/suite/prompts.ts';
 import { McpToolError, type McpToolbox } from '../mcp.ts';
-import { parseTable, tableRecords, type Table } from '../mcp-result.ts';
 import type { ToolHandlers } from '../tool-exec.ts';
 
 export type Phenomenon = 'ioi' | 'induction' | 'successor' | 'sentiment' | 'entanglement';
@@ -97,13 +96,12 @@ export class Recorder {
     return r;
   }
 
-  /** Read-only SQL through query_activations; rows as records of strings. Kept for the finding when `cite`. */
-  async query(sql: string, opts: { cite?: boolean; maxRows?: number } = {}): Promise<Record<string, string>[]> {
-    const r = await this.call('query_activations', { sql, format: 'csv', maxRows: opts.maxRows ?? 2000 });
+  /** Read-only SQL through query_activations; rows as records by column name. Kept for the finding when `cite`. */
+  async query(sql: string, opts: { cite?: boolean; maxRows?: number } = {}): Promise<Record<string, any>[]> {
+    const r = await this.call('query_activations', { sql, maxRows: opts.maxRows ?? 2000 });
     if (opts.cite ?? true) this.sql.push(sql);
-    const t = r.data.table;
-    if (typeof t === 'string') return tableRecords(parseTable(t));
-    return t && typeof t === 'object' ? tableRecords(t as Table) : [];
+    const columns = (r.data.columns ?? []) as { name: string }[];
+    return ((r.data.rows ?? []) as unknown[][]).map((row) => Object.fromEntries(columns.map((c, i) => [c.name, row[i]])));
   }
 
   /** The results rows of an experiment, largest effect first. */
@@ -112,7 +110,7 @@ export class Recorder {
       `SELECT site, layer, position, component, effect, value FROM results WHERE experiment_id = '${experimentId}' ORDER BY ${opts.order ?? 'effect DESC'}`,
       { cite: opts.cite },
     );
-    const num = (s: string | undefined) => (s === undefined || s === '' ? null : Number(s));
+    const num = (v: unknown) => (v === undefined || v === null || v === '' ? null : Number(v));
     return rows.map((r) => ({ site: r.site, layer: num(r.layer), position: num(r.position), component: num(r.component), effect: Number(r.effect), value: Number(r.value) }));
   }
 }
@@ -149,6 +147,7 @@ export function controls(rows: { site: string; layer: number | null; effect: num
 export interface AblationOutcome {
   before: number;
   after: number;
+  /** (before - after) / before; NaN where the metric has no relative drop (shown as –). */
   relativeDrop: number;
   experimentId: string | null;
 }
@@ -156,7 +155,7 @@ export interface AblationOutcome {
 /** Ablates components on the prompts and returns the metric before/after. */
 export async function ablation(rec: Recorder, step: string, args: Record<string, unknown>): Promise<AblationOutcome> {
   const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${(args.components as string[]).join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop)} drop)`);
-  return { before: Number(r.data.before), after: Number(r.data.after), relativeDrop: Number(r.data.relativeDrop), experimentId: r.experimentId };
+  return { before: Number(r.data.before), after: Number(r.data.after), relativeDrop: r.data.relativeDrop === null ? Number.NaN : Number(r.data.relativeDrop), experimentId: r.experimentId };
 }
 
 export interface RoleScores {

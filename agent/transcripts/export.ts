@@ -35,7 +35,7 @@ export function sessionConversation(s: LoadedSession): Conversation {
       }
       case 'tool_end': {
         const item = tools.get(e.id);
-        const done = { status: e.status, result: e.result, error: e.error, ms: e.ms, grids: e.grids };
+        const done = { status: e.status, result: e.result, structured: e.structured, structuredOmitted: e.structuredOmitted, error: e.error, ms: e.ms, grids: e.grids };
         if (item) Object.assign(item, done);
         else cur().items.push({ kind: 'tool', name: e.name, args: undefined, ...done });
         break;

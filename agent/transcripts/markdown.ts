@@ -3,11 +3,19 @@
 // arguments and a summary of its result (key numbers, tables, heatmaps written as SVG plots and linked).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, dirname } from 'node:path';
-import { gridsOf, parseToolText, scalarsOf, tablesOf, textBlocksOf, type Grid } from '../ui/results.ts';
+import { resultView, type Grid } from '../ui/results.ts';
 
 export type TurnItem =
   | { kind: 'assistant'; text: string }
-  | { kind: 'tool'; name: string; args: unknown; status: 'running' | 'done' | 'error' | 'cancelled'; result?: string; error?: string; ms?: number; grids?: Grid[] }
+  | {
+    kind: 'tool'; name: string; args: unknown; status: 'running' | 'done' | 'error' | 'cancelled';
+    /** The result text (for imported conversations, the only form there is). */
+    result?: string;
+    /** The typed result, which the transcript renders; structuredOmitted says why one is missing. */
+    structured?: unknown;
+    structuredOmitted?: string;
+    error?: string; ms?: number; grids?: Grid[];
+  }
   | { kind: 'note'; text: string; tone?: 'info' | 'error' | 'success' };
 
 export interface Turn {
@@ -91,13 +99,11 @@ async function toolMarkdown(item: Extract<TurnItem, { kind: 'tool' }>, ctx: Ctx)
   parts.push('**Arguments**', '', fence('json', args.length > 6000 ? `${args.slice(0, 6000)}\n… (cut)` : args), '');
   if (item.status === 'error' || item.status === 'cancelled') {
     parts.push(`**${item.status === 'error' ? 'Error' : 'Cancelled'}**`, '', fence('text', item.error ?? item.status), '');
-  } else if (item.result !== undefined) {
-    const parsed = parseToolText(item.result);
+  } else if (item.structured !== undefined && item.structured !== null) {
+    const view = resultView(item.structured);
     parts.push('**Result**', '');
-    const scalars = scalarsOf(parsed, 16);
-    if (scalars.length) parts.push(scalars.map(([k, v]) => `- ${k}: \`${v}\``).join('\n'), '');
-    const grids = item.grids ?? gridsOf(parsed);
-    for (const g of grids) {
+    if (view.scalars.length) parts.push(view.scalars.map(([k, v]) => `- ${k}: \`${v}\``).join('\n'), '');
+    for (const g of item.grids ?? view.grids) {
       if (ctx.opts.plotsDir) {
         ctx.plotCount++;
         const file = join(ctx.opts.plotsDir, `${ctx.plotPrefix}${String(ctx.plotCount).padStart(2, '0')}-${slugify(item.name, 24)}.svg`);
@@ -110,21 +116,25 @@ async function toolMarkdown(item: Extract<TurnItem, { kind: 'tool' }>, ctx: Ctx)
           parts.push(`(plot not written: ${(e as Error).message})`, '');
         }
       }
-      if (g.colLabels.length <= 16 && g.rowLabels.length <= 40) {
-        parts.push(`${g.title}:`, '', mdTable(['', ...g.colLabels], g.values.map((r, i) => [g.rowLabels[i], ...r.map(fmt)])), '');
-      }
+      parts.push(`${g.title}:`, '', mdTable([`${g.rowAxis ?? ''} \\ ${g.colAxis ?? ''}`, ...g.colLabels], g.values.map((r, i) => [g.rowLabels[i], ...r.map(fmt)])), '');
     }
     const maxRows = ctx.opts.tableRows ?? 30;
-    for (const t of tablesOf(parsed)) {
-      parts.push(`${t.title}:`, '', mdTable(t.columns, t.rows.slice(0, maxRows)), '');
-      if (t.rows.length > maxRows || t.note) parts.push(`_${[t.rows.length > maxRows ? `${t.rows.length - maxRows} more rows` : '', t.note ?? ''].filter(Boolean).join('; ')}_`, '');
+    for (const t of view.tables) {
+      parts.push(`${t.title} (${t.rows.length} row${t.rows.length === 1 ? '' : 's'}):`, '', mdTable(t.columns, t.rows.slice(0, maxRows)), '');
+      if (t.rows.length > maxRows) parts.push(`_${t.rows.length - maxRows} more rows: the session log holds the full result_`, '');
     }
-    for (const b of textBlocksOf(parsed)) {
+    for (const b of view.texts) {
       const lines = b.text.split('\n');
-      const body = lines.length > 80 ? `${lines.slice(0, 80).join('\n')}\n… (${lines.length - 80} more lines)` : b.text;
+      const body = lines.length > 80 ? `${lines.slice(0, 80).join('\n')}\n… (${lines.length - 80} more lines in the session log)` : b.text;
       if (b.title) parts.push(`${b.title}:`, '');
       parts.push(fence('text', body), '');
     }
+  } else if (item.result !== undefined) {
+    // No typed result (an imported conversation, or one too large for the log): the text as it came.
+    parts.push('**Result**', '');
+    if (item.structuredOmitted) parts.push(`_${item.structuredOmitted}_`, '');
+    const lines = item.result.split('\n');
+    parts.push(fence('text', lines.length > 200 ? `${lines.slice(0, 200).join('\n')}\n… (${lines.length - 200} more lines in the session log)` : item.result), '');
   }
   parts.push('</details>');
   return parts.join('\n');

@@ -10,7 +10,7 @@ export type SessionEvent =
   | { type: 'user'; at: string; text: string }
   | { type: 'assistant'; at: string; text: string; partial?: boolean; turn?: number }
   | { type: 'tool_start'; at: string; id: string; name: string; args: unknown }
-  | { type: 'tool_end'; at: string; id: string; name: string; status: 'done' | 'error' | 'cancelled'; result?: string; error?: string; ms?: number; grids?: SavedGrid[] }
+  | { type: 'tool_end'; at: string; id: string; name: string; status: 'done' | 'error' | 'cancelled'; result?: string; structured?: unknown; structuredOmitted?: string; error?: string; ms?: number; grids?: SavedGrid[] }
   | { type: 'note'; at: string; text: string; tone?: 'info' | 'error' | 'success' }
   | { type: 'clear'; at: string };
 
@@ -24,7 +24,9 @@ export interface SavedGrid {
 }
 
 /** Results longer than this are cut in the log (the full data lives in the store). */
-export const MAX_LOGGED_RESULT = 200_000;
+export /** Characters of JSON of one structured result kept in the log. */
+const MAX_LOGGED_STRUCTURED = 4_000_000;
+const MAX_LOGGED_RESULT = 200_000;
 
 export const sessionsDir = (dataDir: string) => join(resolve(dataDir), 'sessions');
 
@@ -47,6 +49,11 @@ export class SessionLog {
   write(e: SessionEvent): void {
     let ev = e;
     if (ev.type === 'tool_end' && ev.result && ev.result.length > MAX_LOGGED_RESULT) ev = { ...ev, result: `${ev.result.slice(0, MAX_LOGGED_RESULT)}\n… (cut at ${MAX_LOGGED_RESULT} characters)` };
+    if (ev.type === 'tool_end' && ev.structured !== undefined) {
+      // The typed result is what transcripts render; one too large for the log is named, not cut.
+      const bytes = JSON.stringify(ev.structured).length;
+      if (bytes > MAX_LOGGED_STRUCTURED) ev = { ...ev, structured: undefined, structuredOmitted: `the structured result (${bytes} characters of JSON) is over the log's limit of ${MAX_LOGGED_STRUCTURED}; its numbers are in the store (the experiment's rows)` };
+    }
     appendFileSync(this.file, `${JSON.stringify(ev)}\n`);
   }
 

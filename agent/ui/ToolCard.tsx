@@ -5,7 +5,7 @@ import React, { useEffect, useState } from 'react';
 import { heatmapLines } from './Heatmap.tsx';
 import { Lines } from './Lines.tsx';
 import { renderMarkdown, renderTable } from './markdown.ts';
-import { gridsOf, parseToolText, scalarsOf, tablesOf, textBlocksOf, type Grid } from './results.ts';
+import { resultView, type Grid } from './results.ts';
 import { truncate, wrapSpans, type Line } from './text.ts';
 
 export type ToolStatus = 'running' | 'done' | 'error' | 'cancelled';
@@ -18,9 +18,9 @@ export interface ToolCallView {
   progress?: { done: number; total?: number; message?: string };
   startedAt: number;
   endedAt?: number;
-  /** The result text as the server sent it. */
+  /** The result text as the server sent it (what a language model reads). */
   resultText?: string;
-  /** Structured content, when the server sent it. */
+  /** The typed result (structuredContent): what the card shows. */
   structured?: unknown;
   error?: string;
   /** Grids computed by the caller (e.g. relabelled with tokens); default: read from the result. */
@@ -96,31 +96,35 @@ export function toolCardLines(call: ToolCallView, width: number, frame = 0, now 
     if (errLines.length > 10) out.push([{ text: `… ${errLines.length - 10} more lines (in the session log)`, dim: true }]);
     return out;
   }
-  if (call.resultText === undefined) return out;
-  const parsed = parseToolText(call.resultText);
-  const scalars = scalarsOf(parsed);
+  if (call.structured === undefined) {
+    // A result without structure (a foreign server): its text as it came.
+    if (call.resultText !== undefined) out.push(...renderMarkdown(call.resultText, width).slice(0, call.textLines ?? 14));
+    return out;
+  }
+  const view = resultView(call.structured);
+  const scalars = view.scalars.filter(([, v]) => v.length <= 80).slice(0, 10);
   if (scalars.length) {
     const spans: Line = [];
     scalars.forEach(([k, v]) => spans.push({ text: `${k} `, dim: true }, { text: `${v.replace(/ /g, '\u00a0')}  ` }));
     out.push(...wrapSpans(spans, width).map((l) => l.map((s) => ({ ...s, text: s.text.replace(/\u00a0/g, ' ') }))));
   }
-  for (const g of call.grids ?? gridsOf(parsed, call.structured)) {
+  for (const g of call.grids ?? view.grids) {
     out.push([]);
     out.push(...heatmapLines({ ...g }, width));
   }
   const rowsShown = call.tableRows ?? 6;
-  const tables = rowsShown > 0 ? tablesOf(parsed) : [];
+  const tables = rowsShown > 0 ? view.tables : [];
   const maxTables = call.maxTables ?? 3;
   for (const t of tables.slice(0, maxTables)) {
     out.push([]);
-    out.push([{ text: t.title, bold: true }]);
+    out.push([{ text: `${t.title} (${t.rows.length} row${t.rows.length === 1 ? '' : 's'})`, bold: true }]);
     out.push(...renderTable(t.columns, t.rows.slice(0, rowsShown), width));
     const more = t.rows.length - rowsShown;
-    if (more > 0 || t.note) out.push([{ text: [more > 0 ? `… ${more} more rows` : '', t.note ?? ''].filter(Boolean).join('; '), dim: true }]);
+    if (more > 0) out.push([{ text: `… ${more} more rows (/export writes the full table)`, dim: true }]);
   }
   if (tables.length > maxTables) out.push([{ text: `… ${tables.length - maxTables} more tables (${tables.slice(maxTables, maxTables + 3).map((t) => t.title).join(', ')}${tables.length > maxTables + 3 ? ', …' : ''}) in the transcript`, dim: true }]);
   const maxLines = call.textLines ?? 14;
-  for (const b of textBlocksOf(parsed)) {
+  for (const b of view.texts) {
     out.push([]);
     if (b.title) out.push([{ text: b.title, bold: true }]);
     const md = renderMarkdown(b.text, width);

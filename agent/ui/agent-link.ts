@@ -75,7 +75,7 @@ export function linkAgent(conn: Connection, flags: { llmModel?: string; baseURL?
       signal: h.signal,
       onToken: h.onToken,
       onToolStart: (e) => h.onToolStart?.({ id: e.id, name: e.name, args: e.args }),
-      onToolEnd: (e) => h.onToolEnd?.({ id: e.id, name: e.name, result: e.ok ? e.text : undefined, error: e.ok ? undefined : e.text, isError: !e.ok }),
+      onToolEnd: (e) => h.onToolEnd?.({ id: e.id, name: e.name, result: e.ok ? e.text : undefined, structured: e.ok ? e.structured ?? undefined : undefined, error: e.ok ? undefined : e.text, isError: !e.ok }),
       onProgress: (e) => h.onProgress?.({ id: e.id, progress: e.progress, total: e.total, message: e.message }),
     });
   };

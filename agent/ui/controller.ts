@@ -7,7 +7,7 @@ import { SessionLog } from '../transcripts/session.ts';
 import { ArgError } from './args.ts';
 import type { Investigator } from './agent-link.ts';
 import type { Connection } from './connect.ts';
-import { gridsOf, parseToolText, type Grid, type ParsedResult } from './results.ts';
+import { gridsOf, type Grid } from './results.ts';
 import { runSlash } from './slash.ts';
 import type { ToolCallView } from './ToolCard.tsx';
 
@@ -60,9 +60,10 @@ export interface ChatAgent {
 
 export interface ToolResult {
   ok: boolean;
+  /** The text for language models (or the error message). */
   text: string;
-  parsed: ParsedResult;
-  structured?: unknown;
+  /** The typed result (structuredContent); {} for errors. */
+  data: Record<string, any>;
 }
 
 export interface ToolCallOptions {
@@ -188,7 +189,7 @@ export class ChatController {
     if (this.modelInfoCache && !refresh) return this.modelInfoCache;
     const r = await this.quietTool('model_info', {});
     if (!r.ok) throw new ArgError(`model_info failed: ${r.text}`);
-    const j = r.parsed.json as Record<string, any>;
+    const j = r.data;
     const info: ModelInfo = {
       modelId: String(j.modelId), dir: String(j.dir), layers: Number(j.architecture?.layers), heads: Number(j.architecture?.heads),
       experts: Number(j.architecture?.experts), builtIn: !!j.builtIn, dataDir: String(j.store?.dataDir ?? this.conn.dataDir),
@@ -367,7 +368,7 @@ export class ChatController {
         const id = cards.get(e.id);
         const failed = !!e.isError || e.error !== undefined;
         const text = e.result ?? e.error ?? '';
-        const grids = failed ? [] : gridsOf(parseToolText(text), e.structured);
+        const grids = failed ? [] : gridsOf(e.structured);
         const status = failed ? (this.abort?.signal.aborted ? 'cancelled' : 'error') : 'done';
         const ms = Date.now() - (started.get(e.id) ?? Date.now());
         if (id) {
@@ -375,7 +376,7 @@ export class ChatController {
             ...it, call: { ...it.call, status, endedAt: Date.now(), resultText: failed ? undefined : text, error: failed ? text : undefined, structured: e.structured },
           } : it));
         }
-        this.log.write({ type: 'tool_end', at: this.log.now(), id: e.id, name: e.name, status, result: failed ? undefined : text, error: failed ? text : undefined, ms, grids: grids.length ? grids : undefined });
+        this.log.write({ type: 'tool_end', at: this.log.now(), id: e.id, name: e.name, status, result: failed ? undefined : text, structured: failed ? undefined : e.structured, error: failed ? text : undefined, ms, grids: grids.length ? grids : undefined });
       },
       finish: endSegment,
     };
@@ -390,7 +391,7 @@ export class ChatController {
     });
     const content = (r.content ?? []) as { type: string; text?: string }[];
     const text = content.filter((c) => c.type === 'text').map((c) => c.text ?? '').join('\n');
-    return { ok: !r.isError, text, parsed: parseToolText(text), structured: r.structuredContent };
+    return { ok: !r.isError, text, data: (r.structuredContent as Record<string, any> | undefined) ?? {} };
   }
 
   /** A tool call without a card (for defaults and labels). */
@@ -430,9 +431,9 @@ export class ChatController {
     } catch {
       grids = undefined;
     }
-    const shown = grids ?? gridsOf(r.parsed, r.structured);
-    this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, status: 'done', endedAt, resultText: r.text, structured: r.structured, grids } } : it));
-    this.log.write({ type: 'tool_end', at: this.log.now(), id: callId, name, status: 'done', result: r.text, ms: endedAt - startedAt, grids: shown.length ? shown : undefined });
+    const shown = grids ?? gridsOf(r.data);
+    this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, status: 'done', endedAt, resultText: r.text, structured: r.data, grids } } : it));
+    this.log.write({ type: 'tool_end', at: this.log.now(), id: callId, name, status: 'done', result: r.text, structured: r.data, ms: endedAt - startedAt, grids: shown.length ? shown : undefined });
     return r;
   }
 

@@ -5,7 +5,7 @@ import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '..
 import { inductionPatchingSet, loadSuitePrompts, type SuitePrompts } from '../../tools/suite/prompts.ts';
 import { ArgError, checkKeys, int, intList, numList, parseArgs, stringList, type ParsedArgs } from './args.ts';
 import type { ChatController, ToolResult } from './controller.ts';
-import { gridsOf, parseTable, type Grid } from './results.ts';
+import { displayGrid, gridsOf, type Grid } from './results.ts';
 
 export interface SlashCommand {
   name: string;
@@ -39,15 +39,7 @@ const POSITIONAL_SITES = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'm
 async function tokenLabels(ctl: ChatController, prompt: string): Promise<string[] | null> {
   const r = await ctl.quietTool('tokenize', { text: prompt });
   if (!r.ok) return null;
-  const t = (r.parsed.json as { tokens?: unknown }).tokens;
-  // tokens come back as a lifted table (position, id, text...) or inline.
-  if (Array.isArray(t)) return t.map((x: any) => String(x.text));
-  const sec = r.parsed.sections.find((s) => s.title.startsWith('tokens'));
-  if (!sec) return null;
-  const table = parseTable(sec.text);
-  if (!table) return null;
-  const j = table.columns.indexOf('text');
-  return j < 0 ? null : table.rows.map((row) => row[j]);
+  return (r.data.tokens as { text: string }[]).map((t) => t.text);
 }
 
 function relabel(grids: Grid[], tokens: string[] | null): Grid[] | undefined {
@@ -61,14 +53,8 @@ function relabel(grids: Grid[], tokens: string[] | null): Grid[] | undefined {
 }
 
 function topSites(r: ToolResult, n: number): string[] {
-  const t = r.parsed.sections.find((s) => s.title.startsWith('top'));
-  if (t) {
-    const rows = t.text.split('\n').slice(2).map((l) => l.split('|').map((c) => c.trim()).filter(Boolean));
-    return rows.filter((c) => c.length >= 2 && Math.abs(Number(c[1])) > 0.05).slice(0, n).map((c) => c[0]);
-  }
-  const top = (r.parsed.json as { top?: unknown }).top;
-  if (Array.isArray(top)) return top.filter((x: any) => Math.abs(Number(x.effect)) > 0.05).slice(0, n).map((x: any) => String(x.site));
-  return [];
+  const top = r.data.top as { site: string; effect: number }[];
+  return top.filter((x) => Math.abs(x.effect) > 0.05).slice(0, n).map((x) => x.site);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -114,7 +100,7 @@ async function patch(ctl: ChatController, a: ParsedArgs): Promise<void> {
   if (n.maxBatch !== undefined) args.maxBatch = int(n.maxBatch, 'maxBatch');
   const positional = POSITIONAL_SITES.includes(site) || (site === 'head' && args.perPosition === true);
   const tokens = positional ? await tokenLabels(ctl, clean[0]) : null;
-  const r = await ctl.tool('patch_activations', args, { grids: (res) => relabel(gridsOf(res.parsed, res.structured), tokens) });
+  const r = await ctl.tool('patch_activations', args, { grids: (res) => relabel(gridsOf(res.data), tokens) });
   // Heads that mattered: the default components of a later /ablate.
   if (site === 'head' && args.perPosition !== true) ctl.memory.lastPatchTop = topSites(r, 4);
 }
@@ -179,33 +165,16 @@ async function steer(ctl: ChatController, a: ParsedArgs): Promise<void> {
   if (n.coefficients !== undefined) args.coefficients = numList(n.coefficients, 'coefficients');
   if (n.modes !== undefined) args.modes = stringList(n.modes, 'modes');
   for (const k of ['window', 'generateTokens', 'metric', 'saveAs'] as const) if (n[k] !== undefined) args[k] = n[k];
-  const r = await ctl.tool('steer', args, { grids: steerGrid, tableRows: 0 });
+  // The result's mode x coefficient grid of metric shifts is drawn as a heatmap.
+  const r = await ctl.tool('steer', args, { tableRows: 0 });
   // Greedy continuations with and without steering, as a table.
-  const gens = (r.parsed.json as { generations?: { prompt: string; unsteered: string; steered: Record<string, string> }[] } | null)?.generations;
-  if (Array.isArray(gens) && gens.length) {
+  const gens = r.data.generations as { prompt: string; unsteered: string; steered: Record<string, string> }[];
+  if (gens.length) {
     const modes = Object.keys(gens[0].steered ?? {});
     const esc = (x: string) => String(x).replace(/\|/g, '\\|');
     ctl.note(['**Generations (greedy), unsteered vs steered**', '', `| prompt | unsteered | ${modes.join(' | ')} |`, `|---|---|${modes.map(() => '---|').join('')}`,
       ...gens.map((g) => `| ${esc(g.prompt)} | ${esc(g.unsteered)} | ${modes.map((m) => esc(g.steered[m] ?? '')).join(' | ')} |`)].join('\n'));
   }
-}
-
-/** Steering rows {mode, coefficient, shift} as a mode x coefficient grid. */
-function steerGrid(r: ToolResult): Grid[] | undefined {
-  const rows = r.parsed.sections.find((s) => s.title.startsWith('rows'));
-  if (!rows) return undefined;
-  const lines = rows.text.split('\n');
-  const head = lines[0].split('|').map((c) => c.trim()).filter(Boolean);
-  const mi = head.indexOf('mode'), ci = head.indexOf('coefficient'), si = head.indexOf('shift');
-  if (mi < 0 || ci < 0 || si < 0) return undefined;
-  const cells = lines.slice(2).map((l) => l.replace(/^\s*\|/, '').replace(/\|\s*$/, '').split('|').map((c) => c.trim()));
-  const modes = [...new Set(cells.map((c) => c[mi]))];
-  const coefs = [...new Set(cells.map((c) => c[ci]))];
-  const values = modes.map((m) => coefs.map((c) => {
-    const row = cells.find((x) => x[mi] === m && x[ci] === c);
-    return row ? Number(row[si]) : null;
-  }));
-  return [{ title: 'shift of the metric by steering', rowLabels: modes, colLabels: coefs.map((c) => `×${c}`), values, rowAxis: 'mode', colAxis: 'coefficient' }];
 }
 
 const PROBE_KEYS = ['hook', 'layers', 'position', 'classes', 'examples', 'name', 'folds', 'l2'] as const;
@@ -255,19 +224,10 @@ async function lens(ctl: ChatController, a: ParsedArgs): Promise<void> {
   await ctl.tool('logit_lens', args, { tableRows: 6, maxTables: 1, grids: lensGrid });
 }
 
-/** Per prompt and layer: the target's probability under the lens (when a target was given). */
+/** The target's probability by site and prompt (when a target was given), on a 0..1 scale. */
 function lensGrid(r: ToolResult): Grid[] | undefined {
-  const j = r.parsed.json as { prompts?: { prompt: string; layers?: { site: string; target?: { prob?: number } | null }[] }[] } | null;
-  const ps = j?.prompts?.filter((p) => Array.isArray(p.layers) && p.layers.length);
-  if (!ps?.length || !ps[0].layers!.some((l) => l.target)) return undefined;
-  const sites = ps[0].layers!.map((l) => l.site.replace(/\.resid_post$/, ''));
-  const short = (t: string) => (t.length > 22 ? `…${t.slice(-21)}` : t);
-  return [{
-    title: 'probability of the target after each layer (logit lens)',
-    rowLabels: ps.map((p, i) => `${i}: ${short(p.prompt)}`), colLabels: sites,
-    values: ps.map((p) => p.layers!.map((l) => (typeof l.target?.prob === 'number' ? l.target.prob : null))),
-    rowAxis: 'prompt', colAxis: 'layer', min: 0, max: 1,
-  } as Grid];
+  const g = r.data.targetProb;
+  return g ? [{ ...displayGrid('probability of the target (logit lens)', g), min: 0, max: 1 }] : undefined;
 }
 
 const ATTN_KEYS = ['head', 'prompt', 'prompts', 'layers', 'heads', 'tokens'] as const;
@@ -302,16 +262,7 @@ async function attn(ctl: ChatController, a: ParsedArgs): Promise<void> {
 }
 
 function firstCandidate(r: ToolResult): string | undefined {
-  const sec = r.parsed.sections.find((s) => s.title.startsWith('candidates'));
-  if (sec) {
-    const row = sec.text.split('\n')[2];
-    const cell = row?.replace(/^\s*\|/, '').split('|')[0]?.trim();
-    if (cell && /^L\d+\.H\d+$/.test(cell)) return cell;
-  }
-  const c = (r.parsed.json as { candidates?: unknown }).candidates;
-  if (Array.isArray(c) && c.length && typeof (c[0] as any).head === 'string') return (c[0] as any).head;
-  const m = /"(L\d+\.H\d+)"/.exec(JSON.stringify(r.parsed.json ?? ''));
-  return m?.[1];
+  return (r.data.candidates as { head: string }[])[0]?.head;
 }
 
 const CAPTURE_KEYS = ['prompt', 'prompts', 'hooks', 'positions', 'components'] as const;
@@ -330,25 +281,19 @@ async function capture(ctl: ChatController, a: ParsedArgs): Promise<void> {
   if (n.components !== undefined) args.components = intList(n.components, 'components');
   const r = await ctl.tool('capture_activations', args, { tableRows: 8 });
   // Norms of the first prompt's residual stream, layer x token, from the store.
-  const runId = /"(run_[a-z0-9]+)"/.exec(r.text)?.[1];
+  const runId = (r.data.runIds as string[])[0];
   if (!runId || !hooks.some((h) => h.includes('resid'))) return;
-  const sql = `SELECT layer, position, round(norm, 3) AS norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL ORDER BY layer, position`;
+  const sql = `SELECT layer, position, norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL ORDER BY layer, position`;
   const tokens = await tokenLabels(ctl, list[0]);
   await ctl.tool('query_activations', { sql, maxRows: 2000 }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
 }
 
 function normGrid(r: ToolResult, tokens: string[] | null): Grid[] | undefined {
-  const sec = r.parsed.sections.find((s) => s.title === 'table');
-  const text = sec?.text ?? String((r.parsed.json as { table?: unknown })?.table ?? '');
-  const lines = text.split('\n').filter((l) => l.trim());
-  const rows = lines[0]?.startsWith('|') ? lines.slice(2).map((l) => l.replace(/^\s*\|/, '').replace(/\|\s*$/, '').split('|').map((c) => c.trim())) : lines.slice(1).map((l) => l.split(','));
+  const rows = r.data.rows as [number, number, number][];
   if (!rows.length) return undefined;
-  const layers = [...new Set(rows.map((x) => Number(x[0])))].sort((a, b) => a - b);
-  const positions = [...new Set(rows.map((x) => Number(x[1])))].sort((a, b) => a - b);
-  const values = layers.map((l) => positions.map((p) => {
-    const row = rows.find((x) => Number(x[0]) === l && Number(x[1]) === p);
-    return row ? Number(row[2]) : null;
-  }));
+  const layers = [...new Set(rows.map((x) => x[0]))].sort((a, b) => a - b);
+  const positions = [...new Set(rows.map((x) => x[1]))].sort((a, b) => a - b);
+  const values = layers.map((l) => positions.map((p) => rows.find((x) => x[0] === l && x[1] === p)?.[2] ?? null));
   const finite = values.flat().filter((v): v is number => v !== null && Number.isFinite(v));
   return [{ min: Math.min(...finite), max: Math.max(...finite), title: 'residual stream norm (hook_resid_post)', rowLabels: layers.map((l) => `L${l}`), colLabels: positions.map((p) => (tokens?.[p] !== undefined ? `${p}:${tokens[p]}` : `P${p}`)), values, rowAxis: 'layer', colAxis: 'token' }];
 }

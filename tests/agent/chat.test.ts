@@ -48,8 +48,8 @@ describe('chat', () => {
       { reasoning: 'I should look at the model first.', toolCalls: [{ name: 'model_info', arguments: {} }, { name: 'tokenize', arguments: { text: 'w1 w2 w3' } }], usage: { prompt_tokens: 1000, completion_tokens: 50, cached_tokens: 200 } },
       (req) => {
         const tools = toolMessages(req);
-        const layers = /"layers": ?(\d+)/.exec(tools[0].content)?.[1];
-        const count = /"count": ?(\d+)/.exec(tools[1].content)?.[1];
+        const layers = /^architecture\.layers: (\d+)$/m.exec(tools[0].content)?.[1];
+        const count = /^count: (\d+)$/m.exec(tools[1].content)?.[1];
         return { text: `The model has ${layers} layers and "w1 w2 w3" is ${count} tokens.`, usage: { prompt_tokens: 2000, completion_tokens: 20 } };
       },
     ], async (llm) => {
@@ -129,10 +129,10 @@ describe('chat', () => {
         expect(t[0].content).toMatch(/^Error: the arguments are not valid JSON .*Nothing was run/s);
         expect(t[1].content).toMatch(/^Error: there is no tool "tokenise".*Did you mean "tokenize"\?/s);
         expect(t[2].content).toMatch(/^Error: .*invalid arguments for tokenize/s);
-        expect(t[3].content).toContain('"layers": 3');
+        expect(t[3].content).toContain('architecture.layers: 3');
         return { toolCalls: [{ name: 'tokenize', arguments: { text: 'w1 w2' } }] };
       },
-      (req) => ({ text: `Recovered: ${/"count": ?(\d+)/.exec(lastToolText(req))?.[1]} tokens.` }),
+      (req) => ({ text: `Recovered: ${/^count: (\d+)$/m.exec(lastToolText(req))?.[1]} tokens.` }),
     ], async (llm) => {
       const session = new ChatSession({ toolbox, llm: createChatModel(config(llm)), systemPrompt: 'test' });
       const turn = await session.send('tokenize w1 w2');
@@ -148,7 +148,7 @@ describe('chat', () => {
     await withLlm([
       { toolCalls: [{ name: 'tokenize', arguments: { text: 'w5 w6 w7 w8' } }] },
       { status: 429, headers: { 'retry-after': '0' } },
-      (req) => ({ text: `${/"count": ?(\d+)/.exec(lastToolText(req))?.[1]} tokens`, usage: { prompt_tokens: 10, completion_tokens: 2 } }),
+      (req) => ({ text: `${/^count: (\d+)$/m.exec(lastToolText(req))?.[1]} tokens`, usage: { prompt_tokens: 10, completion_tokens: 2 } }),
     ], async (llm) => {
       const session = new ChatSession({ toolbox, llm: createChatModel(config(llm, { backend: 'langchain', model: 'gpt-5-mini' })), systemPrompt: 'test' });
       const tokens: string[] = [];

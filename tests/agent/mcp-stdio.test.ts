@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { McpToolbox } from '../../agent/mcp.ts';
-import { parseToolText } from '../../agent/mcp-result.ts';
 import { writeRandomWordModel } from '../helpers/random-model.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-agent-stdio-'));
@@ -20,7 +19,7 @@ it('talks to `neuroscope mcp` over stdio', async () => {
     expect(spec.parameters).toMatchObject({ type: 'object' });
     const info = await toolbox.call('model_info', {});
     expect(info.ok).toBe(true);
-    expect((parseToolText(info.text).data as any).architecture.layers).toBe(3);
+    expect((info.structured as { architecture: { layers: number } }).architecture.layers).toBe(3);
     const progress: number[] = [];
     const patch = await toolbox.call('patch_activations', { clean: ['w1 w2 w3'], corrupted: ['w1 w5 w3'], target: 'w7', distractor: 'w8', site: 'head' }, { onProgress: (p) => progress.push(p.progress) });
     expect(patch.ok).toBe(true);

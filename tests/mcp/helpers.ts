@@ -92,6 +92,13 @@ export function text(r: unknown): string {
 
 export const isError = (r: unknown) => (r as { isError?: boolean }).isError === true;
 
+/** The typed result of a tool call (structuredContent, which the SDK client checked against the tool's outputSchema). */
+export function data(r: unknown): Record<string, any> {
+  const s = (r as { structuredContent?: Record<string, unknown> }).structuredContent;
+  if (!s) throw new Error(`no structuredContent in the result: ${text(r).slice(0, 400)}`);
+  return s;
+}
+
 /** A token-aligned clean/corrupted pair of `n` word tokens differing at position `at`. */
 export function pair(n: number, at: number): { clean: string; corrupted: string } {
   const words = Array.from({ length: n }, (_, i) => `w${(i * 7 + 1) % 60}`);

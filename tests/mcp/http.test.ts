@@ -9,7 +9,7 @@ import { generateToken, startHttpServer, tokenProblem } from '../../mcp-server/h
 import { createSharedState } from '../../mcp-server/server.ts';
 import type { Workspace } from '../../tools/workspace.ts';
 import { TOOLS } from '../../tools/index.ts';
-import { httpClient, isError, makeModel, pair, startHttpChild, text, validCalls, type HttpChild } from './helpers.ts';
+import { data, httpClient, isError, makeModel, pair, startHttpChild, text, validCalls, type HttpChild } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-mcp-http-'));
 const TOKEN = 'test-token-0123456789abcdefghijklmnopq';
@@ -89,17 +89,22 @@ describe('Streamable HTTP', () => {
     const { tools } = await client.listTools();
     expect(tools.map((t) => t.name)).toContain('patch_activations');
     const info = await client.callTool({ name: 'model_info', arguments: {} });
-    expect(text(info)).toContain('"modelId": "model"');
+    expect((info.structuredContent as { modelId: string }).modelId).toBe('model');
+    expect(text(info)).toContain('modelId: model');
     await client.close();
   });
 
-  it('every tool answers a valid call', async () => {
+  it('every tool answers a valid call with structuredContent valid against its outputSchema', async () => {
     const client = await httpClient(srv.url, TOKEN);
+    const { tools } = await client.listTools();
+    expect(tools.every((t) => t.outputSchema?.type === 'object')).toBe(true);
     const calls = validCalls(modelDir);
     expect(calls.map(([n]) => n).sort()).toEqual(TOOLS.map((t) => t.name).sort());
     for (const [name, args] of calls) {
+      // The SDK client checks structuredContent against the outputSchema it listed (and throws when it does not match).
       const r = await client.callTool({ name, arguments: args });
       expect(isError(r), `${name}: ${text(r).slice(0, 400)}`).toBe(false);
+      expect(Object.keys(data(r)).length, name).toBeGreaterThan(0);
     }
     await client.close();
   });
@@ -108,7 +113,7 @@ describe('Streamable HTTP', () => {
     const [a, b] = await Promise.all([httpClient(srv.url, TOKEN), httpClient(srv.url, TOKEN)]);
     const { clean, corrupted } = pair(9, 4);
     const args = { clean: [clean], corrupted: [corrupted], target: 'w2', distractor: 'w3', site: 'head' };
-    const grid = (r: unknown) => text(r).slice(text(r).indexOf('\n\ngrid ('));
+    const grid = (r: unknown) => data(r).grid;
     const [ra, rb, rc] = await Promise.all([
       a.callTool({ name: 'patch_activations', arguments: args }),
       b.callTool({ name: 'patch_activations', arguments: args }),
@@ -117,12 +122,13 @@ describe('Streamable HTTP', () => {
     expect(isError(ra), text(ra)).toBe(false);
     expect(isError(rb), text(rb)).toBe(false);
     expect(isError(rc), text(rc)).toBe(false);
-    expect(grid(ra)).toBe(grid(rb));
-    expect(grid(ra)).toMatch(/grid \(effects, 3 x 4\)/);
+    expect(grid(ra)).toEqual(grid(rb));
+    expect(grid(ra).rows.labels).toHaveLength(3);
+    expect(grid(ra).cols).toEqual({ name: 'head', labels: ['H0', 'H1', 'H2', 'H3'] });
     // One client leaving does not disturb the other.
     await a.close();
     const again = await b.callTool({ name: 'tokenize', arguments: { text: 'w5 w6' } });
-    expect(text(again)).toContain('"id":7,"text":"w6"');
+    expect(data(again).tokens[1]).toMatchObject({ id: 7, text: 'w6' });
     await b.close();
   });
 });

@@ -60,17 +60,19 @@ describe('MCP Inspector CLI over stdio', () => {
     ]);
     expect(r.isError).toBeFalsy();
     const text = textOf(r);
-    const head = JSON.parse(text.slice(0, text.indexOf('\n\n'))) as { experimentId: string; clean: number };
+    const head = r.structuredContent as { experimentId: string; clean: number; top: { site: string; effect: number }[] };
     expect(head.clean).toBeGreaterThan(2);
-    const firstTop = /top \(\d+ rows\):\n\|[^\n]*\n\|[^\n]*\n\| (\S+) \| (\S+) \|/.exec(text)!;
-    expect(manifest.roles['ioi.name_mover']).toContain(firstTop[1]);
-    expect(Number(firstTop[2])).toBeGreaterThan(0.5);
+    expect(manifest.roles['ioi.name_mover']).toContain(head.top[0].site);
+    expect(head.top[0].effect).toBeGreaterThan(0.5);
+    // The text for language models is made from the same object: the top table's first row names the same head.
+    const firstTop = /top \(\d+ rows?\):\n\|[^\n]*\n\|[^\n]*\n\| (\S+) \| (\S+) \|/.exec(text)!;
+    expect(firstTop[1]).toBe(head.top[0].site);
 
     // A fresh server process on the same store file finds the experiment's rows.
     const sql = `SELECT site, round(effect, 3) AS e FROM results WHERE experiment_id = '${head.experimentId}' ORDER BY effect DESC LIMIT 1`;
-    const q = await inspector(stdio(), ['--method', 'tools/call', '--tool-name', 'query_activations', '--tool-arg', `sql=${sql}`, 'format=csv']);
+    const q = await inspector(stdio(), ['--method', 'tools/call', '--tool-name', 'query_activations', '--tool-arg', `sql=${sql}`]);
     expect(q.isError).toBeFalsy();
-    expect(textOf(q)).toContain(`${firstTop[1]},`);
+    expect((q.structuredContent as { rows: unknown[][] }).rows[0][0]).toBe(head.top[0].site);
   });
 
   it('gets a clear tool error for an unknown hook, and a refusal for SQL that writes', async () => {
@@ -94,7 +96,8 @@ describe('MCP Inspector CLI over Streamable HTTP', () => {
     expect(tools.length).toBe(TOOLS.length);
     const info = await inspector(target, ['--method', 'tools/call', '--tool-name', 'model_info']);
     expect(info.isError).toBeFalsy();
-    expect(textOf(info)).toContain(`"layers": ${manifest.architecture.num_hidden_layers}`);
+    expect(textOf(info)).toContain(`architecture.layers: ${manifest.architecture.num_hidden_layers}`);
+    expect((info.structuredContent as { architecture: { layers: number } }).architecture.layers).toBe(manifest.architecture.num_hidden_layers);
   });
 
   it('is refused without the token', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOOLS } from '../../tools/index.ts';
-import { isError, makeModel, pair, stdioClient, text, validCalls, type StdioHandle } from './helpers.ts';
+import { data, isError, makeModel, pair, stdioClient, text, validCalls, type StdioHandle } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-mcp-stdio-'));
 const dataDir = join(root, 'data');
@@ -22,73 +22,74 @@ afterAll(async () => {
 
 const call = (name: string, args: Record<string, unknown> = {}) => h.client.callTool({ name, arguments: args });
 
-/** Parses the leading JSON of a result text (before any lifted tables). */
-function head(r: unknown): Record<string, unknown> {
-  const t = text(r);
-  const end = t.indexOf('\n\n');
-  return JSON.parse(end < 0 ? t : t.slice(0, end));
-}
-
 /** The single value of a one-row, one-column query. */
-async function scalar(sql: string): Promise<string> {
-  const r = await call('query_activations', { sql, format: 'csv' });
+async function scalar(sql: string): Promise<unknown> {
+  const r = await call('query_activations', { sql });
   expect(isError(r), text(r)).toBe(false);
-  const t = text(r);
-  return t.slice(t.lastIndexOf('\n') + 1);
+  return data(r).rows[0][0];
 }
 
 describe('tools over stdio', () => {
-  it('lists every tool in TOOLS with its description and a JSON Schema, and nothing else', async () => {
+  it('lists every tool in TOOLS with its description, input and output JSON Schemas, and nothing else', async () => {
     const { tools } = await h.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(TOOLS.map((t) => t.name).sort());
     for (const t of tools) {
       expect(t.description!.length).toBeGreaterThan(40);
       expect(t.inputSchema.type).toBe('object');
+      expect(t.outputSchema?.type, t.name).toBe('object');
+      expect(Object.keys(t.outputSchema!.properties ?? {}).length, t.name).toBeGreaterThan(0);
     }
+    const patch = tools.find((t) => t.name === 'patch_activations')!;
+    expect((patch.outputSchema!.properties as Record<string, { properties?: Record<string, unknown> }>).grid.properties).toHaveProperty('rows');
     const gen = tools.find((t) => t.name === 'generate')!;
     expect(gen.inputSchema.properties).toHaveProperty('maxNewTokens');
     expect((gen.inputSchema as { examples?: unknown[] }).examples?.length).toBeGreaterThan(0);
     expect(gen.inputSchema.required).toEqual(['prompt']);
   });
 
-  it('every tool answers a valid call', async () => {
+  it('every tool answers a valid call with structuredContent valid against its outputSchema, and one text rendering', async () => {
     const calls = validCalls(modelDir);
     expect(calls.map(([n]) => n).sort()).toEqual(TOOLS.map((t) => t.name).sort());
     for (const [name, args] of calls) {
+      // The SDK client validates structuredContent against the advertised outputSchema (and throws when it does not match).
       const r = await call(name, args);
       expect(isError(r), `${name}: ${text(r).slice(0, 400)}`).toBe(false);
+      expect(Object.keys(data(r)).length, name).toBeGreaterThan(0);
+      expect((r.content as unknown[]).length, name).toBe(1);
       expect(text(r).length, name).toBeGreaterThan(2);
     }
   });
 
   it('model_info and tokenize', async () => {
-    const info = head(await call('model_info'));
+    const info = data(await call('model_info'));
     expect(info.modelId).toBe('model');
     expect((info.architecture as { layers: number }).layers).toBe(3);
     const tok = await call('tokenize', { text: 'w1 w2  w3' });
     expect(isError(tok)).toBe(false);
+    expect(data(tok).tokens[2]).toEqual({ position: 2, id: 4, text: 'w3', start: 7, end: 9 });
     expect(text(tok)).toContain('| 2 | 4 | w3 | 7 | 9 |');
     const dec = await call('tokenize', { ids: [2, 3] });
-    expect(head(dec).text).toBe('w1 w2');
+    expect(data(dec).text).toBe('w1 w2');
     const far = await call('tokenize', { ids: [2, 1_000_000] });
     expect(isError(far)).toBe(true);
     expect(text(far)).toMatch(/token id 1000000 is out of range: the model's vocabulary has \d+ ids/);
   });
 
   it('capture_activations stores rows that query_activations reads back', async () => {
-    const cap = head(await call('capture_activations', { prompts: ['w1 w2 w3 w4'], hooks: ['blocks.*.hook_resid_post'] }));
+    const cap = data(await call('capture_activations', { prompts: ['w1 w2 w3 w4'], hooks: ['blocks.*.hook_resid_post'] }));
     expect(cap.rowsStored).toBe(12);
     const runId = (cap.runIds as string[])[0];
-    const q = await call('query_activations', { sql: `SELECT layer, count(*) AS n FROM activations WHERE run_id = '${runId}' GROUP BY layer ORDER BY layer`, format: 'csv' });
+    const q = await call('query_activations', { sql: `SELECT layer, count(*) AS n FROM activations WHERE run_id = '${runId}' GROUP BY layer ORDER BY layer` });
     expect(isError(q)).toBe(false);
-    expect(text(q)).toContain('layer,n\n0,4\n1,4\n2,4');
+    expect(data(q).rows).toEqual([[0, 4], [1, 4], [2, 4]]);
+    expect(text(q)).toContain('rows (3 rows):\n| layer | n |');
     const run = await h.client.readResource({ uri: `neuroscope://runs/${runId}` });
     const body = (run.contents[0] as { text: string }).text;
     expect(body).toContain(`# Run ${runId}`);
     expect(body).toContain('blocks.2.hook_resid_post');
   });
 
-  it('a patching sweep through MCP: grid as a table, every site stored, with progress notifications', async () => {
+  it('a patching sweep through MCP: a labelled grid at full precision, the same grid as a table, every site stored, with progress notifications', async () => {
     const { clean, corrupted } = pair(7, 5);
     const progress: { progress: number; total?: number }[] = [];
     const r = await h.client.callTool(
@@ -98,11 +99,22 @@ describe('tools over stdio', () => {
     );
     expect(isError(r)).toBe(false);
     const t = text(r);
-    expect(t).toMatch(/grid \(effects, 3 x 7\)/);
-    expect(t).toContain('| L0 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 1.000 | 0.000 |');
-    const id = head(r).experimentId as string;
-    const q = await call('query_activations', { sql: `SELECT count(*) AS sites, max(effect) AS best FROM results WHERE experiment_id = '${id}'`, format: 'csv' });
-    expect(text(q)).toMatch(/sites,best\n21,/);
+    const g = data(r).grid;
+    expect(g.rows).toEqual({ name: 'layer', labels: ['L0', 'L1', 'L2'] });
+    expect(g.cols.name).toBe('position');
+    expect(g.cols.labels).toHaveLength(7);
+    // Position 5 is where the prompts differ: restoring it there restores everything (float32 noise aside).
+    g.values[0].forEach((v: number, p: number) => expect(v).toBeCloseTo(p === 5 ? 1 : 0, 5));
+    expect(t).toContain('grid (layer x position, 3 x 7):');
+    expect(t).toContain('| layer \\\\ position | P0 | P1 | P2 | P3 | P4 | P5 | P6 |');
+    expect(t).toMatch(/\n\| L0 \|( \S+ \|){5} 1 \|/);
+    // The top list holds only sites with an effect (float32 noise of 1e-7 is none).
+    expect(data(r).top.map((x: { site: string }) => x.site).sort()).toEqual(['L0 P5', 'L1 P5', 'L1 P6', 'L2 P5', 'L2 P6']);
+    const id = data(r).experimentId as string;
+    const q = data(await call('query_activations', { sql: `SELECT count(*) AS sites, max(effect) AS best FROM results WHERE experiment_id = '${id}'` }));
+    expect(q.rows[0][0]).toBe(21);
+    // Full precision: the stored best effect equals the structured one, not a rounding of it.
+    expect(q.rows[0][1]).toBe(Math.max(...g.values.flat()));
     expect(progress.length).toBeGreaterThanOrEqual(3);
     for (let i = 1; i < progress.length; i++) expect(progress[i].progress).toBeGreaterThan(progress[i - 1].progress);
     expect(progress.at(-1)!.total).toBeGreaterThan(0);
@@ -136,15 +148,15 @@ describe('tools over stdio', () => {
       expect(text(r), sql).toMatch(/^SQL (refused|invalid)/);
       expect(text(r), sql).toMatch(/read-only/);
     }
-    const rows = head(await call('query_activations', { sql: 'SELECT count(*) AS n FROM runs' }));
+    const rows = data(await call('query_activations', { sql: 'SELECT count(*) AS n FROM runs' }));
     expect(rows.rowCount).toBe(1);
   });
 
   it('write_finding, list_findings and the finding resource', async () => {
-    const exp = text(await call('query_activations', { sql: 'SELECT experiment_id FROM experiments LIMIT 1', format: 'csv' })).match(/exp_\w+/)![0];
+    const exp = data(await call('query_activations', { sql: 'SELECT experiment_id FROM experiments LIMIT 1' })).rows[0][0] as string;
     const w = await call('write_finding', { name: 'resid-flow', markdown: '# Residual flow\n\nThe swapped token matters at layer 0.', experimentIds: [exp] });
     expect(isError(w)).toBe(false);
-    expect(head(w).uri).toBe('neuroscope://findings/resid-flow');
+    expect(data(w).uri).toBe('neuroscope://findings/resid-flow');
     expect(existsSync(join(dataDir, 'findings', 'resid-flow.md'))).toBe(true);
     const again = await call('write_finding', { name: 'resid-flow', markdown: 'x' });
     expect(isError(again)).toBe(true);
@@ -196,7 +208,7 @@ describe('tools over stdio', () => {
   });
 
   it('generate, list_hooks and unknown tools', async () => {
-    const g = head(await call('generate', { prompt: 'w1 w2', maxNewTokens: 3 }));
+    const g = data(await call('generate', { prompt: 'w1 w2', maxNewTokens: 3 }));
     expect((g.completion as string).split(' ')).toHaveLength(3);
     const harmony = await call('generate', { prompt: 'w1', harmony: true });
     expect(text(harmony)).toContain('harmony markers');
@@ -222,6 +234,6 @@ describe('tools over stdio', () => {
     expect(text(bad)).toContain('neither a built-in model');
     const same = await call('load_model', { model: join(root, 'model') });
     expect(isError(same)).toBe(false);
-    expect(head(await call('model_info')).modelId).toBe('model');
+    expect(data(await call('model_info')).modelId).toBe('model');
   });
 });

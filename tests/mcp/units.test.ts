@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatToolResult } from '../../mcp-server/format.ts';
+import { renderResult, TEXT_COLS, TEXT_ROWS } from '../../mcp-server/render.ts';
+import { resultParts } from '../../tools/result-parts.ts';
 import { CancelledWhileQueued, Mutex } from '../../mcp-server/mutex.ts';
 import { loadExperimentPrompts, parsePromptTemplate, renderPrompt } from '../../mcp-server/prompts.ts';
 import { missingTools, PLANNED_TOOLS } from '../../mcp-server/server.ts';
@@ -64,22 +65,36 @@ describe('call queue', () => {
   });
 });
 
-describe('result formatting', () => {
-  it('grids become tables, long lists are cut, vectors shortened, numbers rounded', () => {
-    const out = formatToolResult({
-      experimentId: 'exp_1',
-      clean: 2.123456789,
-      grid: { rowLabels: ['L0', 'L1'], colLabels: ['P0', 'P1'], effects: [[1, 0.5], [-0.25, Number.NaN]] },
-      vec: Array.from({ length: 64 }, (_, i) => i / 3),
-      ids: Array.from({ length: 120 }, (_, i) => `run_${i}`),
+describe('result text rendering', () => {
+  const result = {
+    experimentId: 'exp_1',
+    clean: 2.123456789,
+    grid: { rows: { name: 'layer', labels: ['L0', 'L1'] }, cols: { name: 'position', labels: ['P0', 'P1'] }, values: [[1, 0.358041], [-0.25, null]] },
+    top: [{ site: 'L0 P0', effect: 1 }],
+    ids: Array.from({ length: 120 }, (_, i) => `run_${i}`),
+  };
+  it('renders values as lines, lists inline, records and grids as tables with their axes, one layout for any size', () => {
+    const out = renderResult(result);
+    expect(out).toContain('clean: 2.12346');
+    expect(out).toContain('grid (layer x position, 2 x 2):\n| layer \\\\ position | P0 | P1 |\n|---|---|---|\n| L0 | 1 | 0.358041 |\n| L1 | -0.25 | – |');
+    // A one-row list of records is a table like any other.
+    expect(out).toContain('top (1 row):\n| site | effect |\n|---|---|\n| L0 P0 | 1 |');
+    expect(out).toContain('… 56 more (120 in all; structuredContent.ids has all of them)');
+  });
+  it('summarises long tables and grids with counts and where to read the rest, never cutting silently', () => {
+    const big = renderResult({
+      experimentId: 'exp_9',
+      grid: { rows: { name: 'layer', labels: Array.from({ length: 50 }, (_, i) => `L${i}`) }, cols: { name: 'head', labels: Array.from({ length: 40 }, (_, i) => `H${i}`) }, values: Array.from({ length: 50 }, () => Array(40).fill(0)) },
+      top: Array.from({ length: 45 }, (_, i) => ({ site: `s${i}`, effect: i })),
     });
-    expect(out).toContain('"clean": 2.1235');
-    expect(out).toContain('grid (effects, 2 x 2):\n|  | P0 | P1 |\n|---|---|---|\n| L0 | 1.000 | 0.500 |\n| L1 | -0.250 | NaN |');
-    expect(out).toContain('… (64 values)');
-    expect(out).toContain('… 70 more (full data in the store)');
-    const big = formatToolResult({ grid: { rowLabels: Array(400).fill('r'), colLabels: Array(30).fill('c'), effects: Array.from({ length: 400 }, () => Array(30).fill(0)) } });
-    expect(big).toMatch(/\n\.\.\.|more rows not shown/);
-    expect(big.split('\n').filter((l) => l.startsWith('r,')).length).toBeLessThanOrEqual(Math.floor(LIMITS.maxTableCells / 31));
+    expect(big).toContain('grid (layer x head, 50 x 40):');
+    expect(big).toContain(`… ${50 - TEXT_ROWS} more layer rows and ${40 - TEXT_COLS} more head columns; structuredContent.grid has all of them; every stored row: query_activations {"sql": "SELECT * FROM results WHERE experiment_id = 'exp_9'"}`);
+    expect(big).toContain(`top (45 rows):`);
+    expect(big).toContain(`… ${45 - TEXT_ROWS} more rows; structuredContent.top has all of them`);
+    expect(big.split('\n').filter((l) => l.startsWith('| L')).length).toBe(TEXT_ROWS);
+  });
+  it('splits a result into the same parts for every face', () => {
+    expect(resultParts(result).map((p) => `${p.kind}:${p.path}`)).toEqual(['value:experimentId', 'value:clean', 'grid:grid', 'table:top', 'list:ids']);
   });
 });
 
@@ -124,9 +139,11 @@ describe('default model', () => {
     const client = new Client({ name: 't', version: '0' });
     try {
       await client.connect(transport);
-      const info = text(await client.callTool({ name: 'model_info', arguments: {} }));
-      expect(info).toContain('"modelId": "tiny-s-seed0"');
-      expect(info).toContain('"builtIn": {"model":"tiny-s","seed":0}');
+      const r = await client.callTool({ name: 'model_info', arguments: {} });
+      const info = r.structuredContent as { modelId: string; builtIn: unknown };
+      expect(info.modelId).toBe('tiny-s-seed0');
+      expect(info.builtIn).toEqual({ model: 'tiny-s', seed: 0 });
+      expect(text(r)).toContain('modelId: tiny-s-seed0');
     } finally {
       await client.close();
       rmSync(root, { recursive: true, force: true });

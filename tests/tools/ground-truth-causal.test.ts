@@ -47,7 +47,9 @@ for (const { size, seed } of CASES) {
       const set = ioiPatchingSet(ioi(), 'abc');
       const r = await callTool(pathPatchTool, { ...set, receivers: heads(manifest, 'ioi.name_mover'), receiverInput: 'q' }, ctx);
       expect(r.top[0].sender).toBe(heads(manifest, 'ioi.s_inhibition')[0]);
-      expect(Math.abs(r.top[0].effect)).toBeGreaterThan(3 * Math.abs(r.top[1].effect));
+      // The top list holds only senders with an effect: the next one (if any) is far behind.
+      expect(Math.abs(r.top[0].effect)).toBeGreaterThan(3 * Math.abs(r.top[1]?.effect ?? 0));
+      for (const t of r.top) expect(Math.abs(t.effect)).toBeGreaterThan(1e-6);
     });
 
     it('ablating the planted name movers drops the logit difference; an unrelated head of their layer does not', async () => {
@@ -60,7 +62,7 @@ for (const { size, seed } of CASES) {
       const layer = Number(movers[0].split('.')[0].slice(1));
       const other = [...Array(manifest.architecture.num_attention_heads).keys()].map((h) => `L${layer}.H${h}`).find((h) => !used.has(h))!;
       const unrelated = await callTool(ablateTool, { ...args, components: [other], each: false }, ctx);
-      expect(Math.abs(unrelated.relativeDrop)).toBeLessThan(0.1);
+      expect(Math.abs(unrelated.relativeDrop!)).toBeLessThan(0.1);
       for (const method of ['mean', 'resample'] as const) {
         const r = await callTool(ablateTool, { ...args, components: movers, each: false, method, reference: manifest.tasks.ioi.examples.map((e) => e.prompt) }, ctx);
         expect(r.relativeDrop).toBeGreaterThan(0.5);

@@ -31,16 +31,16 @@ describe('patch_activations', () => {
       const batched = await callTool(patchTool, { ...base, site, maxBatch: 8 }, ctx);
       const sequential = await callTool(patchTool, { ...base, site, mode: 'sequential' }, ctx);
       expect(batched.forwards).toBeLessThan(sequential.forwards);
-      const a = batched.grid.effects.flat();
-      const b = sequential.grid.effects.flat();
+      const a = batched.grid.values.flat();
+      const b = sequential.grid.values.flat();
       expect(a.length).toBe(b.length);
-      for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i], 4);
+      for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i]!, 4);
     }
   });
 
   it('resid_pre at layer 0 restores everything at the differing position and nothing elsewhere', async () => {
     const r = await callTool(patchTool, { ...base, site: 'resid_pre', layers: [0] }, ctx);
-    const row = r.grid.effects[0];
+    const row = r.grid.values[0];
     expect(row[5]).toBeCloseTo(1, 5);
     for (const p of [0, 1, 2, 3, 4, 6]) expect(row[p]).toBeCloseTo(0, 5);
   });
@@ -48,9 +48,9 @@ describe('patch_activations', () => {
   it('stores every site as a row equal to the returned grid', async () => {
     const r = await callTool(patchTool, { ...base, site: 'head' }, ctx);
     const q = await ctx.store.query(`SELECT layer, component, effect FROM results WHERE experiment_id = '${r.experimentId}' ORDER BY layer, component`, { maxRows: 1000 });
-    const flat = r.grid.effects.flat();
+    const flat = r.grid.values.flat();
     expect(q.rows.length).toBe(flat.length);
-    q.rows.forEach((row, i) => expect(row[2] as number).toBeCloseTo(flat[i], 6));
+    q.rows.forEach((row, i) => expect(row[2] as number).toBe(flat[i]));
     const e = await ctx.store.query(`SELECT kind, clean_value, corrupted_value FROM experiments WHERE experiment_id = '${r.experimentId}'`);
     expect(e.rows[0][0]).toBe('activation_patching');
     expect(e.rows[0][1] as number).toBeCloseTo(r.clean, 5);
@@ -61,9 +61,9 @@ describe('patch_activations', () => {
 describe('other causal tools', () => {
   it('path patching to resid_end from every head, and to a receiver', async () => {
     const toEnd = await callTool(pathPatchTool, { ...base, receivers: 'resid_end' }, ctx);
-    expect(toEnd.grid.rowLabels).toEqual(['L0', 'L1', 'L2']);
+    expect(toEnd.grid.rows.labels).toEqual(['L0', 'L1', 'L2']);
     const toHead = await callTool(pathPatchTool, { ...base, receivers: ['L2.H1'], receiverInput: 'qkv' }, ctx);
-    expect(toHead.grid.rowLabels).toEqual(['L0', 'L1']);
+    expect(toHead.grid.rows.labels).toEqual(['L0', 'L1']);
     expect(toHead.top.length).toBeGreaterThan(0);
   });
 

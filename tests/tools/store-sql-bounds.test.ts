@@ -76,9 +76,10 @@ describe('byte budget and timeout', () => {
   });
 
   it('query_activations reports the cut with the limit named', async () => {
-    const out = await callTool(queryActivationsTool, { sql: "SELECT repeat('x', 100000) AS s FROM range(100)", maxBytes: 250_000, format: 'csv' }, { store, session: null as unknown as ModelSession });
+    const out = await callTool(queryActivationsTool, { sql: "SELECT repeat('x', 100000) AS s FROM range(100)", maxBytes: 250_000 }, { store, session: null as unknown as ModelSession });
     expect(out.rowCount).toBe(2);
-    expect(out.truncated).toMatch(/250000-byte budget \(maxBytes\) after 2 rows.*raise maxBytes up to 16000000/);
+    expect(out).toMatchObject({ truncated: true, cutBy: 'maxBytes' });
+    expect(out.note).toMatch(/250000-byte budget \(maxBytes\) after 2 rows.*raise maxBytes up to 16000000/);
   });
 
   it('interrupts a query at its timeout without holding up other queries meanwhile', async () => {

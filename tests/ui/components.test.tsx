@@ -11,41 +11,31 @@ import { Heatmap, heatmapLines } from '../../agent/ui/Heatmap.tsx';
 import { editorReducer, emptyEditor, handleKey, InputLine } from '../../agent/ui/InputLine.tsx';
 import { Markdown } from '../../agent/ui/Lines.tsx';
 import { renderMarkdown } from '../../agent/ui/markdown.ts';
-import { gridsOf, parseToolText, scalarsOf, tablesOf } from '../../agent/ui/results.ts';
+import { resultView } from '../../agent/ui/results.ts';
 import { linesText, strWidth } from '../../agent/ui/text.ts';
-import { ToolCard, type ToolCallView } from '../../agent/ui/ToolCard.tsx';
+import { ToolCard, toolCardLines, type ToolCallView } from '../../agent/ui/ToolCard.tsx';
 
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
 // Ink strips nothing in tests (no colour support detected), but be safe.
 const plain = (s: string | undefined) => (s ?? '').replace(/\x1b\[[0-9;]*m/g, '');
 
-// What the MCP server sends for a patch_activations result (format.ts: JSON head, lifted tables).
-const PATCH_TEXT = `{
-  "experimentId": "exp_abc123",
-  "metric": "logit_diff",
-  "clean": 9.8457,
-  "corrupted": -2.4e-19,
-  "site": "head",
-  "grid": {"effects":"[grid (effects, 4 x 8): see below]"},
-  "top": "[top (3 rows): see below]",
-  "runIds": {"clean": ["run_a1", "run_a2"], "corrupted": ["run_b1", "run_b2"]},
-  "forwards": 8
-}
-
-grid (effects, 4 x 8):
-|  | H0 | H1 | H2 | H3 | H4 | H5 | H6 | H7 |
-|---|---|---|---|---|---|---|---|---|
-| L0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |
-| L1 | 0 | 0.1 | 0 | 0 | 0 | 0 | 0 | 0 |
-| L2 | 0 | 0 | -0.3 | 0 | 0 | 0 | 0 | 0 |
-| L3 | 0 | 0 | 0.98 | 0 | 0 | 0.5 | 0 | 0 |
-
-top (3 rows):
-| site | effect | value |
-|---|---|---|
-| L3.H2 | 0.98 | 9.846 |
-| L3.H5 | 0.5 | 4.9 |
-| L2.H2 | -0.3 | -2.9 |`;
+// A patch_activations result as the MCP server sends it in structuredContent.
+const PATCH_RESULT = {
+  experimentId: 'exp_abc123',
+  metric: 'logit_diff',
+  clean: 9.8457,
+  corrupted: -2.4e-19,
+  site: 'head',
+  hook: 'blocks.L.attn.hook_z',
+  grid: {
+    rows: { name: 'layer', labels: ['L0', 'L1', 'L2', 'L3'] },
+    cols: { name: 'head', labels: ['H0', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'H7'] },
+    values: [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0.1, 0, 0, 0, 0, 0, 0], [0, 0, -0.3, 0, 0, 0, 0, 0], [0, 0, 0.98, 0, 0, 0.5, 0, 0]],
+  },
+  top: [{ site: 'L3.H2', effect: 0.98, value: 9.846 }, { site: 'L3.H5', effect: 0.5, value: 4.9 }, { site: 'L2.H2', effect: -0.3, value: -2.9 }],
+  runIds: { clean: ['run_a1', 'run_a2'], corrupted: ['run_b1', 'run_b2'] },
+  forwards: 8,
+};
 
 describe('markdown', () => {
   it('renders headings, emphasis, code, lists, quotes and tables for the terminal', () => {
@@ -125,18 +115,30 @@ describe('heatmap', () => {
 });
 
 describe('tool results and cards', () => {
-  it('reads the server text: scalars, grids (as heatmaps) and tables', () => {
-    const p = parseToolText(PATCH_TEXT);
-    expect(scalarsOf(p)).toContainEqual(['experimentId', 'exp_abc123']);
-    const grids = gridsOf(p);
-    expect(grids).toHaveLength(1);
-    expect(grids[0]).toMatchObject({ rowLabels: ['L0', 'L1', 'L2', 'L3'], colAxis: 'head', rowAxis: 'layer' });
-    expect(grids[0].values[3][2]).toBeCloseTo(0.98);
-    expect(tablesOf(p).map((t) => t.title)).toEqual(['top (3 rows)']);
-    // Nested titles with brackets (e.g. roles[0].top) are found too.
-    const nested = parseToolText('{\n  "roles": [{"top": "[roles[0].top (2 rows): see below]"}]\n}\n\nroles[0].top (2 rows):\n| head | score |\n|---|---|\n| L0.H6 | 0.99 |\n| L2.H3 | 0.5 |');
-    expect(nested.json).not.toBeNull();
-    expect(tablesOf(nested)[0].rows).toEqual([['L0.H6', '0.99'], ['L2.H3', '0.5']]);
+  it('reads the typed result: scalars, labelled grids (as heatmaps) and tables', () => {
+    const v = resultView(PATCH_RESULT);
+    expect(v.scalars).toContainEqual(['experimentId', 'exp_abc123']);
+    expect(v.scalars).toContainEqual(['corrupted', '-2.4e-19']);
+    expect(v.grids).toHaveLength(1);
+    expect(v.grids[0]).toMatchObject({ rowLabels: ['L0', 'L1', 'L2', 'L3'], colAxis: 'head', rowAxis: 'layer' });
+    expect(v.grids[0].values[3][2]).toBe(0.98);
+    expect(v.tables.map((t) => t.title)).toEqual(['top']);
+    // Role tables keep the role on every row; nested top lists stay in their row.
+    const roles = resultView({ roles: [{ role: 'induction', baseline: 0.1, top: [{ head: 'L0.H6', score: 0.99 }] }] });
+    expect(roles.tables[0].columns).toEqual(['role', 'baseline', 'top']);
+    expect(roles.tables[0].rows).toEqual([['induction', '0.1', '[{head: L0.H6, score: 0.99}]']]);
+  });
+
+  it('shows one-row and two-row tables like any other (a /findings with one finding, a /probe over two layers)', () => {
+    const base = { id: 'c2', args: {}, status: 'done' as const, startedAt: 0, endedAt: 10 };
+    const one = linesText(toolCardLines({ ...base, name: 'list_findings', structured: { count: 1, findings: [{ name: 'ioi', title: 'IOI', findingId: 'f1', createdAt: null, experimentIds: [], runIds: [], uri: 'neuroscope://findings/ioi' }], folder: '/x' } }, 100));
+    expect(one).toContain('findings (1 row)');
+    expect(one).toMatch(/│ ioi +│ IOI/);
+    const layer = (l: number) => ({ layer: l, hook: `blocks.${l}.hook_resid_post`, heldOut: 0.9 + l / 100, baseline: 0.5, shuffled: 0.4, train: 1 });
+    const two = linesText(toolCardLines({ ...base, name: 'train_probe', structured: { experimentId: 'exp_p', layers: [layer(1), layer(2)], best: layer(2) } }, 100));
+    expect(two).toContain('layers (2 rows)');
+    expect(two).toMatch(/│ +1 │ blocks\.1\.hook_resid_post +│ +0\.91/);
+    expect(two).toMatch(/│ +2 │ blocks\.2\.hook_resid_post +│ +0\.92/);
   });
 
   it('shows a spinner and progress bar while running, then the heatmap and top rows', async () => {
@@ -154,7 +156,7 @@ describe('tool results and cards', () => {
     expect(f).toContain('site="head"');
     expect(f).toContain('layers=[0,1]');
     expect(f).toMatch(/clean=\["When Mary and John went to …", … 2 items\]/);
-    r.rerender(<ToolCard call={{ ...call, status: 'done', endedAt: call.startedAt + 4300, resultText: PATCH_TEXT }} width={90} />);
+    r.rerender(<ToolCard call={{ ...call, status: 'done', endedAt: call.startedAt + 4300, resultText: 'text for models', structured: PATCH_RESULT }} width={90} />);
     await tick();
     f = plain(r.lastFrame());
     expect(f).toContain('✓ patch_activations');

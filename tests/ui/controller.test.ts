@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readSession } from '../../agent/transcripts/session.ts';
 import { connectInProcess, type Connection } from '../../agent/ui/connect.ts';
 import { ChatController, type ChatItem } from '../../agent/ui/controller.ts';
-import { gridsOf, parseToolText } from '../../agent/ui/results.ts';
+import { gridsOf } from '../../agent/ui/results.ts';
 import { linesText } from '../../agent/ui/text.ts';
 import { toolCardLines } from '../../agent/ui/ToolCard.tsx';
 
@@ -42,7 +42,7 @@ it('/patch alone runs IOI head patching on the built-in prompts and draws the la
   expect(card.name).toBe('patch_activations');
   expect(card.status).toBe('done');
   expect(card.args).toMatchObject({ site: 'head' });
-  const grid = (card.grids ?? gridsOf(parseToolText(card.resultText!)))[0];
+  const grid = (card.grids ?? gridsOf(card.structured))[0];
   expect(grid.rowLabels).toEqual(['L0', 'L1', 'L2', 'L3']);
   expect(grid.colLabels).toEqual(['H0', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'H7']);
   const manifest = JSON.parse(readFileSync(join(ctl.getSnapshot().status.modelDir!, 'manifest.json'), 'utf8'));
@@ -80,6 +80,38 @@ it('explains bad arguments, unknown commands and failed tools', async () => {
   expect(last('tool').call.status).toBe('error');
   await ctl.submit('What does L3.H2 do?');
   expect(last('note').text).toContain('No language model is configured');
+});
+
+it('shows one-row and two-row results: /findings with one finding, /probe over two layers', async () => {
+  await ctl.tool('write_finding', { name: 'only-one', markdown: '# Only one\n\nA single finding.' });
+  await ctl.submit('/findings');
+  const findings = linesText(toolCardLines(last('tool').call, 100));
+  expect(findings).toContain('findings (1 row)');
+  expect(findings).toMatch(/│ only-one +│ Only one/);
+  await ctl.submit('/probe layers=1,2');
+  const probe = last('tool').call;
+  expect(probe).toMatchObject({ name: 'train_probe', status: 'done' });
+  const text = linesText(toolCardLines(probe, 120));
+  expect(text).toContain('layers (2 rows)');
+  expect(text).toMatch(/│ +1 │ blocks\.1\.hook_resid_post/);
+  expect(text).toMatch(/│ +2 │ blocks\.2\.hook_resid_post/);
+});
+
+it('/attn draws a 40-token attention pattern as a 40 x 40 heatmap', async () => {
+  const info = await ctl.modelInfo();
+  const words = JSON.parse(readFileSync(join(info.dir, 'manifest.json'), 'utf8')).tasks.induction.examples[0].prompt.split(' ') as string[];
+  const prompt = Array.from({ length: 40 }, (_, i) => words[i % words.length]).join(' ');
+  await ctl.submit(`/attn head=L1.H0 tokens=40 prompt="${prompt}"`);
+  const card = last('tool').call;
+  expect(card).toMatchObject({ name: 'attention_patterns', status: 'done' });
+  const g = gridsOf(card.structured)[0];
+  expect(g.rowAxis).toBe('query');
+  expect(g.rowLabels).toHaveLength(40);
+  expect(g.colLabels).toHaveLength(40);
+  expect(g.values[39].filter((v) => v !== null)).toHaveLength(40);
+  const drawn = linesText(toolCardLines(card, 120)).split('\n');
+  // Every query row is drawn, labelled with its token.
+  for (const label of [g.rowLabels[0], g.rowLabels[39]]) expect(drawn.some((l) => l.includes(label.slice(0, 8)))).toBe(true);
 });
 
 it('/sql shows tables; /export writes the session as Markdown; the session log has every turn', async () => {

@@ -13,24 +13,12 @@ import { CHATGPT_EXPORT } from './chatgpt-export.ts';
 const root = mkdtempSync(join(tmpdir(), 'ns-transcripts-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const PATCH_TEXT = `{
-  "experimentId": "exp_abc123",
-  "metric": "logit_diff",
-  "grid": {"effects":"[grid (effects, 2 x 3): see below]"},
-  "top": "[top (2 rows): see below]"
-}
-
-grid (effects, 2 x 3):
-|  | H0 | H1 | H2 |
-|---|---|---|---|
-| L0 | 0 | 0.1 | 0 |
-| L1 | 0 | 0 | 0.95 |
-
-top (2 rows):
-| site | effect | value |
-|---|---|---|
-| L1.H2 | 0.95 | 9.3 |
-| L0.H1 | 0.1 | 1 |`;
+const PATCH_RESULT = {
+  experimentId: 'exp_abc123',
+  metric: 'logit_diff',
+  grid: { rows: { name: 'layer', labels: ['L0', 'L1'] }, cols: { name: 'head', labels: ['H0', 'H1', 'H2'] }, values: [[0, 0.1, 0], [0, 0, 0.95]] },
+  top: [{ site: 'L1.H2', effect: 0.95, value: 9.3 }, { site: 'L0.H1', effect: 0.1, value: 1 }],
+};
 
 describe('sessions', () => {
   it('are saved as they happen and export to Markdown with tool calls in <details>, tables and plots', async () => {
@@ -38,7 +26,7 @@ describe('sessions', () => {
     const log = new SessionLog(data, '20251125-101500-abcd', { model: 'tiny-s-seed0', llm: 'none' });
     log.user('/patch');
     log.write({ type: 'tool_start', at: log.now(), id: 'c1', name: 'patch_activations', args: { site: 'head', clean: ['When Mary and John went to the store , John gave a drink to'] } });
-    log.write({ type: 'tool_end', at: log.now(), id: 'c1', name: 'patch_activations', status: 'done', result: PATCH_TEXT, ms: 4300 });
+    log.write({ type: 'tool_end', at: log.now(), id: 'c1', name: 'patch_activations', status: 'done', result: 'text for models', structured: PATCH_RESULT, ms: 4300 });
     log.user('Which head moves the name?');
     log.assistant('The name mover is', true);
     log.write({ type: 'tool_start', at: log.now(), id: 'c2', name: 'ablate', args: { components: ['L1.H2'] } });
@@ -74,8 +62,8 @@ describe('sessions', () => {
     expect(md).toContain('<details>\n<summary>Tool call: <code>patch_activations</code> · done · 4.3 s</summary>');
     expect(md).toContain('"site": "head"');
     expect(md).toContain('- experimentId: `exp_abc123`');
-    expect(md).toContain('| L1 | 0 | 0 | 0.95 |');
-    expect(md).toContain('| L1.H2 | 0.95 | 9.3 |');
+    expect(md).toContain('grid (layer x head):\n\n| layer \\\\ head | H0 | H1 | H2 |\n|---|---|---|---|\n| L0 | 0 | 0.1 | 0 |\n| L1 | 0 | 0 | 0.95 |');
+    expect(md).toContain('top (2 rows):\n\n| site | effect | value |\n|---|---|---|\n| L1.H2 | 0.95 | 9.3 |');
     expect(md).toContain('**Error**');
     expect(md).toContain('ablate: components must be heads');
     expect(md).toContain('The name mover is **L1.H2**');
@@ -122,6 +110,7 @@ describe('imports', () => {
   });
 
   it('read plain message lists with tool calls, and refuse other JSON clearly', () => {
+    const PATCH_TEXT = 'experimentId: exp_abc123\nmetric: logit_diff';
     const [conv] = conversationsFromJson([
       { role: 'system', content: 'You are helpful.' },
       { role: 'user', content: 'Patch IOI' },

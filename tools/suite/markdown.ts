@@ -9,7 +9,7 @@ export function table(headers: string[], rows: (string | number | null)[][]): st
 }
 
 /** A grid (rows x cols) as a table with row labels in the first column. */
-export function gridTable(rowLabels: string[], colLabels: string[], values: number[][], corner = ''): string {
+export function gridTable(rowLabels: string[], colLabels: string[], values: readonly (readonly (number | null)[])[], corner = ''): string {
   return table([corner, ...colLabels], rowLabels.map((r, i) => [r, ...values[i].map((v) => num(v, 2))]));
 }
 

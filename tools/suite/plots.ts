@@ -14,9 +14,9 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 const base = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', background: 'white' } as const;
 
 /** Rows x columns grid of values, diverging colours centred on 0 (patching effects). */
-export function heatmap(title: string, rowLabels: string[], colLabels: string[], values: number[][], valueTitle = 'effect'): TopLevelSpec {
+export function heatmap(title: string, rowLabels: string[], colLabels: string[], values: readonly (readonly (number | null)[])[], valueTitle = 'effect'): TopLevelSpec {
   const data = rowLabels.flatMap((r, i) => colLabels.map((c, j) => ({ row: r, col: c, value: values[i][j] })))
-    .filter((d) => Number.isFinite(d.value));
+    .filter((d) => d.value !== null && Number.isFinite(d.value));
   return {
     ...base, title, data: { values: data },
     width: Math.max(120, colLabels.length * 28), height: Math.max(60, rowLabels.length * 22),

@@ -12,7 +12,7 @@ import type { Experiment, ExperimentReport, Plot } from '../types.ts';
 
 /** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
 export function carriers(r: PatchResult, share = 0.25, floor = 0.1): string[] {
-  const all = r.grid.rowLabels.flatMap((row, i) => r.grid.colLabels.map((col, j) => ({ site: `${row}.${col}`, e: r.grid.effects[i][j] })));
+  const all = r.grid.rows.labels.flatMap((row, i) => r.grid.cols.labels.map((col, j) => ({ site: `${row}.${col}`, e: r.grid.values[i][j] ?? Number.NaN })));
   const top = Math.max(...all.map((x) => x.e));
   return all.filter((x) => x.e >= Math.max(floor, share * top)).sort((a, b) => b.e - a.e).map((x) => x.site);
 }
@@ -37,7 +37,7 @@ export const causalTracing: Experiment = {
     const resid = await callTool(patchTool, { ...abc, site: 'resid_pre' }, ctx);
     // Label positions with the model's tokens (BPE splits "store," into two), not the prompt's words.
     const tokens = ctx.session.encode(ioi[0].prompt).tokens.map((t) => t.trim());
-    const residCols = resid.grid.colLabels.map((c) => `${c} ${tokens[Number(c.slice(1))]}`);
+    const residCols = resid.grid.cols.labels.map((c) => `${c} ${tokens[Number(c.slice(1))]}`);
 
     env.step('IOI: head patching, indirect object swapped');
     const swap = ioiPatchingSet(ioi, 'io_swap');
@@ -80,15 +80,15 @@ export const causalTracing: Experiment = {
       '#### Residual stream patching (ABC corruption)',
       'Effect of restoring `blocks.L.hook_resid_pre` at one position from the clean run (1 = clean behaviour back).',
       '',
-      await plot('ioi-resid.svg', 'IOI: residual patching (layer x position)', heatmap('IOI residual patching', resid.grid.rowLabels, residCols, resid.grid.effects)),
+      await plot('ioi-resid.svg', 'IOI: residual patching (layer x position)', heatmap('IOI residual patching', resid.grid.rows.labels, residCols, resid.grid.values)),
       '',
-      gridTable(resid.grid.rowLabels, residCols, resid.grid.effects, 'layer'),
+      gridTable(resid.grid.rows.labels, residCols, resid.grid.values, 'layer'),
       '',
       '#### Head patching',
       'Each head\'s `attn.hook_z` restored at every position. With the indirect object swapped only heads that copy the answer differ; with the subject duplicate removed (ABC) the heads that detect and signal the duplicate matter too.',
       '',
-      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rowLabels, headsSwap.grid.colLabels, headsSwap.grid.effects)),
-      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rowLabels, headsAbc.grid.colLabels, headsAbc.grid.effects)),
+      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rows.labels, headsSwap.grid.cols.labels, headsSwap.grid.values)),
+      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rows.labels, headsAbc.grid.cols.labels, headsAbc.grid.values)),
       '',
       table(['head', 'effect (IO swapped)', 'head', 'effect (ABC)'], headsSwap.top.slice(0, 6).map((t, i) => [t.site, t.effect, headsAbc.top[i]?.site ?? null, headsAbc.top[i]?.effect ?? null])),
       '',
@@ -98,7 +98,7 @@ export const causalTracing: Experiment = {
       ...(path ? [
         `Senders: every head before layer ${Math.min(...receivers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${receivers.join(', ')} (query input); all other heads frozen.`,
         '',
-        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rowLabels, path.grid.colLabels, path.grid.effects)),
+        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rows.labels, path.grid.cols.labels, path.grid.values)),
         '',
         table(['sender', 'effect through the name movers\' queries'], path.top.slice(0, 6).map((t) => [t.sender, t.effect])),
       ] : ['No name-mover candidate lies beyond layer 0, so there are no earlier heads to send to it; path patching was skipped.']),
@@ -108,7 +108,7 @@ export const causalTracing: Experiment = {
       '',
       table(['run', 'mean logit difference'], [['clean', indHeads.clean], ['corrupted', indHeads.corrupted]]),
       '',
-      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rowLabels, indHeads.grid.colLabels, indHeads.grid.effects)),
+      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rows.labels, indHeads.grid.cols.labels, indHeads.grid.values)),
       '',
       table(['head', 'effect'], indHeads.top.slice(0, 5).map((t) => [t.site, t.effect])),
       '',

@@ -26,7 +26,7 @@ const heads = (n: number) => `${n} head${n === 1 ? '' : 's'}`;
 const effectOf = (r: Pipeline, h: string) => {
   const [layer, head] = h.split('.');
   const g = r.heads.grid;
-  return g.effects[g.rowLabels.indexOf(layer)]?.[g.colLabels.indexOf(head)] ?? NaN;
+  return g.values[g.rows.labels.indexOf(layer)]?.[g.cols.labels.indexOf(head)] ?? NaN;
 };
 const strongest = (r: Pipeline) => Math.max(...r.movers.map((h) => effectOf(r, h)));
 /** Several name movers, none of which restores most of the answer alone. */

@@ -47,7 +47,7 @@ export const featureLocalisation: Experiment = {
     // One token length, so resample ablation can draw each prompt's values from another prompt of the same shape.
     const succ = byLength(prompts.successor)[0].slice(0, 12);
     const task = { prompts: succ.map((e) => e.prompt), target: succ.map((e) => e.target), distractor: succ.map((e) => e.distractor), each: false };
-    const damage: { method: string; components: string; before: number; after: number; drop: number; id: string }[] = [];
+    const damage: { method: string; components: string; before: number; after: number; drop: number | null; id: string }[] = [];
     for (const method of ['zero', 'mean', 'resample'] as const) {
       const r = await callTool(ablateTool, { ...task, components: topNumber, method, reference: succ.map((e) => e.prompt) }, ctx);
       damage.push({ method, components: 'top number neurons', before: r.before, after: r.after, drop: r.relativeDrop, id: r.experimentId });
@@ -71,8 +71,8 @@ export const featureLocalisation: Experiment = {
     ].join('\n');
     const zero = damage[0];
     // A relative drop only means something when there was a clear behaviour to drop.
-    const relative = Math.abs(zero.before) >= 0.5;
-    const damageOf = (d: (typeof damage)[number]) => (relative ? `${num(d.drop * 100, 0)}%` : `${num(d.before, 2)} -> ${num(d.after, 2)}`);
+    const relative = zero.before >= 0.5;
+    const damageOf = (d: (typeof damage)[number]) => (relative && d.drop !== null ? `${num(d.drop * 100, 0)}%` : `${num(d.before, 2)} -> ${num(d.after, 2)}`);
     if (topNumber.length === 0) throw new Error('no number-selective neurons found');
     return {
       slug: this.slug, title: this.title,
