@@ -12,7 +12,7 @@ const QUERIES = [
   'SELECT range(50000000) AS l',
   "SELECT repeat('x',1000000) FROM range(2001)",
   "SELECT repeat('x',100000) FROM range(2001)",
-  'SELECT range(10000) FROM range(3000)',
+  'SELECT range(4096) FROM range(3000)',
   'SELECT vec FROM activations',
   'SELECT count(*) FROM range(1000000000000)',
   'SELECT list(i) FROM range(1000000000) t(i)',

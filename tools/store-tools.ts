@@ -32,8 +32,9 @@ export const queryActivationsTool = defineTool({
     columns: z.array(z.object({ name: z.string(), type: z.string() })),
     rows: z.array(z.array(z.unknown())).describe('each row\'s values in column order (JSON: integers beyond 2^53 as strings, JSON columns parsed)'),
     rowCount: z.number().int().describe('rows returned'),
-    truncated: z.boolean().describe('the query had more than maxRows rows'),
-    note: z.string().optional(),
+    truncated: z.boolean().describe('a limit cut the result: more than maxRows rows, or more than maxBytes bytes'),
+    cutBy: z.enum(['maxRows', 'maxBytes']).optional().describe('the limit that cut the result'),
+    note: z.string().optional().describe('what was cut and how to get the rest'),
   }),
   async run(input, ctx) {
     let r;
