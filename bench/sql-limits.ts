@@ -18,6 +18,7 @@ const QUERIES = [
   'SELECT list(i) FROM range(1000000000) t(i)',
 ];
 
+const cutBy = (r: unknown) => (r as { structuredContent?: { cutBy?: string } }).structuredContent?.cutBy;
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 const root = mkdtempSync(join(tmpdir(), 'ns-sql-bench-'));
 const server = await startHttpChild(makeModel(root), join(root, 'data'), 'sql-limits-bench-token-0123456789abcdefgh');
@@ -53,7 +54,7 @@ try {
     const body = text(r);
     const outcome = (r as { isError?: boolean }).isError
       ? (/SQL (\w+)/.exec(body)?.[1] ?? 'error')
-      : /"truncated": "([^"]{0,60})/.exec(body)?.[1] ? `cut: ${/\((maxRows|maxBytes)\)/.exec(body)?.[1] ?? 'limit'}` : 'complete';
+      : cutBy(r) ? `cut: ${cutBy(r)}` : 'complete';
     rows.push({ sql, outcome, seconds: +(ms / 1000).toFixed(2), serverPeakRssMB: Math.round(peak / 1024), otherClientCalls: answered, otherClientSlowestMs: slowest });
     console.log(`${sql.padEnd(48)} ${String(outcome).padEnd(14)} ${(ms / 1000).toFixed(2).padStart(6)} s  peak RSS ${Math.round(peak / 1024)} MB  other client: ${answered} answers, slowest ${slowest} ms`);
   }
