@@ -4,7 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { GptOssModel } from '../engine/model.ts';
 import { buildTinyModel, TINY_SIZES, type TinySize } from '../engine/tiny/index.ts';
 import { Tokenizer } from '../engine/tokenizer.ts';
-import { runSuite, EXPERIMENTS } from '../tools/suite/index.ts';
+import { runSuite, suiteOutDir, EXPERIMENTS } from '../tools/suite/index.ts';
 import { comparisonOpener } from '../tools/suite/compare.ts';
 import { openWorkspace } from '../tools/workspace.ts';
 import { resolveModelDir, dataDir } from './model-dir.ts';
@@ -41,8 +41,7 @@ async function suite(v: Values): Promise<number> {
   const modelDir = resolveModelDir(v.model as string | undefined, data);
   const only = v.only === undefined ? undefined : String(v.only).split(',').map((x) => Number(x.trim()));
   if (only?.some((n) => !Number.isInteger(n))) throw new Error(`--only takes experiment numbers like 1,3; available: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);
-  const stamp = new Date().toISOString().slice(0, 10);
-  const outDir = resolve((v.out as string | undefined) ?? join('transcripts', 'findings', `${stamp}-${basename(modelDir)}`));
+  const outDir = v.out !== undefined ? resolve(String(v.out)) : suiteOutDir(basename(modelDir));
   const ws = await openWorkspace(modelDir, data, { threads: threads(v) });
   const bar = progressPrinter();
   const ac = new AbortController();
@@ -90,7 +89,7 @@ export const commands: Record<string, Command> = {
   },
   transcript: {
     summary: 'chat transcripts as Markdown: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list',
-    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json> [--out DIR] | list)',
+    usage: '(export <session-id|latest|FILE.jsonl> [--out FILE.md] | import <conversations.json|messages.json|pasted.txt> [--out DIR] | list)',
     options: { out: { type: 'string' } },
     async run(v, pos) {
       const [verb, arg] = pos;
@@ -109,11 +108,10 @@ export const commands: Record<string, Command> = {
         return 0;
       }
       if (verb === 'import') {
-        if (!arg) throw new Error('give a file: transcript import conversations.json (a ChatGPT data export) or a JSON message list');
+        if (!arg) throw new Error('give a file: transcript import FILE, with FILE a ChatGPT or Claude conversations.json, a JSON message list, or a conversation pasted as text ("User: ..." / "Assistant: ...")');
         const { importConversations } = await import('../agent/transcripts/import.ts');
         const files = await importConversations(arg, (v.out as string | undefined) ?? 'transcripts');
         for (const f of files) console.log(f);
-        if (files.length === 0) console.log('no conversations in the file');
         return 0;
       }
       throw new Error(`unknown transcript subcommand "${verb ?? ''}"; use: transcript export <session|latest> [--out FILE], transcript import FILE [--out DIR], transcript list`);

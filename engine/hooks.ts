@@ -94,8 +94,37 @@ function validList(numLayers: number): string {
   return `valid hooks: hook_embed, blocks.L.{${BLOCK_HOOKS.map((h) => h.local).join(', ')}} for L in 0..${numLayers - 1}, ln_final.hook_normalized, hook_logits (patterns may use * for a layer or name part, e.g. blocks.*.hook_resid_post)`;
 }
 
+// ---- dictionary hooks ----------------------------------------------------------------------
+// A sparse dictionary spliced in at a block hook adds two hooks under it:
+// `blocks.L.<site>.sae.hook_sae_acts` (its latents, [B, T, S]) and `.sae.hook_sae_error` (the input
+// minus its reconstruction, [B, T, H]); the hook then carries decode(acts) + error. They exist only
+// while a dictionary is attached (GptOssModel.attachSae), and only at hooks computed in JS.
+export const SAE_SITES: readonly string[] = ['hook_resid_pre', 'hook_mlp_out', 'hook_resid_post'];
+export const SAE_HOOKS = ['hook_sae_acts', 'hook_sae_error'] as const;
+
+/** The site and part of a dictionary hook name, or null for any other name. */
+export function parseSaeHook(name: string): { site: string; layer: number; local: string; part: (typeof SAE_HOOKS)[number] } | null {
+  const m = /^blocks\.(\d+)\.(.+)\.sae\.(hook_sae_acts|hook_sae_error)$/.exec(name);
+  return m ? { site: `blocks.${m[1]}.${m[2]}`, layer: Number(m[1]), local: m[2], part: m[3] as (typeof SAE_HOOKS)[number] } : null;
+}
+
+function resolveSaeHook(name: string, sae: NonNullable<ReturnType<typeof parseSaeHook>>, numLayers: number): ResolvedHook {
+  if (!SAE_SITES.includes(sae.local)) {
+    throw new HookError(`hook "${name}": dictionaries splice in at blocks.L.{${SAE_SITES.join(', ')}} only, not at "${sae.local}"`);
+  }
+  if (sae.layer >= numLayers) throw new HookError(`hook "${name}": layer ${sae.layer} is out of range; this model has layers 0..${numLayers - 1}`);
+  const acts = sae.part === 'hook_sae_acts';
+  const spec: HookSpec = {
+    local: `${sae.local}.sae.${sae.part}`, stage: 'combine', shape: acts ? '[B, T, S]' : '[B, T, H]', writable: true,
+    doc: acts ? `latent activations of the dictionary attached at ${sae.site}` : `what the dictionary at ${sae.site} does not reconstruct (input - decode(encode(input)))`,
+  };
+  return { name, layer: sae.layer, spec };
+}
+
 /** Resolves one exact hook name. */
 export function resolveHook(name: string, numLayers: number): ResolvedHook {
+  const sae = parseSaeHook(name);
+  if (sae) return resolveSaeHook(name, sae, numLayers);
   const global = GLOBAL_BY_NAME.get(name);
   if (global) return { name, layer: null, spec: global };
   const m = /^blocks\.(\d+)\.(.+)$/.exec(name);
@@ -125,5 +154,8 @@ export function expandHooks(patterns: readonly string[], numLayers: number): Res
       chosen.add(resolveHook(p, numLayers).name);
     }
   }
-  return all.filter((n) => chosen.has(n)).map((n) => resolveHook(n, numLayers));
+  // Dictionary hooks are named exactly (patterns never reach them) and follow their site.
+  const saeHooks = [...chosen].filter((n) => parseSaeHook(n));
+  const order = all.flatMap((n) => [n, ...saeHooks.filter((h) => parseSaeHook(h)!.site === n)]);
+  return order.filter((n) => chosen.has(n)).map((n) => resolveHook(n, numLayers));
 }

@@ -7,12 +7,13 @@ import { Checkpoint, expectedTensors, type AttentionWeights, type ExpertWeights 
 import type { GptOssConfig } from './config.ts';
 import { ATTENTION_WEIGHT_INPUTS } from './graphs/attention.ts';
 import { captureOutput, interventionInput, type HookPlan } from './graphs/common.ts';
-import { expandHooks, listHooks, type HookListing, type ResolvedHook } from './hooks.ts';
+import { expandHooks, listHooks, parseSaeHook, resolveHook, type HookListing, type ResolvedHook } from './hooks.ts';
 import {
   applyIntervention, resolveInterventions,
   type Intervention, type ResolvedIntervention, type RoutingIntervention,
 } from './intervention.ts';
 import { ropeTables } from './rope.ts';
+import { spliceDictionary, spliceWanted, type SaeAttachment } from './sae/splice.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
 import { WeightCache } from './weight-cache.ts';
 import { totalmem } from 'node:os';
@@ -160,6 +161,8 @@ export class GptOssModel {
   private expertScratch: { gateUpW: Float32Array; downW: Float32Array } | null = null;
   readonly maxTokens: number;
   readonly memoryBudgetBytes: number;
+  /** Dictionaries spliced in, by the hook they read (see engine/sae/splice.ts). */
+  private readonly saes = new Map<string, SaeAttachment>();
 
   private constructor(readonly checkpoint: Checkpoint, opts: EngineOptions) {
     this.config = checkpoint.config;
@@ -188,7 +191,30 @@ export class GptOssModel {
     return listHooks(this.config);
   }
 
+  /** Splices a dictionary in at its hook (replacing one attached there); its latents become hooks. */
+  attachSae(a: SaeAttachment): void {
+    const d = a.runner.dict;
+    // Resolving its latent hook checks the site (a block hook computed in JS) and the layer.
+    resolveHook(`${a.site}.sae.hook_sae_acts`, this.config.numLayers);
+    if (d.hookOut || d.dOut !== d.dIn) throw new EngineError(`dictionary ${a.saeId} is a transcoder (${d.hook} -> ${d.hookOut}); only SAEs (output = input) splice in as hooks`);
+    if (d.dIn !== this.config.hiddenSize) throw new EngineError(`dictionary ${a.saeId} reads ${d.dIn} values per token; ${a.site} has ${this.config.hiddenSize}`);
+    this.saes.set(a.site, a);
+  }
+
+  /** Removes the dictionary at `site`; returns it (the caller releases its sessions). */
+  detachSae(site: string): SaeAttachment | undefined {
+    const a = this.saes.get(site);
+    this.saes.delete(site);
+    return a;
+  }
+
+  get attachedSaes(): SaeAttachment[] {
+    return [...this.saes.values()];
+  }
+
   async dispose(): Promise<void> {
+    await Promise.all([...this.saes.values()].map((a) => a.runner.release()));
+    this.saes.clear();
     await this.sessions.release();
     this.weights.clear();
     this.expertScratch = null;
@@ -197,6 +223,12 @@ export class GptOssModel {
   /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions, after `past` cached positions. */
   hookDims(h: ResolvedHook, B: number, T: number, P: number, past = 0): number[] {
     const c = this.config;
+    if (h.spec.shape === '[B, T, S]') {
+      const site = parseSaeHook(h.name)!.site;
+      const a = this.saes.get(site);
+      if (!a) throw new EngineError(`hook "${h.name}": no dictionary is attached at ${site}${this.saes.size ? ` (attached at: ${[...this.saes.keys()].join(', ')})` : ''}; attach one first (attach_sae / train_sae)`);
+      return [B, T, a.runner.dict.dSae];
+    }
     const table: Record<string, number[]> = {
       '[B, T, H]': [B, T, c.hiddenSize],
       '[B, P, H]': [B, P, c.hiddenSize],
@@ -404,23 +436,34 @@ export class GptOssModel {
 
   /** One block on the rows that are active at this layer; captures go into `local` by local name. */
   private async layerStep(step: LayerStep, x: Tensor, lengths: number[], shared: LayerInputs, local: Map<string, Tensor>): Promise<Tensor> {
-    const hook = (name: string, t: Tensor) => {
+    const hook = async (name: string, t: Tensor): Promise<Tensor> => {
       const iv = step.ivs.get(name);
       if (iv) applyIntervention(t, iv);
       if (step.capture.has(name)) local.set(name, copy(t));
+      return this.splice(step, name, t, local);
     };
-    const resid = copy(x);
-    hook('hook_resid_pre', resid);
+    const resid = await hook('hook_resid_pre', copy(x));
     const sliding = this.config.layerTypes[step.layer] === 'sliding_attention';
     const a = await this.runAttention(step, resid, shared, sliding ? shared.masks.sliding : shared.masks.full, local);
     const routed = this.route(step, a.routerLogits, local);
     const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, local);
-    hook('hook_mlp_out', mlpOut);
+    const mlp = await hook('hook_mlp_out', mlpOut);
     const post = new Float32Array(a.residMid.data.length);
-    for (let i = 0; i < post.length; i++) post[i] = a.residMid.data[i] + mlpOut.data[i];
-    const out = { data: post, dims: resid.dims };
-    hook('hook_resid_post', out);
-    return out;
+    for (let i = 0; i < post.length; i++) post[i] = a.residMid.data[i] + mlp.data[i];
+    return hook('hook_resid_post', { data: post, dims: resid.dims });
+  }
+
+  /** The dictionary attached at this layer's hook `name`, if its hooks are captured or intervened on. */
+  private async splice(step: LayerStep, name: string, t: Tensor, local: Map<string, Tensor>): Promise<Tensor> {
+    const a = this.saes.get(`blocks.${step.layer}.${name}`);
+    if (!a) return t;
+    const [actsName, errorName] = [`${name}.sae.hook_sae_acts`, `${name}.sae.hook_sae_error`];
+    const req = { acts: step.ivs.get(actsName), error: step.ivs.get(errorName), captureActs: step.capture.has(actsName), captureError: step.capture.has(errorName) };
+    if (!spliceWanted(req)) return t;
+    const r = await spliceDictionary(t, a.runner, req);
+    if (r.acts) local.set(actsName, r.acts);
+    if (r.error) local.set(errorName, r.error);
+    return r.out ?? t;
   }
 
   private rowStarts(startLayer: number | readonly number[] | undefined, B: number): number[] {

@@ -1,13 +1,14 @@
 // Capture: run prompts, copy out the asked-for hooks at the asked-for positions, store them as
 // activation rows (one vector per run x hook x position x head/expert) and summarise.
 import { z } from 'zod';
-import { expandHooks, type ResolvedHook } from '../engine/hooks.ts';
+import { expandHooks, parseSaeHook, type ResolvedHook } from '../engine/hooks.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { runAndRecord } from './runs.ts';
 import { resolvePositions } from './sites.ts';
 import { RunIds } from './output.ts';
-import type { ActivationInput } from './store/index.ts';
+import { attachedAt } from './sae/registry.ts';
+import type { ActivationInput, SaeLatentInput } from './store/index.ts';
 
 export const captureInput = z.object({
   prompts: z.array(z.string().min(1)).min(1).max(256).describe('one or more prompts'),
@@ -28,6 +29,7 @@ export const captureOutput = z.object({
     meanNorm: z.number(),
   })),
   rowsStored: z.number().int(),
+  latentRowsStored: z.number().int().describe('rows written to sae_latents (one per active dictionary latent)'),
   topTokens: z.array(z.object({
     prompt: z.string(),
     next: z.array(z.object({ token: z.string(), logit: z.number() })).describe('the five likeliest next tokens'),
@@ -50,6 +52,8 @@ const LAYOUTS: Record<string, Layout> = {
   // Experts not chosen for a token hold zeros: not stored.
   '[B, T, E, I]': { posAxis: 1, compAxis: 2, skipZero: true },
   '[B, T, E, H]': { posAxis: 1, compAxis: 2, skipZero: true },
+  // Dictionary latents are stored sparsely in sae_latents instead (see latentRows).
+  '[B, T, S]': { posAxis: 1, compAxis: null, skipZero: false },
 };
 
 /** The vectors of row b of a captured hook, keyed by (position, component). */
@@ -74,9 +78,22 @@ export function* hookVectors(h: ResolvedHook, t: Tensor, b: number, positions: n
   }
 }
 
+/** One row per active latent of a captured [B, T, S] latent hook, at the kept positions. */
+function latentRows(t: Tensor, runIds: string[], positions: number[][], saeId: string): SaeLatentInput[] {
+  const [, T, S] = t.dims;
+  const out: SaeLatentInput[] = [];
+  runIds.forEach((runId, b) => {
+    for (const p of positions[b]) {
+      const o = (b * T + p) * S;
+      for (let j = 0; j < S; j++) if (t.data[o + j] !== 0) out.push({ runId, saeId, position: p, latent: j, value: t.data[o + j] });
+    }
+  });
+  return out;
+}
+
 export const captureTool = defineTool({
   name: 'capture_activations',
-  description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table and returns run ids, shapes, mean norms and the top next tokens.',
+  description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table (dictionary latents, blocks.L.<hook>.sae.hook_sae_acts: one row per active latent in sae_latents) and returns run ids, shapes, mean norms and the top next tokens.',
   input: captureInput,
   output: captureOutput,
   async run(input, ctx) {
@@ -100,8 +117,16 @@ export const captureTool = defineTool({
       onProgress: (p) => ctx.onProgress?.({ done: p.done, total: p.total, message: `${p.stage} ${p.done}/${p.total}` }),
     }, { role: 'capture' });
     const rows: ActivationInput[] = [];
+    const latents: SaeLatentInput[] = [];
     const summary = hooks.map((h) => {
       const t = result.cache.get(h.name)!;
+      const sae = parseSaeHook(h.name);
+      if (sae?.part === 'hook_sae_acts') {
+        const { saeId } = attachedAt(ctx, sae.site);
+        const found = latentRows(t, runIds, perPrompt, saeId);
+        if (input.store) latents.push(...found);
+        return { hook: h.name, shape: t.dims, vectors: found.length, meanNorm: found.reduce((a, r) => a + r.value, 0) / Math.max(1, found.length) };
+      }
       let count = 0;
       let normSum = 0;
       prompts.forEach((_, b) => {
@@ -117,6 +142,7 @@ export const captureTool = defineTool({
       return { hook: h.name, shape: t.dims, vectors: count, meanNorm: count ? normSum / count : 0 };
     });
     if (input.store && rows.length) await ctx.store.addActivations(rows);
+    if (latents.length) await ctx.store.addSaeLatents(latents);
     const V = cfg.vocabSize;
     const P = result.logits!.dims[1];
     const topTokens = prompts.map((p, b) => {
@@ -125,6 +151,6 @@ export const captureTool = defineTool({
       const idx = [...row.keys()].sort((x, y) => row[y] - row[x]).slice(0, 5);
       return { prompt: p.prompt, next: idx.map((i) => ({ token: ctx.session.tokenizer.tokenString(i), logit: row[i] })) };
     });
-    return { runIds, tokens: prompts.map((p) => p.tokens), hooks: summary, rowsStored: input.store ? rows.length : 0, topTokens };
+    return { runIds, tokens: prompts.map((p) => p.tokens), hooks: summary, rowsStored: input.store ? rows.length : 0, latentRowsStored: latents.length, topTokens };
   },
 });

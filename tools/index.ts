@@ -15,6 +15,9 @@ import { patchTool } from './patch.ts';
 import { routingTool } from './routing.ts';
 import { selectivityTool } from './selectivity.ts';
 import { similarityTool } from './similarity.ts';
+import { attachSaeTool } from './sae/attach-sae.ts';
+import { featureDashboardTool, featureInterventionTool, featureSearchTool } from './sae/features.ts';
+import { trainSaeTool } from './sae/train-sae.ts';
 import { steerTool } from './steer.ts';
 import { describeStoreTool, queryActivationsTool } from './store-tools.ts';
 
@@ -23,6 +26,7 @@ export const TOOLS: readonly Tool[] = [
   captureTool, patchTool, pathPatchTool, ablateTool, steerTool,
   probeTool, pcaTool, logitLensTool, dlaTool,
   attentionTool, routingTool, similarityTool, selectivityTool, circuitTool,
+  trainSaeTool, attachSaeTool, featureDashboardTool, featureSearchTool, featureInterventionTool,
   queryActivationsTool, describeStoreTool, writeFindingTool, listFindingsTool,
 ] as unknown as Tool[];
 
@@ -31,5 +35,6 @@ export { attentionTool, circuitTool, routingTool, selectivityTool, similarityToo
 export { dlaTool, logitLensTool, pcaTool, probeTool };
 export { generateTool, listHooksTool, loadModelTool, modelInfoTool, tokenizeTool };
 export { describeStoreTool, queryActivationsTool, listFindingsTool, writeFindingTool };
+export { attachSaeTool, featureDashboardTool, featureInterventionTool, featureSearchTool, trainSaeTool };
 export { callTool, ToolError, type Tool, type ToolContext, type ToolProgress } from './define.ts';
 export { ModelSession } from './session.ts';

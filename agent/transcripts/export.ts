@@ -1,5 +1,5 @@
 // A saved chat session (JSONL) as a conversation, and as a Markdown file in transcripts/.
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { slugify, writeConversation, type Conversation, type Turn } from './markdown.ts';
 import { readSession, type LoadedSession, type SessionEvent } from './session.ts';
 
@@ -8,6 +8,8 @@ export const TRANSCRIPTS_DIR = 'transcripts';
 export function sessionConversation(s: LoadedSession): Conversation {
   const turns: Turn[] = [{ items: [] }];
   let model = s.meta.model;
+  // The model each turn ran on: a session can switch models (/model), and the header names them all.
+  const turnModels: (string | undefined)[] = [];
   const tools = new Map<string, Extract<Turn['items'][number], { kind: 'tool' }>>();
   // A streamed reply is logged as partials, then final; the last of them stands.
   let pending: { kind: 'assistant'; text: string } | null = null;
@@ -17,6 +19,7 @@ export function sessionConversation(s: LoadedSession): Conversation {
       case 'user':
         pending = null;
         turns.push({ user: e.text, items: [] });
+        turnModels.push(model);
         break;
       case 'assistant':
         if (pending) pending.text = e.text;
@@ -53,21 +56,51 @@ export function sessionConversation(s: LoadedSession): Conversation {
   }
   // A tool still "running" when the log ends: the process stopped during the call.
   for (const t of tools.values()) if (t.status === 'running') Object.assign(t, { status: 'cancelled', error: 'the session ended while this call ran' });
-  const firstUser = turns.find((t) => t.user !== undefined)?.user;
-  const title = s.meta.title ?? (firstUser ? `NeuroScope: ${firstUser.trim().split('\n')[0].slice(0, 70)}` : `NeuroScope session ${s.id}`);
-  return { title, date: s.meta.createdAt, model: model ?? s.meta.model, llm: s.meta.llm, session: s.id, turns };
+  return { title: s.meta.title ?? sessionTitle(turns, s.id), date: s.meta.createdAt, model: modelsByTurn(turnModels) ?? model, llm: s.meta.llm, session: s.id, turns };
 }
 
-/** Writes a session as Markdown: to `file` if given, else transcripts/<date>-<slug>.md. Returns the path. */
+/** Commands that say nothing about what a session studied. */
+const HOUSEKEEPING = new Set(['help', 'export', 'quit', 'exit', 'q', 'clear', 'model', 'hooks', 'findings']);
+
+/** The title: the first question asked, else the experiment commands run ("/patch, /attn"), else the session id. */
+export function sessionTitle(turns: Turn[], id: string): string {
+  const said = turns.flatMap((t) => (t.user === undefined ? [] : [t.user.trim().split('\n')[0]]));
+  const question = said.find((u) => u && !u.startsWith('/'));
+  if (question) return `NeuroScope: ${question.slice(0, 70)}`;
+  const commands = [...new Set(said.map((u) => u.split(/\s/)[0]).filter((c) => c.startsWith('/') && !HOUSEKEEPING.has(c.slice(1))))];
+  return commands.length ? `NeuroScope: ${commands.slice(0, 4).join(', ')}${commands.length > 4 ? ', …' : ''}` : `NeuroScope session ${id}`;
+}
+
+/** "tiny-s-seed0" for one model; "tiny-s-seed0 (turns 1-5), tiny-m-seed0 (turn 6)" when the session switched. */
+export function modelsByTurn(models: (string | undefined)[]): string | undefined {
+  const spans: { model: string; from: number; to: number }[] = [];
+  models.forEach((m, i) => {
+    if (m === undefined) return;
+    const last = spans[spans.length - 1];
+    if (last && last.model === m && last.to === i) last.to = i + 1;
+    else spans.push({ model: m, from: i + 1, to: i + 1 });
+  });
+  if (spans.length <= 1) return spans[0]?.model;
+  return spans.map((x) => `${x.model} (turn${x.from === x.to ? ` ${x.from}` : `s ${x.from}-${x.to}`})`).join(', ');
+}
+
+/**
+ * Writes a session as Markdown: to `file` if given (a bare name like "notes" goes into the
+ * transcripts folder, a path is used as it is), else transcripts/<date>-<slug>.md. Returns the path.
+ */
 export async function exportSession(sessionFile: string, opts: { file?: string; outDir?: string } = {}): Promise<string> {
   const s = readSession(sessionFile);
   const conv = sessionConversation(s);
+  const dir = resolve(opts.outDir ?? TRANSCRIPTS_DIR);
   let file: string;
-  if (opts.file) file = resolve(opts.file.endsWith('.md') ? opts.file : `${opts.file}.md`);
+  if (opts.file) {
+    const name = opts.file.endsWith('.md') ? opts.file : `${opts.file}.md`;
+    file = basename(name) === name ? join(dir, name) : resolve(name);
+  }
   else {
     const first = conv.turns.find((t) => t.user !== undefined)?.user ?? 'session';
     // One file per session: exporting again brings it up to date.
-    file = join(resolve(opts.outDir ?? TRANSCRIPTS_DIR), `${conv.date.slice(0, 10)}-${slugify(first.replace(/^\//, ''), 40)}-${s.id.slice(-4)}.md`);
+    file = join(dir, `${conv.date.slice(0, 10)}-${slugify(first.replace(/^\//, ''), 40)}-${s.id.slice(-4)}.md`);
   }
   return writeConversation(conv, file);
 }

@@ -1,7 +1,8 @@
 // Conversations from elsewhere as NeuroScope Markdown transcripts: a ChatGPT data export
 // (conversations.json: conversations whose `mapping` holds message nodes linked by parent/children),
-// or a plain JSON message list ([{role, content}], OpenAI chat format with tool calls), one Markdown
-// file per conversation.
+// a Claude data export (conversations with `chat_messages`), a plain JSON message list ([{role,
+// content}], OpenAI chat format with tool calls), or a conversation pasted as text ("User: ..." /
+// "Assistant: ..." turns with Markdown inside); one Markdown file per conversation.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { freshPath, slugify, writeConversation, type Conversation, type Turn, type TurnItem } from './markdown.ts';
@@ -108,15 +109,17 @@ export function chatgptConversation(c: GptConversation, source: string): Convers
       continue;
     }
     if (role === 'assistant' && msg.recipient && msg.recipient !== 'all') {
-      // The assistant calling a tool (python, browser, ...): the message is the call's input.
-      lastTool = { kind: 'tool', name: msg.recipient, args: { input: text }, status: 'done' };
+      // The assistant calling a tool (python, browser, ...): the message is the call's input, shown as code.
+      const code = msg.content?.content_type === 'code' ? msg.content : null;
+      const language = code?.language && code.language !== 'unknown' ? code.language : '';
+      lastTool = { kind: 'tool', name: msg.recipient, args: undefined, input: { language, text: code ? (code.text ?? '') : text }, status: 'done' };
       cur().items.push(lastTool);
       continue;
     }
     if (role === 'tool') {
       const name = msg.author?.name ?? 'tool';
       if (lastTool && !lastTool.result) lastTool.result = text;
-      else cur().items.push({ kind: 'tool', name, args: {}, status: 'done', result: text });
+      else cur().items.push({ kind: 'tool', name, args: undefined, status: 'done', result: text });
       continue;
     }
     if (!text.trim()) continue;
@@ -142,6 +145,7 @@ function plainContent(c: unknown): string {
 }
 
 export function plainConversation(messages: PlainMessage[], title: string, source: string, date = new Date().toISOString()): Conversation {
+  if (messages.length === 0) throw new Error(`no messages in ${source}`);
   const turns: Turn[] = [{ items: [] }];
   const cur = () => turns[turns.length - 1];
   const calls = new Map<string, Extract<TurnItem, { kind: 'tool' }>>();
@@ -175,7 +179,7 @@ export function plainConversation(messages: PlainMessage[], title: string, sourc
       case 'function': {
         const item = m.tool_call_id ? calls.get(m.tool_call_id) : undefined;
         if (item) item.result = text;
-        else cur().items.push({ kind: 'tool', name: m.name ?? 'tool', args: {}, status: 'done', result: text });
+        else cur().items.push({ kind: 'tool', name: m.name ?? 'tool', args: undefined, status: 'done', result: text });
         break;
       }
       default:
@@ -185,8 +189,79 @@ export function plainConversation(messages: PlainMessage[], title: string, sourc
   return { title, date, source, turns };
 }
 
-/** The conversations in a parsed JSON file: a ChatGPT export, one ChatGPT conversation, or a message list. */
+interface ClaudeConversation {
+  name?: string | null;
+  created_at?: string;
+  chat_messages?: { sender?: string; text?: string; content?: unknown[]; created_at?: string }[];
+}
+
+/** One Claude message's blocks: text as it is, a tool use as a call, a tool result as its output. */
+function claudeItems(m: NonNullable<ClaudeConversation['chat_messages']>[number]): (TurnItem | string)[] {
+  const blocks = Array.isArray(m.content) && m.content.length ? m.content : [{ type: 'text', text: m.text ?? '' }];
+  return blocks.map((b): TurnItem | string => {
+    if (!isRecord(b)) return '';
+    if (b.type === 'text') return typeof b.text === 'string' ? b.text : '';
+    if (b.type === 'tool_use') return { kind: 'tool', name: typeof b.name === 'string' ? b.name : 'tool', args: b.input ?? undefined, status: 'done' };
+    if (b.type === 'tool_result') {
+      const c = Array.isArray(b.content) ? b.content.map((x) => (isRecord(x) && typeof x.text === 'string' ? x.text : '')).join('\n') : typeof b.content === 'string' ? b.content : '';
+      return { kind: 'tool', name: typeof b.name === 'string' ? b.name : 'tool result', args: undefined, status: b.is_error ? 'error' : 'done', result: c, ...(b.is_error ? { error: c } : {}) };
+    }
+    return typeof b.type === 'string' ? `[${b.type}]` : '';
+  });
+}
+
+export function claudeConversation(c: ClaudeConversation, source: string): Conversation {
+  const turns: Turn[] = [{ items: [] }];
+  const cur = () => turns[turns.length - 1];
+  for (const m of c.chat_messages ?? []) {
+    const items = claudeItems(m);
+    if (m.sender === 'human') {
+      turns.push({ user: items.filter((x): x is string => typeof x === 'string').join('\n\n'), items: [] });
+      continue;
+    }
+    for (const it of items) {
+      if (typeof it !== 'string') {
+        // A tool result answers the call just before it.
+        const last = cur().items[cur().items.length - 1];
+        if (it.kind === 'tool' && it.result !== undefined && last?.kind === 'tool' && last.result === undefined) Object.assign(last, { result: it.result, status: it.status, error: it.error });
+        else cur().items.push(it);
+      } else if (it.trim()) cur().items.push({ kind: 'assistant', text: it });
+    }
+  }
+  return { title: c.name?.trim() || 'Untitled conversation', date: c.created_at ?? new Date(0).toISOString(), source, turns };
+}
+
+const ROLE_LABEL = /^(?:#{1,6}\s*)?(?:\*\*)?(user|you|human|me|assistant|chatgpt|claude|ai|gpt|system)(?:\*\*)?\s*:(?:\*\*)?[ \t]*(.*)$/i;
+
+/**
+ * A conversation pasted as text: turns start with a role label at the start of a line ("User:",
+ * "Assistant:", "ChatGPT:", "Claude:", "Human:", also **User:** or ## User:), Markdown inside;
+ * labels inside code fences are text. Null when the text has no user and no assistant turn.
+ */
+export function textConversation(text: string, fileName: string): Conversation | null {
+  const messages: { role: string; lines: string[] }[] = [];
+  let fenced = false;
+  for (const line of text.replace(/\r\n?/g, '\n').split('\n')) {
+    if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+    const m = fenced ? null : line.match(ROLE_LABEL);
+    if (m) {
+      const who = m[1].toLowerCase();
+      messages.push({ role: ['user', 'you', 'human', 'me'].includes(who) ? 'user' : who === 'system' ? 'system' : 'assistant', lines: m[2] ? [m[2]] : [] });
+    } else if (messages.length) messages[messages.length - 1].lines.push(line);
+    else if (line.trim()) return null;
+  }
+  if (!messages.some((m) => m.role === 'user') || !messages.some((m) => m.role === 'assistant')) return null;
+  const list = messages.map((m) => ({ role: m.role, content: m.lines.join('\n').trim() }));
+  const first = list.find((m) => m.role === 'user')!.content.split('\n')[0].slice(0, 60);
+  return plainConversation(list, `Imported conversation: ${first || basename(fileName)}`, `pasted conversation (${fileName})`);
+}
+
+/** The conversations in a parsed JSON file: a ChatGPT or Claude export, one conversation, or a message list. */
 export function conversationsFromJson(data: unknown, fileName: string): Conversation[] {
+  if (Array.isArray(data) && data.length === 0) throw new Error(`${fileName} holds an empty list: no conversations to import (expected a ChatGPT or Claude conversations.json, or a message list [{"role": ..., "content": ...}])`);
+  const isClaude = (x: unknown) => isRecord(x) && Array.isArray(x.chat_messages);
+  if (Array.isArray(data) && data.every(isClaude)) return (data as ClaudeConversation[]).map((c) => claudeConversation(c, `Claude data export (${fileName})`));
+  if (isClaude(data)) return [claudeConversation(data as ClaudeConversation, `Claude conversation (${fileName})`)];
   const isGpt = (x: unknown) => isRecord(x) && isRecord(x.mapping);
   if (Array.isArray(data) && data.length > 0 && data.every(isGpt)) {
     return (data as GptConversation[]).map((c) => chatgptConversation(c, `ChatGPT data export (${fileName})`));
@@ -198,8 +273,7 @@ export function conversationsFromJson(data: unknown, fileName: string): Conversa
       : `Imported conversation: ${plainContent((list as PlainMessage[]).find((m) => m.role === 'user')?.content).trim().split('\n')[0].slice(0, 60) || basename(fileName)}`;
     return [plainConversation(list as PlainMessage[], title, `JSON message list (${fileName})`)];
   }
-  if (Array.isArray(data) && data.length === 0) return [];
-  throw new Error(`${fileName} is neither a ChatGPT export (conversations.json: an array of conversations with "mapping") nor a message list ([{"role": ..., "content": ...}])`);
+  throw new Error(`${fileName} is neither a ChatGPT export (conversations.json: an array of conversations with "mapping"), a Claude export (conversations with "chat_messages") nor a message list ([{"role": ..., "content": ...}])`);
 }
 
 /**
@@ -209,13 +283,17 @@ export function conversationsFromJson(data: unknown, fileName: string): Conversa
 export async function importConversations(file: string, outDir = TRANSCRIPTS_DIR): Promise<string[]> {
   const path = resolve(file);
   if (!existsSync(path)) throw new Error(`no such file: ${path}`);
-  let data: unknown;
+  const text = readFileSync(path, 'utf8');
+  let convs: Conversation[];
   try {
-    data = JSON.parse(readFileSync(path, 'utf8'));
+    convs = conversationsFromJson(JSON.parse(text), basename(path));
   } catch (e) {
-    throw new Error(`${path} is not JSON: ${(e as Error).message}`);
+    if (!(e instanceof SyntaxError)) throw e;
+    // Not JSON: a conversation pasted as text.
+    const conv = textConversation(text, basename(path));
+    if (!conv) throw new Error(`${path} is neither JSON (a ChatGPT or Claude export, a message list) nor a pasted conversation with "User:" and "Assistant:" turns at the start of lines`);
+    convs = [conv];
   }
-  const convs = conversationsFromJson(data, basename(path));
   const written: string[] = [];
   const taken = new Set<string>();
   for (const conv of convs) {

@@ -8,7 +8,12 @@ import { resultView, type Grid } from '../ui/results.ts';
 export type TurnItem =
   | { kind: 'assistant'; text: string }
   | {
-    kind: 'tool'; name: string; args: unknown; status: 'running' | 'done' | 'error' | 'cancelled';
+    kind: 'tool'; name: string;
+    /** The call's arguments; undefined when the source records none (a bare tool output). */
+    args: unknown;
+    /** Code or text the call ran (ChatGPT's python), shown as code instead of arguments. */
+    input?: { language: string; text: string };
+    status: 'running' | 'done' | 'error' | 'cancelled';
     /** The result text (for imported conversations, the only form there is). */
     result?: string;
     /** The typed result, which the transcript renders; structuredOmitted says why one is missing. */
@@ -77,12 +82,48 @@ function displayDate(iso: string): string {
 
 const quote = (s: string) => s.split('\n').map((l) => (l ? `> ${l}` : '>')).join('\n');
 
+/**
+ * Message text as Markdown inside a transcript: raw HTML tags (a pasted "<script>") shown as text,
+ * and headings moved below the turn headings ("## Commands" in /help becomes "#### Commands");
+ * code fences and inline code are left as they are.
+ */
+export function embedText(text: string): string {
+  let fenced = false;
+  return text.split('\n').map((line) => {
+    if (/^\s*(```|~~~)/.test(line)) {
+      fenced = !fenced;
+      return line;
+    }
+    if (fenced) return line;
+    const demoted = line.replace(/^(#{1,4})(\s)/, (_, h: string, sp: string) => `${h}##${sp}`);
+    // Outside inline code spans, "<" before a tag name, "/" or "!" is a literal character.
+    return demoted.split(/(`[^`]*`)/).map((part, i) => (i % 2 ? part : part.replace(/<(?=[A-Za-z/!?])/g, '&lt;'))).join('');
+  }).join('\n');
+}
+
+/** A turn's heading from its message: the first line that is not a placeholder ("[image]"), else what the placeholders were. */
+function turnHeading(user: string): string {
+  const lines = user.split('\n').map((l) => l.trim()).filter(Boolean);
+  const placeholder = /^\[[a-z_ ]+\]$/i;
+  const text = lines.find((l) => !placeholder.test(l));
+  if (text) return oneLine(text).replace(/^#+\s*/, '');
+  return lines.length ? `(${[...new Set(lines.map((l) => l.slice(1, -1).replace(/_/g, ' ')))].join(', ')} only)` : '(empty message)';
+}
+
 const elapsed = (ms?: number) => (ms === undefined ? '' : ms < 1000 ? ` · ${ms} ms` : ` · ${(ms / 1000).toFixed(1)} s`);
 
 async function svgHeatmap(g: Grid): Promise<string> {
   const { heatmap, renderSvg } = await import('../../tools/suite/plots.ts');
   const values = g.values.map((r) => r.map((v) => (v === null ? Number.NaN : v)));
-  return renderSvg(heatmap(g.title, g.rowLabels, g.colLabels, values, g.rowAxis === 'query' ? 'attention' : 'value'));
+  return renderSvg(heatmap(g.title, g.rowLabels, g.colLabels, values, {
+    rowTitle: g.rowAxis ?? axisTitle(g.rowLabels), colTitle: g.colAxis ?? axisTitle(g.colLabels), valueTitle: g.rowAxis === 'query' ? 'attention' : 'value',
+  }));
+}
+
+/** An axis title from its labels when the grid names none: L3 -> layer, H2 -> head, P5 -> position, E1 -> expert. */
+function axisTitle(labels: string[]): string {
+  const kinds: [RegExp, string][] = [[/^L\d+$/, 'layer'], [/^H\d+$/, 'head'], [/^P\d+/, 'position'], [/^E\d+$/, 'expert'], [/^L\d+\.H\d+$/, 'head']];
+  return kinds.find(([re]) => labels.every((l) => re.test(l)))?.[1] ?? 'item';
 }
 
 interface Ctx {
@@ -95,8 +136,11 @@ async function toolMarkdown(item: Extract<TurnItem, { kind: 'tool' }>, ctx: Ctx)
   const parts: string[] = [];
   parts.push('<details>');
   parts.push(`<summary>Tool call: <code>${item.name}</code> · ${item.status}${elapsed(item.ms)}</summary>`, '');
-  const args = JSON.stringify(item.args ?? {}, null, 2);
-  parts.push('**Arguments**', '', fence('json', args.length > 6000 ? `${args.slice(0, 6000)}\n… (cut)` : args), '');
+  if (item.input) parts.push('**Input**', '', fence(item.input.language, item.input.text), '');
+  if (item.args !== undefined) {
+    const args = JSON.stringify(item.args, null, 2);
+    parts.push('**Arguments**', '', fence('json', args.length > 6000 ? `${args.slice(0, 6000)}\n… (cut)` : args), '');
+  }
   if (item.status === 'error' || item.status === 'cancelled') {
     parts.push(`**${item.status === 'error' ? 'Error' : 'Cancelled'}**`, '', fence('text', item.error ?? item.status), '');
   } else if (item.structured !== undefined && item.structured !== null) {
@@ -141,7 +185,7 @@ async function toolMarkdown(item: Extract<TurnItem, { kind: 'tool' }>, ctx: Ctx)
 }
 
 export async function conversationMarkdown(conv: Conversation, opts: MarkdownOptions = {}): Promise<string> {
-  const out: string[] = [`# ${conv.title}`, ''];
+  const out: string[] = [`# ${conv.title.replace(/</g, '&lt;')}`, ''];
   const meta: [string, string][] = [['Date', displayDate(conv.date)]];
   if (conv.model) meta.push(['Model', conv.model]);
   if (conv.llm) meta.push(['LLM', conv.llm]);
@@ -154,17 +198,17 @@ export async function conversationMarkdown(conv: Conversation, opts: MarkdownOpt
     if (turn.user === undefined && turn.items.length === 0) continue;
     if (turn.user !== undefined) {
       n++;
-      out.push(`## ${n}. ${oneLine(turn.user).replace(/^#+\s*/, '')}`, '');
-      out.push(`**${turn.userRole && turn.userRole !== 'user' ? turn.userRole[0].toUpperCase() + turn.userRole.slice(1) : 'You'}:**`, '', quote(turn.user), '');
+      out.push(`## ${n}. ${embedText(turnHeading(turn.user))}`, '');
+      out.push(`**${turn.userRole && turn.userRole !== 'user' ? turn.userRole[0].toUpperCase() + turn.userRole.slice(1) : 'You'}:**`, '', quote(embedText(turn.user)), '');
     } else {
       out.push('## Before the first message', '');
     }
     for (const item of turn.items) {
       if (item.kind === 'assistant') {
         if (!item.text.trim()) continue;
-        out.push('**Assistant:**', '', item.text.trim(), '');
+        out.push('**Assistant:**', '', embedText(item.text.trim()), '');
       } else if (item.kind === 'note') {
-        out.push(item.tone === 'error' ? `**Error:** ${item.text.trim()}` : item.text.trim(), '');
+        out.push(item.tone === 'error' ? `**Error:** ${embedText(item.text.trim())}` : embedText(item.text.trim()), '');
       } else {
         out.push(await toolMarkdown(item, ctx), '');
       }

@@ -82,11 +82,13 @@ export async function runChat(opts: ChatOptions): Promise<number> {
   instance = render(<App controller={ctl} history={history} onHistory={onHistory} />, { exitOnCtrlC: false });
   // Open the model after the first frame is on screen (a first-use build of the built-in model takes a while).
   const model = opts.model ?? 'tiny-s';
-  if (TINY_SIZES.includes(model as TinySize) && !existsSync(join(dataDir, 'models', `${model}-seed0`, 'manifest.json'))) {
-    ctl.note(`Building the built-in model **${model}** (first use only; about half a minute)…`);
-  }
+  const building = TINY_SIZES.includes(model as TinySize) && !existsSync(join(dataDir, 'models', `${model}-seed0`, 'manifest.json'));
+  const started = Date.now();
+  if (building) ctl.note(`Building the built-in model **${model}** (first use only; a few seconds)…`);
   setTimeout(release, 150);
-  void ctl.init();
+  void ctl.init().then(() => {
+    if (building && existsSync(join(dataDir, 'models', `${model}-seed0`, 'manifest.json'))) ctl.note(`Built **${model}** in ${((Date.now() - started) / 1000).toFixed(1)} s.`, 'success');
+  });
   await instance.waitUntilExit();
   await conn.close().catch((e) => log(`close: ${(e as Error).message}`));
   process.stdout.write(`\nSession saved: ${ctl.log.file}\nMarkdown: /export in the chat, or  neuroscope transcript export ${ctl.log.id}\n`);

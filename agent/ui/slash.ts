@@ -1,6 +1,7 @@
 // Slash commands: each calls the same MCP tools the agent uses, with defaults that work on the
 // built-in model (its own IOI, induction, sentiment and domain prompts), so `/patch` alone shows the
 // IOI head-patching heatmap. Bad arguments get a message that says what to write instead.
+import { LIMITS } from '../../tools/limits.ts';
 import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
 import { inductionPatchingSet, loadSuitePrompts, type SuitePrompts } from '../../tools/suite/prompts.ts';
 import { ArgError, checkKeys, int, intList, numList, parseArgs, stringList, type ParsedArgs } from './args.ts';
@@ -283,9 +284,14 @@ async function capture(ctl: ChatController, a: ParsedArgs): Promise<void> {
   // Norms of the first prompt's residual stream, layer x token, from the store.
   const runId = (r.data.runIds as string[])[0];
   if (!runId || !hooks.some((h) => h.includes('resid'))) return;
-  const sql = `SELECT layer, position, norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL ORDER BY layer, position`;
+  // A long prompt (2,400 tokens x 24 layers) would pass the row limit of the query and of the table
+  // it comes back as: positions are averaged in bins of k so that every layer and position is drawn.
+  const maxRows = Math.min(LIMITS.maxSqlRows, Math.floor(LIMITS.maxTableCells / 3));
+  const sql = `WITH r AS (SELECT layer, position, norm FROM activations WHERE run_id = '${runId}' AND hook LIKE '%resid_post' AND component IS NULL), `
+    + `k AS (SELECT greatest(1, ceil((max(position) + 1) * count(DISTINCT layer) / ${maxRows}.0))::INTEGER AS k FROM r) `
+    + 'SELECT layer, b * k AS position, round(avg(norm), 3) AS norm FROM (SELECT layer, position // k AS b, k, norm FROM r, k) GROUP BY layer, b, k ORDER BY layer, position';
   const tokens = await tokenLabels(ctl, list[0]);
-  await ctl.tool('query_activations', { sql, maxRows: 2000 }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
+  await ctl.tool('query_activations', { sql, maxRows }, { tableRows: 0, grids: (res) => normGrid(res, tokens) });
 }
 
 function normGrid(r: ToolResult, tokens: string[] | null): Grid[] | undefined {
@@ -295,18 +301,18 @@ function normGrid(r: ToolResult, tokens: string[] | null): Grid[] | undefined {
   const positions = [...new Set(rows.map((x) => x[1]))].sort((a, b) => a - b);
   const values = layers.map((l) => positions.map((p) => rows.find((x) => x[0] === l && x[1] === p)?.[2] ?? null));
   const finite = values.flat().filter((v): v is number => v !== null && Number.isFinite(v));
-  return [{ min: Math.min(...finite), max: Math.max(...finite), title: 'residual stream norm (hook_resid_post)', rowLabels: layers.map((l) => `L${l}`), colLabels: positions.map((p) => (tokens?.[p] !== undefined ? `${p}:${tokens[p]}` : `P${p}`)), values, rowAxis: 'layer', colAxis: 'token' }];
+  const bin = positions.length > 1 ? positions[1] - positions[0] : 1;
+  return [{ min: finite.reduce((a, b) => Math.min(a, b), Infinity), max: finite.reduce((a, b) => Math.max(a, b), -Infinity), title: `residual stream norm (hook_resid_post${bin > 1 ? `; mean of ${bin} positions per column` : ''})`, rowLabels: layers.map((l) => `L${l}`), colLabels: positions.map((p) => (tokens?.[p] !== undefined ? `${p}:${tokens[p]}` : `P${p}`)), values, rowAxis: 'layer', colAxis: 'token' }];
 }
 
 async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
   checkKeys('suite', a.named, ['only', 'out']);
   const only = a.named.only !== undefined ? intList(a.named.only, 'only') : undefined;
   const info = await ctl.modelInfo();
-  const { runSuite } = await import('../../tools/suite/index.ts');
+  const { runSuite, suiteOutDir } = await import('../../tools/suite/index.ts');
   const { comparisonOpener } = await import('../../tools/suite/compare.ts');
   const { join, resolve } = await import('node:path');
-  const stamp = new Date().toISOString().slice(0, 10);
-  const outDir = resolve(a.named.out !== undefined ? String(a.named.out) : join('transcripts', 'findings', `${stamp}-${info.modelId}`));
+  const outDir = a.named.out !== undefined ? resolve(String(a.named.out)) : suiteOutDir(info.modelId);
   const ws = await ctl.conn.workspace;
   const card = ctl.startCard('suite', { model: info.modelId, ...(only ? { only } : {}), out: outDir });
   const signal = ctl.signal;

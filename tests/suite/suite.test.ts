@@ -1,13 +1,71 @@
 // The suite end to end on gpt-oss-tiny at a seed it was not developed on: every report written,
-// plots are SVG with data in them, and every scored conclusion matches the planted ground truth.
+// plots are SVG with data in them and a checked Vega-Lite spec, every scored conclusion matches the
+// planted ground truth, and after a second (partial) run into the same store and folder every
+// report's reproduce queries still return exactly its numbers and the index still lists every report.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { buildTinyModel } from '../../engine/tiny/index.ts';
 import { EXPERIMENTS, runSuite } from '../../tools/suite/index.ts';
 import { comparisonOpener } from '../../tools/suite/compare.ts';
 import { openWorkspace } from '../../tools/workspace.ts';
+import { ActivationStore } from '../../tools/store/index.ts';
+import { renderSvg } from '../../tools/suite/plots.ts';
+import type { SuiteResult } from '../../tools/suite/index.ts';
+
+type Enc = { field?: string; type?: string; title?: unknown; axis?: { tickMinStep?: number }; scale?: { scheme?: string }; legend?: { labelLimit?: number } };
+type Spec = { title?: string; data: { values: Record<string, unknown>[] }; encoding?: Record<string, Enc>; layer?: { encoding: Record<string, Enc> }[] };
+
+/** What a reader needs from a chart: named axes, integer ticks for counts, uncut legends, a colour scale that fits the data's signs. */
+function checkSpec(file: string, spec: Spec): void {
+  const encodings = [spec.encoding, ...(spec.layer ?? []).map((l) => l.encoding)].filter((e): e is Record<string, Enc> => !!e);
+  expect(spec.title, file).toBeTruthy();
+  const values = (f: string) => spec.data.values.map((d) => d[f]);
+  for (const enc of encodings.slice(0, 1)) {
+    for (const ch of ['x', 'y'] as const) {
+      expect(typeof enc[ch]?.title === 'string' && (enc[ch]!.title as string).length > 0, `${file}: ${ch} axis title`).toBe(true);
+      const xs = values(enc[ch]!.field!);
+      // Counts along x (layers, heads kept) get integer ticks; a y of shares may happen to be whole numbers.
+      if (ch === 'x' && enc.x!.type === 'quantitative' && xs.every((v) => Number.isInteger(v))) expect(enc.x!.axis?.tickMinStep, `${file}: integer x ticks`).toBe(1);
+    }
+    const c = enc.color;
+    if (c?.type === 'quantitative') {
+      const v = values(c.field!) as number[];
+      expect(c.scale?.scheme, `${file}: colour scale`).toBe(v.some((x) => x < 0) && v.some((x) => x > 0) ? 'redblue' : 'viridis');
+    } else if (c) {
+      expect(c.legend?.labelLimit, `${file}: legend labels uncut`).toBe(0);
+    }
+  }
+}
+
+/**
+ * Runs every reproduce query of a suite run and compares its columns with the numbers the report
+ * printed (soft assertions: one run of this slow test lists every query that is off).
+ */
+async function checkReproduce(r: SuiteResult, mainStore: ActivationStore): Promise<number> {
+  let n = 0;
+  for (const rep of r.reports) {
+    for (const q of rep.reproduce ?? []) {
+      const other = q.store === mainStore.file ? null : await ActivationStore.open({ file: q.store, dataDir: dirname(q.store) });
+      try {
+        const res = await (other ?? mainStore).query(q.sql, { maxRows: 10_000 });
+        for (const [col, want] of Object.entries(q.expect)) {
+          const k = res.columns.findIndex((c) => c.name === col);
+          const got = res.rows.map((row) => row[k]);
+          const same = k >= 0 && got.length === want.length && want.every((w, i) => (typeof w === 'number' ? Math.abs(Number(got[i]) - w) < 1e-3 : got[i] === w));
+          expect.soft(same, `${rep.file}: ${q.what}: ${col}\n${q.sql}\nstore: ${JSON.stringify(got)}\nreport: ${JSON.stringify(want)}`).toBe(true);
+        }
+        n++;
+      } catch (e) {
+        expect.soft(`${(e as Error).message}`, `${rep.file}: ${q.what}\n${q.sql}`).toBe('');
+      } finally {
+        await other?.close();
+      }
+    }
+  }
+  return n;
+}
 
 const root = mkdtempSync(join(tmpdir(), 'ns-suite-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,7 +92,15 @@ it('writes every report and index; plots hold data; conclusions match the plante
         expect(svg.startsWith('<svg')).toBe(true);
         expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
         expect((svg.match(/<path|<rect/g) ?? []).length).toBeGreaterThan(5);
+        expect(svg).not.toMatch(/NaN|Infinity/);
+        const spec = JSON.parse(readFileSync(join(out, svgFile.replace(/\.svg$/, '.vl.json')), 'utf8'));
+        checkSpec(svgFile, spec);
+        // Vega numbers gradients per process (gradient_6); the drawing is otherwise the same.
+        const drawing = (x: string) => x.replace(/gradient_\d+/g, 'gradient');
+        expect(drawing(await renderSvg(spec)) === drawing(svg), `${svgFile} re-renders from its spec`).toBe(true);
       }
+      // The store is named as it is, not as the default.
+      expect(md).toContain(`store \`${ws.ctx.store.file}\``);
       expect(rep.score!.total).toBeGreaterThan(0);
       expect(rep.score!.ok, `${rep.title}: ${md.split('## Scored')[1]?.split('## Reproduce')[0]}`).toBe(rep.score!.total);
     }
@@ -44,6 +110,17 @@ it('writes every report and index; plots hold data; conclusions match the plante
     expect(growth).toContain('Model: `tiny-s seed 4242`');
     expect(growth).toMatch(/\| tiny-s seed 4242 \| 4 \|/);
     expect(growth).toMatch(/\| tiny-m seed 4243 \| \d+ \|/);
+    const growthSpec = JSON.parse(readFileSync(join(out, 'growth.vl.json'), 'utf8')) as Spec;
+    expect(Math.max(...growthSpec.data.values.map((d) => Number(d.x)))).toBeLessThan(32);
+
+    // A second, partial run into the same folder and store: the index keeps every report, and every
+    // reproduce query of both runs returns exactly its report's numbers (scoped to its own ids).
+    const r2 = await runSuite({ ctx: ws.ctx, modelDir: join(root, 'model'), outDir: out, only: [1, 2, 3, 5] });
+    const index = readFileSync(join(out, 'index.md'), 'utf8');
+    for (const rep of r.reports) expect(index).toContain(`](${rep.file})`);
+    expect(index).toContain('_(earlier run)_');
+    const queries = (await checkReproduce(r, ws.ctx.store)) + (await checkReproduce(r2, ws.ctx.store));
+    expect(queries).toBeGreaterThan(20);
   } finally {
     await ws.close();
   }

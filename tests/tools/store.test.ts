@@ -50,7 +50,7 @@ describe('schema', () => {
     expect(store.file).toBe(path.join(dataDir, 'neuroscope.duckdb'));
     expect(existsSync(store.file)).toBe(true);
     const docs = store.describe();
-    expect(docs.map((d) => d.table)).toEqual(['models', 'runs', 'activations', 'experiments', 'results', 'vectors', 'findings']);
+    expect(docs.map((d) => d.table)).toEqual(['models', 'runs', 'activations', 'experiments', 'results', 'vectors', 'findings', 'saes', 'sae_latents']);
     // The live columns, with the comments written from the same schema data.
     const live = await store.query(
       "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() WHERE schema_name = 'main' ORDER BY table_name, column_index",

@@ -133,3 +133,16 @@ it('/sql shows tables; /export writes the session as Markdown; the session log h
   expect(items().map((i) => i.kind)).toEqual(['banner']);
   expect(ctl.getSnapshot().epoch).toBe(1);
 });
+
+it('/capture of a long prompt draws every layer and position: positions averaged in bins under the row limit', async () => {
+  // 4 layers x 2,400 tokens = 9,600 rows, past the 2,000-row SQL limit and the 5,000-cell table
+  // (1,666 rows of 3 columns): bins of 6 positions.
+  const prompt = Array.from({ length: 2400 }, (_, i) => (i % 2 ? 'store' : 'the')).join(' ');
+  await ctl.submit(`/capture prompt="${prompt}"`);
+  const g = last('tool').call.grids![0];
+  expect(g.title).toBe('residual stream norm (hook_resid_post; mean of 6 positions per column)');
+  expect(g.rowLabels).toEqual(['L0', 'L1', 'L2', 'L3']);
+  expect(g.colLabels).toHaveLength(400);
+  expect(g.values.flat().every((v) => v !== null && Number.isFinite(v))).toBe(true);
+  expect(g.max!).toBeGreaterThan(g.min!);
+}, 120_000);

@@ -1,6 +1,6 @@
 // Transcripts: a chat session logged as JSONL (a crash-torn last line is skipped) exported as
-// Markdown with turns, collapsible tool calls, tables and SVG plots; a ChatGPT data export and a
-// plain message list imported as the same Markdown, one file per conversation.
+// Markdown with turns, collapsible tool calls, tables and SVG plots; a ChatGPT or Claude data export,
+// a plain message list and a conversation pasted as text imported as the same Markdown.
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +54,8 @@ describe('sessions', () => {
     const file = await exportSession(log.file, { outDir: out });
     expect(file.startsWith(out)).toBe(true);
     const md = readFileSync(file, 'utf8');
-    expect(md).toMatch(/^# NeuroScope: \/patch\n/);
+    // Titled by the first question, not the first command.
+    expect(md).toMatch(/^# NeuroScope: Which head moves the name\?\n/);
     expect(md).toContain('- **Model:** tiny-s-seed0');
     expect(md).toMatch(/- \*\*Date:\*\* \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
     expect(md).toContain('## 1. /patch');
@@ -75,7 +76,29 @@ describe('sessions', () => {
     expect(svg.startsWith('<svg')).toBe(true);
     // Exporting again rewrites the same file.
     expect(await exportSession(log.file, { outDir: out })).toBe(file);
+    // A bare name goes into the transcripts folder (as /help says), a path where it points.
+    expect(await exportSession(log.file, { outDir: out, file: 'notes' })).toBe(join(out, 'notes.md'));
+    expect(await exportSession(log.file, { outDir: out, file: join(root, 'elsewhere', 'n.md') })).toBe(join(root, 'elsewhere', 'n.md'));
   }, 60_000);
+
+  it('keep embedded headings below the turn headings, name every model used, and title command-only sessions by their experiments', async () => {
+    const data = join(root, 'data-outline');
+    const log = new SessionLog(data, '20251126-090000-efgh', { model: 'tiny-s-seed0', llm: 'none' });
+    log.user('/help');
+    log.note('## Commands\n\n- `/patch`: activation patching\n\n```md\n## kept in code\n```');
+    log.user('/patch');
+    log.user('/model tiny-m');
+    log.write({ type: 'model', at: log.now(), model: 'tiny-m-seed0' });
+    log.user('/attn');
+    const conv = sessionConversation(readSession(log.file));
+    expect(conv.title).toBe('NeuroScope: /patch, /attn');
+    expect(conv.model).toBe('tiny-s-seed0 (turns 1-3), tiny-m-seed0 (turn 4)');
+    const md = readFileSync(await exportSession(log.file, { outDir: join(root, 'outline') }), 'utf8');
+    expect(md).toContain('#### Commands');
+    expect(md).not.toMatch(/^## Commands/m);
+    expect(md).toContain('## kept in code');
+    expect(md).toContain('- **Model:** tiny-s-seed0 (turns 1-3), tiny-m-seed0 (turn 4)');
+  });
 });
 
 describe('imports', () => {
@@ -123,7 +146,75 @@ describe('imports', () => {
     expect(items[0]).toMatchObject({ kind: 'tool', name: 'patch_activations', args: { site: 'head' }, result: PATCH_TEXT });
     expect(items[1]).toMatchObject({ kind: 'assistant', text: 'L1.H2 carries it.' });
     expect(() => conversationsFromJson({ foo: 1 }, 'x.json')).toThrow(/neither a ChatGPT export/);
+    expect(() => conversationsFromJson([], 'empty.json')).toThrow(/empty list: no conversations/);
     expect(() => conversationsFromJson([{ content: 'no role' }], 'x.json')).toThrow(/neither/);
     expect(existsSync(join(root, 'none'))).toBe(false);
+  });
+
+  it('show ChatGPT code as code, bare tool output without arguments, a picture-only first message by what it was, and HTML as text', async () => {
+    const node = (id: string, parent: string | null, children: string[], message: unknown) => ({ id, parent, children, message });
+    const file = join(root, 'gpt-defects.json');
+    writeFileSync(file, JSON.stringify([{
+      title: 'Defects <b>', create_time: 1732530000, current_node: 'a',
+      mapping: {
+        r: node('r', null, ['u'], null),
+        u: node('u', 'r', ['c'], { author: { role: 'user' }, content: { content_type: 'multimodal_text', parts: [{ content_type: 'image_asset_pointer', asset_pointer: 'file-service://x' }] } }),
+        c: node('c', 'u', ['o'], { author: { role: 'assistant' }, recipient: 'python', content: { content_type: 'code', language: 'python', text: 'x = "a"\nprint(x)' } }),
+        o: node('o', 'c', ['b'], { author: { role: 'tool', name: 'python' }, content: { content_type: 'execution_output', text: 'a' } }),
+        b: node('b', 'o', ['a'], { author: { role: 'tool', name: 'browser' }, content: { content_type: 'text', parts: ['page text'] } }),
+        a: node('a', 'b', [], { author: { role: 'assistant' }, content: { content_type: 'text', parts: ['Done. <script>alert(1)</script> and `<kept>`'] } }),
+      },
+    }]));
+    const [out] = await importConversations(file, join(root, 'defects'));
+    const md = readFileSync(out, 'utf8');
+    expect(md).toMatch(/^# Defects &lt;b>\n/);
+    expect(md).toContain('## 1. (image only)');
+    expect(md).toContain('**Input**\n\n```python\nx = "a"\nprint(x)\n```');
+    expect(md).not.toContain('\\"a\\"');
+    // The browser output had no call: no "Arguments {}".
+    const browser = md.slice(md.indexOf('<code>browser</code>'));
+    expect(browser.slice(0, browser.indexOf('</details>'))).not.toContain('Arguments');
+    expect(md).toContain('Done. &lt;script>alert(1)&lt;/script> and `<kept>`');
+    expect(md).not.toContain('<script>');
+  });
+
+  it('read a conversation pasted as text and a Claude export', async () => {
+    const pasted = join(root, 'pasted.txt');
+    writeFileSync(pasted, [
+      'User: Which heads do induction?', '',
+      'Assistant: Two of them:', '', '## Heads', '', '- **L1.H4** copies', '', '```text', 'User: not a turn inside code', '```', '',
+      'User: And previous-token heads?',
+      'ChatGPT: L0.H2.',
+    ].join('\n'));
+    const [p] = await importConversations(pasted, join(root, 'pasted'));
+    const md = readFileSync(p, 'utf8');
+    expect(md).toMatch(/^# Imported conversation: Which heads do induction\?\n/);
+    expect(md).toContain('- **Source:** pasted conversation (pasted.txt)');
+    expect(md).toContain('## 1. Which heads do induction?');
+    expect(md).toContain('#### Heads');
+    expect(md).toContain('User: not a turn inside code');
+    expect(md).toContain('## 2. And previous-token heads?');
+    expect(md).toContain('**Assistant:**\n\nL0.H2.');
+    const prose = join(root, 'prose.txt');
+    writeFileSync(prose, 'Just some notes, no turns.');
+    await expect(importConversations(prose, join(root, 'pasted'))).rejects.toThrow(/nor a pasted conversation with "User:" and "Assistant:"/);
+
+    const claude = join(root, 'claude.json');
+    writeFileSync(claude, JSON.stringify([{
+      uuid: 'c1', name: 'Steering vectors', created_at: '2025-01-02T03:04:05Z',
+      chat_messages: [
+        { sender: 'human', text: 'How do I steer?', content: [{ type: 'text', text: 'How do I steer?' }] },
+        { sender: 'assistant', content: [{ type: 'text', text: 'Let me check.' }, { type: 'tool_use', name: 'web_search', input: { query: 'steering vectors' } }, { type: 'tool_result', name: 'web_search', content: [{ type: 'text', text: 'ActAdd paper' }] }, { type: 'text', text: 'Add a contrast vector.' }] },
+      ],
+    }]));
+    const [c] = await importConversations(claude, join(root, 'claude'));
+    expect(c.endsWith('2025-01-02-steering-vectors.md')).toBe(true);
+    const cm = readFileSync(c, 'utf8');
+    expect(cm).toContain('- **Source:** Claude data export (claude.json)');
+    expect(cm).toContain('## 1. How do I steer?');
+    expect(cm).toContain('<summary>Tool call: <code>web_search</code>');
+    expect(cm).toContain('"query": "steering vectors"');
+    expect(cm).toContain('ActAdd paper');
+    expect(cm.indexOf('Let me check.')).toBeLessThan(cm.indexOf('Add a contrast vector.'));
   });
 });

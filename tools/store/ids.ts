@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no i/l/o/0/1: easy to read back and type
 
-export type IdPrefix = 'mdl' | 'run' | 'exp' | 'fnd';
+export type IdPrefix = 'mdl' | 'run' | 'exp' | 'fnd' | 'sae';
 
 export function newId(prefix: IdPrefix, length = 10): string {
   const bytes = randomBytes(length);

@@ -129,6 +129,35 @@ export const TABLES = [
       createdAt,
     ],
   },
+  // Sparse dictionaries (SAEs, transcoders) and their latents, stored sparsely.
+  {
+    name: 'saes',
+    description: 'Sparse dictionaries (SAEs and transcoders) trained or loaded here; the SAELens files live in path.',
+    columns: [
+      { name: 'sae_id', type: 'VARCHAR', primaryKey: true, description: 'Dictionary id, "sae_..." unless given; also the folder name under <data>/saes/.' },
+      { name: 'model_id', type: 'VARCHAR', description: 'models.model_id whose activations it was trained on or is used with.' },
+      { name: 'hook', type: 'VARCHAR', notNull: true, description: 'Hook it reads, e.g. "blocks.2.hook_resid_post"; its latents are the hook <hook>.sae.hook_sae_acts.' },
+      { name: 'hook_out', type: 'VARCHAR', description: 'Transcoders: the hook whose value the decoder predicts; NULL for an SAE.' },
+      { name: 'architecture', type: 'VARCHAR', notNull: true, description: 'relu | jumprelu | topk.' },
+      { name: 'd_in', type: 'INTEGER', notNull: true, description: 'Input width.' },
+      { name: 'd_sae', type: 'INTEGER', notNull: true, description: 'Number of latents.' },
+      { name: 'k', type: 'INTEGER', description: 'Latents kept per token (topk); NULL otherwise.' },
+      { name: 'path', type: 'VARCHAR', notNull: true, description: 'Folder holding cfg.json and sae_weights.safetensors (SAELens layout).' },
+      { name: 'metrics', type: 'JSON', description: 'Training settings and evaluation (explained variance, MSE, L0, dead latents, delta CE) as JSON.' },
+      createdAt,
+    ],
+  },
+  {
+    name: 'sae_latents',
+    description: 'Latent activations of a dictionary, one row per active (non-zero) latent per run and position.',
+    columns: [
+      { name: 'run_id', type: 'VARCHAR', notNull: true, description: 'runs.run_id the latents were captured in.' },
+      { name: 'sae_id', type: 'VARCHAR', notNull: true, description: 'saes.sae_id of the dictionary.' },
+      { name: 'position', type: 'INTEGER', notNull: true, description: 'Token position (0-based) in the run.' },
+      { name: 'latent', type: 'INTEGER', notNull: true, description: 'Latent index (row of W_dec).' },
+      { name: 'value', type: 'FLOAT', notNull: true, description: 'The latent activation (> 0 for relu/topk/jumprelu).' },
+    ],
+  },
 ] as const satisfies readonly TableSpec[];
 
 export type TableName = (typeof TABLES)[number]['name'];

@@ -59,6 +59,9 @@ import type {
   ResultRecord,
   RunInput,
   RunRecord,
+  SaeInput,
+  SaeLatentInput,
+  SaeRecord,
   VectorInput,
   VectorRecord,
 } from './types.ts';
@@ -750,6 +753,65 @@ export class ActivationStore {
   /** The schema with a description of every table and column. */
   describe(): TableDoc[] {
     return describeSchema();
+  }
+
+  // ---- sparse dictionaries ----------------------------------------------------------------
+
+  /** Records a dictionary (or replaces the row of an existing sae_id). Returns sae_id. */
+  async addSae(r: SaeInput): Promise<string> {
+    const saeId = r.saeId ?? newId('sae');
+    checkString(saeId, 'saeId');
+    checkString(r.hook, 'hook');
+    checkString(r.hookOut, 'hookOut', true);
+    checkString(r.architecture, 'architecture');
+    checkString(r.path, 'path');
+    for (const [k, v] of [['dIn', r.dIn], ['dSae', r.dSae]] as const) checkInt(v, k, false);
+    checkInt(r.k, 'k', true);
+    const metrics = jsonParam(r.metrics, 'metrics');
+    await this.tx(async () => {
+      if (r.modelId) await this.requireIds('models', 'model_id', [r.modelId], 'register the model with addModel() first.');
+      await this.conn.run('DELETE FROM saes WHERE sae_id = ?', [saeId], [VARCHAR]);
+      await this.conn.run(
+        `INSERT INTO saes (sae_id, model_id, hook, hook_out, architecture, d_in, d_sae, k, path, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON)`,
+        [saeId, r.modelId ?? null, r.hook, r.hookOut ?? null, r.architecture, r.dIn, r.dSae, r.k ?? null, r.path, metrics],
+        [VARCHAR, VARCHAR, VARCHAR, VARCHAR, VARCHAR, INTEGER, INTEGER, INTEGER, VARCHAR, VARCHAR],
+      );
+    });
+    return saeId;
+  }
+
+  /** Dictionaries, newest first; one when saeId is given. */
+  async listSaes(saeId?: string): Promise<SaeRecord[]> {
+    const rows = await this.exclusive(() =>
+      this.rows(`SELECT * FROM saes ${saeId === undefined ? '' : 'WHERE sae_id = ?'} ORDER BY created_at DESC, sae_id`, saeId === undefined ? [] : [saeId]),
+    );
+    return rows.map((r) => ({
+      saeId: String(r.sae_id), modelId: str(r.model_id), hook: String(r.hook), hookOut: str(r.hook_out), architecture: String(r.architecture),
+      dIn: Number(r.d_in), dSae: Number(r.d_sae), k: num(r.k), path: String(r.path), metrics: r.metrics, createdAt: String(r.created_at),
+    }));
+  }
+
+  /** Bulk-writes active latents (one row each), all or nothing; runs and the dictionary must exist. */
+  async addSaeLatents(rows: readonly SaeLatentInput[]): Promise<number> {
+    rows.forEach((r, i) => {
+      checkString(r.runId, `latent row ${i}: runId`);
+      checkString(r.saeId, `latent row ${i}: saeId`);
+      checkInt(r.position, `latent row ${i}: position`, false);
+      checkInt(r.latent, `latent row ${i}: latent`, false);
+      if (typeof r.value !== 'number' || !Number.isFinite(r.value)) throw new TypeError(`latent row ${i}: value must be a finite number`);
+    });
+    if (rows.length === 0) return 0;
+    await this.tx(async () => {
+      await this.requireIds('runs', 'run_id', rows.map((r) => r.runId), 'record the run with addRun() before its latents.');
+      const saes = [...new Set(rows.map((r) => r.saeId))];
+      const found = await this.rows('SELECT sae_id FROM saes WHERE list_contains(?, sae_id)', [listValue(saes)], [LIST(VARCHAR)]);
+      const missing = saes.filter((s) => !found.some((f) => f.sae_id === s));
+      if (missing.length) throw new StoreError(`Unknown sae_id ${missing.join(', ')}: record the dictionary with addSae() before its latents.`);
+      await appendRows(this.conn, 'sae_latents', rows.length, [
+        (i) => rows[i].runId, (i) => rows[i].saeId, (i) => rows[i].position, (i) => rows[i].latent, (i) => rows[i].value,
+      ]);
+    });
+    return rows.length;
   }
 
   /** Row count of every table. */

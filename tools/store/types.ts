@@ -185,3 +185,40 @@ export interface QueryResult {
   /** Estimated JSON bytes of the rows returned. */
   bytes: number;
 }
+
+/** A sparse dictionary's row in the saes table (its weights are the SAELens files in `path`). */
+export interface SaeInput {
+  saeId?: string;
+  modelId?: string | null;
+  hook: string;
+  hookOut?: string | null;
+  architecture: string;
+  dIn: number;
+  dSae: number;
+  k?: number | null;
+  path: string;
+  metrics?: unknown;
+}
+
+export interface SaeRecord {
+  saeId: string;
+  modelId: string | null;
+  hook: string;
+  hookOut: string | null;
+  architecture: string;
+  dIn: number;
+  dSae: number;
+  k: number | null;
+  path: string;
+  metrics: Json;
+  createdAt: string;
+}
+
+/** One active latent at one position of one run. */
+export interface SaeLatentInput {
+  runId: string;
+  saeId: string;
+  position: number;
+  latent: number;
+  value: number;
+}

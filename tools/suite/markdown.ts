@@ -1,6 +1,10 @@
 // Markdown pieces for reports: tables, numbers, SQL blocks.
-export const num = (x: number | null | undefined, digits = 3): string =>
-  x === null || x === undefined || !Number.isFinite(x) ? '–' : Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits);
+export function num(x: number | null | undefined, digits = 3): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  const s = Math.abs(x) >= 1000 ? x.toFixed(0) : x.toFixed(digits);
+  // Float noise (-1.26e-19) rounds to "-0.000": print the 0 that is meant.
+  return /^-0(\.0+)?$/.test(s) ? s.slice(1) : s;
+}
 
 export function table(headers: string[], rows: (string | number | null)[][]): string {
   // Counts and indices (layers, sizes) print as integers; measurements with 3 decimals.

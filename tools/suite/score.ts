@@ -7,6 +7,15 @@ const ioiHeads = (m: Manifest) => ['ioi.previous_token', 'ioi.duplicate_token', 
 const set = (xs: unknown): string => [...new Set((xs as string[]) ?? [])].sort().join(', ');
 const line = (claim: string, found: unknown, planted: unknown, ok: boolean): ScoreLine => ({ claim, found: String(found), planted: String(planted), ok });
 
+/** The polysemantic neuron mixes math and code, which are planted as separate features: a dictionary should split them. */
+function dictionaryLine(d: { latentPerDomain: Record<string, { latent: number; selectivity: number } | null> } | undefined, expert: string): ScoreLine {
+  const math = d?.latentPerDomain.math;
+  const code = d?.latentPerDomain.code;
+  const found = math && code ? `math latent ${math.latent} (${math.selectivity.toFixed(2)}), code latent ${code.latent} (${code.selectivity.toFixed(2)})` : 'none';
+  const ok = Boolean(math && code && math.latent !== code.latent && math.selectivity > 0.1 && code.selectivity > 0.1);
+  return line('a sparse dictionary splits the polysemantic neuron into math and code latents', found, `separate math and code features written by ${expert}`, ok);
+}
+
 export function scoreReport(slug: string, r: ExperimentReport, m: Manifest): ScoreLine[] {
   const roles = (k: string) => (m.roles[k] as string[]) ?? [];
   const f = r.found;
@@ -53,6 +62,7 @@ export function scoreReport(slug: string, r: ExperimentReport, m: Manifest): Sco
         line('polysemantic neuron (top cross-domain)', f.polysemantic, roles('entanglement.polysemantic')[0], f.polysemantic === roles('entanglement.polysemantic')[0]),
         line('math-only neurons among the top math neurons', set(pd.math), set(roles('entanglement.math_only')), roles('entanglement.math_only').every((n) => pd.math.includes(n))),
         line('code-only neurons among the top code neurons', set(pd.code), set(roles('entanglement.code_only')), roles('entanglement.code_only').every((n) => pd.code.includes(n))),
+        dictionaryLine(f.dictionary as { latentPerDomain: Record<string, { latent: number; selectivity: number } | null> } | undefined, roles('entanglement.expert')[0]),
       ];
     }
     default:

@@ -1,11 +1,14 @@
 // What each standard experiment produces: a Markdown report with plots, ids and SQL, a machine-
 // readable conclusion, and (on gpt-oss-tiny) a score against the manifest's ground truth.
+import type { TopLevelSpec } from 'vega-lite';
 import type { ToolContext } from '../define.ts';
 import type { SuitePrompts } from './prompts.ts';
 
 export interface Plot {
   file: string;
   title: string;
+  /** The Vega-Lite spec the SVG was rendered from (written beside it as <name>.vl.json). */
+  spec: TopLevelSpec;
   svg: string;
 }
 
@@ -30,8 +33,23 @@ export interface ExperimentReport {
   found: Record<string, unknown>;
   experimentIds: string[];
   runIds: string[];
-  sql: string[];
+  /** Queries that return the report's numbers, each scoped to this run's experiment or run ids. */
+  reproduce: Reproduce[];
   score?: ScoreLine[];
+}
+
+/**
+ * One query behind a report's numbers. `expect` holds, per result column, the values the report
+ * prints, in the query's row order: a test runs every query on a store holding several suite runs
+ * and compares.
+ */
+export interface Reproduce {
+  /** What the query reproduces ("the head patching grid"). */
+  what: string;
+  sql: string;
+  /** The DuckDB file it runs on when not the suite's own store (the compared model keeps its own). */
+  store?: string;
+  expect: Record<string, (number | string)[]>;
 }
 
 export interface SuiteEnv {

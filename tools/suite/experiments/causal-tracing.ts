@@ -6,9 +6,10 @@ import { pathPatchTool } from '../../path-patch.ts';
 import { patchTool, type PatchResult } from '../../patch.ts';
 import { byLength, ioiPatchingSet } from '../../prompt-sets.ts';
 import { gridTable, num, table } from '../markdown.ts';
-import { heatmap, lines, renderSvg } from '../plots.ts';
+import { heatmap, lines, makePlot } from '../plots.ts';
 import { inductionPatchingSet } from '../prompts.ts';
-import type { Experiment, ExperimentReport, Plot } from '../types.ts';
+import type { TaskExample } from '../../prompt-sets.ts';
+import type { Experiment, ExperimentReport, Plot, Reproduce } from '../types.ts';
 
 /** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
 export function carriers(r: PatchResult, share = 0.25, floor = 0.1): string[] {
@@ -17,7 +18,40 @@ export function carriers(r: PatchResult, share = 0.25, floor = 0.1): string[] {
   return all.filter((x) => x.e >= Math.max(floor, share * top)).sort((a, b) => b.e - a.e).map((x) => x.site);
 }
 
-const resultsSql = (id: string, order = 'abs(effect) DESC') => `SELECT site, layer, position, component, value, effect FROM results WHERE experiment_id = '${id}' ORDER BY ${order};`;
+/** IOI prompts sharing one template: the same token count and the names at the same positions. */
+export interface IoiTemplate {
+  examples: TaskExample[];
+  tokens: string[];
+  roles: Map<number, string>;
+}
+
+/** Groups IOI prompts by where their names sit (IO, S1, S2) and how long they are (END). */
+export function ioiTemplates(examples: TaskExample[], tokenize: (prompt: string) => string[]): IoiTemplate[] {
+  const groups = new Map<string, IoiTemplate>();
+  for (const e of examples) {
+    const tokens = tokenize(e.prompt);
+    const io = tokens.indexOf(e.target);
+    const s1 = tokens.indexOf(e.distractor);
+    const s2 = tokens.lastIndexOf(e.distractor);
+    const roles = new Map<number, string>([[io, 'IO'], [s1, 'S1'], [s2, 'S2'], [tokens.length - 1, 'END']].filter(([p]) => (p as number) >= 0) as [number, string][]);
+    const key = `${tokens.length}:${[...roles].map(([p, r]) => `${r}${p}`).join(',')}`;
+    const g = groups.get(key) ?? { examples: [], tokens, roles };
+    g.examples.push(e);
+    groups.set(key, g);
+  }
+  return [...groups.values()].sort((a, b) => b.examples.length - a.examples.length);
+}
+
+/** "P3 Mary (IO)": position, the token in the template's first prompt, and its role when it has one. */
+export const positionLabel = (t: IoiTemplate, p: number): string => `P${p} ${t.tokens[p]}${t.roles.has(p) ? ` (${t.roles.get(p)})` : ''}`;
+
+/** The grid's cells in row-major order, as the store lists them ordered by layer, then position or head. */
+const cells = (g: PatchResult['grid']) => g.values.flat().filter((v): v is number => v !== null && Number.isFinite(v));
+
+/** A patching grid's effects, reproduced from its results rows. */
+const gridQuery = (what: string, id: string, g: PatchResult['grid'], by: 'position' | 'component'): Reproduce => ({
+  what, sql: `SELECT site, effect FROM results WHERE experiment_id = '${id}' ORDER BY layer, ${by};`, expect: { effect: cells(g) },
+});
 
 export const causalTracing: Experiment = {
   id: 1,
@@ -26,18 +60,23 @@ export const causalTracing: Experiment = {
   async run(env): Promise<ExperimentReport> {
     const { ctx, prompts } = env;
     const plots: Plot[] = [];
-    const plot = async (file: string, title: string, spec: Parameters<typeof renderSvg>[0]) => {
-      plots.push({ file, title, svg: await renderSvg(spec) });
+    const plot = async (file: string, title: string, spec: Parameters<typeof makePlot>[2]) => {
+      plots.push(await makePlot(file, title, spec));
       return `![${title}](${file})`;
     };
+    const layerByHead = { rowTitle: 'layer', colTitle: 'head', valueTitle: 'effect' };
     const ioi = byLength(prompts.ioi)[0].slice(0, 8);
 
-    env.step('IOI: residual stream patching (layer x position)');
+    env.step('IOI: residual stream patching (layer x position), one template at a time');
+    // Names sit at different positions in different templates, so a position column only means one
+    // thing within a template: each template is patched on its own and its columns carry the roles.
+    const templates = ioiTemplates(ioi, (p) => ctx.session.encode(p).tokens.map((t) => t.trim()));
+    const residByTemplate: { t: IoiTemplate; r: PatchResult; cols: string[] }[] = [];
+    for (const t of templates) {
+      const r = await callTool(patchTool, { ...ioiPatchingSet(t.examples, 'abc'), site: 'resid_pre' }, ctx);
+      residByTemplate.push({ t, r, cols: r.grid.cols.labels.map((c) => positionLabel(t, Number(c.slice(1)))) });
+    }
     const abc = ioiPatchingSet(ioi, 'abc');
-    const resid = await callTool(patchTool, { ...abc, site: 'resid_pre' }, ctx);
-    // Label positions with the model's tokens (BPE splits "store," into two), not the prompt's words.
-    const tokens = ctx.session.encode(ioi[0].prompt).tokens.map((t) => t.trim());
-    const residCols = resid.grid.cols.labels.map((c) => `${c} ${tokens[Number(c.slice(1))]}`);
 
     env.step('IOI: head patching, indirect object swapped');
     const swap = ioiPatchingSet(ioi, 'io_swap');
@@ -74,21 +113,25 @@ export const causalTracing: Experiment = {
       `${ioi.length} prompts of one template length, e.g. "${ioi[0].prompt}" -> **${ioi[0].target}** (not ${ioi[0].distractor}). Metric: logit(IO) - logit(S) at the last token.`,
       '',
       table(['run', 'mean logit difference'], [
-        ['clean', resid.clean], ['corrupted: S2 replaced by a fresh name (ABC)', resid.corrupted], ['corrupted: IO replaced by a fresh name', headsSwap.corrupted],
+        ['clean', headsAbc.clean], ['corrupted: S2 replaced by a fresh name (ABC)', headsAbc.corrupted], ['corrupted: IO replaced by a fresh name', headsSwap.corrupted],
       ]),
       '',
       '#### Residual stream patching (ABC corruption)',
-      'Effect of restoring `blocks.L.hook_resid_pre` at one position from the clean run (1 = clean behaviour back).',
+      `Effect of restoring \`blocks.L.hook_resid_pre\` at one position from the clean run (1 = clean behaviour back), for each template on its own (${templates.length} template${templates.length === 1 ? '' : 's'}): a column is one token position, named by its token in the template's first prompt and by its role (IO: the indirect object, S1/S2: the subject's first and second mention, END: the last token).`,
       '',
-      await plot('ioi-resid.svg', 'IOI: residual patching (layer x position)', heatmap('IOI residual patching', resid.grid.rows.labels, residCols, resid.grid.values)),
-      '',
-      gridTable(resid.grid.rows.labels, residCols, resid.grid.values, 'layer'),
-      '',
+      ...(await Promise.all(residByTemplate.map(async ({ t, r, cols }, k) => [
+        `Template ${k + 1}: ${t.examples.length} prompt${t.examples.length === 1 ? '' : 's'}, e.g. "${t.examples[0].prompt}".`,
+        '',
+        await plot(`ioi-resid${k ? `-${k + 1}` : ''}.svg`, `IOI: residual patching, template ${k + 1}`, heatmap(`IOI residual patching, template ${k + 1}`, r.grid.rows.labels, cols, r.grid.values, { rowTitle: 'layer', colTitle: 'position (token, role)', valueTitle: 'effect' })),
+        '',
+        gridTable(r.grid.rows.labels, cols, r.grid.values, 'layer'),
+        '',
+      ].join('\n')))),
       '#### Head patching',
       'Each head\'s `attn.hook_z` restored at every position. With the indirect object swapped only heads that copy the answer differ; with the subject duplicate removed (ABC) the heads that detect and signal the duplicate matter too.',
       '',
-      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rows.labels, headsSwap.grid.cols.labels, headsSwap.grid.values)),
-      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rows.labels, headsAbc.grid.cols.labels, headsAbc.grid.values)),
+      await plot('ioi-heads-io-swap.svg', 'IOI heads, IO swapped', heatmap('IOI head patching (IO swapped)', headsSwap.grid.rows.labels, headsSwap.grid.cols.labels, headsSwap.grid.values, layerByHead)),
+      await plot('ioi-heads-abc.svg', 'IOI heads, ABC', heatmap('IOI head patching (ABC)', headsAbc.grid.rows.labels, headsAbc.grid.cols.labels, headsAbc.grid.values, layerByHead)),
       '',
       table(['head', 'effect (IO swapped)', 'head', 'effect (ABC)'], headsSwap.top.slice(0, 6).map((t, i) => [t.site, t.effect, headsAbc.top[i]?.site ?? null, headsAbc.top[i]?.effect ?? null])),
       '',
@@ -98,7 +141,7 @@ export const causalTracing: Experiment = {
       ...(path ? [
         `Senders: every head before layer ${Math.min(...receivers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${receivers.join(', ')} (query input); all other heads frozen.`,
         '',
-        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rows.labels, path.grid.cols.labels, path.grid.values)),
+        await plot('ioi-path.svg', 'IOI path patching', heatmap('Path patching -> name mover queries', path.grid.rows.labels, path.grid.cols.labels, path.grid.values, { rowTitle: 'sender layer', colTitle: 'sender head', valueTitle: 'effect' })),
         '',
         table(['sender', 'effect through the name movers\' queries'], path.top.slice(0, 6).map((t) => [t.sender, t.effect])),
       ] : ['No name-mover candidate lies beyond layer 0, so there are no earlier heads to send to it; path patching was skipped.']),
@@ -108,7 +151,7 @@ export const causalTracing: Experiment = {
       '',
       table(['run', 'mean logit difference'], [['clean', indHeads.clean], ['corrupted', indHeads.corrupted]]),
       '',
-      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rows.labels, indHeads.grid.cols.labels, indHeads.grid.values)),
+      await plot('induction-heads.svg', 'Induction heads', heatmap('Induction head patching', indHeads.grid.rows.labels, indHeads.grid.cols.labels, indHeads.grid.values, layerByHead)),
       '',
       table(['head', 'effect'], indHeads.top.slice(0, 5).map((t) => [t.site, t.effect])),
       '',
@@ -135,9 +178,18 @@ export const causalTracing: Experiment = {
       body, plots,
       conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid ${path ? `reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)})` : 'could not be traced by path patching (no candidate beyond layer 0)'}. Induction runs through ${inductionCircuit.join(', ')}${previousToken.length ? `, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores)` : '; no head stands out as a previous-token head in the attention role scores'}. Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
       found: { nameMovers, sInhibition, inductionHeads: inductionCircuit, previousToken, inductionByPattern: inductionRole.head, circuit: circuit.circuit },
-      experimentIds: [resid.experimentId, headsSwap.experimentId, headsAbc.experimentId, ...(path ? [path.experimentId] : []), indHeads.experimentId, attn.experimentId, circuit.experimentId],
-      runIds: [...resid.runIds.clean, ...resid.runIds.corrupted],
-      sql: [resultsSql(resid.experimentId, 'layer, position'), resultsSql(headsSwap.experimentId), ...(path ? [resultsSql(path.experimentId)] : []), resultsSql(indHeads.experimentId), resultsSql(attn.experimentId, 'site'), resultsSql(circuit.experimentId, 'value')],
+      experimentIds: [...residByTemplate.map((x) => x.r.experimentId), headsSwap.experimentId, headsAbc.experimentId, ...(path ? [path.experimentId] : []), indHeads.experimentId, attn.experimentId, circuit.experimentId],
+      runIds: [...headsAbc.runIds.clean, ...headsAbc.runIds.corrupted],
+      reproduce: [
+        { what: 'The clean and corrupted logit differences', sql: `SELECT experiment_id, clean_value, corrupted_value FROM experiments WHERE experiment_id IN ('${headsAbc.experimentId}', '${headsSwap.experimentId}') ORDER BY experiment_id = '${headsSwap.experimentId}';`, expect: { clean_value: [headsAbc.clean, headsSwap.clean], corrupted_value: [headsAbc.corrupted, headsSwap.corrupted] } },
+        ...residByTemplate.map(({ r }, k) => gridQuery(`Residual patching, template ${k + 1}`, r.experimentId, r.grid, 'position')),
+        gridQuery('Head patching, IO swapped', headsSwap.experimentId, headsSwap.grid, 'component'),
+        gridQuery('Head patching, ABC', headsAbc.experimentId, headsAbc.grid, 'component'),
+        ...(path ? [gridQuery('Path patching into the name movers', path.experimentId, path.grid, 'component')] : []),
+        gridQuery('Induction head patching', indHeads.experimentId, indHeads.grid, 'component'),
+        ...attn.roles.map((r) => ({ what: `Attention role "${r.role}": the top heads`, sql: `SELECT site, value AS score FROM results WHERE experiment_id = '${attn.experimentId}' AND (extra->>'role') = '${r.role}' ORDER BY value DESC LIMIT 4;`, expect: { score: r.top.slice(0, 4).map((t) => t.score) } })),
+        { what: 'The circuit: recovered share by size', sql: `SELECT site, effect AS share FROM results WHERE experiment_id = '${circuit.experimentId}' ORDER BY (extra->>'size')::INTEGER;`, expect: { share: circuit.curve.map((p) => p.share) } },
+      ],
     };
   },
 };

@@ -5,7 +5,7 @@ import { circuitTool } from '../../circuit.ts';
 import { patchTool } from '../../patch.ts';
 import { byLength, ioiPatchingSet } from '../../prompt-sets.ts';
 import { num, table } from '../markdown.ts';
-import { lines, renderSvg } from '../plots.ts';
+import { lines, makePlot } from '../plots.ts';
 import type { SuitePrompts } from '../prompts.ts';
 import type { Experiment, ExperimentReport } from '../types.ts';
 import { NotRunnable } from '../compare.ts';
@@ -50,11 +50,13 @@ export const circuitGrowth: Experiment = {
         ? [[env.modelName, mine], [other.modelName, theirs]] as const
         : [[other.modelName, theirs], [env.modelName, mine]] as const;
       const rows = [[smallName, small], [largeName, large]] as const;
-      const svg = await renderSvg(lines('IOI: recovered share vs heads kept', rows.flatMap(([name, r]) => r.circuit.curve.map((p) => ({ x: p.size, y: p.share, series: name }))), 'heads kept (most important first)', 'share of clean logit difference'));
+      // The curve runs over every head (128 on tiny-m); the part that matters ends soon after the larger circuit.
+      const shown = Math.min(Math.max(small.headsTotal, large.headsTotal), 2 * Math.max(small.circuit.size, large.circuit.size) + 2);
+      const plot = await makePlot('growth.svg', 'share vs size', lines(`IOI: recovered share vs heads kept (first ${shown})`, rows.flatMap(([name, r]) => r.circuit.curve.filter((p) => p.size <= shown).map((p) => ({ x: p.size, y: p.share, series: name }))), 'heads kept (most important first)', 'share of clean logit difference'));
       const share = (r: Pipeline) => r.movers.map((h) => `${h} ${num(effectOf(r, h), 2)}`).join(', ');
       const body = [
         table(['model', 'layers', 'heads', 'heads for 80% recovery', 'circuit', 'name movers (patching effect each)'], rows.map(([name, r]) => [name, r.layers, r.headsTotal, r.circuit.size, r.circuit.circuit.join(', '), share(r)])),
-        '', '![share vs size](growth.svg)', '',
+        '', `![share vs size](growth.svg)`, `_The first ${shown + 1} points of each curve (sizes 0..${shown}); every point is a results row of the circuit experiments below._`, '',
         spreadOut(large) ? `On the larger model no single name mover restores the answer: each carries part of it (${share(large)}), so the circuit needs the redundant copies together.` : `On the larger model the strongest name mover alone restores ${num(strongest(large), 2)} of the answer (${share(large) || 'no head above the threshold'}).`,
       ].join('\n');
       return {
@@ -62,12 +64,17 @@ export const circuitGrowth: Experiment = {
         question: 'Does the IOI circuit grow with model size: how many heads are needed for 80% recovery, and are roles reused or split across redundant heads?',
         method: 'The same IOI pipeline on both models: head patching with the indirect object swapped (name movers), then greedy patching-based pruning over all heads (both names replaced in the corrupted run) to the smallest set keeping 80% of the clean logit difference.',
         parameters: { models: [smallName, largeName], threshold: 0.8 },
-        body, plots: [{ file: 'growth.svg', title: 'share vs size', svg }],
+        body, plots: [plot],
         conclusion: `${smallName} needs ${heads(small.circuit.size)} for 80% recovery with ${small.movers.length} name mover(s); ${largeName} needs ${heads(large.circuit.size)}${spreadOut(large) ? `, its answer spread over ${large.movers.length} redundant name movers (${share(large)})` : ` with ${large.movers.length} name mover(s) (${share(large) || 'none above the threshold'})`}.`,
         found: { smallSize: small.circuit.size, largeSize: large.circuit.size, smallMovers: small.movers, largeMovers: large.movers },
         experimentIds: [mine.heads.experimentId, mine.circuit.experimentId, theirs.heads.experimentId, theirs.circuit.experimentId],
         runIds: [...small.heads.runIds.clean.slice(0, 3), ...large.heads.runIds.clean.slice(0, 3)],
-        sql: [`SELECT extra->>'size' AS size, effect AS share, site FROM results WHERE experiment_id = '${mine.circuit.experimentId}' ORDER BY value;`, `-- in the second model's store (${other.modelName}):\nSELECT extra->>'size' AS size, effect AS share, site FROM results WHERE experiment_id = '${theirs.circuit.experimentId}' ORDER BY value;`],
+        reproduce: [mine, theirs].map((r, k) => ({
+          what: `The circuit on ${k === 0 ? env.modelName : other.modelName}`,
+          sql: `SELECT site FROM results WHERE experiment_id = '${r.circuit.experimentId}' AND (extra->>'inCircuit')::BOOLEAN ORDER BY (extra->>'size')::INTEGER;`,
+          ...(k === 1 ? { store: other.ctx.store.file } : {}),
+          expect: { site: r.circuit.circuit },
+        })),
       };
     } finally {
       await other.close();

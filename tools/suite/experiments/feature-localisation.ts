@@ -7,11 +7,32 @@ import { probeTool } from '../../probe.ts';
 import { byLength } from '../../prompt-sets.ts';
 import { selectivityTool } from '../../selectivity.ts';
 import { num, table } from '../markdown.ts';
-import { lines, renderSvg, scatter } from '../plots.ts';
+import { lines, makePlot, scatter } from '../plots.ts';
 import type { Experiment, ExperimentReport, Plot } from '../types.ts';
 
 // Word classes whose members share features a task reads (names for IOI, numbers for counting, sentiment words).
 const CLASSES = ['names', 'numbers', 'positive', 'negative'];
+
+type Neuron = { neuron: string; layer: number; expert: number; index: number };
+const CONTROL_LABEL = 'control: other neurons of the same experts, not among the number-selective';
+
+/**
+ * Matched controls: for each ablated neuron the next neuron of the same expert (so routed on exactly
+ * the same tokens) that is not ablated itself. An expert whose every neuron is ablated has none.
+ */
+export function matchedControls(neurons: Neuron[], intermediateSize: number): string[] {
+  const taken = new Set(neurons.map((n) => n.neuron));
+  return neurons.flatMap((n) => {
+    for (let k = 1; k < intermediateSize; k++) {
+      const name = `L${n.layer}.E${n.expert}.N${(n.index + k) % intermediateSize}`;
+      if (!taken.has(name)) {
+        taken.add(name);
+        return [name];
+      }
+    }
+    return [];
+  });
+}
 
 export const featureLocalisation: Experiment = {
   id: 2,
@@ -28,14 +49,14 @@ export const featureLocalisation: Experiment = {
     env.step(`probes for ${classes.join(' / ')} at every layer`);
     const layers = [...Array(cfg.numLayers).keys()];
     const probe = await callTool(probeTool, { examples, hook: 'resid_post', layers, position: 'last', split: { folds: 4 }, controls: 2, name: 'suite_token_class' }, ctx);
-    plots.push({ file: 'probe-layers.svg', title: 'probe accuracy by layer', svg: await renderSvg(lines('Token-class probe by layer', probe.layers.flatMap((l) => [
+    plots.push(await makePlot('probe-layers.svg', 'probe accuracy by layer', lines('Token-class probe by layer', probe.layers.flatMap((l) => [
       { x: l.layer ?? 0, y: l.heldOut, series: 'held-out accuracy' }, { x: l.layer ?? 0, y: l.shuffled, series: 'shuffled-label control' }, { x: l.layer ?? 0, y: l.baseline, series: 'majority baseline' },
-    ]), 'layer', 'accuracy')) });
+    ]), 'layer', 'accuracy')));
 
     env.step('PCA of the class words at a middle layer');
     const mid = Math.floor(cfg.numLayers / 2);
     const pca = await callTool(pcaTool, { prompts: examples.map((e) => e.prompt), labels: examples.map((e) => e.label), hook: 'resid_post', layer: mid, position: 'last', components: 3, name: 'suite_token_class' }, ctx);
-    plots.push({ file: 'pca.svg', title: 'PCA', svg: await renderSvg(scatter(`PCA of blocks.${mid}.hook_resid_post`, pca.projections.map((p) => ({ x: p.pcs[0], y: p.pcs[1], label: String(p.label) })), 'PC0', 'PC1')) });
+    plots.push(await makePlot('pca.svg', 'PCA', scatter(`PCA of blocks.${mid}.hook_resid_post`, pca.projections.map((p) => ({ x: p.pcs[0], y: p.pcs[1], label: String(p.label) })), 'PC0', 'PC1')));
 
     env.step('neurons that respond to counting prompts (numbers) vs names and prose');
     const sel = await callTool(selectivityTool, { domains: { numbers: prompts.successor.map((e) => e.prompt), names: prompts.ioi.slice(0, 10).map((e) => e.prompt), prose: prompts.domains.prose ?? [] }, top: 64 }, ctx);
@@ -43,7 +64,7 @@ export const featureLocalisation: Experiment = {
     const numberNeurons = sel.perDomain.numbers.filter((n) => n.selectivity > 0.5 && n.means.numbers > 0.05);
     const topNumber = numberNeurons.map((n) => n.neuron);
 
-    env.step('ablating the top number neurons (zero, mean, resample) on the successor task, and random neurons as a control');
+    env.step('ablating the top number neurons (zero, mean, resample) on the successor task, and matched control neurons of the same experts');
     // One token length, so resample ablation can draw each prompt's values from another prompt of the same shape.
     const succ = byLength(prompts.successor)[0].slice(0, 12);
     const task = { prompts: succ.map((e) => e.prompt), target: succ.map((e) => e.target), distractor: succ.map((e) => e.distractor), each: false };
@@ -52,10 +73,10 @@ export const featureLocalisation: Experiment = {
       const r = await callTool(ablateTool, { ...task, components: topNumber, method, reference: succ.map((e) => e.prompt) }, ctx);
       damage.push({ method, components: 'top number neurons', before: r.before, after: r.after, drop: r.relativeDrop, id: r.experimentId });
     }
-    // Control: as many neurons of another expert in the same layer(s), which counting prompts do not use.
-    const control = numberNeurons.map((n, i) => `L${n.layer}.E${(n.expert + 1) % cfg.numExperts}.N${i % cfg.intermediateSize}`);
+    const control = matchedControls(numberNeurons, cfg.intermediateSize);
+    if (control.length === 0) throw new Error(`every neuron of the experts holding the ${numberNeurons.length} number-selective neurons is number-selective: no matched control neuron exists`);
     const ctl = await callTool(ablateTool, { ...task, components: control, method: 'zero' }, ctx);
-    damage.push({ method: 'zero', components: 'control neurons (same experts)', before: ctl.before, after: ctl.after, drop: ctl.relativeDrop, id: ctl.experimentId });
+    damage.push({ method: 'zero', components: CONTROL_LABEL, before: ctl.before, after: ctl.after, drop: ctl.relativeDrop, id: ctl.experimentId });
 
     const body = [
       `### Probes`,
@@ -68,6 +89,7 @@ export const featureLocalisation: Experiment = {
       table(['neuron', 'mean on numbers', 'mean on names', 'mean on prose', 'selectivity'], numberNeurons.slice(0, 12).map((n) => [n.neuron, n.means.numbers, n.means.names, n.means.prose, n.selectivity])),
       '', '### Ablation damage on the successor task (logit(next number) - logit(last number))',
       table(['ablation', 'neurons', 'before', 'after', 'relative drop'], damage.map((d) => [d.method, d.components, d.before, d.after, d.drop])),
+      '', `Control neurons (${control.length}; same experts as the ablated ones, so routed on the same tokens${control.length < topNumber.length ? `; fewer than ablated, as some experts have no neuron left that is not number-selective` : ''}): ${control.join(', ')}.`,
     ].join('\n');
     const zero = damage[0];
     // A relative drop only means something when there was a clear behaviour to drop.
@@ -77,14 +99,19 @@ export const featureLocalisation: Experiment = {
     return {
       slug: this.slug, title: this.title,
       question: 'Where are token classes linearly readable, which neurons carry number information, and how much does removing them cost?',
-      method: 'Linear probes (with shuffled-label controls) and PCA over layers on class words; neuron selectivity over counting, name and prose prompts; zero, mean and resample ablation of the most number-selective neurons against a control set.',
+      method: 'Linear probes (with shuffled-label controls) and PCA over layers on class words; neuron selectivity over counting, name and prose prompts; zero, mean and resample ablation of the most number-selective neurons against as many other neurons of the same experts (routed on the same tokens).',
       parameters: { classes, examples: examples.length, probeLayers: layers, pcaLayer: mid, ablated: topNumber, control },
       body, plots,
       conclusion: `Token classes (${classes.join(', ')}) ${probe.best.heldOut > probe.best.shuffled + 0.2 ? 'are linearly readable' : 'are not linearly readable above the shuffled-label control'}: held-out probe accuracy ${probe.layers.map((l) => num(l.heldOut, 2)).join(' / ')} over layers ${layers[0]}..${layers[layers.length - 1]} (best ${num(probe.best.heldOut, 2)} at layer ${probe.best.layer}; shuffled-label control ${num(probe.best.shuffled, 2)}). The most number-selective neurons are ${topNumber.slice(0, 4).join(', ')}…; zero-ablating the top ${topNumber.length} ${relative ? 'cuts the successor logit difference by' : 'moves the successor logit difference (near zero to begin with, so shown as before -> after)'} ${damageOf(zero)} (mean: ${damageOf(damage[1])}, resample: ${damageOf(damage[2])}), while the control neurons cost ${damageOf(damage[3])}.`,
       found: { bestProbe: probe.best.heldOut, shuffled: probe.best.shuffled, numberNeurons: topNumber, zeroDrop: zero.drop, controlDrop: ctl.relativeDrop },
       experimentIds: [probe.experimentId, pca.experimentId, sel.experimentId, ...damage.map((d) => d.id)],
       runIds: probe.runIds.slice(0, 6),
-      sql: [`SELECT layer, value AS held_out, extra FROM results WHERE experiment_id = '${probe.experimentId}' ORDER BY layer;`, `SELECT site, value, effect FROM results WHERE experiment_id = '${sel.experimentId}' ORDER BY value DESC LIMIT 20;`, `SELECT experiment_id, clean_value AS before, corrupted_value AS after FROM experiments WHERE experiment_id IN (${damage.map((d) => `'${d.id}'`).join(', ')});`],
+      reproduce: [
+        { what: 'Probe accuracy by layer', sql: `SELECT layer, value AS held_out, (extra->>'shuffled')::DOUBLE AS shuffled, (extra->>'baseline')::DOUBLE AS baseline FROM results WHERE experiment_id = '${probe.experimentId}' ORDER BY layer;`, expect: { held_out: probe.layers.map((l) => l.heldOut), shuffled: probe.layers.map((l) => l.shuffled), baseline: probe.layers.map((l) => l.baseline) } },
+        { what: 'PCA explained variance', sql: `SELECT site, value AS explained_variance FROM results WHERE experiment_id = '${pca.experimentId}' AND site LIKE 'PC%' ORDER BY component;`, expect: { explained_variance: pca.components.map((c) => c.explainedVarianceRatio) } },
+        { what: 'Number-selective neurons (first 12)', sql: `SELECT site, value AS selectivity FROM results WHERE experiment_id = '${sel.experimentId}' AND (extra->>'list') = 'single:numbers' AND value > 0.5 AND (extra->'means'->>'numbers')::DOUBLE > 0.05 ORDER BY value DESC LIMIT 12;`, expect: { site: numberNeurons.slice(0, 12).map((n) => n.neuron), selectivity: numberNeurons.slice(0, 12).map((n) => n.selectivity) } },
+        { what: 'Ablation damage (zero, mean, resample, control)', sql: `SELECT experiment_id, clean_value AS before, corrupted_value AS after FROM experiments WHERE experiment_id IN (${damage.map((d) => `'${d.id}'`).join(', ')}) ORDER BY list_position([${damage.map((d) => `'${d.id}'`).join(', ')}], experiment_id);`, expect: { before: damage.map((d) => d.before), after: damage.map((d) => d.after) } },
+      ],
     };
   },
 };

@@ -2,7 +2,7 @@
 import { callTool } from '../../define.ts';
 import { steerTool } from '../../steer.ts';
 import { num, table } from '../markdown.ts';
-import { lines, renderSvg } from '../plots.ts';
+import { lines, makePlot } from '../plots.ts';
 import type { Experiment, ExperimentReport } from '../types.ts';
 
 export const steering: Experiment = {
@@ -30,7 +30,7 @@ export const steering: Experiment = {
     const at = (mode: string, c: number) => sweep.rows.find((r) => r.mode === mode && r.coefficient === c)!;
     const top = coefficients[coefficients.length - 1];
     const flipped = sweep.base < 0 && at('all', top).metric > 0;
-    const svg = await renderSvg(lines('Steering: logit(positive) - logit(negative)', sweep.rows.map((r) => ({ x: r.coefficient, y: r.metric, series: r.mode })), 'coefficient', 'logit difference'));
+    const plot = await makePlot('steering.svg', 'steering curves', lines('Steering: logit(positive) - logit(negative)', sweep.rows.map((r) => ({ x: r.coefficient, y: r.metric, series: r.mode })), 'coefficient', 'logit difference'));
 
     const body = [
       `Contrast vector: mean \`blocks.L.hook_resid_pre\` over ${prompts.contrast.positive.length} positive minus ${prompts.contrast.negative.length} negative contexts (matched pairs). Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric logit(${neg[0].distractor}) - logit(${neg[0].target}) style (positive minus negative continuation).`,
@@ -51,12 +51,15 @@ export const steering: Experiment = {
       question: 'Does a sentiment contrast vector steer the model, and does adding it at every token move the answer more than at one token?',
       method: 'A contrast vector (positive minus negative contexts) added with a coefficient to the residual stream entering the chosen layer at the last token, the last 3 tokens, or every token; metric and greedy generations compared with the unsteered run.',
       parameters: { layer: best.layer, coefficients, window: 3, prompts: neg.length },
-      body, plots: [{ file: 'steering.svg', title: 'steering curves', svg }],
+      body, plots: [plot],
       conclusion: `At layer ${best.layer}, coefficient ${top}: every-token steering shifts the logit difference by ${num(at('all', top).shift, 2)}, a 3-token window by ${num(at('window', top).shift, 2)}, the last token alone by ${num(at('last', top).shift, 2)}${flipped ? '; every-token steering flips the answer from negative to positive' : ''}.`,
       found: { layer: best.layer, shiftAll: at('all', top).shift, shiftWindow: at('window', top).shift, shiftLast: at('last', top).shift, flipped },
       experimentIds: [...perLayer.map((p) => p.id), sweep.experimentId],
       runIds: sweep.runIds,
-      sql: [`SELECT site, value AS metric, effect AS shift FROM results WHERE experiment_id = '${sweep.experimentId}' ORDER BY site;`, `SELECT name, layer, hook FROM vectors WHERE name LIKE 'suite_sentiment_contrast_%';`],
+      reproduce: [
+        { what: 'Which layer: the shift at coefficient 1, every token', sql: `SELECT layer, effect AS shift FROM results WHERE experiment_id IN (${perLayer.map((p) => `'${p.id}'`).join(', ')}) ORDER BY layer;`, expect: { shift: perLayer.map((p) => p.shift) } },
+        { what: `The coefficient sweep at layer ${best.layer}`, sql: `SELECT site, value AS metric FROM results WHERE experiment_id = '${sweep.experimentId}' ORDER BY (extra->>'coefficient')::DOUBLE, list_position(['last', 'window', 'all'], (extra->>'mode'));`, expect: { metric: coefficients.flatMap((c) => ['last', 'window', 'all'].map((m) => at(m, c).metric)) } },
+      ],
     };
   },
 };
