@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { callTool } from '../../tools/define.ts';
 import { describeStoreTool } from '../../tools/store-tools.ts';
-import { ActivationStore, SCHEMA_VERSION } from '../../tools/store/index.ts';
+import { ActivationStore, MIGRATIONS, SCHEMA_VERSION } from '../../tools/store/index.ts';
 import type { ModelSession } from '../../tools/session.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-recovery-'));
@@ -36,7 +36,8 @@ describe('opening', () => {
   it('applies the schema once: a current store gets no DDL and no WAL on open', async () => {
     const dataDir = join(root, 'current');
     const s1 = await ActivationStore.open({ dataDir, ...quiet });
-    expect((await s1.query('SELECT version FROM schema_migrations')).rows).toEqual([[SCHEMA_VERSION]]);
+    expect((await s1.query('SELECT version FROM schema_migrations ORDER BY version')).rows).toEqual(MIGRATIONS.map((m) => [m.version]));
+    expect(MIGRATIONS.at(-1)!.version).toBe(SCHEMA_VERSION);
     expect((await s1.events()).map((e) => e.kind)).toEqual(['created']);
     await s1.close();
     const file = join(dataDir, 'neuroscope.duckdb');
@@ -49,7 +50,7 @@ describe('opening', () => {
     }
     expect(statSync(file).size).toBe(size);
     const s2 = await ActivationStore.open({ dataDir, ...quiet });
-    expect((await s2.query('SELECT count(*) FROM schema_migrations')).rows).toEqual([[1]]);
+    expect((await s2.query('SELECT count(*) FROM schema_migrations')).rows).toEqual([[MIGRATIONS.length]]);
     await s2.close();
     // No side file of the creation is left behind.
     expect(readdirSync(dataDir).filter((f) => f.includes('.creating-'))).toEqual([]);
@@ -66,12 +67,17 @@ describe('opening', () => {
     const c = await inst.connect();
     await c.run('DROP TABLE schema_migrations');
     await c.run('DROP TABLE store_events');
+    await c.run('DROP TABLE sae_latents'); // made before the sparse-dictionary tables too
+    await c.run('DROP TABLE saes');
     await c.run('CHECKPOINT');
     c.closeSync();
     inst.closeSync();
     const again = await ActivationStore.open({ dataDir, ...quiet });
     expect((await again.getModel('m'))?.name).toBe('m');
-    expect((await again.query('SELECT version, description FROM schema_migrations')).rows[0][1]).toMatch(/adopted/);
+    const versions = (await again.query('SELECT version, description FROM schema_migrations ORDER BY version')).rows;
+    expect(versions.map((r) => r[0])).toEqual(MIGRATIONS.map((m) => m.version));
+    expect(versions[0][1]).toMatch(/adopted/);
+    expect((await again.query('SELECT count(*) FROM saes')).rows).toEqual([[0]]); // version 2 applied, without DDL comments
     expect((await again.events()).map((e) => e.kind)).toEqual(['migrated']);
     await again.close();
   });

@@ -17,7 +17,8 @@ import { TABLES, commentSql, createTableSql, sqlString } from './schema.ts';
 export interface Migration {
   version: number;
   description: string;
-  statements: () => string[];
+  /** Tables (from TABLES) this version creates. */
+  tables: readonly string[];
 }
 
 /** Bookkeeping tables: plain CREATE TABLE (no defaults, no comments) so their WAL records replay. */
@@ -27,12 +28,18 @@ export const BOOKKEEPING_SQL = [
 ];
 
 export const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    description: 'tables models, runs, activations, experiments, results, vectors, findings, with column comments',
-    statements: () => TABLES.flatMap((t) => [createTableSql(t), ...commentSql(t)]),
-  },
+  { version: 1, description: 'tables models, runs, activations, experiments, results, vectors, findings', tables: ['models', 'runs', 'activations', 'experiments', 'results', 'vectors', 'findings'] },
+  { version: 2, description: 'tables saes, sae_latents (sparse dictionaries and their latents)', tables: ['saes', 'sae_latents'] },
 ];
+
+/**
+ * A migration's statements. Column comments (COMMENT ON) only in a fresh side file, which is
+ * checkpointed before it becomes the store: on an existing store they could reach the WAL, which
+ * DuckDB 1.5 cannot replay. describe() documents every column either way.
+ */
+function statements(m: Migration, fresh: boolean): string[] {
+  return TABLES.filter((t) => m.tables.includes(t.name)).flatMap((t) => [createTableSql(t), ...(fresh ? commentSql(t) : [])]);
+}
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 
@@ -44,13 +51,13 @@ async function tableNames(conn: DuckDBConnection): Promise<Set<string>> {
 }
 
 /** Applies migrations after `from`, each in one transaction with its record, checkpointed at once. */
-async function applyFrom(conn: DuckDBConnection, from: number): Promise<number[]> {
+async function applyFrom(conn: DuckDBConnection, from: number, fresh: boolean): Promise<number[]> {
   const applied: number[] = [];
   for (const m of MIGRATIONS) {
     if (m.version <= from) continue;
     await conn.run('BEGIN TRANSACTION');
     try {
-      for (const sql of [...BOOKKEEPING_SQL, ...m.statements()]) await conn.run(sql);
+      for (const sql of [...BOOKKEEPING_SQL, ...statements(m, fresh)]) await conn.run(sql);
       await conn.run(`INSERT INTO schema_migrations VALUES (${m.version}, ${sqlString(m.description)}, ${sqlString(isoNow())}::TIMESTAMPTZ)`);
       await conn.run('COMMIT');
     } catch (e) {
@@ -82,9 +89,9 @@ export async function migrate(conn: DuckDBConnection, file: string): Promise<num
   }
   if (version === 0) {
     const existing = await tableNames(conn);
-    if (TABLES.every((t) => existing.has(t.name))) return adoptLegacy(conn);
+    if (MIGRATIONS[0].tables.every((t) => existing.has(t))) return [...(await adoptLegacy(conn)), ...(await applyFrom(conn, 1, false))];
   }
-  return applyFrom(conn, version);
+  return applyFrom(conn, version, false);
 }
 
 /** A store written before schema_migrations existed (version 1 tables, comments already set). */
@@ -122,7 +129,7 @@ export async function createStoreFile(file: string, config: Record<string, strin
   try {
     const conn = await instance.connect();
     try {
-      await applyFrom(conn, 0);
+      await applyFrom(conn, 0, true);
     } finally {
       conn.closeSync();
     }
