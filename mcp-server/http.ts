@@ -36,6 +36,21 @@ export interface HttpServerHandle {
 
 export const generateToken = () => randomBytes(24).toString('base64url');
 
+export const MIN_TOKEN_CHARS = 32;
+export const TOKEN_RULE = `at least ${MIN_TOKEN_CHARS} printable ASCII characters without spaces, not a short pattern repeated, with at least 10 different characters (leave --token and NEUROSCOPE_TOKEN unset to have one generated)`;
+
+/**
+ * Why a bearer token is unusable, or null when it is fine. A token with spaces could never
+ * authenticate (the header parser splits on them); a short or repetitive one is guessable.
+ */
+export function tokenProblem(token: string): string | null {
+  if (!/^[\x21-\x7e]*$/.test(token)) return 'it contains spaces or characters that are not printable ASCII';
+  if (token.length < MIN_TOKEN_CHARS) return `it has ${token.length} characters`;
+  if (new Set(token).size < 10) return `it uses only ${new Set(token).size} different characters`;
+  if (/^(.+?)\1+$/.test(token)) return 'it is a short pattern repeated';
+  return null;
+}
+
 /** Open HTTP sessions at most. */
 export const MAX_SESSIONS = 32;
 
@@ -80,7 +95,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
 export async function startHttpServer(shared: SharedState, opts: HttpOptions): Promise<HttpServerHandle> {
   const host = opts.host ?? '127.0.0.1';
   const token = opts.token ?? generateToken();
-  if (token.length < 16) throw new Error('the bearer token must be at least 16 characters');
+  const problem = tokenProblem(token);
+  if (problem) throw new Error(`the bearer token is refused: ${problem}. Use ${TOKEN_RULE}.`);
   const transports = new Map<string, StreamableHTTPServerTransport>();
   let port = opts.port;
   const allowedHosts = () => new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, ...(opts.allowedHosts ?? []).map((h) => h.toLowerCase())]);
@@ -99,10 +115,19 @@ export async function startHttpServer(shared: SharedState, opts: HttpOptions): P
       return;
     }
     // 2. Bearer token (or, when enabled, the token as the path segment after /mcp/).
-    const url = new URL(req.url ?? '/', `http://${hostHeader}`);
-    let path = url.pathname;
+    // A malformed path (bad percent-encoding such as /mcp/%ZZ) is the client's error: 400, not 500.
+    let path: string;
+    let pathSegment: string | null = null;
+    try {
+      path = new URL(req.url ?? '/', `http://${hostHeader}`).pathname;
+      decodeURIComponent(path); // throws on bad percent-encoding anywhere in the path
+      if (path.startsWith('/mcp/')) pathSegment = decodeURIComponent(path.slice(5));
+    } catch {
+      sendJsonRpcError(res, 400, `Bad request: the path ${JSON.stringify((req.url ?? '').slice(0, 100))} is malformed (invalid percent-encoding); the MCP endpoint is /mcp`);
+      return;
+    }
     let authorised = tokenMatches(req.headers.authorization, token);
-    if (!authorised && opts.pathToken && path.startsWith('/mcp/') && sameSecret(decodeURIComponent(path.slice(5)), token)) {
+    if (!authorised && opts.pathToken && pathSegment !== null && sameSecret(pathSegment, token)) {
       authorised = true;
       path = '/mcp';
     }

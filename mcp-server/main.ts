@@ -35,38 +35,73 @@ function openShared(opts: McpOptions): { ws: Promise<Workspace> } {
   return { ws };
 }
 
-/** Runs until the client disconnects (stdio) or the process is signalled (HTTP). Returns the exit code. */
+/** How long a shutdown waits for the cancelled call to end and the store to close before exiting anyway. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Resolves with the first of SIGINT/SIGTERM/SIGHUP; a second signal exits at once. */
+function firstSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      for (const s of SIGNALS) process.off(s, on);
+      // The store is crash-safe, so a second signal costs at most the call that was being cancelled.
+      for (const s of SIGNALS) process.once(s, () => process.exit(128 + (s === 'SIGINT' ? 2 : s === 'SIGTERM' ? 15 : 1)));
+      resolve(sig);
+    };
+    for (const s of SIGNALS) process.on(s, on);
+  });
+}
+
+/**
+ * Runs until the client disconnects (stdio) or the process is signalled (both modes). On a signal
+ * the running call is cancelled (its writes roll back), the store is checkpointed and closed, and
+ * the process exits. Returns the exit code.
+ */
 export async function runMcp(opts: McpOptions): Promise<number> {
   // stdout belongs to the protocol on stdio: anything else printed there would corrupt it.
   console.log = console.error;
   console.info = console.error;
   process.on('unhandledRejection', (e) => log(`unhandled rejection: ${(e as Error)?.stack ?? e}`));
+  const signalled = firstSignal();
   const { ws } = openShared(opts);
   const shared = createSharedState(ws, { log });
   const missing = missingTools(shared.tools);
   if (missing.length) log(`tools not available yet: ${missing.join(', ')}`);
 
-  const shutdown = async () => {
-    try {
-      await (await ws).close();
-    } catch {
-      /* the workspace never opened */
-    }
+  /** Cancels the running call, closes what `closeFaces` closes, then the workspace (store checkpoint). */
+  const shutdown = async (why: string, closeFaces: () => Promise<void>): Promise<void> => {
+    log(`${why}: cancelling the running call and closing the store`);
+    shared.stopping.abort();
+    const done = (async () => {
+      await closeFaces().catch(() => undefined);
+      try {
+        await (await ws).close();
+      } catch {
+        /* the workspace never opened */
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((res) => (timer = setTimeout(() => res('late'), SHUTDOWN_GRACE_MS)));
+    if ((await Promise.race([done.then(() => 'closed' as const), late])) === 'late') log(`the store did not close within ${SHUTDOWN_GRACE_MS} ms; exiting (committed work is safe in the write-ahead log)`);
+    else log('store closed');
+    clearTimeout(timer);
   };
 
   if (!opts.http) {
     const mcp = createMcpServer(shared);
     const transport = new StdioServerTransport();
-    const closed = new Promise<void>((res) => {
-      transport.onclose = () => res();
-      process.stdin.once('end', () => res());
-      process.stdin.once('close', () => res());
+    const disconnected = new Promise<string>((res) => {
+      transport.onclose = () => res('client disconnected');
+      process.stdin.once('end', () => res('client disconnected'));
+      process.stdin.once('close', () => res('client disconnected'));
     });
     await mcp.connect(transport);
     log(`serving ${shared.tools.length} tools over stdio`);
-    await closed;
-    await mcp.close().catch(() => undefined);
-    await shutdown();
+    const why = await Promise.race([disconnected, signalled]);
+    await shutdown(why, () => mcp.close());
+    // stdin (and the engine's threads) would keep the process alive after a signal.
+    if (why !== 'client disconnected') process.exit(0);
     return 0;
   }
 
@@ -78,11 +113,6 @@ export async function runMcp(opts: McpOptions): Promise<number> {
   if (opts.pathToken) log(`the token is also accepted in the path: ${http.url}/<token> (treat that URL as a password)`);
   // A line a parent process can wait for.
   process.stderr.write(`NEUROSCOPE_MCP_URL=${http.url}\n`);
-  await new Promise<void>((res) => {
-    process.once('SIGINT', res);
-    process.once('SIGTERM', res);
-  });
-  await http.close();
-  await shutdown();
+  await shutdown(await signalled, () => http.close());
   return 0;
 }

@@ -40,6 +40,9 @@ export interface SharedState {
   tools: readonly Tool[];
   prompts: ExperimentPrompt[];
   log: (message: string) => void;
+  /** Aborted when the process shuts down: running calls are cancelled (their writes roll back)
+   *  and new ones are refused. */
+  stopping: AbortController;
 }
 
 export function createSharedState(workspace: Promise<Workspace>, opts: { tools?: readonly Tool[]; prompts?: ExperimentPrompt[]; log?: (m: string) => void } = {}): SharedState {
@@ -51,6 +54,7 @@ export function createSharedState(workspace: Promise<Workspace>, opts: { tools?:
     tools: opts.tools ?? TOOLS,
     prompts: opts.prompts ?? loadExperimentPrompts(),
     log: opts.log ?? ((m) => process.stderr.write(`[neuroscope mcp] ${m}\n`)),
+    stopping: new AbortController(),
   };
 }
 
@@ -120,19 +124,23 @@ async function callOne(shared: SharedState, tool: Tool, args: unknown, extra: Ex
   } catch (e) {
     return toolError(`the NeuroScope workspace could not be opened, so no tool can run: ${errorMessage(e)}`);
   }
+  if (shared.stopping.signal.aborted) return toolError(`${tool.name} was not run: the NeuroScope server is shutting down`);
+  const signal = AbortSignal.any([extra.signal, shared.stopping.signal]);
   const started = Date.now();
   try {
-    const result = await shared.mutex.run(async () => {
+    const run = async () => {
       // Built inside the lock: ctx.session is whichever model is loaded now.
-      const ctx: ToolContext = { ...ws.ctx, signal: extra.signal, onProgress: progressReporter(extra) };
+      const ctx: ToolContext = { ...ws.ctx, signal, onProgress: progressReporter(extra) };
       const session = ctx.session;
       checkRequestLimits(tool.name, args, { numLayers: session.config.numLayers, countTokens: (t) => session.tokenizer.encode(t).length });
       return callTool(tool, args, ctx);
-    }, extra.signal);
+    };
+    // Store reads (SQL, schema) run beside the queue: a slow query never holds up other clients.
+    const result = tool.storeReadOnly ? await run() : await shared.mutex.run(run, signal);
     const structured = result as Record<string, unknown>;
     return { content: [{ type: 'text', text: renderResult(structured) }], structuredContent: structured };
   } catch (e) {
-    if (extra.signal.aborted || e instanceof CancelledWhileQueued) {
+    if (signal.aborted || e instanceof CancelledWhileQueued) {
       shared.log(`${tool.name} cancelled after ${Date.now() - started} ms`);
       return toolError(`${tool.name} was cancelled`);
     }
@@ -244,7 +252,7 @@ function registerResources(mcp: McpServer, shared: SharedState): void {
       const ws = await ready(shared);
       const name = decodeURIComponent(String(vars.name));
       try {
-        return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: readFinding(ws.dataDir, name) }] };
+        return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: await readFinding(ws.dataDir, name) }] };
       } catch (e) {
         throw new McpError(ErrorCode.InvalidParams, errorMessage(e));
       }

@@ -47,6 +47,9 @@ export interface Tool<I extends z.ZodType = z.ZodType, O extends OutputSchema = 
   /** The result's shape: numbers at full precision, grids with labelled axes (tools/output.ts). */
   output: O;
   run: (input: z.output<I>, ctx: ToolContext) => Promise<z.input<O>>;
+  /** The tool only reads the store (never the model, never writes): it needs no write unit, and
+   *  the MCP server runs it beside the queued calls, so a long SQL query holds up no one. */
+  storeReadOnly?: boolean;
 }
 
 export function defineTool<I extends z.ZodType, O extends OutputSchema>(tool: Tool<I, O>): Tool<I, O> {
@@ -142,7 +145,10 @@ export async function callTool<I extends z.ZodType, O extends OutputSchema>(tool
   if (ctx.signal?.aborted) throw new ToolError(`${tool.name} cancelled before it started`);
   const { allowUnknown, ...toolArgs } = parsed.data as { allowUnknown?: boolean };
   const view = ctx.session.forCall(allowUnknown === true);
-  const result = await tool.run((tool.readsText ? toolArgs : parsed.data) as z.output<I>, { ...ctx, session: view.session });
+  const callCtx: ToolContext = { ...ctx, session: view.session };
+  const runArgs = (tool.readsText ? toolArgs : parsed.data) as z.output<I>;
+  // One call, one unit: its runs, activations, experiments and results commit together or not at all.
+  const result = await (tool.storeReadOnly ? tool.run(runArgs, callCtx) : ctx.store.atomic(() => tool.run(runArgs, callCtx)));
   const withWarnings = view.warnings.length ? { ...(result as object), warnings: view.warnings } : result;
   const checked = toolOutput(tool as unknown as Tool).safeParse(withWarnings);
   if (!checked.success) {

@@ -1,53 +1,60 @@
 // Findings: Markdown notes written into <dataDir>/findings/<name>.md and recorded in the store with
 // the experiments and runs they rest on. Names are plain file names: they cannot leave the folder.
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, writeSync } from 'node:fs';
-import { basename, join, relative, isAbsolute } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { z } from 'zod';
 import { defineTool, ToolError } from './define.ts';
 import { LIMITS } from './limits.ts';
+import { ensureRealDir, readPlainFile, UnsafeFileError, writePlainFileAtomic } from './safe-file.ts';
 
-export const FINDING_NAME_RULE = 'letters, digits, "-", "_" and "." (1 to 100 characters, starting with a letter or digit; no path separators, no "..")';
+export const FINDING_NAME_RULE = 'letters, digits, "-", "_" and "." (1 to 100 characters, starting with a letter or digit; no path separators, no "..", not ending in ".md" once the one optional ".md" is dropped)';
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
-/** The findings folder of a data dir (created). */
-export function findingsDir(dataDir: string): string {
+/** A name the folder listing and the file agree on: "x.md.md" would list as "x.md" and read back as "x". */
+const isFindingStem = (n: string) => NAME_RE.test(n) && !n.includes('..') && !/\.md$/i.test(n);
+
+/** The findings folder of a data dir (created); a symbolic link there is refused. */
+export async function findingsDir(dataDir: string): Promise<string> {
   const dir = join(dataDir, 'findings');
-  mkdirSync(dir, { recursive: true });
+  try {
+    await ensureRealDir(dir);
+  } catch (e) {
+    throw e instanceof UnsafeFileError ? new ToolError(e.message) : e;
+  }
   return dir;
 }
 
-/** A validated finding name (a trailing ".md" is dropped). Throws a ToolError naming the rule. */
+/** A validated finding name (one trailing ".md" is dropped). Throws a ToolError naming the rule. */
 export function checkFindingName(name: unknown): string {
   if (typeof name !== 'string') throw new ToolError(`a finding name must be a string of ${FINDING_NAME_RULE}`);
   const n = name.replace(/\.md$/i, '');
-  if (!NAME_RE.test(n) || n.includes('..')) {
+  if (!isFindingStem(n)) {
     throw new ToolError(`finding name ${JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}…` : name)} is not allowed: use ${FINDING_NAME_RULE}, e.g. "ioi-name-movers"`);
   }
   return n;
 }
 
-/** The file of a finding, checked to lie directly inside the findings folder. */
-export function findingPath(dataDir: string, name: string): string {
-  const n = checkFindingName(name);
-  const dir = findingsDir(dataDir);
-  const file = join(dir, `${n}.md`);
-  const rel = relative(realpathSync(dir), join(realpathSync(dir), `${n}.md`));
-  if (rel !== `${n}.md` || isAbsolute(rel)) throw new ToolError(`finding name "${name}" would leave the findings folder`);
-  if (existsSync(file) && lstatSync(file).isSymbolicLink()) throw new ToolError(`findings/${n}.md is a symbolic link; NeuroScope does not follow links out of the findings folder`);
-  return file;
+/** The file of a finding: directly inside the (real) findings folder. */
+export async function findingPath(dataDir: string, name: string): Promise<string> {
+  return join(await findingsDir(dataDir), `${checkFindingName(name)}.md`);
 }
 
-export function readFinding(dataDir: string, name: string): string {
-  const file = findingPath(dataDir, name);
-  if (!existsSync(file)) throw new ToolError(`there is no finding named "${checkFindingName(name)}"; list_findings shows the names`);
-  return readFileSync(file, 'utf8');
+/** A finding's Markdown, read only from a plain file (no links, FIFOs or devices). */
+export async function readFinding(dataDir: string, name: string): Promise<string> {
+  const file = await findingPath(dataDir, name);
+  try {
+    return await readPlainFile(file, LIMITS.maxFindingBytes);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ToolError(`there is no finding named "${checkFindingName(name)}"; list_findings shows the names`);
+    throw e instanceof UnsafeFileError ? new ToolError(e.message) : e;
+  }
 }
 
-/** Names of the .md files in the findings folder. */
-export function findingFileNames(dataDir: string): string[] {
-  const dir = findingsDir(dataDir);
+/** Names of the plain .md files in the findings folder. */
+export async function findingFileNames(dataDir: string): Promise<string[]> {
+  const dir = await findingsDir(dataDir);
   return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.md') && NAME_RE.test(e.name.slice(0, -3)))
+    .filter((e) => e.isFile() && e.name.endsWith('.md') && isFindingStem(e.name.slice(0, -3)))
     .map((e) => e.name.slice(0, -3))
     .sort();
 }
@@ -65,7 +72,7 @@ export const writeFindingTool = defineTool({
     'Example: {"name": "ioi-name-movers", "title": "Name movers carry IOI", "markdown": "# Name movers carry IOI\\n\\nPatching L3.H1 restores 0.92 of the logit difference (exp_...)", "experimentIds": ["exp_..."]}',
   input: z.object({
     name: z.string().min(1).max(200).describe('file name without .md, e.g. "ioi-name-movers"'),
-    markdown: z.string().min(1).describe('the finding, in Markdown'),
+    markdown: z.string().min(1).max(LIMITS.maxFindingBytes).describe(`the finding, in Markdown (at most ${LIMITS.maxFindingBytes} bytes)`),
     title: z.string().min(1).max(300).optional().describe('default: the first "# " heading, else the name'),
     experimentIds: idList.optional().describe('experiment ids (exp_...) the finding rests on'),
     runIds: idList.optional().describe('run ids (run_...) it cites'),
@@ -90,19 +97,13 @@ export const writeFindingTool = defineTool({
     const heading = /^#\s+(.+)$/m.exec(input.markdown)?.[1]?.trim();
     const title = input.title ?? heading ?? name;
     const body = heading ? input.markdown : `# ${title}\n\n${input.markdown}`;
-    const file = findingPath(ctx.store.dataDir, name);
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | (input.overwrite ? 0 : constants.O_EXCL);
-    let fd: number;
+    const dir = await findingsDir(ctx.store.dataDir);
+    const file = join(dir, `${name}.md`);
     try {
-      fd = openSync(file, flags, 0o644);
+      await writePlainFileAtomic(dir, `${name}.md`, body.endsWith('\n') ? body : `${body}\n`, input.overwrite);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new ToolError(`a finding named "${name}" already exists; choose another name or pass overwrite: true`);
       throw new ToolError(`cannot write findings/${name}.md: ${(e as Error).message}`);
-    }
-    try {
-      writeSync(fd, body.endsWith('\n') ? body : `${body}\n`);
-    } finally {
-      closeSync(fd);
     }
     const findingId = await ctx.store.addFinding({ title, path: file, body, experimentIds, runIds });
     return { findingId, name, title, path: file, uri: findingUri(name), bytes: Buffer.byteLength(body) };
@@ -126,23 +127,26 @@ export const listFindingsTool = defineTool({
   }),
   async run(input, ctx) {
     const dataDir = ctx.store.dataDir;
+    const dir = await findingsDir(dataDir);
+    const onDisk = new Set(await findingFileNames(dataDir));
     const records = await ctx.store.listFindings({ limit: 10_000 });
     const seen = new Set<string>();
     const out: { name: string; title: string; findingId: string | null; createdAt: string | null; experimentIds: string[]; runIds: string[]; uri: string }[] = [];
     for (const r of records) {
       const name = r.path ? basename(r.path).replace(/\.md$/, '') : null;
-      if (!name || seen.has(name) || !NAME_RE.test(name) || !existsSync(join(findingsDir(dataDir), `${name}.md`))) continue;
+      if (!name || seen.has(name) || !onDisk.has(name)) continue;
       seen.add(name);
       out.push({ name, title: r.title, findingId: r.findingId, createdAt: r.createdAt, experimentIds: r.experimentIds, runIds: r.runIds, uri: findingUri(name) });
     }
-    // Files put into the folder by hand are findings too.
-    for (const name of findingFileNames(dataDir)) {
+    // Files put into the folder by hand are findings too (read safely: they are not ours).
+    for (const name of onDisk) {
       if (seen.has(name)) continue;
       seen.add(name);
-      const heading = /^#\s+(.+)$/m.exec(readFileSync(join(findingsDir(dataDir), `${name}.md`), 'utf8'))?.[1]?.trim();
+      const text = await readPlainFile(join(dir, `${name}.md`), LIMITS.maxFindingBytes).catch(() => '');
+      const heading = /^#\s+(.+)$/m.exec(text)?.[1]?.trim();
       out.push({ name, title: heading ?? name, findingId: null, createdAt: null, experimentIds: [], runIds: [], uri: findingUri(name) });
     }
-    return { count: out.length, findings: out.slice(0, input.limit), folder: findingsDir(dataDir) };
+    return { count: out.length, findings: out.slice(0, input.limit), folder: dir };
   },
 });
 

@@ -21,8 +21,12 @@ export const LIMITS = {
   /** Time a SQL query may run, in milliseconds (default 10 s). */
   maxSqlTimeoutMs: 30_000,
   defaultSqlTimeoutMs: 10_000,
-  /** Bytes of one Markdown finding. */
-  maxFindingBytes: 1_000_000,
+  /** Bytes (estimated as JSON) of one SQL result; rows past it are cut (default 4 MB). */
+  maxSqlResultBytes: 16_000_000,
+  defaultSqlResultBytes: 4_000_000,
+  /** Bytes of one Markdown finding (write_finding's markdown is exempt from maxStringChars; this,
+   *  inside maxRequestBytes of JSON, is its limit). */
+  maxFindingBytes: 500_000,
   /** Cells of a grid shown inline in a tool result; larger grids are cut (full data stays in the store). */
   maxTableCells: 5_000,
 } as const;
@@ -35,6 +39,9 @@ export class LimitError extends ToolError {
     this.name = 'LimitError';
   }
 }
+
+/** Top-level argument keys whose text has its own, larger limit (write_finding's markdown: maxFindingBytes). */
+const OWN_LIMIT_KEYS = new Set(['markdown']);
 
 /** Argument keys whose strings are prompts fed to the model (at any depth of the arguments). */
 const PROMPT_KEYS = new Set([
@@ -109,7 +116,7 @@ export function checkRequestLimits(
     if (depth > 32) throw new ToolError(`${tool}: arguments nest deeper than 32 levels`);
     if (typeof v === 'string') longest = Math.max(longest, v.length);
     else if (Array.isArray(v)) v.forEach((x) => walk(x, depth + 1));
-    else if (v && typeof v === 'object') Object.values(v).forEach((x) => walk(x, depth + 1));
+    else if (v && typeof v === 'object') Object.entries(v).forEach(([k, x]) => depth === 0 && OWN_LIMIT_KEYS.has(k) ? undefined : walk(x, depth + 1));
   };
   walk(args, 0);
   if (longest > LIMITS.maxStringChars) throw new LimitError('maxStringChars', `${tool}: one string argument has ${longest} characters`);

@@ -15,28 +15,31 @@ const EXAMPLE_QUERIES = [
 
 export const queryActivationsTool = defineTool({
   name: 'query_activations',
+  storeReadOnly: true,
   description:
     'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
     'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
-    `Writes are refused. Returns the columns and at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and stops after timeoutMs. ` +
+    `Writes are refused. Returns the columns and at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and at most maxBytes bytes (default ${LIMITS.defaultSqlResultBytes}), cut with truncated and a note naming the limit, and stops after timeoutMs (reading the rows included). ` +
     'Compute on vectors in SQL rather than reading them whole (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
     `Example: {"sql": "${EXAMPLE_QUERIES[0].replace(/"/g, '\\"')}"}`,
   input: z.object({
     sql: z.string().min(1).max(20_000).describe('one read-only statement: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN'),
     maxRows: z.number().int().min(1).max(LIMITS.maxSqlRows).default(LIMITS.defaultSqlRows).describe('rows returned at most'),
-    timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds'),
+    timeoutMs: z.number().int().min(100).max(LIMITS.maxSqlTimeoutMs).default(LIMITS.defaultSqlTimeoutMs).describe('the query is interrupted after this many milliseconds (reading the rows included)'),
+    maxBytes: z.number().int().min(1000).max(LIMITS.maxSqlResultBytes).default(LIMITS.defaultSqlResultBytes).describe('byte budget of the rows returned (estimated as JSON); rows past it are cut'),
   }).strict().meta({ examples: EXAMPLE_QUERIES.map((sql) => ({ sql })) }),
   output: z.object({
     columns: z.array(z.object({ name: z.string(), type: z.string() })),
     rows: z.array(z.array(z.unknown())).describe('each row\'s values in column order (JSON: integers beyond 2^53 as strings, JSON columns parsed)'),
     rowCount: z.number().int().describe('rows returned'),
-    truncated: z.boolean().describe('the query had more than maxRows rows'),
-    note: z.string().optional(),
+    truncated: z.boolean().describe('a limit cut the result: more than maxRows rows, or more than maxBytes bytes'),
+    cutBy: z.enum(['maxRows', 'maxBytes']).optional().describe('the limit that cut the result'),
+    note: z.string().optional().describe('what was cut and how to get the rest'),
   }),
   async run(input, ctx) {
     let r;
     try {
-      r = await ctx.store.query(input.sql, { maxRows: input.maxRows, timeoutMs: input.timeoutMs });
+      r = await ctx.store.query(input.sql, { maxRows: input.maxRows, timeoutMs: input.timeoutMs, maxBytes: input.maxBytes });
     } catch (e) {
       if (e instanceof SqlToolError) {
         const hint = e.code === 'refused' ? ` ${ALLOWED_STATEMENTS} The store is read-only through this tool.`
@@ -51,31 +54,44 @@ export const queryActivationsTool = defineTool({
       rows: r.rows,
       rowCount: r.rowCount,
       truncated: r.truncated,
-      ...(r.truncated ? { note: `more than ${input.maxRows} rows; only the first ${input.maxRows} were returned (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)` } : {}),
+      ...(r.cut ? { cutBy: r.cut.limit, note: r.cut.limit === 'maxRows'
+        ? `more than ${input.maxRows} rows (maxRows); only the first ${input.maxRows} were returned (raise maxRows up to ${LIMITS.maxSqlRows}, or aggregate)`
+        : `${r.cut.message} (raise maxBytes up to ${LIMITS.maxSqlResultBytes})` } : {}),
     };
   },
 });
 
 export const describeStoreTool = defineTool({
   name: 'describe_store',
+  storeReadOnly: true,
   description:
-    'Describe the activation store: every table and column with its type and meaning, current row counts, and example queries for query_activations. Example: {}',
+    'Describe the activation store: every table and column with its type and meaning, current row counts, example queries for query_activations, ' +
+    'and what happened to the store file itself (created, migrated, a write-ahead log set aside after a crash). Example: {}',
   input: z.object({}).strict().meta({ examples: [{}] }),
-  output: z.object({ markdown: z.string().describe('every table and column with its meaning, row counts and example queries') }),
+  output: z.object({
+    markdown: z.string().describe('every table and column with its meaning, row counts and example queries'),
+    events: z.array(z.object({ at: z.string(), kind: z.enum(['wal_set_aside', 'created', 'migrated']), detail: z.string() }))
+      .describe('what happened to the store file itself, newest first: created, migrated, a write-ahead log set aside after a crash'),
+  }),
   async run(_input, ctx) {
-    return { markdown: await storeSchemaMarkdown(ctx.store) };
+    return { markdown: await storeSchemaMarkdown(ctx.store), events: await ctx.store.events() };
   },
 });
 
 /** The schema with row counts and example queries, as Markdown (also the neuroscope://schema resource). */
-export async function storeSchemaMarkdown(store: Pick<ActivationStore, 'describe' | 'tableCounts'>): Promise<string> {
+export async function storeSchemaMarkdown(store: Pick<ActivationStore, 'describe' | 'tableCounts' | 'events'>): Promise<string> {
   const counts = await store.tableCounts();
+  const events = await store.events();
   const parts = ['# Activation store schema', '', 'DuckDB; query it read-only with query_activations.', ''];
   for (const t of store.describe()) {
     parts.push(`## ${t.table} (${counts[t.table] ?? 0} rows)`, '', t.description, '');
     parts.push(renderTable(['column', 'type', 'description'], t.columns.map((c) => [c.column, c.type, c.description]), { format: 'markdown', maxCellChars: 400 }).text, '');
   }
   parts.push('## Example queries', '', ...EXAMPLE_QUERIES.map((q) => `- \`${q}\``));
+  if (events.length) {
+    parts.push('', '## Store events', '', 'What happened to the store file itself, newest first (also in the store_events table).', '');
+    parts.push(renderTable(['at', 'kind', 'detail'], events.map((e) => [e.at, e.kind, e.detail]), { format: 'markdown', maxCellChars: 600 }).text);
+  }
   return parts.join('\n');
 }
 

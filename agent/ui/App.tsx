@@ -70,11 +70,19 @@ export function splitFinished(items: ChatItem[], status: ChatStatus): { done: Ch
   return { done: items.slice(0, k), live: items.slice(k) };
 }
 
+/** What the chat can do now: "ready" only once the workspace is open. */
+function StateDot({ status }: { status: ChatStatus }) {
+  if (status.busy) return <Text color="yellow">● {status.busy} running (Esc cancels) </Text>;
+  if (status.workspace === 'opening') return <Text color="yellow">● opening </Text>;
+  if (status.workspace !== 'ready') return <Text color="red">● not open </Text>;
+  return <Text color="green">● ready </Text>;
+}
+
 export function StatusLine({ status }: { status: ChatStatus }) {
   const llm = status.llm.startsWith('none') ? 'no LLM' : status.llm;
   return (
     <Text wrap="truncate-end" dimColor>
-      {status.busy ? <Text color="yellow">● {status.busy} running (Esc cancels) </Text> : <Text color="green">● ready </Text>}
+      <StateDot status={status} />
       · {workspaceText(status)} · {llm}
     </Text>
   );

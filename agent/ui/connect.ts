@@ -56,6 +56,7 @@ export async function connectInProcess(opts: InProcessOptions): Promise<Connecti
   return {
     client, shared, workspace, dataDir, newClient, log,
     close: async () => {
+      shared.stopping.abort(); // a running tool call is cancelled (its writes roll back) so the store can close
       for (const c of closers) await c();
       try {
         await (await workspace).close();

@@ -5,14 +5,14 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHttpServer } from '../../mcp-server/http.ts';
+import { generateToken, startHttpServer, tokenProblem } from '../../mcp-server/http.ts';
 import { createSharedState } from '../../mcp-server/server.ts';
 import type { Workspace } from '../../tools/workspace.ts';
 import { TOOLS } from '../../tools/index.ts';
 import { data, httpClient, isError, makeModel, pair, startHttpChild, text, validCalls, type HttpChild } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-mcp-http-'));
-const TOKEN = 'test-token-0123456789abcdef';
+const TOKEN = 'test-token-0123456789abcdefghijklmnopq';
 let srv: HttpChild;
 let modelDir: string;
 
@@ -162,5 +162,38 @@ describe('Streamable HTTP in process', () => {
         await srv.close();
       }
     }
+  });
+
+  it('answers a malformed path with 400, with or without --path-token', async () => {
+    const shared = createSharedState(Promise.reject(new Error('unused')) as Promise<Workspace>, { log: () => undefined });
+    for (const pathToken of [false, true]) {
+      const srv = await startHttpServer(shared, { port: 0, token: TOKEN, pathToken });
+      try {
+        for (const bad of ['/mcp/%ZZ', '/mcp/%E0%A4%A', '/%']) {
+          const res = await fetch(`http://127.0.0.1:${srv.port}${bad}`, { method: 'POST', body: INIT, headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${TOKEN}` } });
+          expect(res.status, bad).toBe(400);
+          expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/malformed \(invalid percent-encoding\)/);
+        }
+      } finally {
+        await srv.close();
+      }
+    }
+  });
+
+  it('refuses tokens with spaces, short, or trivially repetitive ones, and accepts generated ones', async () => {
+    const shared = createSharedState(Promise.reject(new Error('unused')) as Promise<Workspace>, { log: () => undefined });
+    const cases: [string, RegExp][] = [
+      ['correct horse battery staple and more words', /contains spaces/],
+      ['a'.repeat(16), /has 16 characters/],
+      ['a'.repeat(64), /only 1 different characters/],
+      ['abcdefghij'.repeat(4), /short pattern repeated/],
+      ['tok\u00e9n-0123456789abcdefghijklmnopqrstuvwxyz', /not printable ASCII/],
+    ];
+    for (const [token, why] of cases) {
+      expect(tokenProblem(token), token).toMatch(why);
+      await expect(startHttpServer(shared, { port: 0, token })).rejects.toThrow(/the bearer token is refused: .*at least 32 printable ASCII characters/);
+    }
+    for (let i = 0; i < 20; i++) expect(tokenProblem(generateToken())).toBeNull();
+    expect(tokenProblem(TOKEN)).toBeNull();
   });
 });

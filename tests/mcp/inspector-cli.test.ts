@@ -18,7 +18,7 @@ const BIN = join(REPO, 'bin', 'neuroscope.js');
 const root = mkdtempSync(join(tmpdir(), 'ns-inspector-'));
 const modelDir = join(root, 'model');
 const dataDir = join(root, 'data');
-const TOKEN = 'inspector-test-token-0123456789';
+const TOKEN = 'inspector-test-token-0123456789abcdef';
 let manifest: Manifest;
 let http: HttpChild;
 

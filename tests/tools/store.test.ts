@@ -89,7 +89,9 @@ describe('schema', () => {
       try { await ActivationStore.open({ dataDir: ${JSON.stringify(dataDir)} }); console.log('OPENED'); }
       catch (e) { console.log('REFUSED ' + e.message); }`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000 });
-    expect(stdout).toMatch(/REFUSED .*open in another process/);
+    // The refusal names this process and the way out.
+    expect(stdout).toMatch(new RegExp(`REFUSED The data directory .* is in use by process ${process.pid}\\b`));
+    expect(stdout).toContain('--data DIR or NEUROSCOPE_DATA=DIR');
   });
 
   it('reopens an existing file idempotently with its data', async () => {
@@ -328,7 +330,7 @@ describe('read-only SQL tool', () => {
 
   it('accepts DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, WITH and FROM-first', async () => {
     expect((await store.query('DESCRIBE activations')).rows.map((r) => r[0])).toEqual(['run_id', 'hook', 'layer', 'position', 'component', 'vec', 'norm']);
-    expect((await store.query('SHOW TABLES')).rows.map((r) => r[0]).sort()).toEqual(TABLES.map((t) => t.name).sort());
+    expect((await store.query('SHOW TABLES')).rows.map((r) => r[0]).sort()).toEqual([...TABLES.map((t) => t.name), 'schema_migrations', 'store_events'].sort());
     expect((await store.query('SUMMARIZE results')).rowCount).toBe(10);
     expect((await store.query('EXPLAIN SELECT * FROM runs')).rows[0][0]).toBe('physical_plan');
     expect((await store.query('WITH x AS (SELECT layer, count(*) AS n FROM activations GROUP BY layer) SELECT sum(n) FROM x')).rows).toEqual([[10_001]]);

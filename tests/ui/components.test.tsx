@@ -4,7 +4,9 @@ import { Text } from 'ink';
 import { render } from 'ink-testing-library';
 import React from 'react';
 import { describe, expect, it } from 'vitest';
+import { StatusLine } from '../../agent/ui/App.tsx';
 import { ArgError, parseArgs, tokenize } from '../../agent/ui/args.ts';
+import type { ChatStatus } from '../../agent/ui/controller.ts';
 import { Heatmap, heatmapLines } from '../../agent/ui/Heatmap.tsx';
 import { editorReducer, emptyEditor, handleKey, InputLine } from '../../agent/ui/InputLine.tsx';
 import { Markdown } from '../../agent/ui/Lines.tsx';
@@ -263,5 +265,19 @@ describe('slash-command arguments', () => {
     expect(() => parseArgs('layers=[0,')).toThrow(/unclosed bracket/);
     expect(() => parseArgs('site=')).toThrow(/has no value/);
     expect(() => parseArgs('n=1 n=2')).toThrow(/twice/);
+  });
+});
+
+describe('status line', () => {
+  const base: ChatStatus = { model: 'tiny-s-seed0', modelDir: null, workspace: 'ready', store: '/d', llm: 'none', session: 's', busy: null };
+  const line = (s: ChatStatus) => plain(render(<StatusLine status={s} />).lastFrame());
+
+  it('says ready only when the workspace is open, and never beside an error', () => {
+    expect(line(base)).toMatch(/^● ready · tiny-s-seed0 · no LLM/);
+    expect(line({ ...base, workspace: 'opening' })).toMatch(/^● opening · opening…/);
+    const failed = line({ ...base, workspace: { error: 'The data directory /d is in use by process 42' } });
+    expect(failed).toMatch(/^● not open · error: The data directory \/d is in use by process 42/);
+    expect(failed).not.toContain('ready');
+    expect(line({ ...base, busy: 'patch_activations' })).toMatch(/^● patch_activations running/);
   });
 });

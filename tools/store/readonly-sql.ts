@@ -5,13 +5,19 @@
 //      AST (parse only, nothing is bound or read) is walked for table functions, file-like table
 //      names and URL constants;
 //   3. the prepared statement's type must be SELECT or EXPLAIN;
-//   4. execution inside BEGIN TRANSACTION READ ONLY on a fresh connection, interrupted at the timeout;
+//      and scalar calls that would build one huge value (range(50000000), repeat(s, 1e6)) are
+//      refused, since DuckDB cannot interrupt inside one call (value-size.ts);
+//   4. execution inside BEGIN TRANSACTION READ ONLY on a fresh connection, interrupted at the
+//      timeout, which covers reading the rows; rows are cut at maxRows and at a byte budget
+//      measured before conversion (bounded-read.ts); DuckDB's memory_limit and threads are set
+//      for the instance (store.ts);
 //   5. underneath all of this the store's instance runs with enable_external_access=false and a
 //      locked configuration (see store.ts), so even a missed case cannot read or write files.
 import { StatementType, type DuckDBConnection, type DuckDBInstance, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { sqlString } from './schema.ts';
 import type { QueryOptions, QueryResult } from './types.ts';
-import { readerRows } from './values.ts';
+import { readBounded } from './bounded-read.ts';
+import { oversizedValue } from './value-size.ts';
 
 export type SqlErrorCode = 'refused' | 'timeout' | 'invalid';
 
@@ -152,8 +158,12 @@ function walkAst(node: unknown, visit: (n: AstNode) => void): void {
   }
 }
 
+/** Function nodes that are the call of a table function (FROM range(...)): they stream, so size checks skip them. */
+const tableCalls = new WeakSet<object>();
+
 function checkAstNode(n: AstNode): void {
   if (n.type === 'TABLE_FUNCTION') {
+    if (n.function && typeof n.function === 'object') tableCalls.add(n.function);
     const fn = (n.function as AstNode | undefined)?.function_name;
     const name = String(fn ?? '').toLowerCase();
     if (!ALLOWED_TABLE_FUNCTIONS.has(name)) {
@@ -165,6 +175,9 @@ function checkAstNode(n: AstNode): void {
     if (/[./\\:*?~]/.test(name)) refuse(`"${name}" looks like a file path: reading files is not allowed; query the store tables instead. ${ALLOWED_STATEMENTS}`);
   } else if (n.class === 'FUNCTION' && typeof n.function_name === 'string' && FORBIDDEN_FUNCTION.test(n.function_name)) {
     refuse(`Function ${n.function_name}() is not allowed: the SQL tool cannot read files, URLs or other databases, run dynamic SQL or change state. ${ALLOWED_STATEMENTS}`);
+  } else if (n.class === 'FUNCTION' && !tableCalls.has(n)) {
+    const why = oversizedValue(n);
+    if (why) refuse(`${why}. DuckDB cannot interrupt a single function call, so the SQL tool refuses values that large before running.`);
   } else if (n.class === 'CONSTANT') {
     const v = (n.value as AstNode | undefined)?.value;
     if (typeof v === 'string' && URL_IN_STRING.test(v.trim())) refuse(`URLs ('${v.slice(0, 60)}') are not allowed: the SQL tool reads only the store's own tables.`);
@@ -225,40 +238,62 @@ function engineError(e: unknown): SqlToolError {
 
 export const MAX_ROWS_CAP = 10_000;
 const MAX_TIMEOUT_MS = 600_000;
+/** Default byte budget of one result (estimated JSON bytes), and the most a caller may ask for. */
+export const DEFAULT_MAX_RESULT_BYTES = 4_000_000;
+export const MAX_RESULT_BYTES_CAP = 64_000_000;
 
 /**
- * Runs one read-only query on a fresh connection of `instance` and returns at most maxRows rows.
- * The connection is interrupted after timeoutMs; the result is streamed so a huge result is never
- * materialised beyond maxRows + one chunk.
+ * Runs one read-only query on a fresh connection of `instance` and returns at most maxRows rows of
+ * at most maxBytes (estimated) bytes. The timeout covers the whole call, reading and converting
+ * the rows included: past it the connection is interrupted. Rows are streamed chunk by chunk and
+ * measured before they are converted, so an oversized result is cut, never built.
  */
 export async function runReadOnlyQuery(instance: DuckDBInstance, sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
   if (typeof sql !== 'string') throw new SqlToolError('invalid', 'sql must be a string');
   const maxRows = Math.max(1, Math.min(MAX_ROWS_CAP, Math.floor(opts.maxRows ?? 200)));
+  const maxBytes = Math.max(1, Math.min(MAX_RESULT_BYTES_CAP, Math.floor(opts.maxBytes ?? DEFAULT_MAX_RESULT_BYTES)));
   const timeoutMs = Math.max(1, Math.min(MAX_TIMEOUT_MS, Math.floor(opts.timeoutMs ?? 10_000)));
+  const deadline = Date.now() + timeoutMs;
   const conn = await instance.connect();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     conn.interrupt();
   }, timeoutMs);
-  // An interrupt that lands between engine calls is a no-op, so check the flag after each await.
+  // An interrupt that lands between engine calls is a no-op, and the timer cannot fire during
+  // synchronous conversion: so the deadline is also checked after each await and each row.
   const live = () => {
-    if (timedOut) throw new SqlToolError('timeout', `Query interrupted: it ran longer than the ${timeoutMs} ms timeout. Narrow it (WHERE, LIMIT, fewer joins) or raise timeoutMs.`);
+    if (timedOut || Date.now() > deadline) {
+      timedOut = true;
+      throw new SqlToolError('timeout', `Query interrupted: it ran longer than the ${timeoutMs} ms timeout (reading the rows included). Narrow it (WHERE, LIMIT, fewer joins) or raise timeoutMs.`);
+    }
   };
   try {
     await conn.run('BEGIN TRANSACTION READ ONLY');
     const prepared = await prepareReadOnly(conn, sql);
     live();
-    const reader = await prepared.streamAndReadUntil(maxRows + 1);
-    live();
-    const { columns, rows } = readerRows(reader, maxRows);
-    return { columns, rows, truncated: reader.currentRowCount > maxRows, rowCount: rows.length };
+    const result = await prepared.stream();
+    let read;
+    try {
+      read = await readBounded(result, { maxRows, maxBytes }, live);
+    } finally {
+      // Destroyed only now, and explicitly: a prepared statement collected while its streaming
+      // result is read ends that result early (seen as DESCRIBE returning no rows under load).
+      prepared.destroySync();
+    }
+    const cut = read.cutBy === 'maxRows'
+      ? { limit: 'maxRows' as const, value: maxRows, message: `more than ${maxRows} rows (maxRows); only the first ${maxRows} are returned` }
+      : read.cutBy === 'maxBytes'
+        ? { limit: 'maxBytes' as const, value: maxBytes, message: `the result passed the ${maxBytes}-byte budget (maxBytes) after ${read.rows.length} rows; only those are returned. Select fewer or narrower columns (vec[1:8], left(text, 200), len(list)) or aggregate` }
+        : null;
+    return { columns: read.columns, rows: read.rows, truncated: cut !== null, cut, rowCount: read.rows.length, bytes: read.bytes };
   } catch (e) {
     if (timedOut) live();
     if (e instanceof SqlToolError) throw e;
     throw engineError(e);
   } finally {
     clearTimeout(timer);
+    if (timedOut) conn.interrupt(); // stop whatever DuckDB is still computing for this connection
     try {
       await conn.run('ROLLBACK');
     } catch {

@@ -11,7 +11,9 @@
 // Sandbox: right after opening, the instance is set to enable_external_access=false with only
 // <dataDir>/exports allowed, and the configuration is locked. The store itself needs no other file
 // access, and the SQL tool then cannot read files, URLs or extensions even if a check is missed.
-import { mkdirSync, realpathSync } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import {
   DuckDBInstance,
@@ -28,12 +30,12 @@ import {
 } from '@duckdb/node-api';
 import { appendRows } from './bulk.ts';
 import { newId } from './ids.ts';
+import { SCHEMA_VERSION, createStoreFile, migrate, pidAlive } from './migrations.ts';
+import { lockHolder, openInstanceRecovering, type StoreEvent } from './recovery.ts';
 import { runReadOnlyQuery } from './readonly-sql.ts';
 import {
   TABLES,
   TABLE_NAMES,
-  commentSql,
-  createTableSql,
   describeSchema,
   isTableName,
   sqlString,
@@ -77,10 +79,18 @@ export interface StoreOptions {
   dataDir?: string;
   /** Database file (default <dataDir>/neuroscope.duckdb). */
   file?: string;
+  /** DuckDB memory_limit of the instance (default "1GB"): bounds what any query, the SQL tool's
+   *  included, may hold in DuckDB's buffers. */
+  memoryLimit?: string;
+  /** DuckDB worker threads (default min(4, cores)). */
+  threads?: number;
+  /** Where recovery events are reported besides store_events (default stderr). */
+  log?: (message: string) => void;
 }
 
 const DEFAULT_DATA_DIR = '.neuroscope';
 const DEFAULT_ACTIVATION_LIMIT = 100_000;
+const DEFAULT_MEMORY_LIMIT = '1GB';
 const INT32_MAX = 2 ** 31 - 1;
 
 /** Files held open by this process: a second instance on the same file would corrupt it. */
@@ -135,14 +145,36 @@ function normalisedEffect(value: number | null, clean: number | null, corrupted:
   return (value - corrupted) / (clean - corrupted);
 }
 
+/** One atomic() unit (one tool call): its writes queue here while it holds the writer. */
+interface Unit {
+  queue: Promise<unknown>;
+}
+
+/** The error for a store that could not be opened, naming the other process when it is a lock. */
+function openError(file: string, dataDir: string, e: unknown): StoreError {
+  const msg = (e as Error).message ?? String(e);
+  const lock = lockHolder(msg);
+  if (!lock.locked) return new StoreError(`Could not open the activation store ${file}: ${msg}`);
+  const who = lock.pid === null ? 'another process' : `process ${lock.pid}${pidAlive(lock.pid) ? '' : ' (which may just have exited; try again)'}`;
+  return new StoreError(
+    `The data directory ${dataDir} is in use by ${who}: its activation store ${file} takes one process at a time (DuckDB allows one writer per file). ` +
+      'Close that process (a chat, an MCP server or a suite run), or give this one its own data directory with --data DIR or NEUROSCOPE_DATA=DIR.',
+  );
+}
+
 export class ActivationStore {
   private queue: Promise<unknown> = Promise.resolve();
+  private readQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly activeQueries = new Set<Promise<unknown>>();
+  private readonly units = new AsyncLocalStorage<Unit>();
+  /** The unit whose transaction is open on the writer, if any. */
+  private active: Unit | null = null;
 
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
+    private readonly reader: DuckDBConnection,
     /** Absolute data directory. */
     readonly dataDir: string,
     /** Absolute database file path. */
@@ -151,7 +183,11 @@ export class ActivationStore {
     readonly exportsDir: string,
   ) {}
 
-  /** Opens (creating if needed) the store file and its schema. One store per file per process. */
+  /**
+   * Opens (creating if needed) the store file. One store per file per process. Crash-safe at every
+   * instant: a new file appears only complete, a current file gets no DDL, and a write-ahead log
+   * DuckDB cannot replay is set aside (recorded in store_events, see events()).
+   */
   static async open(opts: StoreOptions = {}): Promise<ActivationStore> {
     const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
     mkdirSync(path.join(dataDir, 'exports'), { recursive: true });
@@ -164,26 +200,41 @@ export class ActivationStore {
       throw new StoreError(`The activation store ${file} is already open in this process; share that ActivationStore instead of opening it twice.`);
     }
     openFiles.add(file); // reserved before the first await, so two concurrent open() calls cannot both pass
+    const log = opts.log ?? ((m: string) => process.stderr.write(`[neuroscope store] ${m}\n`));
+    // No extension auto-install/auto-load: nothing is fetched from the network, ever.
+    const config = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
     let instance: DuckDBInstance;
+    const events: StoreEvent[] = [];
     try {
-      // No extension auto-install/auto-load: nothing is fetched from the network, ever.
-      instance = await DuckDBInstance.create(file, { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+      if (!existsSync(file)) {
+        await createStoreFile(file, config);
+        events.push({ at: new Date().toISOString(), kind: 'created', detail: `new store, schema version ${SCHEMA_VERSION}` });
+      }
+      const opened = await openInstanceRecovering(file, config, log);
+      instance = opened.instance;
+      events.push(...opened.events);
     } catch (e) {
       openFiles.delete(file);
-      const msg = (e as Error).message;
-      if (/lock/i.test(msg)) throw new StoreError(`The activation store ${file} is open in another process (DuckDB allows one writer per file): ${msg}`);
-      throw new StoreError(`Could not open the activation store ${file}: ${msg}`);
+      throw openError(file, dataDir, e);
     }
     let conn: DuckDBConnection | undefined;
+    let reader: DuckDBConnection | undefined;
     try {
       conn = await instance.connect();
+      const applied = await migrate(conn, file);
+      if (applied.length) events.push({ at: new Date().toISOString(), kind: 'migrated', detail: `applied schema version(s) ${applied.join(', ')}` });
+      await conn.run(`SET memory_limit = ${sqlString(opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT)}`);
+      await conn.run(`SET threads = ${Math.max(1, Math.floor(opts.threads ?? Math.min(4, availableParallelism())))}`);
       await conn.run(`SET allowed_directories = [${sqlString(exportsDir + path.sep)}]`);
       await conn.run('SET enable_external_access = false');
       await conn.run('SET lock_configuration = true');
-      const store = new ActivationStore(instance, conn, dataDir, file, exportsDir);
-      await store.ensureSchema();
+      reader = await instance.connect();
+      const store = new ActivationStore(instance, conn, reader, dataDir, file, exportsDir);
+      await store.checkColumns();
+      for (const ev of events) await store.recordEvent(ev);
       return store;
     } catch (e) {
+      reader?.closeSync();
       conn?.closeSync();
       instance.closeSync();
       openFiles.delete(file);
@@ -193,16 +244,39 @@ export class ActivationStore {
 
   // ---- internals -------------------------------------------------------------------------
 
-  /** Runs `fn` after every earlier write/read on the writer connection has finished. */
+  /**
+   * Runs `fn` on the writer connection after every earlier operation there has finished. Inside
+   * the active atomic() unit, operations queue within the unit (whose transaction holds the writer).
+   */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StoreError('The activation store is closed.'));
+    const unit = this.units.getStore();
+    if (unit && unit === this.active) {
+      const run = unit.queue.then(fn, fn);
+      unit.queue = run.catch(() => undefined);
+      return run;
+    }
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  /** Runs `fn` in one transaction: everything it wrote is rolled back if it throws. */
+  /** Reads: inside the active unit on the writer (to see the unit's own rows), else on the reader
+   *  connection, so readers never wait for a unit's long transaction. */
+  private read<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreError('The activation store is closed.'));
+    const unit = this.units.getStore();
+    if (unit && unit === this.active) return this.exclusive(() => fn(this.conn));
+    const run = this.readQueue.then(() => fn(this.reader), () => fn(this.reader));
+    this.readQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Runs `fn` in one transaction: everything it wrote is rolled back if it throws. Inside an
+   *  atomic() unit it joins the unit's transaction (which rolls back as a whole). */
   private tx<T>(fn: () => Promise<T>): Promise<T> {
+    const unit = this.units.getStore();
+    if (unit && unit === this.active) return this.exclusive(fn);
     return this.exclusive(async () => {
       await this.conn.run('BEGIN TRANSACTION');
       try {
@@ -210,36 +284,64 @@ export class ActivationStore {
         await this.conn.run('COMMIT');
         return result;
       } catch (e) {
-        try {
-          await this.conn.run('ROLLBACK');
-        } catch {
-          /* already rolled back by DuckDB */
-        }
+        await this.rollback();
         throw e;
       }
     });
   }
 
-  private async rows(sql: string, values: DuckDBValue[] = [], types?: DuckDBType[]): Promise<Record<string, Json>[]> {
-    return readerObjects(await this.conn.runAndReadAll(sql, values, types));
+  private async rollback(): Promise<void> {
+    try {
+      await this.conn.run('ROLLBACK');
+    } catch {
+      /* already rolled back by DuckDB */
+    }
   }
 
-  private async ensureSchema(): Promise<void> {
-    await this.tx(async () => {
-      for (const t of TABLES) {
-        await this.conn.run(createTableSql(t));
-        for (const c of commentSql(t)) await this.conn.run(c);
+  /**
+   * Runs `fn` (one tool call) as one unit: every store write it makes, runs, activations,
+   * experiments, results, vectors, findings, commits together when it returns, or not at all when
+   * it throws or the process dies first. Until then no other connection (the SQL tool, a resource
+   * read) sees any of it. Writes from outside the unit wait for it; reads do not. Nested calls join
+   * the outer unit.
+   */
+  async atomic<T>(fn: () => Promise<T>): Promise<T> {
+    const outer = this.units.getStore();
+    if (outer && outer === this.active) return fn();
+    return this.exclusive(async () => {
+      const unit: Unit = { queue: Promise.resolve() };
+      await this.conn.run('BEGIN TRANSACTION');
+      this.active = unit;
+      let result: T;
+      try {
+        result = await this.units.run(unit, fn);
+        await unit.queue; // writes the call started but did not await
+      } catch (e) {
+        await unit.queue;
+        this.active = null;
+        await this.rollback();
+        throw e;
       }
+      this.active = null;
+      try {
+        await this.conn.run('COMMIT');
+      } catch (e) {
+        await this.rollback();
+        throw new StoreError(`The writes of this call could not be committed, so none of them was stored: ${(e as Error).message}`);
+      }
+      return result;
     });
-    // DuckDB 1.5 cannot replay COMMENT ON from its write-ahead log: a process killed before the next
-    // checkpoint would leave a file that never opens again. Checkpoint now so the WAL never holds them.
-    await this.exclusive(() => this.conn.run('CHECKPOINT'));
-    // A file made by a different schema version would fail later in confusing ways: say so now.
-    const actual = await this.exclusive(() =>
-      this.rows(
-        `SELECT table_name, column_name, data_type FROM duckdb_columns()
-         WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index`,
-      ),
+  }
+
+  private async rows(sql: string, values: DuckDBValue[] = [], types?: DuckDBType[], conn: DuckDBConnection = this.conn): Promise<Record<string, Json>[]> {
+    return readerObjects(await conn.runAndReadAll(sql, values, types));
+  }
+
+  /** A file made by a different schema would fail later in confusing ways: say so now. */
+  private async checkColumns(): Promise<void> {
+    const actual = await this.rows(
+      `SELECT table_name, column_name, data_type FROM duckdb_columns()
+       WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index`,
     );
     for (const t of TABLES) {
       const have = actual.filter((r) => r.table_name === t.name).map((r) => `${String(r.column_name)} ${String(r.data_type)}`);
@@ -251,6 +353,18 @@ export class ActivationStore {
         );
       }
     }
+  }
+
+  private async recordEvent(ev: StoreEvent): Promise<void> {
+    await this.exclusive(() =>
+      this.conn.run('INSERT INTO store_events VALUES (?::TIMESTAMPTZ, ?, ?)', [ev.at, ev.kind, ev.detail], [VARCHAR, VARCHAR, VARCHAR]),
+    );
+  }
+
+  /** What happened to the file itself (created, migrated, a write-ahead log set aside), newest first. */
+  async events(limit = 20): Promise<StoreEvent[]> {
+    const rows = await this.read((c) => this.rows(`SELECT happened_at, kind, detail FROM store_events ORDER BY happened_at DESC LIMIT ${checkInt(limit, 'limit', false)}`, [], undefined, c));
+    return rows.map((r) => ({ at: String(r.happened_at), kind: r.kind as StoreEvent['kind'], detail: String(r.detail) }));
   }
 
   private async requireIds(table: 'models' | 'runs' | 'experiments', column: string, ids: Iterable<string>, hint: string): Promise<void> {
@@ -283,7 +397,7 @@ export class ActivationStore {
   }
 
   async getModel(modelId: string): Promise<ModelRecord | null> {
-    const [r] = await this.exclusive(() => this.rows('SELECT * FROM models WHERE model_id = ?', [modelId]));
+    const [r] = await this.read((c) => this.rows('SELECT * FROM models WHERE model_id = ?', [modelId], undefined, c));
     return r ? { modelId: String(r.model_id), name: String(r.name), path: str(r.path), config: r.config, createdAt: String(r.created_at) } : null;
   }
 
@@ -312,7 +426,7 @@ export class ActivationStore {
   }
 
   async getRun(runId: string): Promise<RunRecord | null> {
-    const [r] = await this.exclusive(() => this.rows('SELECT * FROM runs WHERE run_id = ?', [runId]));
+    const [r] = await this.read((c) => this.rows('SELECT * FROM runs WHERE run_id = ?', [runId], undefined, c));
     if (!r) return null;
     return {
       runId: String(r.run_id),
@@ -390,8 +504,8 @@ export class ActivationStore {
       'SELECT run_id, hook, layer, position, component, vec, norm FROM activations' +
       (where.length ? ` WHERE ${where.join(' AND ')}` : '') +
       ` ORDER BY run_id, layer NULLS FIRST, hook, position, component NULLS FIRST LIMIT ${limit}`;
-    return this.exclusive(async () => {
-      const result = await this.conn.stream(sql, values, types);
+    return this.read(async (c) => {
+      const result = await c.stream(sql, values, types);
       const out: ActivationRecord[] = [];
       for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
         const [runId, hook, layer, position, component, vec, norm] = Array.from({ length: 7 }, (_, c) => chunk.getColumnVector(c));
@@ -490,7 +604,7 @@ export class ActivationStore {
   }
 
   async getExperiment(experimentId: string): Promise<ExperimentRecord | null> {
-    const [r] = await this.exclusive(() => this.rows('SELECT * FROM experiments WHERE experiment_id = ?', [experimentId]));
+    const [r] = await this.read((c) => this.rows('SELECT * FROM experiments WHERE experiment_id = ?', [experimentId], undefined, c));
     if (!r) return null;
     return {
       experimentId: String(r.experiment_id),
@@ -507,7 +621,7 @@ export class ActivationStore {
 
   /** Result rows of an experiment in insertion order. */
   async getResults(experimentId: string): Promise<ResultRecord[]> {
-    const rows = await this.exclusive(() => this.rows('SELECT * FROM results WHERE experiment_id = ? ORDER BY rowid', [experimentId]));
+    const rows = await this.read((c) => this.rows('SELECT * FROM results WHERE experiment_id = ? ORDER BY rowid', [experimentId], undefined, c));
     return rows.map((r) => ({
       experimentId: String(r.experiment_id),
       site: String(r.site),
@@ -546,7 +660,7 @@ export class ActivationStore {
   }
 
   async getVector(name: string): Promise<VectorRecord | null> {
-    const [r] = await this.exclusive(() => this.rows('SELECT * FROM vectors WHERE name = ?', [name]));
+    const [r] = await this.read((c) => this.rows('SELECT * FROM vectors WHERE name = ?', [name], undefined, c));
     if (!r) return null;
     return {
       name: String(r.name),
@@ -562,10 +676,12 @@ export class ActivationStore {
 
   /** Vector names and shapes (without the vectors), optionally of one kind. */
   async listVectors(kind?: string): Promise<{ name: string; kind: string; modelId: string | null; hook: string | null; layer: number | null; dim: number }[]> {
-    const rows = await this.exclusive(() =>
+    const rows = await this.read((c) =>
       this.rows(
         `SELECT name, kind, model_id, hook, layer, len(vec) AS dim FROM vectors ${kind === undefined ? '' : 'WHERE kind = ?'} ORDER BY name`,
         kind === undefined ? [] : [kind],
+        undefined,
+        c,
       ),
     );
     return rows.map((r) => ({ name: String(r.name), kind: String(r.kind), modelId: str(r.model_id), hook: str(r.hook), layer: num(r.layer), dim: Number(r.dim) }));
@@ -595,7 +711,7 @@ export class ActivationStore {
   /** Findings, newest first. */
   async listFindings(opts: { limit?: number } = {}): Promise<FindingRecord[]> {
     const limit = checkInt(opts.limit ?? 1000, 'limit', false)!;
-    const rows = await this.exclusive(() => this.rows(`SELECT * FROM findings ORDER BY created_at DESC, finding_id LIMIT ${limit}`));
+    const rows = await this.read((c) => this.rows(`SELECT * FROM findings ORDER BY created_at DESC, finding_id LIMIT ${limit}`, [], undefined, c));
     return rows.map((r) => ({
       findingId: String(r.finding_id),
       title: String(r.title),
@@ -701,7 +817,7 @@ export class ActivationStore {
   /** Row count of every table. */
   async tableCounts(): Promise<Record<TableName, number>> {
     const sql = TABLE_NAMES.map((t) => `SELECT ${sqlString(t)} AS t, count(*) AS n FROM ${t}`).join(' UNION ALL ');
-    const rows = await this.exclusive(() => this.rows(sql));
+    const rows = await this.read((c) => this.rows(sql, [], undefined, c));
     const out = {} as Record<TableName, number>;
     for (const r of rows) out[r.t as TableName] = Number(r.n);
     return out;
@@ -730,7 +846,8 @@ export class ActivationStore {
     try {
       await pending;
     } finally {
-      await Promise.allSettled([...this.activeQueries]);
+      await Promise.allSettled([...this.activeQueries, this.readQueue]);
+      this.reader.closeSync();
       this.conn.closeSync();
       this.instance.closeSync();
       openFiles.delete(this.file);

@@ -166,18 +166,24 @@ export interface FindingRecord {
 export interface QueryOptions {
   /** Rows returned at most (default 200, capped at 10000). */
   maxRows?: number;
-  /** Wall-clock limit; the query is interrupted after it (default 10000). */
+  /** Wall-clock limit; the query is interrupted after it, reading the rows included (default 10000). */
   timeoutMs?: number;
+  /** Byte budget of the rows returned, estimated as JSON (default 4 MB, capped at 64 MB). */
+  maxBytes?: number;
 }
 
 export interface QueryResult {
   columns: { name: string; type: string }[];
   /** Row-major values aligned with columns, JSON-safe. */
   rows: Json[][];
-  /** True when the query produced more than maxRows rows (only maxRows are returned). */
+  /** True when a limit cut the result (maxRows rows, or the maxBytes budget); `cut` names it. */
   truncated: boolean;
+  /** The limit that cut the result: which, its value and a sentence saying so; null when complete. */
+  cut: { limit: 'maxRows' | 'maxBytes'; value: number; message: string } | null;
   /** Number of rows returned (rows.length). */
   rowCount: number;
+  /** Estimated JSON bytes of the rows returned. */
+  bytes: number;
 }
 
 /** A sparse dictionary's row in the saes table (its weights are the SAELens files in `path`). */
