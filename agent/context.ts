@@ -207,11 +207,13 @@ export function fitHistory(budget: ContextBudget, prefix: ChatMessage[], history
     report.compacted++;
     cur = size();
   }
-  if (cur > limit) {
+  // A second, harder pass when many results share little room (e.g. 30 results beside a long tool list).
+  for (const floor of [200, 60]) {
+    if (cur <= limit) break;
     const latest = h.map((m, i) => ({ m, i })).filter(({ m, i }) => i > lastA && (m.role === 'tool' || (m.role === 'user' && !isLog(m))));
     const total = latest.reduce((n, { m }) => n + (m.content as string).length, 0);
     const room = total - (cur - limit) - 300 * latest.length;
-    const each = Math.max(200, Math.floor(room / Math.max(1, latest.length)));
+    const each = Math.max(floor, Math.floor(room / Math.max(1, latest.length)));
     for (const { m, i } of latest) {
       const text = m.content as string;
       if (text.length <= each) continue;

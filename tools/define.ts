@@ -144,7 +144,8 @@ export async function callTool<I extends z.ZodType, O extends OutputSchema>(tool
   if (!parsed.success) throw new ToolError(formatZodError(tool.name, parsed.error, input));
   if (ctx.signal?.aborted) throw new ToolError(`${tool.name} cancelled before it started`);
   const { allowUnknown, ...toolArgs } = parsed.data as { allowUnknown?: boolean };
-  const view = ctx.session.forCall(allowUnknown === true);
+  // Only tools that read text get a per-call vocabulary view (store tools may run without a model).
+  const view = tool.readsText ? ctx.session.forCall(allowUnknown === true) : { session: ctx.session, warnings: [] as string[] };
   const callCtx: ToolContext = { ...ctx, session: view.session };
   const runArgs = (tool.readsText ? toolArgs : parsed.data) as z.output<I>;
   // One call, one unit: its runs, activations, experiments and results commit together or not at all.

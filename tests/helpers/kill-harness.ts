@@ -78,11 +78,11 @@ async function killAtStartup(modelDir: string, dataDir: string, signal: KillSign
   return { walAtKill, exit };
 }
 
-/** The JSON head of a tool result's text. */
+/** The typed result of a tool call (its structuredContent). */
 function head(result: unknown): Record<string, unknown> {
-  const t = ((result as { content?: { text?: string }[] }).content ?? []).map((c) => c.text ?? '').join('\n');
-  const end = t.indexOf('\n\n');
-  return JSON.parse(end < 0 ? t : t.slice(0, end)) as Record<string, unknown>;
+  const sc = (result as { structuredContent?: Record<string, unknown> }).structuredContent;
+  if (!sc) throw new Error(`tool result without structuredContent: ${JSON.stringify(result).slice(0, 300)}`);
+  return sc;
 }
 
 /** Mid-capture: a client runs captures; after `before` of them returned, the next one is signalled `delayMs` after it starts. */
