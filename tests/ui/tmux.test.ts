@@ -95,7 +95,10 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   type('/patch');
   let s = await waitFor('the patch card', (x) => x.includes('✓ patch_activations') && x.includes('max |value|'));
   expect(s).toContain('layer ↓ H0 H1 H2 H3');
-  expect(s).toMatch(new RegExp(`max \\|value\\| 1 at ${nameMover.replace('.H', ' × H')}`));
+  // The realistic model's name mover restores more than all of it (its negative partner stays corrupted).
+  const peak = new RegExp(`max \\|value\\| ([\\d.]+) at ${nameMover.replace('.H', ' × H')}`).exec(s);
+  expect(peak).not.toBeNull();
+  expect(Number(peak![1])).toBeGreaterThan(0.8);
   expect(s).toMatch(/L3 [·░▒▓█]+/);
   expect(s).toContain('│ site');
 
@@ -116,7 +119,8 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   const mdFiles = readdirSync(tdir).filter((f) => f.endsWith('.md'));
   expect(mdFiles).toHaveLength(1);
   const md = readFileSync(join(tdir, mdFiles[0]), 'utf8');
-  expect(md).toMatch(/^# NeuroScope: \/patch/);
+  // Titled by the first question asked, not by a slash command.
+  expect(md).toMatch(/^# NeuroScope: Which head moves the indirect object's name\?/);
   expect(md).toContain('- **Model:** tiny-s-seed0');
   expect(md).toContain('- **LLM:** scripted-model');
   expect(md).toContain('## 1. /patch');
