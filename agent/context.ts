@@ -207,9 +207,12 @@ export function fitHistory(budget: ContextBudget, prefix: ChatMessage[], history
     report.compacted++;
     cur = size();
   }
-  // A second, harder pass when many results share little room (e.g. 30 results beside a long tool list).
-  for (const floor of [200, 60]) {
+  // Clipping notes and the ids they keep make the size after a pass inexact, so passes repeat from the
+  // new overshoot, down to a harder floor when many results share little room (e.g. 30 results
+  // beside a long tool list), until the request fits or nothing shrinks.
+  for (const floor of [200, 60, 60, 60]) {
     if (cur <= limit) break;
+    const before = cur;
     const latest = h.map((m, i) => ({ m, i })).filter(({ m, i }) => i > lastA && (m.role === 'tool' || (m.role === 'user' && !isLog(m))));
     const total = latest.reduce((n, { m }) => n + (m.content as string).length, 0);
     const room = total - (cur - limit) - 300 * latest.length;
@@ -220,6 +223,14 @@ export function fitHistory(budget: ContextBudget, prefix: ChatMessage[], history
       h[i] = { ...m, content: clip(text, each, 'to fit the context budget') } as ChatMessage;
       report.clipped++;
     }
+    cur = size();
+    if (cur >= before) break;
+  }
+  // 4. Still over (the newest results are at their floor): the research log gives up the rest.
+  if (cur > limit && isLog(h[0])) {
+    const entries = (h[0].content as string).split('\n').slice(1);
+    const logChars = entries.reduce((n, e) => n + e.length + 1, 0);
+    h[0] = logMessage(condenseLog(entries, Math.max(400, logChars - (cur - limit) - 200)), budget);
     cur = size();
   }
   report.tokens = Math.ceil(cur / budget.charsPerToken);

@@ -6,10 +6,13 @@ import type { ChatMessage, ToolSpec } from './types.ts';
 
 export const DEFAULT_CHARS_PER_TOKEN = 3;
 
-/** The request as the server sees it (messages and tool specs), in characters of JSON. */
+/** The body's other fields (model, stream, options, the keys around messages and tools), over-estimated. */
+const ENVELOPE_CHARS = 400;
+
+/** The request as the server sees it (messages, tool specs and the body around them), in characters of JSON. */
 export function requestChars(messages: ChatMessage[], tools?: ToolSpec[]): number {
   const t = tools?.length ? JSON.stringify(tools.map((x) => ({ type: 'function', function: { name: x.name, description: x.description, parameters: x.parameters } }))).length : 0;
-  return JSON.stringify(messages).length + t;
+  return JSON.stringify(messages).length + t + ENVELOPE_CHARS;
 }
 
 /** True when the server refused a request for being longer than the model's context. */

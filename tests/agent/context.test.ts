@@ -117,6 +117,6 @@ describe('context budget', () => {
   it('says plainly when the budget cannot hold even the system prompt', () => {
     const big: ChatMessage = { role: 'system', content: 'y'.repeat(40_000) };
     expect(() => fitHistory(new ContextBudget(8192), [big], round(1, 1, 100_000))).toThrow(ContextTooSmallError);
-    expect(() => fitHistory(new ContextBudget(8192), [big], round(1, 1, 100_000))).toThrow(/too small: the system prompt, instructions and tool descriptions alone take about 13344 tokens; raise --context-tokens/);
+    expect(() => fitHistory(new ContextBudget(8192), [big], round(1, 1, 100_000))).toThrow(/too small: the system prompt, instructions and tool descriptions alone take about 13478 tokens; raise --context-tokens/);
   });
 });
