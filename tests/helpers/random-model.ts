@@ -1,9 +1,12 @@
 // A random gpt-oss checkpoint with a word-level tokenizer (words w0..wN), for testing tool
 // mechanics independently of the planted models.
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { wordLevelTokenizerJson } from '../../engine/tokenizer.ts';
 import { gptOssConfigJson, writeRandomCheckpoint } from '../../engine/write-checkpoint.ts';
+import type { ToolContext } from '../../tools/define.ts';
+import { openWorkspace } from '../../tools/workspace.ts';
 
 export function writeRandomWordModel(dir: string, seed = 3, overrides: Record<string, unknown> = {}): string[] {
   const vocab = 64;
@@ -14,4 +17,18 @@ export function writeRandomWordModel(dir: string, seed = 3, overrides: Record<st
   }), seed);
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(wordLevelTokenizerJson(words, ['[UNK]'])));
   return words;
+}
+
+/** A workspace (model + store) over a fresh random word model in a temp folder; close() removes it. */
+export async function openRandomWordWorkspace(prefix: string): Promise<{ ctx: ToolContext; close: () => Promise<void> }> {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  writeRandomWordModel(join(root, 'model'));
+  const ws = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 });
+  return {
+    ctx: ws.ctx,
+    close: async () => {
+      await ws.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

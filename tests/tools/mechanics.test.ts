@@ -1,25 +1,13 @@
 // Tool mechanics on a random checkpoint: the batched sweep with prefix reuse equals one forward
 // per site, every result is in the store, and bad inputs get clear errors.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callTool, ablateTool, captureTool, pathPatchTool, patchTool, steerTool, type ToolContext } from '../../tools/index.ts';
-import { openWorkspace } from '../../tools/workspace.ts';
-import { writeRandomWordModel } from '../helpers/random-model.ts';
+import { openRandomWordWorkspace } from '../helpers/random-model.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'ns-mech-'));
 let ctx: ToolContext;
 let close: () => Promise<void>;
-
-beforeAll(async () => {
-  writeRandomWordModel(join(root, 'model'));
-  ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
-});
-afterAll(async () => {
-  await close();
-  rmSync(root, { recursive: true, force: true });
-});
+beforeAll(async () => ({ ctx, close } = await openRandomWordWorkspace('ns-mech-')));
+afterAll(() => close());
 
 const clean = ['w1 w2 w3 w4 w5 w1 w7', 'w9 w8 w3 w4 w5 w9 w7'];
 const corrupted = ['w1 w2 w3 w4 w5 w6 w7', 'w9 w8 w3 w4 w5 w10 w7'];

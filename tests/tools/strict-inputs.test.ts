@@ -2,26 +2,14 @@
 // valid: unknown argument names (with the nearest valid one), empty sweeps, repeated components,
 // components that do not exist on the hook, hooks that match nothing, words outside the vocabulary
 // (unless allowUnknown, which then puts warnings on the result) and answers that are not one token.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ablateTool, callTool, captureTool, patchTool, similarityTool, steerTool, type ToolContext } from '../../tools/index.ts';
-import { openWorkspace } from '../../tools/workspace.ts';
-import { writeRandomWordModel } from '../helpers/random-model.ts';
+import { openRandomWordWorkspace } from '../helpers/random-model.ts';
 
-const root = mkdtempSync(join(tmpdir(), 'ns-strict-'));
 let ctx: ToolContext;
 let close: () => Promise<void>;
-
-beforeAll(async () => {
-  writeRandomWordModel(join(root, 'model'));
-  ({ ctx, close } = await openWorkspace(join(root, 'model'), join(root, 'data'), { threads: 1 }));
-});
-afterAll(async () => {
-  await close();
-  rmSync(root, { recursive: true, force: true });
-});
+beforeAll(async () => ({ ctx, close } = await openRandomWordWorkspace('ns-strict-')));
+afterAll(() => close());
 
 const clean = ['w1 w2 w3 w4 w5 w1 w7'];
 const corrupted = ['w1 w2 w3 w4 w5 w6 w7'];
