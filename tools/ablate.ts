@@ -12,7 +12,7 @@ import { answerList, describeChange, meanMetric, METRIC_DIRECTION, metricAnswers
 import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
-import { parseComponent, type Component, siteList } from './sites.ts';
+import { parseSite, siteHook, siteList, type SiteAddress } from './sites.ts';
 
 export const ablateInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).describe('prompts on which the behaviour is measured'),
@@ -46,27 +46,8 @@ export const ablateOutput = z.object({
   runIds: RunIds,
 });
 
-type Target = Component | { kind: 'position'; layer: number; position: number };
-
-function parseTarget(s: string, ctx: ToolContext): Target {
-  const cfg = ctx.session.config;
-  const m = /^L(\d+)\.P(-?\d+)$/.exec(s.trim());
-  if (m) {
-    const layer = Number(m[1]);
-    if (layer >= cfg.numLayers) throw new ToolError(`${s}: layer ${layer} is out of range; valid: 0..${cfg.numLayers - 1}`);
-    return { kind: 'position', layer, position: Number(m[2]) };
-  }
-  return parseComponent(s, cfg);
-}
-
-function hookOf(t: Target): string {
-  switch (t.kind) {
-    case 'head': return `blocks.${t.layer}.attn.hook_z`;
-    case 'neuron': return `blocks.${t.layer}.mlp.hook_post`;
-    case 'expert': return `blocks.${t.layer}.mlp.hook_expert_out`;
-    case 'position': return `blocks.${t.layer}.hook_resid_pre`;
-  }
-}
+type Target = SiteAddress;
+const hookOf = (t: Target): string => siteHook(t.kind, t.layer);
 
 export const ablateTool = defineTool({
   name: 'ablate',
@@ -79,7 +60,7 @@ export const ablateTool = defineTool({
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
     const ans = metricAnswers(ctx, input, N);
-    const comps = input.components.map((s) => parseTarget(s, ctx));
+    const comps = input.components.map((s) => parseSite(s, cfg));
     const T = Math.max(...prompts.map((p) => p.ids.length));
     for (const c of comps) {
       if (c.kind === 'position') {

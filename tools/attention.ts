@@ -12,6 +12,7 @@
 //   attends_to_first attention from t to position 0                            (queries t >= 1)
 //   sink             probability given to the attention sink                   (all queries)
 // Patterns here are gpt-oss patterns: each row sums to 1 - sink mass.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
@@ -155,7 +156,7 @@ export const attentionTool = defineTool({
     const uniqLayers = [...new Set(layers)].sort((a, b) => a - b);
     const uniqHeads = [...new Set(heads)].sort((a, b) => a - b);
     const captureLayers = [...new Set([...uniqLayers, ...(matrixHead ? [matrixHead.layer] : [])])].sort((a, b) => a - b);
-    const hooks = captureLayers.flatMap((l) => [`blocks.${l}.attn.hook_pattern`, `blocks.${l}.attn.hook_sink`]);
+    const hooks = captureLayers.flatMap((l) => [blockHook(l, 'attn.hook_pattern'), blockHook(l, 'attn.hook_sink')]);
 
     const selected = uniqLayers.flatMap((layer) => uniqHeads.map((head) => ({ layer, head })));
     const acc = new Map<string, Acc[]>(selected.map((s) => [`L${s.layer}.H${s.head}`, HEAD_ROLES.map(() => ({ sum: 0, n: 0 }))]));
@@ -177,8 +178,8 @@ export const attentionTool = defineTool({
       runIds.push(...r.runIds);
       const T = r.result.length;
       for (const layer of captureLayers) {
-        const A = r.result.cache.get(`blocks.${layer}.attn.hook_pattern`)!.data;
-        const S = r.result.cache.get(`blocks.${layer}.attn.hook_sink`)!.data;
+        const A = r.result.cache.get(blockHook(layer, 'attn.hook_pattern'))!.data;
+        const S = r.result.cache.get(blockHook(layer, 'attn.hook_sink'))!.data;
         chunk.forEach((p, b) => {
           const n = start + b;
           const aOff = (h: number) => (b * nH + h) * T * T;
@@ -256,7 +257,7 @@ export const attentionTool = defineTool({
       summary: { heads: scores.length, roles: roles.map((r) => ({ role: r.role, baseline: r.baseline, top: r.top.slice(0, 3) })) },
     });
     await ctx.store.addResults(scores.flatMap((s) => HEAD_ROLES.map((role) => ({
-      experimentId, site: s.head, hook: `blocks.${s.layer}.attn.hook_pattern`, layer: s.layer, component: s.index,
+      experimentId, site: s.head, hook: blockHook(s.layer, 'attn.hook_pattern'), layer: s.layer, component: s.index,
       value: s.scores[role], effect: null, extra: { role, baseline: baselineOf.get(role) ?? null },
     }))));
 

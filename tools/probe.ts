@@ -3,6 +3,7 @@
 // numbers, on standardised features; held-out accuracy / R² per layer next to the majority-class
 // (or mean) baseline and a shuffled-label control trained the same way, so a probe that only
 // memorises shows up as one. The best layer's direction is stored in the original residual basis.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { BLOCK_HOOKS } from '../engine/hooks.ts';
 import { Rng } from '../engine/rng.ts';
@@ -53,8 +54,7 @@ export function resolveHookTargets(hook: string, layers: readonly number[] | und
     if (layers?.length) throw new ToolError('hook_embed has no layers; leave out "layers" (or probe blocks.0.hook_resid_pre, which is the same vector)');
     return [{ name: 'hook_embed', layer: null, short: 'embed' }];
   }
-  const full = /^blocks\.(\d+)\.(.+)$/.exec(h);
-  if (full) {
+  if (h.startsWith('blocks.')) {
     const [resolved] = resolveHooks([h], cfg.numLayers);
     if (resolved.spec.shape !== '[B, T, H]') throw new ToolError(`hook "${h}" has shape ${resolved.spec.shape}; this tool reads one hidden-width vector per position; ${valid}`);
     if (layers?.length && !(layers.length === 1 && layers[0] === resolved.layer)) {
@@ -71,7 +71,7 @@ export function resolveHookTargets(hook: string, layers: readonly number[] | und
   const ls = layers ?? [...Array(cfg.numLayers).keys()];
   if (ls.length === 0) throw new ToolError('layers is empty; give at least one layer');
   checkLayers(ls, cfg);
-  return [...new Set(ls)].sort((a, b) => a - b).map((l) => ({ name: `blocks.${l}.${local}`, layer: l, short: local.replace(/^hook_/, '').replace('.hook_', '_') }));
+  return [...new Set(ls)].sort((a, b) => a - b).map((l) => ({ name: blockHook(l, local), layer: l, short: local.replace(/^hook_/, '').replace('.hook_', '_') }));
 }
 
 /** One probed vector: which example (prompt) it comes from and its position (-1 = mean over tokens). */

@@ -1,6 +1,7 @@
 // Steering: add coefficient x vector to the residual stream at one token, a window of tokens or
 // every token, at one or more layers, and measure the metric and the generated text against the
 // unsteered run. The vector is a stored one or the contrast of two prompt sets at the layer.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { generate } from '../engine/generate.ts';
 import type { Intervention } from '../engine/intervention.ts';
@@ -9,7 +10,7 @@ import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from '
 import { runAndRecord } from './runs.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers, siteList } from './sites.ts';
+import { checkLayers, SITE_HOOK, siteList } from './sites.ts';
 
 export const PositionMode = z.enum(['last', 'window', 'all']);
 
@@ -112,8 +113,8 @@ export const steerTool = defineTool({
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
     const ans = metricAnswers(ctx, input, N);
-    const hookLocal = `hook_${input.hook}`;
-    const { vec, name } = await steeringVector(ctx, input, `blocks.${input.layer}.${hookLocal}`);
+    const hookLocal = SITE_HOOK[input.hook];
+    const { vec, name } = await steeringVector(ctx, input, blockHook(input.layer, hookLocal));
     const base = await runAndRecord(ctx, prompts, {}, { role: 'steer base' });
     const V = cfg.vocabSize;
     const { spec, value: baseValue } = metricOnRun(input.metric, ans, base.result.logits!.data, V, N);
@@ -130,7 +131,7 @@ export const steerTool = defineTool({
       }
     }));
     checkCancelled(ctx, 'steer');
-    const interventions: Intervention[] = layers.map((l) => ({ hook: `blocks.${l}.${hookLocal}`, add: { data: add, dims: [R, T, H] } }));
+    const interventions: Intervention[] = layers.map((l) => ({ hook: blockHook(l, hookLocal), add: { data: add, dims: [R, T, H] } }));
     const r = await ctx.session.model.run(combos.flatMap(() => prompts.map((p) => p.ids)), { signal: ctx.signal, interventions });
     const rows: SteerRow[] = combos.map((c, j) => {
       const m = meanMetric(spec, r.logits!.data, V, N, j * N);
@@ -155,7 +156,7 @@ export const steerTool = defineTool({
               const ts = mode === 'all' ? [...Array(Tn).keys()] : modePositions(mode, p.ids.length, input.window);
               for (const t of ts) for (let i = 0; i < H; i++) a[(n * Tn + t) * H + i] = coef * vec[i];
             });
-            return layers.map((l) => ({ hook: `blocks.${l}.${hookLocal}`, add: { data: a, dims: [shown.length, Tn, H] } }));
+            return layers.map((l) => ({ hook: blockHook(l, hookLocal), add: { data: a, dims: [shown.length, Tn, H] } }));
           },
         });
         steered[`${mode} x${coef}`] = g.map((x) => decode(x.tokens));
@@ -171,7 +172,7 @@ export const steerTool = defineTool({
       metric: input.metric, cleanValue: baseValue, corruptedValue: null, summary: { layers, modes: input.modes, generations },
     });
     await ctx.store.addResults(rows.map((row) => ({
-      experimentId, site: `${row.mode} x${row.coefficient}`, hook: `blocks.${layers.join(',')}.${hookLocal}`, layer: layers[0],
+      experimentId, site: `${row.mode} x${row.coefficient}`, hook: layers.map((l) => blockHook(l, hookLocal)).join(','), layer: layers[0],
       position: null, component: null, neuron: null, value: row.metric, effect: row.shift, extra: { mode: row.mode, coefficient: row.coefficient },
     })));
     const shifts = grid(

@@ -2,6 +2,7 @@
 // to and what it does), feature_search (latents active on given text, or selective for classes),
 // feature_intervention (ablate or steer latents and measure the behaviour).
 import { z } from 'zod';
+import { saeHooksAt } from '../../engine/hook-address.ts';
 import type { SparseDictionary } from '../../engine/sae/dictionary.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from '../define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from '../metrics.ts';
@@ -26,7 +27,7 @@ function checkLatents(saeId: string, dict: SparseDictionary, latents: number[]):
 
 /** Latent activations [tokens, dSae] of every real position of every row, in row order. */
 async function latentsOf(ctx: ToolContext, site: string, dSae: number, rows: TokenRow[], batchSize = 32): Promise<Float32Array> {
-  const hook = `${site}.sae.hook_sae_acts`;
+  const hook = saeHooksAt(site).hook_sae_acts;
   const tokens = rows.reduce((n, r) => n + r.ids.length, 0);
   if (tokens * dSae * 4 > 2 ** 31) throw new ToolError(`${tokens} tokens x ${dSae} latents is too much to hold at once; give fewer prompts`);
   const out = new Float32Array(tokens * dSae);
@@ -231,7 +232,7 @@ export const featureInterventionTool = defineTool({
     const ans = metricAnswers(ctx, input, N);
     const before = await runAndRecord(ctx, prompts, {}, { role: 'feature_intervention before' });
     const { spec, value: beforeValue } = metricOnRun(input.metric, ans, before.result.logits!.data, V, N);
-    const hook = `${site}.sae.hook_sae_acts`;
+    const hook = saeHooksAt(site).hook_sae_acts;
     // Mask over [N, T, S]: the latents at the chosen positions.
     const intervention = (latents: number[]) => {
       const mask = new Float32Array(N * T * S);
