@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { callTool, toolInput, toolOutput, type Tool, type ToolContext, type ToolProgress } from '../tools/define.ts';
 import { findingFileNames, findingUri, readFinding } from '../tools/findings.ts';
 import { TOOLS } from '../tools/index.ts';
-import { checkRequestLimits } from '../tools/limits.ts';
+import { checkRequestSize } from '../tools/limits.ts';
 import { storeSchemaMarkdown } from '../tools/store-tools.ts';
 import { renderTable } from '../tools/tables.ts';
 import type { Workspace } from '../tools/workspace.ts';
@@ -131,8 +131,7 @@ async function callOne(shared: SharedState, tool: Tool, args: unknown, extra: Ex
     const run = async () => {
       // Built inside the lock: ctx.session is whichever model is loaded now.
       const ctx: ToolContext = { ...ws.ctx, signal, onProgress: progressReporter(extra) };
-      const session = ctx.session;
-      checkRequestLimits(tool.name, args, { numLayers: session.config.numLayers, countTokens: (t) => session.tokenizer.encode(t).length });
+      checkRequestSize(tool.name, args);
       return callTool(tool, args, ctx);
     };
     // Store reads (SQL, schema) run beside the queue: a slow query never holds up other clients.

@@ -19,7 +19,7 @@ export const ablateInput = z.strictObject({
   target: answerList.optional().describe('answer token(s) for logit_diff / prob / logprob'),
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
-  components: siteList(z.string(), 'component', 512).describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
+  components: siteList(z.string(), 'component').describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
   method: z.enum(['zero', 'mean', 'resample']).default('zero'),
   reference: z.array(z.string().min(1)).optional().describe('prompts for mean/resample values (default: the prompts themselves)'),
   expertMode: z.enum(['output', 'routing']).default('output').describe('experts: remove the output, or forbid the expert in routing (its tokens go to the next choice)'),
@@ -53,6 +53,7 @@ export const ablateTool = defineTool({
   name: 'ablate',
   description: 'Ablate heads, neurons, experts or residual positions (zero, mean over reference prompts, or resample from another prompt) and report the metric before and after, together and for each component alone.',
   readsText: true,
+  limits: { prompts: ['prompts', 'reference'], sites: { components: 512 } },
   input: ablateInput,
   output: ablateOutput,
   async run(input, ctx) {

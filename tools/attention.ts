@@ -135,6 +135,7 @@ export const attentionTool = defineTool({
   name: 'attention_patterns',
   description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads, one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Stores one results row per head x role (experiment kind "attention_roles").',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: attentionInput,
   output: attentionOutput,
   async run(input, ctx: ToolContext): Promise<AttentionResult> {

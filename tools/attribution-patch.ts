@@ -9,7 +9,7 @@ import type { LogitMetric } from '../engine/backward/metric.ts';
 import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
 import { defineTool, type ToolContext } from './define.ts';
 import { meanMetric, metricOnRun, normalisedEffect, type MetricSpec } from './metrics.ts';
-import { patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
+import { PATCH_LIMITS, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
 import { ExperimentId, Grid, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import { SITE_HOOK } from './sites.ts';
@@ -105,6 +105,7 @@ export function reduceToMask(density: Float64Array, dims: number[], maskDims: nu
 export const attributionPatchTool = defineTool({
   name: 'attribution_patch',
   description: 'Attribution patching (AtP): the gradient estimate of patch_activations for every site at once, from 2 forwards and 1 backward instead of one forward per site. Same arguments and grid as patch_activations (sites resid_*, attn_out, mlp_out, head, expert, neuron; per position or not); estimate = (clean - corrupted) . gradient at the corrupted run, normalised as patching is. Linear, so it can miss saturated effects: confirm the top sites with patch_activations.',
+  limits: PATCH_LIMITS,
   input: attributionPatchInput,
   output: attributionPatchOutput,
   async run(input, ctx: ToolContext): Promise<AttributionPatchResult> {

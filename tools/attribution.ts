@@ -67,6 +67,7 @@ export const dlaTool = defineTool({
   name: 'direct_logit_attribution',
   description: 'Direct logit attribution at one position (default the last): how much each head (attn.hook_result), each expert (mlp.hook_expert_out) and optionally each neuron writes directly along unembed(target) - unembed(distractor) (or unembed(target)), through the final RMSNorm with its scale frozen at the actual final residual. The embedding, o_proj biases and expert biases are their own rows, so the parts sum to the actual logit difference (reported with the check). Returns the top contributors (positive and negative), a per-layer summary, and stores an experiment with a row per component.',
   readsText: true,
+  limits: { prompts: ['prompts'] },
   input: dlaInput,
   output: dlaOutput,
   async run(input, ctx) {

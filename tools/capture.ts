@@ -105,6 +105,7 @@ export const captureTool = defineTool({
   name: 'capture_activations',
   description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table (dictionary latents, blocks.L.<hook>.sae.hook_sae_acts: one row per active latent in sae_latents) and returns run ids, shapes, mean norms and the top next tokens.',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], hooks: 'hooks', positions: 'positions' } },
   input: captureInput,
   output: captureOutput,
   async run(input, ctx) {

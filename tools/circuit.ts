@@ -105,6 +105,7 @@ export const circuitTool = defineTool({
   name: 'find_circuit',
   description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
   readsText: true,
+  limits: { prompts: ['clean', 'corrupted'] },
   input: circuitInput,
   output: circuitOutput,
   async run(input, ctx): Promise<CircuitResult> {

@@ -50,6 +50,7 @@ const AXIS_LABEL: Partial<Record<HookAxis, string>> = { pos: 'P', out_pos: 'P', 
 export const integratedGradientsTool = defineTool({
   name: 'integrated_gradients',
   description: 'Integrated gradients over one hook: how much each position (and head/expert) of that activation contributes to the metric relative to a baseline (zero or corrupted prompts), with the completeness check (attributions sum to metric(input) - metric(baseline)) reported.',
+  limits: { prompts: ['prompts', 'baseline'] },
   input: integratedGradientsInput,
   output: integratedGradientsOutput,
   async run(input, ctx: ToolContext): Promise<IntegratedGradientsResult> {

@@ -96,6 +96,7 @@ export const logitLensTool = defineTool({
   name: 'logit_lens',
   description: 'Logit lens: at one position of each prompt (default the last), decode the residual stream after every layer (blocks.L.hook_resid_post; optionally resid_mid and the embedding) through the model\'s real final RMSNorm and unembedding. Returns per layer the top-k tokens with probabilities, the KL to the final distribution, agreement with the final top-1 and, for a target token, its rank, probability and logit; aggregated over prompts, with per-prompt detail for the first few. Stores an experiment with a row per layer (and per prompt x layer).',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: logitLensInput,
   output: logitLensOutput,
   async run(input, ctx) {

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { KvCache } from '../engine/model.ts';
 import { expandTo, numel, takeAxis, type Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import type { ToolLimits } from './limits.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGIBLE_EFFECT, normalisedEffect } from './metrics.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
 import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
@@ -134,10 +135,14 @@ function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[
   }
 }
 
+/** Patching's sizes: its prompt pairs, and the sweep over layers x positions of the clean batch. */
+export const PATCH_LIMITS: ToolLimits = { prompts: ['clean', 'corrupted'], sweep: { batch: ['clean'], layers: ['layers'], positions: 'positions' } };
+
 export const patchTool = defineTool({
   name: 'patch_activations',
   description: 'Activation patching: restore one site at a time from the clean run into the corrupted run and measure the normalised effect (patched - corrupted) / (clean - corrupted) on the metric. Returns a grid (e.g. layer x position or layer x head) and the top sites; every site is stored as a row of the results table.',
   readsText: true,
+  limits: PATCH_LIMITS,
   input: patchInput,
   output: patchOutput,
   async run(input, ctx): Promise<PatchResult> {

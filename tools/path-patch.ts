@@ -48,6 +48,7 @@ export const pathPatchTool = defineTool({
   name: 'path_patch',
   description: 'Path patching: the effect of each sender head on the receivers (their q, k or v inputs, or the final residual stream) through that path only, with all other heads frozen. Returns a normalised effect per sender (1 = restores the clean metric fully through this path).',
   readsText: true,
+  limits: { prompts: ['clean', 'corrupted'] },
   input: pathPatchInput,
   output: pathPatchOutput,
   async run(input, ctx) {

@@ -319,6 +319,7 @@ export const probeTool = defineTool({
   name: 'train_probe',
   description: 'Train linear probes for a label of each prompt on activations at a hook, for one layer or a sweep of layers (e.g. hook "resid_post", layers [0..L-1]): logistic regression for class labels, ridge for numeric labels, on standardised features. Reports per layer the held-out accuracy (or R²) next to the majority-class (or mean) baseline and a shuffled-label control trained the same way (a probe is only evidence when it beats both), stores the best layer\'s direction(s) as vectors (kind "probe", in the original activation basis: score = vec . x + meta.bias) and an experiment with one row per layer.',
   readsText: true,
+  limits: { prompts: ['examples.*.prompt'], sweep: { batch: ['examples'], layers: ['layers'] } },
   input: probeInput,
   output: probeOutput,
   async run(input, ctx): Promise<ProbeResult> {

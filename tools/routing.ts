@@ -109,6 +109,7 @@ export const routingTool = defineTool({
   name: 'expert_routing',
   description: 'Expert routing: per-token top-k experts and weights, expert load per layer (share of token slots; sums to 1), experts chosen together (co-occurrence), and, given a word -> class map or per-token labels, where each class of tokens is routed (distribution over experts per layer, top expert, lift over the overall load). Stores load, class and pair rows (experiment kind "expert_routing").',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: routingInput,
   output: routingOutput,
   async run(input, ctx) {

@@ -57,6 +57,7 @@ export const selectivityTool = defineTool({
   name: 'neuron_selectivity',
   description: 'Neuron selectivity across prompt domains: each MoE neuron\'s (mlp.hook_post) mean activation and firing rate per domain (tokens not routed to the expert count as 0), a selectivity score (m1 - m2)/|m1| for single-domain neurons and a cross-domain score (min over domains of the normalised mean) for neurons active across unrelated domains. Returns the top single-domain neurons per domain and the top cross-domain neurons; stores a row per reported neuron (experiment kind "neuron_selectivity").',
   readsText: true,
+  limits: { prompts: ['domains.*'], sweep: { batch: ['domains.*'], layers: ['layers'] } },
   input: selectivityInput,
   output: selectivityOutput,
   async run(input, ctx): Promise<SelectivityResult> {

@@ -73,11 +73,11 @@ export function resolvePositions(positions: readonly number[] | 'all', length: n
 /**
  * A list argument that names sites (layers, heads, components...): at least one entry, each once.
  * An empty list would store an empty experiment and a repeated entry would run the same work twice,
- * so both are refused with what to write instead; leave the argument out for its default.
+ * so both are refused with what to write instead; leave the argument out for its default. How many
+ * entries a call may give is the tool's declared limit (ToolLimits.sites).
  */
-export function siteList<T extends z.ZodType>(item: T, what: string, max?: number) {
-  const list = z.array(item).min(1, `give at least one ${what}, or leave the argument out for the default`);
-  return (max === undefined ? list : list.max(max, `at most ${max} ${what}s in one call`)).superRefine((xs, ctx) => {
+export function siteList<T extends z.ZodType>(item: T, what: string) {
+  return z.array(item).min(1, `give at least one ${what}, or leave the argument out for the default`).superRefine((xs, ctx) => {
     const seen = new Set<string>();
     const repeated = new Set<string>();
     for (const x of xs) {
@@ -107,11 +107,10 @@ export function resolveHooks(patterns: readonly string[], numLayers: number): Re
       }
     }) ?? patterns[0];
     // Compare with the layer written as L, then put the caller's layer back into the suggestions.
-    const layer = /^blocks\.([^.]+)\./.exec(bad)?.[1];
+    const layer = /^blocks\.(\d+)\./.exec(bad)?.[1];
     const general = layer === undefined ? bad : bad.replace(`blocks.${layer}.`, 'blocks.L.');
     const names = [...listHooks({ numLayers }).map((h) => h.name), ...BLOCK_HOOKS.map((h) => `blocks.*.${h.local}`)];
-    const shown = layer === undefined || layer === '*' ? 'L' : String(Number(layer));
-    const near = nearestNames(general, names, 3).map((n) => n.replace('blocks.L.', `blocks.${shown}.`));
+    const near = nearestNames(general, names, 3).map((n) => n.replace('blocks.L.', `blocks.${layer === undefined ? 'L' : Number(layer)}.`));
     throw new ToolError(`${e.message}${near.length ? `\nnearest: ${near.join(', ')}` : ''}`);
   }
 }

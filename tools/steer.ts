@@ -103,6 +103,7 @@ export const steerTool = defineTool({
   name: 'steer',
   description: 'Add a steering vector (stored, or the contrast of two prompt sets) to the residual stream at the last token, a window of tokens, or every token, over a sweep of coefficients; returns the metric per mode and coefficient and greedy generations with and without steering.',
   readsText: true,
+  limits: { prompts: ['prompts', 'vector.positive', 'vector.negative'], sweep: { batch: ['prompts'], layers: ['layers', 'layer'] } },
   input: steerInput,
   output: steerOutput,
   async run(input, ctx) {

@@ -81,6 +81,7 @@ export const featureDashboardOutput = z.object({
 export const featureDashboardTool = defineTool({
   name: 'feature_dashboard',
   description: 'One latent of a dictionary: its top-activating contexts over the built-in corpus (or given prompts / stored runs), an activation histogram, the tokens its decoder row promotes and suppresses (logit effects), and its nearest latents by decoder cosine.',
+  limits: { prompts: ['prompts'] },
   input: featureDashboardInput,
   output: featureDashboardOutput,
   async run(input, ctx): Promise<z.infer<typeof featureDashboardOutput>> {
@@ -155,6 +156,7 @@ export const featureSearchOutput = z.object({
 export const featureSearchTool = defineTool({
   name: 'feature_search',
   description: 'Find latents of a dictionary: the ones most active on given text, or the ones selective for given classes of prompts (mean activation in the class minus the highest mean in any other class, the SAE counterpart of neuron_selectivity).',
+  limits: { prompts: ['text', 'classes.*'] },
   input: featureSearchInput,
   output: featureSearchOutput,
   async run(input, ctx): Promise<z.infer<typeof featureSearchOutput>> {
@@ -219,6 +221,7 @@ export const featureInterventionOutput = z.object({
 export const featureInterventionTool = defineTool({
   name: 'feature_intervention',
   description: 'Ablate (set to 0) or steer (add a coefficient to) latents of a dictionary at every token or the last one, with the reconstruction error kept, and report the metric (logit_diff, prob, loss, kl...) before and after, together and for each latent alone.',
+  limits: { prompts: ['prompts'] },
   input: featureInterventionInput,
   output: featureInterventionOutput,
   async run(input, ctx): Promise<z.infer<typeof featureInterventionOutput>> {

@@ -122,6 +122,7 @@ export const trainSaeTool = defineTool({
   name: 'train_sae',
   description:
     'Train a TopK sparse autoencoder (or a transcoder, MLP-in to MLP-out) on one hook\'s activations over the model\'s built-in corpus (or given prompts / stored runs). `{hook}` alone works. Reports explained variance, MSE, L0, dead latents and the next-token loss with the reconstruction spliced in (delta CE) on held-out prompts; saves a SAELens folder (cfg.json + sae_weights.safetensors) under <data>/saes/<saeId>/ and returns saeId and path. Its latents then are the hook <hook>.sae.hook_sae_acts.',
+  limits: { prompts: ['prompts'] },
   input: trainSaeInput,
   output: trainSaeOutput,
   async run(input, ctx): Promise<TrainSaeResult> {
