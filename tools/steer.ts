@@ -11,6 +11,7 @@ import { runAndRecord } from './runs.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
 import { checkLayers, SITE_HOOK, siteList } from './sites.ts';
+import { loadDirection, RawVector, StoredVector } from './vectors.ts';
 
 export const PositionMode = z.enum(['last', 'window', 'all']);
 
@@ -20,9 +21,9 @@ export const steerInput = z.strictObject({
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
   vector: z.union([
-    z.strictObject({ name: z.string().min(1) }).describe('a stored vector (steering, probe or PCA direction)'),
+    StoredVector,
     z.strictObject({ positive: z.array(z.string().min(1)).min(1), negative: z.array(z.string().min(1)).min(1) }).describe('contrast: mean activation of positive minus negative prompts'),
-    z.strictObject({ values: z.array(z.number()).min(1).max(1_000_000) }).describe('a raw direction (one value per residual dimension), e.g. one a client computed; stored under saveAs or a generated name'),
+    RawVector,
   ]).describe('{"name": stored vector} | {"positive": [...], "negative": [...]} | {"values": [...]}'),
   layer: z.number().int().describe('layer whose residual stream is read (contrast) and steered'),
   layers: siteList(z.number().int(), 'layer').optional().describe('steer at these layers instead (default [layer])'),
@@ -54,20 +55,8 @@ export type SteerRow = z.infer<typeof steerOutput>['rows'][number];
 
 async function steeringVector(ctx: ToolContext, input: z.infer<typeof steerInput>, hook: string): Promise<{ vec: Float32Array; name: string }> {
   const H = ctx.session.config.hiddenSize;
-  if ('name' in input.vector) {
-    const v = await ctx.store.getVector(input.vector.name);
-    if (!v) throw new ToolError(`no stored vector "${input.vector.name}"; list vectors with SQL: SELECT name, kind, hook FROM vectors`);
-    if (v.vec.length !== H) throw new ToolError(`vector "${input.vector.name}" has ${v.vec.length} values; the residual stream has ${H}`);
-    return { vec: Float32Array.from(v.vec), name: input.vector.name };
-  }
-  if ('values' in input.vector) {
-    const values = input.vector.values;
-    if (values.length !== H) throw new ToolError(`vector.values has ${values.length} values; the residual stream has ${H} (hiddenSize in model_info)`);
-    if (values.every((x) => x === 0)) throw new ToolError('vector.values is all zeros; steering along it changes nothing');
-    const vec = Float32Array.from(values);
-    const name = input.saveAs ?? `steer_raw_${Date.now().toString(36)}`;
-    await ctx.store.putVector({ name, kind: 'steering', modelId: ctx.session.modelId, hook, layer: input.layer, vec, meta: { source: 'raw values given to steer' } });
-    return { vec, name };
+  if (!('positive' in input.vector)) {
+    return loadDirection(ctx, input.vector, { kind: 'steering', hook, layer: input.layer, saveAs: input.saveAs, source: 'raw values given to steer' });
   }
   const mean = async (prompts: EncodedPrompt[], role: string) => {
     const r = await runAndRecord(ctx, prompts, { capture: [hook], logits: 'none' }, { role });
