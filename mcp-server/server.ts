@@ -66,9 +66,20 @@ export function missingTools(tools: readonly Tool[] = TOOLS): string[] {
 const inputCache = new WeakMap<Tool, McpTool['inputSchema']>();
 const outputCache = new WeakMap<Tool, NonNullable<McpTool['outputSchema']>>();
 
-/** A zod schema as the JSON Schema MCP clients read (draft-07, which the SDK's validator speaks). */
+/**
+ * A zod schema as the JSON Schema MCP clients read (draft-07, which the SDK's validator speaks),
+ * without the safe-integer bounds zod puts on every integer (they say nothing a JSON integer does
+ * not, and cost about 10k characters over the tool list an LLM reads).
+ */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const js = z.toJSONSchema(schema, { io, target: 'draft-7', unrepresentable: 'any' }) as Record<string, unknown>;
+  const js = z.toJSONSchema(schema, {
+    io, target: 'draft-7', unrepresentable: 'any',
+    override: ({ jsonSchema: s }) => {
+      if (s.type !== 'integer') return;
+      if (s.minimum === Number.MIN_SAFE_INTEGER) delete s.minimum;
+      if (s.maximum === Number.MAX_SAFE_INTEGER) delete s.maximum;
+    },
+  }) as Record<string, unknown>;
   delete js.$schema;
   return { ...js, type: 'object' };
 }

@@ -111,7 +111,7 @@ export function formatZodError(tool: string, err: z.ZodError, schema?: z.ZodType
 }
 
 const AllowUnknown = z.boolean().default(false)
-  .describe('run even when prompt or answer words are outside the vocabulary (they become the unknown token); the result then lists them in warnings');
+  .describe('accept words outside the vocabulary (they become the unknown token; listed in warnings)');
 const Warnings = z.array(z.string()).optional().describe('words outside the vocabulary that were accepted with allowUnknown (the numbers may mean little)');
 
 const inputs = new WeakMap<Tool, z.ZodType>();
