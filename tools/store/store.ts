@@ -11,6 +11,7 @@
 // Sandbox: right after opening, the instance is set to enable_external_access=false with only
 // <dataDir>/exports allowed, and the configuration is locked. The store itself needs no other file
 // access, and the SQL tool then cannot read files, URLs or extensions even if a check is missed.
+import { HookError, parseHookName } from '../../engine/hook-address.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -96,9 +97,15 @@ const INT32_MAX = 2 ** 31 - 1;
 /** Files held open by this process: a second instance on the same file would corrupt it. */
 const openFiles = new Set<string>();
 
+/** The block of a hook name (null for global hooks and names that are not hooks). */
 export function layerFromHook(hook: string): number | null {
-  const m = /^blocks\.(\d+)\./.exec(hook);
-  return m ? Number(m[1]) : null;
+  try {
+    const a = parseHookName(hook);
+    return a.kind === 'global' ? null : a.layer;
+  } catch (e) {
+    if (e instanceof HookError) return null;
+    throw e;
+  }
 }
 
 function checkInt(v: unknown, what: string, nullable: boolean): number | null {
