@@ -41,8 +41,8 @@ it('serialises calls from three in-process clients through the same queue', asyn
   let release!: () => void;
   const held = host.shared.mutex.run(() => new Promise<void>((r) => (release = r)));
   const done: string[] = [];
-  const calls = [
-    chat.callTool({ name: 'model_info', arguments: {} }).then((r) => (done.push('chat'), r)),
+  const fromChat = chat.callTool({ name: 'model_info', arguments: {} }).then((r) => (done.push('chat'), r));
+  const fromToolboxes = [
     agent.call('tokenize', { text: 'the cat' }).then((r) => (done.push('agent'), r)),
     script.call('model_info', {}).then((r) => (done.push('script'), r)),
   ];
@@ -51,7 +51,8 @@ it('serialises calls from three in-process clients through the same queue', asyn
   expect(done).toEqual([]);
   release();
   await held;
-  const [c, a, s] = await Promise.all(calls);
+  const c = await fromChat;
+  const [a, s] = await Promise.all(fromToolboxes);
   expect(c.isError).toBeFalsy();
   expect(a.ok).toBe(true);
   expect(s.ok).toBe(true);
