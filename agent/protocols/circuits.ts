@@ -215,6 +215,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
       `Circuit discovery searched attention heads only (no experts or neurons)${circuitPrompts < ioi.length ? ` on ${circuitPrompts} of the ${ioi.length} prompts, to bound its cost (each pruning round scores every remaining head on every prompt)` : ''}. It is relative to replacing both names (the suite's corruption for the circuit), so heads that act before the second subject mention (previous-token heads at the first one) count too; with the ABC corruption they would not.`,
     ],
     found: {
+      atpAgreement: { ioSwap: swap.agreement, abc: abcHeads.agreement },
       nameMovers, sInhibition, nameMoverEffects: Object.fromEntries(nameMovers.map((h) => [h, effectOf(h)])), ablationDrop: moversAbl.relativeDrop, controlDrop: ctrlAbl.relativeDrop,
       previousTokenHeads, duplicateTokenHeads, lastTokenAttention: look.rows, moversAttendToIO,
       circuit, circuitShare, circuitSize, circuitCandidates: fc.candidates, circuitPrompts, circuitContainsNameMovers,
@@ -301,6 +302,7 @@ export async function inductionProtocol(env: ProtocolEnv, rec: Recorder): Promis
       'Attention role scores show where heads look, not what they write; patching and ablation carry the causal claims.',
     ],
     found: {
+      atpAgreement: induction.heads.agreement,
       inductionHeads: circuit, previousToken: prevToken, ablationDrop: abl.relativeDrop, controlDrop: ctrlAbl.relativeDrop,
       inductionByPattern: inductionTop?.head ?? null, inductionScore: inductionTop?.score ?? null,
       previousTokenByPattern: prevTop?.head ?? null, previousTokenScore: prevTop?.score ?? null, previousTokenHeads,
