@@ -36,6 +36,7 @@ export interface Agreement {
   sites: number;
   /** Pearson correlation of the two effects over those sites. */
   pearson: number;
+  /** min(k asked, heads whose |patching effect| >= MATTERS): ranks among effects near 0 are noise. */
   k: number;
   /** |AtP's top k ∩ patching's top k| / k. */
   topOverlap: number;
@@ -60,12 +61,18 @@ export function pearson(x: number[], y: number[]): number {
   return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : Number.NaN;
 }
 
+/** How many top heads the AtP-vs-patching overlap compares (and a large model's confirming sweep covers). */
+export const TOP_K = 5;
+
+/** A patching effect this large (5% of the clean-corrupted gap) counts for the top-k overlap. */
+export const MATTERS = 0.05;
+
 export function agreement(atpGrid: Grid, patchGrid: Grid, k: number): Agreement {
   const patched = new Map(gridCells(patchGrid).map((c) => [c.site, c.effect]));
   const both = gridCells(atpGrid).filter((c) => patched.has(c.site));
   const atp = ranked(both);
   const patch = ranked(both.map((c) => ({ site: c.site, effect: patched.get(c.site)! })));
-  const kk = Math.min(k, both.length);
+  const kk = Math.max(1, Math.min(k, patch.filter((c) => Math.abs(c.effect) >= MATTERS).length));
   const atpTop = atp.slice(0, kk);
   const patchTop = patch.slice(0, kk);
   const inAtp = new Set(atpTop.map((c) => c.site));
@@ -89,7 +96,7 @@ export const CONFIRM_ALL_HEADS = 512;
  * Head patching, gradient first: attribution_patch over every head, then patch_activations over every
  * head (models up to CONFIRM_ALL_HEADS heads) or over the layers x heads of AtP's top k, and their agreement.
  */
-export async function attributeThenPatch(port: ToolPort, label: string, set: PatchingSet, k = 5): Promise<AttributedPatching> {
+export async function attributeThenPatch(port: ToolPort, label: string, set: PatchingSet, k = TOP_K): Promise<AttributedPatching> {
   const atp = await port.call(`${label}: attribution patching over every head (one forward and one backward)`, 'attribution_patch', { ...set, site: 'head' });
   const cells = gridCells(atp.grid);
   const top = ranked(cells).slice(0, k);
