@@ -168,7 +168,7 @@ export interface AblationOutcome {
 
 /** Ablates components on the prompts and returns the metric before/after. */
 export async function ablation(rec: Recorder, step: string, args: StepArgs<'ablate'>): Promise<AblationOutcome> {
-  const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${args.components.join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop ?? Number.NaN)} drop)`);
+  const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${(args.components ?? []).join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop ?? Number.NaN)} drop)`);
   return { before: r.data.before, after: r.data.after, relativeDrop: r.data.relativeDrop ?? Number.NaN, experimentId: r.experimentId };
 }
 
