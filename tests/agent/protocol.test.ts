@@ -86,6 +86,8 @@ describe('built-in protocols (no LLM)', () => {
     // The circuit is the suite's: the same step (tools/suite/steps.ts) run in process on the same prompts finds the same heads.
     const suite = await ioiCircuit(inProcessPort(ws.ctx), ioiExamples(loadSuitePrompts(join(root, 'model')).ioi), 32);
     expect(f.circuit).toEqual(suite.result.circuit);
+    // With both names replaced every planted IOI head is needed, the previous-token head at the first mention too.
+    expect([...f.circuit].sort()).toEqual(['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover'].flatMap((k) => roles[k]).sort());
     // Attribution patching ran first over every head and agrees with the patching that confirmed it (IO swapped).
     expect(f.atpAgreement.ioSwap.sites).toBe(32);
     expect(f.atpAgreement.ioSwap.pearson).toBeGreaterThanOrEqual(0.8);
