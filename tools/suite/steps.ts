@@ -3,6 +3,7 @@
 // own ToolPort, and read the tools' typed results. Head sweeps go gradient-first: attribution
 // patching estimates every head from one forward and one backward, activation patching confirms,
 // and the two are compared (docs/gradients.md).
+import { pearson } from '../linalg.ts';
 import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '../prompt-sets.ts';
 import { inductionPatchingSet } from './prompts.ts';
 import type { StepResult, ToolPort } from './port.ts';
@@ -46,21 +47,6 @@ export interface Agreement {
   patchBestRankInAtp: number;
 }
 
-export function pearson(x: number[], y: number[]): number {
-  const n = x.length;
-  const mx = x.reduce((a, b) => a + b, 0) / n;
-  const my = y.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) ** 2;
-    syy += (y[i] - my) ** 2;
-  }
-  return sxx > 0 && syy > 0 ? sxy / Math.sqrt(sxx * syy) : Number.NaN;
-}
-
 /** How many top heads the AtP-vs-patching overlap compares (and a large model's confirming sweep covers). */
 export const TOP_K = 5;
 
@@ -77,7 +63,7 @@ export function agreement(atpGrid: Grid, patchGrid: Grid, k: number): Agreement 
   const patchTop = patch.slice(0, kk);
   const inAtp = new Set(atpTop.map((c) => c.site));
   return {
-    sites: both.length, pearson: pearson(both.map((c) => c.effect), both.map((c) => patched.get(c.site)!)), k: kk,
+    sites: both.length, pearson: both.length >= 2 ? pearson(both.map((c) => c.effect), both.map((c) => patched.get(c.site)!)) : Number.NaN, k: kk,
     topOverlap: kk ? patchTop.filter((c) => inAtp.has(c.site)).length / kk : Number.NaN,
     atpTop, patchTop, patchBestRankInAtp: patch.length ? atp.findIndex((c) => c.site === patch[0].site) + 1 : 0,
   };
