@@ -34,6 +34,7 @@ import { newId } from './ids.ts';
 import { SCHEMA_VERSION, createStoreFile, migrate, pidAlive } from './migrations.ts';
 import { lockHolder, openInstanceRecovering, type StoreEvent } from './recovery.ts';
 import { runReadOnlyQuery } from './readonly-sql.ts';
+import { dataDirOrDefault } from '../defaults.ts';
 import {
   TABLES,
   TABLE_NAMES,
@@ -89,7 +90,6 @@ export interface StoreOptions {
   log?: (message: string) => void;
 }
 
-const DEFAULT_DATA_DIR = '.neuroscope';
 const DEFAULT_ACTIVATION_LIMIT = 100_000;
 const DEFAULT_MEMORY_LIMIT = '1GB';
 const INT32_MAX = 2 ** 31 - 1;
@@ -196,7 +196,7 @@ export class ActivationStore {
    * DuckDB cannot replay is set aside (recorded in store_events, see events()).
    */
   static async open(opts: StoreOptions = {}): Promise<ActivationStore> {
-    const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
+    const dataDir = dataDirOrDefault(opts.dataDir);
     mkdirSync(path.join(dataDir, 'exports'), { recursive: true });
     const exportsDir = realpathSync(path.join(dataDir, 'exports'));
     const given = path.resolve(opts.file ?? path.join(dataDir, 'neuroscope.duckdb'));
