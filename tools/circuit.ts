@@ -15,7 +15,8 @@
 // individual changes; if it misses by more than bulkTolerance it is undone and only the single least
 // important component is removed. The reverse of the removal order ranks components by importance;
 // the curve evaluates share vs size for the top-s components (s = 0..all) in one more batched pass,
-// and the circuit is the smallest prefix whose share reaches the threshold.
+// and the pruned circuit is the smallest prefix whose share reaches the threshold. Completion (see
+// below) then adds what that prefix leaves out under redundancy and self-repair.
 import { z } from 'zod';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -53,7 +54,7 @@ export const circuitOutput = z.object({
   clean: z.number(),
   corrupted: z.number(),
   threshold: z.number(),
-  circuit: z.array(z.string()).describe('the circuit, most important first'),
+  circuit: z.array(z.string()).describe('the circuit: the pruned set plus what completion added, most important (pruning order) first'),
   size: z.number().int(),
   share: z.number().describe('recovered share (metric - corrupted) / (clean - corrupted) of the circuit'),
   candidates: z.number().int(),
@@ -119,7 +120,7 @@ function tileRows(t: Tensor, rows: number[], T: number): Tensor {
 
 export const circuitTool = defineTool({
   name: 'find_circuit',
-  description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
+  description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Takes the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, then completes it: adds any component that still raises the share by more than completeTolerance, and any that takes over when a member is knocked out (a redundant partner, a backup). Returns the circuit, its share and size, what completion added and why, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
   readsText: true,
   input: circuitInput,
   output: circuitOutput,
@@ -312,7 +313,8 @@ export const circuitTool = defineTool({
       }
       if (!added) break;
     }
-    const circuit = members.map((i) => names[i]);
+    // most important (by the pruning order) first, like the curve
+    const circuit = importance.filter((i) => inCircuit[i]).map((i) => names[i]);
     const circuitShare = completion.length ? share((await evaluate([inCircuit], 'the completed circuit'))[0]) : curveShares[size];
 
     const experimentId = await ctx.store.addExperiment({
