@@ -119,7 +119,7 @@ for (const { size, seed, prompts } of CASES) {
       } finally {
         await close();
       }
-    }, 900_000);
+    }, 1_800_000); // pruning and completion: a few minutes alone on tiny-l, much more on a loaded machine
 
     it('independent reference forward: IOI holds; ablating every ioi.* head removes it, as many other heads do not', () => {
       const ref = loadReferenceModel(dir);
