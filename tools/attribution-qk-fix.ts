@@ -18,6 +18,7 @@ import { addRmsNormBackward } from '../engine/backward/kernels.ts';
 import { ropeTables, type RopeTables } from '../engine/rope.ts';
 import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
 import { ToolError } from './define.ts';
+import { blockHook, inBlock } from '../engine/hook-address.ts';
 
 /** Sites whose residual write the fix can form (a neuron's goes through its expert's down projection and routing weight). */
 const WRITES: Record<string, 'residual' | 'head' | 'expert'> = {
@@ -45,8 +46,8 @@ export function checkQkFixSite(site: string, hookLocal: string): void {
 export function qkFixHooks(from: number, numLayers: number): { capture: string[]; grads: string[] } {
   const layers = Array.from({ length: Math.max(0, numLayers - from) }, (_, i) => from + i);
   return {
-    capture: layers.map((l) => `blocks.${l}.hook_resid_pre`),
-    grads: layers.flatMap((l) => [`blocks.${l}.attn.hook_pattern`, `blocks.${l}.attn.hook_q`, `blocks.${l}.attn.hook_k`]),
+    capture: layers.map((l) => blockHook(l, 'hook_resid_pre')),
+    grads: layers.flatMap((l) => (['attn.hook_pattern', 'attn.hook_q', 'attn.hook_k'] as const).map((h) => blockHook(l, h))),
   };
 }
 
@@ -121,7 +122,7 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
   const out = new Float64Array(sites.length);
   const kind = WRITES[hookLocal];
   if (sites.length === 0) return out;
-  const sample = inp.corrupted.get(`blocks.${sites[0].layer}.${hookLocal}`)!;
+  const sample = inp.corrupted.get(inBlock(sites[0].layer, hookLocal))!;
   const T = sample.dims[1];
   const tab = ropeTables(cfg, T);
   const group = nH / nKV;
@@ -139,8 +140,8 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
     const w = model.attentionWeights(l);
     const sliding = cfg.layerTypes[l] === 'sliding_attention';
     const W = cfg.slidingWindow;
-    const resid = inp.corrupted.get(`blocks.${l}.hook_resid_pre`)!.data;
-    const gP = inp.grads.get(`blocks.${l}.attn.hook_pattern`)!.data;
+    const resid = inp.corrupted.get(blockHook(l, 'hook_resid_pre'))!.data;
+    const gP = inp.grads.get(blockHook(l, 'attn.hook_pattern'))!.data;
     const pos = Array.from({ length: N * T }, (_, r) => r % T);
     const uOld = new Float64Array(N * T * H);
     for (let r = 0; r < N * T; r++) rmsNorm(resid, r * H, w.inputNorm, H, cfg.rmsNormEps, uOld, r * H);
@@ -148,8 +149,8 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
 
     // gQK: the gradient at the residual entering layer l through its q and k projections alone.
     const gLn = new Float64Array(N * T * H);
-    const gq = await model.matmul(Float32Array.from(inp.grads.get(`blocks.${l}.attn.hook_q`)!.data), N * T, qd, w.qW, H);
-    const gk = await model.matmul(Float32Array.from(inp.grads.get(`blocks.${l}.attn.hook_k`)!.data), N * T, kd, w.kW, H);
+    const gq = await model.matmul(Float32Array.from(inp.grads.get(blockHook(l, 'attn.hook_q'))!.data), N * T, qd, w.qW, H);
+    const gk = await model.matmul(Float32Array.from(inp.grads.get(blockHook(l, 'attn.hook_k'))!.data), N * T, kd, w.kW, H);
     for (let i = 0; i < gLn.length; i++) gLn[i] = gq[i] + gk[i];
     const gQK = new Float64Array(N * T * H);
     addRmsNormBackward(Float32Array.from(resid), w.inputNorm, gLn, gQK, N * T, H, cfg.rmsNormEps);
@@ -237,7 +238,7 @@ async function residualWrite(inp: Inputs, s: QkFixSite, kind: 'residual' | 'head
   const { model, lengths } = inp;
   const { hiddenSize: H, numHeads: nH, headDim: d } = model.config;
   const N = lengths.length;
-  const name = `blocks.${s.layer}.${inp.hookLocal}`;
+  const name = inBlock(s.layer, inp.hookLocal);
   const c = inp.clean.get(name)!;
   const r = inp.corrupted.get(name)!;
   const inner = c.dims.slice(1);
