@@ -16,7 +16,7 @@ import type { GptOssModel } from '../engine/model.ts';
 import type { AttentionWeights } from '../engine/checkpoint.ts';
 import { addRmsNormBackward } from '../engine/backward/kernels.ts';
 import { ropeTables, type RopeTables } from '../engine/rope.ts';
-import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
+import { expandTo, type Tensor } from '../engine/tensor.ts';
 import { ToolError } from './define.ts';
 import { blockHook, inBlock } from '../engine/hook-address.ts';
 
@@ -244,25 +244,12 @@ async function residualWrite(inp: Inputs, s: QkFixSite, kind: 'residual' | 'head
   const inner = c.dims.slice(1);
   const per = inner.reduce((a, b) => a * b, 1);
   const perRow = per / T;
-  const st = broadcastStrides(s.mask.dims, inner);
-  const idx = new Array<number>(inner.length).fill(0);
+  const mask = expandTo(s.mask, inner).data;
   const rows: number[] = [];
   const slices: Float64Array[] = [];
   const masked = new Float64Array(per);
   for (let n = 0; n < N; n++) {
-    idx.fill(0);
-    let j = 0;
-    for (let i = 0; i < per; i++) {
-      const m = s.mask.data[j];
-      masked[i] = m === 0 ? 0 : m * (c.data[n * per + i] - r.data[n * per + i]);
-      for (let a = inner.length - 1; a >= 0; a--) {
-        idx[a]++;
-        j += st[a];
-        if (idx[a] < inner[a]) break;
-        j -= st[a] * inner[a];
-        idx[a] = 0;
-      }
-    }
+    for (let i = 0; i < per; i++) masked[i] = mask[i] === 0 ? 0 : mask[i] * (c.data[n * per + i] - r.data[n * per + i]);
     for (let t = 0; t < lengths[n]; t++) {
       const row = masked.slice(t * perRow, (t + 1) * perRow);
       if (!row.some((x) => x !== 0)) continue;
