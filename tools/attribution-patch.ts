@@ -18,7 +18,7 @@ import { SITE_HOOK } from './sites.ts';
 export const attributionPatchInput = z.strictObject({
   ...patchInput.omit({ mode: true, maxBatch: true }).shape,
   igSteps: z.number().int().min(0).max(64).default(0).describe('0: plain AtP (gradient at the corrupted run). n > 0: average the gradient over n points between the corrupted and clean token embeddings (the EAP-IG path), which tracks saturated attention better at n forward+backward passes'),
-  qkFix: z.boolean().default(false).describe('AtP* QK fix (Kramar et al. 2024): where a site changes a later head\'s queries or keys, use the exact change of that head\'s attention pattern (softmax recomputed) instead of its linearisation; fixes saturated attention at the cost of re-projecting q/k of the changed rows per later layer (no extra engine pass). Not with igSteps or site neuron'),
+  qkFix: z.boolean().default(false).describe('AtP* QK fix: exact change of later heads\' attention patterns through their q/k instead of the linear one (for saturated attention; no extra engine pass). Not with igSteps or site neuron'),
 });
 export type AttributionPatchInput = z.infer<typeof attributionPatchInput>;
 
