@@ -28,7 +28,8 @@ export function scoreReport(slug: string, r: ExperimentReport, m: Manifest, othe
       const foundInd = (f.inductionHeads as string[]) ?? [];
       return [
         line('IOI name movers', set(f.nameMovers), set(roles('ioi.name_mover')), set(f.nameMovers) === set(roles('ioi.name_mover'))),
-        line('S-inhibition head (path patching)', f.sInhibition, roles('ioi.s_inhibition')[0], f.sInhibition === roles('ioi.s_inhibition')[0]),
+        // tiny-l splits S-inhibition over two heads: the strongest path may run through either
+        line('S-inhibition head (path patching)', f.sInhibition, set(roles('ioi.s_inhibition')), roles('ioi.s_inhibition').includes(f.sInhibition as string)),
         line('induction head (strongest head patching effect)', foundInd[0], roles('induction.induction_head')[0], foundInd[0] === roles('induction.induction_head')[0]),
         line('induction head (attention role score)', f.inductionByPattern, roles('induction.induction_head')[0], f.inductionByPattern === roles('induction.induction_head')[0]),
         line('previous-token heads (attention role score)', set(f.previousToken), set([...roles('ioi.previous_token'), ...roles('induction.previous_token')]),
