@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { McpToolbox } from '../../agent/mcp.ts';
 import { readSession } from '../../agent/transcripts/session.ts';
 import { connectInProcess, type Connection } from '../../agent/ui/connect.ts';
 import { ChatController, type ChatItem } from '../../agent/ui/controller.ts';
@@ -17,7 +18,7 @@ let ctl: ChatController;
 
 beforeAll(async () => {
   conn = await connectInProcess({ dataDir: join(root, 'data'), threads: 1 });
-  ctl = new ChatController({ conn, transcriptsDir: join(root, 'transcripts') });
+  ctl = new ChatController({ conn, toolbox: McpToolbox.fromClient(conn.client, 'in-process'), transcriptsDir: join(root, 'transcripts') });
   await ctl.init();
 });
 
