@@ -3,7 +3,7 @@
 // calls, the agent's calls, investigations and in-process work (the suite) all use it.
 import type { SessionLog } from '../transcripts/session.ts';
 import { toolHint } from './host.ts';
-import { gridsOf, type Grid } from './results.ts';
+import { gridsOf, titledGrid, type Grid } from './results.ts';
 import type { ToolCallView } from './ToolCard.tsx';
 
 export interface CardDisplay {
@@ -34,6 +34,8 @@ export interface CardSink {
   cancelled(): boolean;
   /** Tools this chat can call (to say how a tool named in an error is reached from the chat). */
   toolNames(): string[];
+  /** A tool's output schema (JSON Schema), to name what its grids hold. */
+  outputSchema(tool: string): unknown;
 }
 
 let nextId = 0;
@@ -54,10 +56,10 @@ export function openCard(sink: CardSink, name: string, args: unknown, display: C
       const endedAt = Date.now();
       const status = e.ok ? 'done' : sink.cancelled() ? 'cancelled' : 'error';
       const error = e.ok ? undefined : status === 'cancelled' ? `${name} was cancelled` : `${e.text}${toolHint(e.text, name, sink.toolNames())}`;
-      const shown = e.ok ? (e.grids ?? gridsOf(e.structured)) : [];
+      const shown = e.ok ? (e.grids ?? gridsOf(e.structured)).map((g) => titledGrid(g, name, sink.outputSchema(name))) : [];
       sink.updateCard(id, (c) => ({
         ...c, status, endedAt,
-        ...(e.ok ? { resultText: e.text, structured: e.structured, grids: e.grids } : { error }),
+        ...(e.ok ? { resultText: e.text, structured: e.structured, grids: shown } : { error }),
       }));
       sink.log.write({
         type: 'tool_end', at: sink.log.now(), id: callId, name, status, ms: endedAt - startedAt,

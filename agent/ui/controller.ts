@@ -87,6 +87,8 @@ export class ChatController implements CommandHost {
   private readonly toolbox: Promise<McpToolbox>;
   /** The toolbox once loaded (for tool names in error hints). */
   private box: McpToolbox | null = null;
+  /** Output schemas by tool (tools/list), read once. */
+  private outputSchemas = new Map<string, unknown>();
   readonly log: SessionLog;
   agent: ChatAgent | null;
   investigator: Investigator | null;
@@ -106,7 +108,11 @@ export class ChatController implements CommandHost {
 
   constructor(opts: ControllerOptions) {
     this.conn = opts.conn;
-    this.toolbox = Promise.resolve(opts.toolbox).then((b) => (this.box = b));
+    this.toolbox = Promise.resolve(opts.toolbox).then(async (b) => {
+      this.box = b;
+      for (const t of (await b.client.listTools()).tools) this.outputSchemas.set(t.name, t.outputSchema);
+      return b;
+    });
     this.toolbox.catch(() => undefined); // reported by the first call
     this.agent = opts.agent ?? null;
     this.investigator = opts.investigator ?? null;
@@ -121,6 +127,7 @@ export class ChatController implements CommandHost {
       log: this.log,
       cancelled: () => this.abort?.signal.aborted ?? false,
       toolNames: () => this.box?.names() ?? [],
+      outputSchema: (tool) => this.outputSchemas.get(tool),
     };
     this.status = { model: null, modelDir: null, workspace: 'opening', store: opts.conn.dataDir, llm, session: this.log.id, busy: null };
     this.snapshot = this.makeSnapshot();
@@ -260,8 +267,12 @@ export class ChatController implements CommandHost {
   /** Sends a message to the agent, streaming its reply and tool cards. */
   async ask(text: string, investigate = false): Promise<void> {
     if (!this.agent) {
+      const { PHENOMENON_NAMES } = await import('../protocols/index.ts');
       this.note(
-        'No language model is configured, so messages cannot be answered; slash commands work without one (try **/patch** or **/help**).\n\n' +
+        'No language model is configured, so messages cannot be answered. Without one:\n\n' +
+        '- **/investigate** *question* runs a built-in protocol (experiments and a written finding) for questions about ' +
+        `${Object.values(PHENOMENON_NAMES).join(', ')}; e.g. \`/investigate ${text.length <= 60 ? text.replace(/`/g, "'") : 'Which heads carry IOI?'}\`\n` +
+        '- the slash commands run single experiments (try **/patch**, or **/help** for all)\n\n' +
         'To chat, set `OPENAI_API_KEY` (and optionally `NEUROSCOPE_MODEL`), or `OPENAI_BASE_URL` for a local OpenAI-compatible server (vLLM, Ollama), then restart.',
         'error',
       );

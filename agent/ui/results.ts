@@ -19,6 +19,10 @@ export interface Grid {
   values: (number | null)[][];
   rowAxis?: string;
   colAxis?: string;
+  /** Where the grid sits in the tool's result ("grid", "matrix.grid"); absent for grids a command built. */
+  path?: string;
+  /** What the values are ("normalised effects"), for the colour legend; from the tool's output schema. */
+  value?: string;
   /** Fixed scale ends (e.g. 0 and 1 for probabilities). */
   min?: number;
   max?: number;
@@ -36,7 +40,7 @@ export interface ResultView {
 export function displayGrid(path: string, g: OutputGrid): Grid {
   const attention = g.rows.name === 'query' && g.cols.name === 'key';
   return {
-    title: `${path} (${g.rows.name} x ${g.cols.name})`,
+    title: `${path} (${g.rows.name} × ${g.cols.name})`, path,
     rowLabels: g.rows.labels, colLabels: g.cols.labels, values: g.values, rowAxis: g.rows.name, colAxis: g.cols.name,
     ...(attention ? { min: 0, max: 1 } : {}),
   };
@@ -75,3 +79,26 @@ export function resultView(structured: unknown): ResultView {
 
 /** Every grid of a typed result, as heatmaps. */
 export const gridsOf = (structured: unknown): Grid[] => resultView(structured).grids;
+
+/**
+ * What the field at `path` of a tool's result holds, from its output schema (JSON Schema, as MCP
+ * lists it): the first clause of the field's description ("normalised effects (patched - ...": "normalised effects").
+ */
+export function fieldName(schema: unknown, path: string): string | undefined {
+  let node = schema as { type?: string; properties?: Record<string, unknown>; items?: unknown; description?: string } | undefined;
+  for (const seg of path.split('.')) {
+    while (node?.type === 'array') node = node.items as typeof node;
+    if (/^\d+$/.test(seg)) continue;
+    node = node?.properties?.[seg] as typeof node;
+  }
+  const d = node?.description?.split(/ \(|[;:,]\s/)[0].trim();
+  return d || undefined;
+}
+
+/** A grid titled for a reader: the tool, what the values are, and the axes ("patch_activations: normalised effects (layer × head)"). */
+export function titledGrid(g: Grid, tool: string, schema?: unknown): Grid {
+  if (g.path === undefined || g.title.startsWith(`${tool}: `)) return g;
+  const what = g.value ?? fieldName(schema, g.path);
+  if (!what) return { ...g, title: `${tool}: ${g.title}` };
+  return { ...g, value: what, title: `${tool}: ${what}${g.rowAxis && g.colAxis ? ` (${g.rowAxis} × ${g.colAxis})` : ''}` };
+}

@@ -73,7 +73,9 @@ export function checkPlot(name: string, svg: string, spec: Spec): { width: numbe
   const clear = svg.replace(/<rect width="\d+" height="\d+" fill="white"\/>/, '');
   const { width, height, pixels, png } = renderPng(clear);
   expect(png.subarray(1, 4).toString(), `${name}: PNG`).toBe('PNG');
-  expect([width, height], `${name}: PNG size is the SVG's`).toEqual([Number(/width="(\d+)"/.exec(svg)![1]), Number(/height="(\d+)"/.exec(svg)![1])]);
+  const size = /^<svg[^>]* width="([\d.]+)" height="([\d.]+)"/.exec(svg);
+  expect(size, `${name}: SVG size`).not.toBeNull();
+  expect([width, height], `${name}: PNG size is the SVG's`).toEqual([Math.ceil(Number(size![1])), Math.ceil(Number(size![2]))]);
   const alpha = (x: number, y: number) => pixels[(y * width + x) * 4 + 3];
   let edge = 0;
   for (let x = 0; x < width; x++) edge += alpha(x, 0) + alpha(x, height - 1);
