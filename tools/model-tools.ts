@@ -110,9 +110,11 @@ export const listHooksTool = defineTool({
     const hooks = input.filter ? all.filter((h) => h.name.includes(input.filter!)) : all;
     if (!hooks.length) {
       // A filter that matches nothing is a mistake, not an empty model: name the parts that exist.
-      const parts = [...new Set(all.map((h) => h.name.replace(/^blocks\.\d+\./, '')))];
-      const near = nearestNames(input.filter!, [...new Set([...parts, ...parts.map((x) => x.split('.').pop()!)])], 3);
-      throw new ToolError(`no hook name contains "${input.filter}"${near.length ? `; nearest: ${near.join(', ')}` : ''}. Hook names are blocks.L.<part>, with parts: ${parts.join(', ')}`);
+      const parts = [...new Set(all.filter((h) => h.name.startsWith('blocks.')).map((h) => h.name.replace(/^blocks\.(L|\d+)\./, '')))];
+      const other = all.filter((h) => !h.name.startsWith('blocks.')).map((h) => h.name);
+      const near = nearestNames(input.filter!, [...new Set([...parts, ...parts.map((x) => x.split('.').pop()!), ...other])], 3);
+      throw new ToolError(`no hook name contains "${input.filter}"${near.length ? `; nearest: ${near.join(', ')}` : ''}. `
+        + `Hook names are blocks.L.<part> for layer L, with parts ${parts.join(', ')}; and ${other.join(', ')}`);
     }
     return {
       layers: ctx.session.config.numLayers,

@@ -70,11 +70,33 @@ export function resultView(structured: unknown): ResultView {
         view.grids.push(displayGrid(p.path, p.grid));
         break;
       case 'table':
-        view.tables.push({ title: p.path, columns: p.columns, rows: p.rows.map((r) => r.map(formatValue)) });
+        view.tables.push({ title: p.path, columns: p.columns, rows: formatColumns(p.rows) });
         break;
     }
   }
   return view;
+}
+
+/**
+ * Table cells for reading: a column of fractional numbers gets one number of decimals (at least 3,
+ * more when even its largest value is small): 1.225, -0.267, -0.002 rather than 1.22498, -0.26697,
+ * -0.00171678. The typed result and the session log keep full precision.
+ */
+export function formatColumns(rows: unknown[][]): string[][] {
+  const width = Math.max(0, ...rows.map((r) => r.length));
+  const decimals = Array.from({ length: width }, (_, c) => {
+    const xs = rows.map((r) => r[c]).filter((x) => x !== null && x !== undefined);
+    if (!xs.length || !xs.every((x) => typeof x === 'number' && Number.isFinite(x)) || xs.every((x) => Number.isInteger(x))) return null;
+    const max = Math.max(...xs.map((x) => Math.abs(x as number)));
+    if (max === 0) return 0;
+    return max >= 100 ? 1 : Math.min(6, Math.max(3, 2 - Math.floor(Math.log10(max))));
+  });
+  return rows.map((r) => r.map((x, c) => {
+    const d = decimals[c];
+    if (d === null || typeof x !== 'number') return formatValue(x);
+    const t = x.toFixed(d);
+    return /^-0\.?0*$/.test(t) ? t.slice(1) : t;
+  }));
 }
 
 /** Every grid of a typed result, as heatmaps. */

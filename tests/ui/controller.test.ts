@@ -85,7 +85,7 @@ it('explains bad arguments, unknown commands and failed tools', async () => {
   // A hook filter that matches nothing is an error naming the hook parts, not an empty table.
   await ctl.submit('/hooks zzz');
   expect(last('tool').call).toMatchObject({ name: 'list_hooks', status: 'error' });
-  expect(last('tool').call.error).toMatch(/no hook name contains "zzz"\. Hook names are blocks\.L\.<part>, with parts: .*hook_resid_post/);
+  expect(last('tool').call.error).toMatch(/no hook name contains "zzz"\. Hook names are blocks\.L\.<part> for layer L, with parts hook_resid_pre, .*attn\.hook_z, .*; and hook_embed/);
   await ctl.submit('/hooks hook_resid_pots');
   expect(last('tool').call.error).toContain('nearest: hook_resid_post');
   await ctl.submit('What does L3.H2 do?');

@@ -65,7 +65,7 @@ describe('sessions', () => {
     expect(md).toContain('"site": "head"');
     expect(md).toContain('- experimentId: `exp_abc123`');
     expect(md).toContain('patch_activations: grid (layer × head):\n\n| layer \\\\ head | H0 | H1 | H2 |\n|---|---|---|---|\n| L0 | 0 | 0.1 | 0 |\n| L1 | 0 | 0 | 0.95 |');
-    expect(md).toContain('top (2 rows):\n\n| site | effect | value |\n|---|---|---|\n| L1.H2 | 0.95 | 9.3 |');
+    expect(md).toContain('top (2 rows):\n\n| site | effect | value |\n|---|---|---|\n| L1.H2 | 0.950 | 9.300 |');
     expect(md).toContain('**Error**');
     expect(md).toContain('ablate: components must be heads');
     expect(md).toContain('The name mover is **L1.H2**');
