@@ -238,33 +238,37 @@ async function attn(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('attn', n, ATTN_KEYS);
   let list: string[];
+  /** Where each role's prompts start (default prompts): a head's pattern is drawn on a prompt where its role shows. */
+  let inductionFrom: number | null = null;
   if (n.prompts !== undefined) list = stringList(n.prompts, 'prompts');
   else if (n.prompt !== undefined) list = stringList(n.prompt, 'prompt');
   else {
     const p = await prompts(ctl);
     // IOI prompts for name-mover-like heads, induction prompts so induction heads can be scored.
-    list = [...ioiGroup(p, 6).map((e) => e.prompt), ...p.induction.slice(0, 6).map((e) => e.prompt)];
+    const ioi = ioiGroup(p, 6).map((e) => e.prompt);
+    list = [...ioi, ...p.induction.slice(0, 6).map((e) => e.prompt)];
+    inductionFrom = ioi.length;
   }
   const matrixTokens = n.tokens === undefined ? 16 : int(n.tokens, 'tokens');
   let head: string | undefined = n.head !== undefined ? String(n.head) : a.positional[0];
-  const base: Record<string, unknown> = { prompts: list, matrixTokens, maxPatternHeads: 0 };
+  const base: Record<string, unknown> = { prompts: list, matrixTokens, maxPatternHeads: 0, top: 8 };
   if (n.layers !== undefined) base.layers = intList(n.layers, 'layers');
-  if (n.heads !== undefined) base.heads = intList(n.heads, 'heads');
+  if (n.heads !== undefined) base.heads = /L\d/.test(String(n.heads)) ? stringList(n.heads, 'heads') : intList(n.heads, 'heads');
+  let patternPrompt = 0;
   if (head === undefined) {
     // Score every head first, then draw the strongest candidate's pattern.
     const r = await ctl.tool('attention_patterns', base, { tableRows: 8 });
-    head = firstCandidate(r);
-    if (!head) {
+    const first = (r.data.candidates as { head: string; roles: { role: string }[] }[])[0];
+    if (!first) {
       ctl.note('No head stands out on these prompts; pick one with /attn head=L1.H0.');
       return;
     }
+    head = first.head;
+    // An induction or duplicate-token head shows its role on repeated text, not on an IOI prompt.
+    if (inductionFrom !== null && ['induction', 'duplicate_token'].includes(first.roles[0].role)) patternPrompt = inductionFrom;
   }
   if (!/^L\d+\.H\d+$/.test(head)) throw new ArgError(`head must look like L1.H0 (layer and head), got "${head}"`);
-  await ctl.tool('attention_patterns', { ...base, head, layers: [Number(/^L(\d+)/.exec(head)![1])], heads: [Number(/H(\d+)$/.exec(head)![1])] }, { tableRows: 0, textLines: 0 });
-}
-
-function firstCandidate(r: ToolResult): string | undefined {
-  return (r.data.candidates as { head: string }[])[0]?.head;
+  await ctl.tool('attention_patterns', { prompts: list, matrixTokens, maxPatternHeads: 0, head, heads: [head], patternPrompt }, { tableRows: 0, textLines: 0 });
 }
 
 const CAPTURE_KEYS = ['prompt', 'prompts', 'hooks', 'positions', 'components'] as const;
