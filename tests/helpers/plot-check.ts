@@ -83,6 +83,6 @@ export function checkPlot(name: string, svg: string, spec: Spec): { width: numbe
   expect(edge, `${name}: nothing drawn on the PNG's edge (cut)`).toBe(0);
   let inked = 0;
   for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) inked++;
-  expect(inked / (width * height), `${name}: PNG has a drawing`).toBeGreaterThan(0.05);
+  expect(inked / (width * height), `${name}: PNG has a drawing`).toBeGreaterThan(0.02);
   return { width, height };
 }
