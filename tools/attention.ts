@@ -98,15 +98,14 @@ const INACTIVE_SINK = 0.9;
 
 /**
  * The heads to score: layers x heads (indices), or a list of addresses like "L3.H4". Addresses are
- * parsed by parseComponent (tools/sites.ts), the one parser of L.H addresses.
+ * parsed by parseComponent (tools/sites.ts), the one parser of component addresses.
  */
 function selectHeads(input: AttentionInput, cfg: ToolContext['session']['config']): { layer: number; head: number }[] {
   const given = input.heads;
   if (given && typeof given[0] === 'string') {
     if (input.layers !== undefined) throw new ToolError(`give heads as addresses (["L3.H4", ...]) or layers with head indices, not both; got layers ${JSON.stringify(input.layers)} and heads ${JSON.stringify(given.slice(0, 4))}`);
     return (given as string[]).map((text) => {
-      const c = parseComponent(text, cfg);
-      if (c.kind !== 'head') throw new ToolError(`"${text}" is not an attention head; heads are written L<layer>.H<head>, e.g. "L1.H0"`);
+      const c = parseComponent(text, cfg, 'head');
       return { layer: c.layer, head: c.head };
     });
   }

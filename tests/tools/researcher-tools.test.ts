@@ -49,7 +49,7 @@ it('scores exactly the listed heads, in the order given', async () => {
   // Baselines are means over the selected heads: previous_token 0.927 - 0.464 edges out induction 0.852 - 0.426.
   expect(r.candidates.map((c) => [c.head, c.roles[0].role])).toEqual([['L0.H5', 'previous_token'], ['L1.H5', 'induction']]);
   await expect(callTool(attentionTool, { prompts, heads: ['L1.H5'], layers: [1] }, ctx)).rejects.toThrow(/give heads as addresses .* or layers with head indices, not both/);
-  await expect(callTool(attentionTool, { prompts, heads: ['L1.E0'] }, ctx)).rejects.toThrow(/"L1.E0" is not an attention head/);
+  await expect(callTool(attentionTool, { prompts, heads: ['L1.E0'] }, ctx)).rejects.toThrow(/"L1.E0" is a expert, not a head; write L<layer>.H<head>/);
   await expect(callTool(attentionTool, { prompts, heads: ['L1.H5', 'L1.H5'] }, ctx)).rejects.toThrow(/more than once/);
 }, 120_000);
 

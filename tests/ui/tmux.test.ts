@@ -112,6 +112,22 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   // A bad argument gets a clear message, not a crash.
   type('/patch layerz=1');
   await waitFor('the argument error', (x) => x.includes('/patch does not take "layerz"'));
+  // A hook filter that matches nothing says so and names the hook parts.
+  type('/hooks zzz');
+  await waitFor('the no-match error', (x) => x.includes('✗ list_hooks') && x.includes('no hook name contains "zzz"'));
+
+  // Narrowing the terminal while a card runs: the card is redrawn at the new width on a clean
+  // screen, with no fragments of the wider frame left in view.
+  type('/patch');
+  await waitFor('a running patch card', (x) => x.includes('⚙ patch_activations'));
+  tmux('resize-window', '-t', 'chat', '-x', '70', '-y', '50');
+  const visible = () => tmux('capture-pane', '-p', '-t', 'chat');
+  await waitFor('the redraw at 70 columns', () => visible().includes('Esc cancel') && visible().split('\n').every((l) => [...l].length <= 70));
+  s = visible();
+  expect(count(s, 'patch_activations  '), s).toBe(1);
+  s = await waitFor('the patch to finish', (x) => x.includes('● ready') && count(x, '✓ patch_activations') >= 3);
+  expect(count(visible(), '⚙ patch_activations')).toBe(0);
+  tmux('resize-window', '-t', 'chat', '-x', '120', '-y', '50');
 
   type('/export');
   s = await waitFor('the export', (x) => x.includes('Transcript written to'));
