@@ -142,12 +142,14 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   expect(md).toContain('## 1. /patch');
   expect(md).toContain("## 2. Which head moves the indirect object's name?");
   expect(md).toContain('<summary>Tool call: <code>patch_activations</code> · done');
-  expect(count(md, '<details>')).toBe(2);
+  // Four tool cards: /patch, the agent's patch, /hooks zzz (failed), the /patch resized mid-job.
+  expect(count(md, '<details>')).toBe(4);
   expect(md).toContain(`The name mover is **${nameMover}**`);
   expect(md).toContain('| site | effect | value |');
   const plots = [...md.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)].map((m) => join(tdir, decodeURI(m[1])));
-  expect(plots.length).toBe(2);
+  expect(plots.length).toBe(3);
   for (const p of plots) expect(readFileSync(p, 'utf8').startsWith('<svg')).toBe(true);
+  expect(md).toContain('![patch_activations: normalised effects (layer × head)]');
 
   type('/quit');
   s = await waitFor('the exit', (x) => x.includes('[exited 0]'), 30_000);
