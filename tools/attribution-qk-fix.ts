@@ -260,58 +260,6 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
   return out;
 }
 
-/**
- * EAP with the QK fix: the score of an edge into a query head's q (or a KV head's k) is the exact
- * change of that head's (that group's heads') pattern when only this receiver reads the residual
- * plus the sender's (clean - corrupted) output, dotted with dMetric/dA; `deltas` [N*T*H] per sender,
- * `senders` maps each to the layers whose q/k it feeds. Returns mean-over-examples scores by receiver label.
- */
-export async function edgeQkScores(
-  model: GptOssModel, cache: Map<string, Tensor>, grads: Map<string, Tensor>, lengths: readonly number[],
-  senders: readonly { label: string; delta: Float32Array; feeds: (layer: number) => boolean }[], signal?: AbortSignal,
-): Promise<Map<string, number>> {
-  const cfg = model.config;
-  const { numLayers: L, hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d } = cfg;
-  const N = lengths.length;
-  const T = cache.get(blockHook(0, 'hook_resid_pre'))!.dims[1];
-  const tab = ropeTables(cfg, T);
-  const group = nH / nKV;
-  const qd = nH * d;
-  const kd = nKV * d;
-  const rows = Array.from({ length: N * T }, (_, r) => r).filter((r) => r % T < lengths[Math.floor(r / T)]);
-  const out = new Map<string, number>();
-  for (let l = 0; l < L; l++) {
-    if (signal?.aborted) throw new ToolError('edge_attribution cancelled');
-    const resid = cache.get(blockHook(l, 'hook_resid_pre'))!.data;
-    const layer = await readerLayer(model, l, resid, grads.get(blockHook(l, 'attn.hook_pattern'))!.data, lengths, T, tab);
-    const { old, rowTerm, base } = layer;
-    for (const s of senders) {
-      if (!s.feeds(l)) continue;
-      const delta = new Float64Array(rows.length * H);
-      rows.forEach((row, r) => { for (let c = 0; c < H; c++) delta[r * H + c] = s.delta[row * H + c]; });
-      const nu = await shiftedQk(model, layer, resid, rows, delta, T, tab);
-      const at = new Map(rows.map((row, r) => [row, r]));
-      const oldKey = (n: number) => (j: number): [Float64Array, number] => [old.k, (n * T + j) * kd];
-      const newKey = (n: number) => (j: number): [Float64Array, number] => [nu.k, at.get(n * T + j)! * kd];
-      const qScore = new Float64Array(nH);
-      const kScore = new Float64Array(nKV);
-      for (let n = 0; n < N; n++) {
-        for (let i = 0; i < lengths[n]; i++) {
-          const qi = at.get(n * T + i)!;
-          for (let h = 0; h < nH; h++) {
-            const b = base[(n * nH + h) * T + i];
-            qScore[h] += rowTerm(n, h, i, nu.q, qi * qd + h * d, oldKey(n)) - b;
-            kScore[Math.floor(h / group)] += rowTerm(n, h, i, old.q, (n * T + i) * qd + h * d, newKey(n)) - b;
-          }
-        }
-      }
-      for (let h = 0; h < nH; h++) out.set(`${s.label}->L${l}.H${h}.q`, qScore[h] / N);
-      for (let g = 0; g < nKV; g++) out.set(`${s.label}->L${l}.KV${g}.k`, kScore[g] / N);
-    }
-  }
-  return out;
-}
-
 /** A site's write into the residual stream, on the rows it changes: the masked (clean - corrupted) mapped as the block maps the hook. */
 async function residualWrite(inp: Inputs, s: QkFixSite, kind: 'residual' | 'head' | 'expert', T: number): Promise<{ rows: number[]; delta: Float64Array }> {
   const { model, lengths } = inp;

@@ -8,9 +8,7 @@ import { z } from 'zod';
 import { gradients } from '../engine/backward/gradient.ts';
 import type { Intervention } from '../engine/intervention.ts';
 import { engineMetric } from './attribution-patch.ts';
-import { edgeQkScores } from './attribution-qk-fix.ts';
-import { blockHook } from '../engine/hook-address.ts';
-import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import { checkCancelled, defineTool, type ToolContext } from './define.ts';
 import {
   edgeLabel, feeds, graphNodes, receiverGradient, receiverGradientHooks, receiverLabel, runWithEdges, senderHooks, senderLabel, senderOutput,
 } from './edge-graph.ts';
@@ -27,7 +25,6 @@ export const edgeAttributionInput = z.strictObject({
   metric: MetricName.default('logit_diff'),
   method: z.enum(['EAP', 'EAP-IG']).default('EAP-IG').describe('EAP: gradient at the corrupted run; EAP-IG: averaged over `steps` points between corrupted and clean embeddings (more faithful where attention saturates)'),
   steps: z.number().int().min(1).max(64).default(5).describe('EAP-IG path points'),
-  qkFix: z.boolean().default(false).describe('EAP only: score edges into q and k by the exact change of the receiving heads\' attention patterns (AtP* QK fix) instead of the linear one'),
   threshold: z.number().min(0).max(1).default(0.8).describe('the circuit is the smallest top-edge set on the curve keeping at least this share of the behaviour'),
   maxEdges: z.number().int().min(1).max(100_000).default(256).describe('largest top-edge set verified on the faithfulness curve (1, 2, 4, ... up to this, then bisection to the smallest set reaching the threshold)'),
   top: z.number().int().min(1).max(1000).default(20).describe('edges listed in the answer (all are stored)'),
@@ -58,7 +55,6 @@ export const edgeAttributionTool = defineTool({
     const model = ctx.session.model;
     const cfg = ctx.session.config;
     const L = cfg.numLayers;
-    if (input.qkFix && input.method !== 'EAP') throw new ToolError('qkFix applies to method EAP (EAP-IG already follows the path through saturated attention); give method "EAP" or drop qkFix');
     const clean = ctx.session.encodeAll(input.clean, 'clean');
     const corrupted = ctx.session.encodeAll(input.corrupted, 'corrupted');
     alignPairs(clean, corrupted, false);
@@ -99,8 +95,7 @@ export const edgeAttributionTool = defineTool({
         hook: 'hook_embed', mask: { data: new Float32Array([1]), dims: [1] },
         value: { data: corrEmbed.data.map((c, j) => c + alpha * (cleanEmbed.data[j] - c)), dims: corrEmbed.dims },
       }];
-      const patterns = input.qkFix ? Array.from({ length: L }, (_, l) => blockHook(l, 'attn.hook_pattern')) : [];
-      const g = await gradients(model, corruptedIds, { metric, grads: [...hooks.grads, ...patterns], capture: hooks.capture, interventions, signal: ctx.signal });
+      const g = await gradients(model, corruptedIds, { metric, grads: hooks.grads, capture: hooks.capture, interventions, signal: ctx.signal });
       forwards++;
       for (const r of receivers) {
         const G = receiverGradient(model, r, g.grads, g.cache, g.lengths);
@@ -110,12 +105,6 @@ export const edgeAttributionTool = defineTool({
           for (let j = 0; j < G.length; j++) s += d[j] * G[j];
           e.score += s / (N * points.length);
         }
-      }
-      if (input.qkFix) {
-        const exact = await edgeQkScores(model, g.cache, g.grads, g.lengths, senders.map((s) => ({
-          label: senderLabel(s), delta: delta.get(senderLabel(s))!, feeds: (layer: number) => feeds(s, { kind: 'q', layer, head: 0 }, L),
-        })), ctx.signal);
-        for (const e of edges) if (exact.has(e.label)) e.score = exact.get(e.label)!;
       }
       ctx.onProgress?.({ done: i + 1, total: points.length, message: `edge scores: gradient ${i + 1}/${points.length}` });
     }
