@@ -70,7 +70,7 @@ export function checkPlot(name: string, svg: string, spec: Spec): { width: numbe
   }
   // The PNG: drawn without vega's white background, nothing may touch the canvas edge (a cut legend
   // or axis title would), and the chart is not blank.
-  const clear = svg.replace(/<rect width="\d+" height="\d+" fill="white"\/>/, '');
+  const clear = svg.replace(/<rect width="[\d.]+" height="[\d.]+" fill="white"\/>/, '');
   const { width, height, pixels, png } = renderPng(clear);
   expect(png.subarray(1, 4).toString(), `${name}: PNG`).toBe('PNG');
   const size = /^<svg[^>]* width="([\d.]+)" height="([\d.]+)"/.exec(svg);
