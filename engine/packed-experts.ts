@@ -12,6 +12,12 @@ import { createSession, type SessionOptions } from './sessions.ts';
 
 export type ExpertEncoding = ExpertMatrix['kind'];
 
+/** Where one expert's rows sit in a layer's stacked expert inputs and outputs. */
+export interface ExpertSpan {
+  start: number;
+  count: number;
+}
+
 /** Rows of one expert from which the float32 encoding is used when both are resident. */
 export const F32_MIN_ROWS = 48;
 
@@ -33,27 +39,26 @@ export class LayerExperts {
     if (encodings.includes('pairs') && !checkpoint.expertsQuantized) throw new Error('the pairs encoding needs MXFP4 experts');
   }
 
-  /** y for rows `x` [N_e, in] of each expert (null: no rows), for one layer's gate_up or down. */
-  async run(layer: number, matrix: 'gateUp' | 'down', x: (Float32Array | null)[], inDim: number): Promise<(Float32Array | null)[]> {
+  /**
+   * One layer's gate_up or down for every expert at once: expert e's rows are rows
+   * spans[e].start..+count of the stacked input x [rows, inDim], and its outputs are written to the
+   * same rows of y [rows, outDim] (onnxruntime writes there directly: no output buffers per call).
+   */
+  async run(layer: number, matrix: 'gateUp' | 'down', x: Float32Array, y: Float32Array, spans: readonly ExpertSpan[], inDim: number, outDim: number): Promise<void> {
     const parts = (await this.layer(layer))[matrix];
     const both = this.encodings.length === 2;
-    const out: (Float32Array | null)[] = x.map(() => null);
+    const empty = new Float32Array(0);
     for (const part of parts) {
       const feeds: Record<string, ort.Tensor> = {};
-      let any = false;
+      const fetches: Record<string, ort.Tensor> = {};
       for (let e = part.first; e < part.first + part.count; e++) {
-        const rows = x[e] ? x[e]!.length / inDim : 0;
-        const mine = rows > 0 && (!both || (part.kind === 'f32') === rows >= F32_MIN_ROWS);
-        any ||= mine;
-        feeds[packedInput(e)] = new ort.Tensor('float32', mine ? x[e]! : new Float32Array(0), [mine ? rows : 0, inDim]);
+        const { start, count } = spans[e];
+        const mine = count > 0 && (!both || (part.kind === 'f32') === count >= F32_MIN_ROWS);
+        feeds[packedInput(e)] = mine ? new ort.Tensor('float32', x.subarray(start * inDim, (start + count) * inDim), [count, inDim]) : new ort.Tensor('float32', empty, [0, inDim]);
+        if (mine) fetches[packedOutput(e)] = new ort.Tensor('float32', y.subarray(start * outDim, (start + count) * outDim), [count, outDim]);
       }
-      if (!any) continue;
-      const res = await part.session.run(feeds);
-      for (let e = part.first; e < part.first + part.count; e++) {
-        if (feeds[packedInput(e)].dims[0] > 0) out[e] = res[packedOutput(e)].data as Float32Array;
-      }
+      if (Object.keys(fetches).length > 0) await part.session.run(feeds, fetches);
     }
-    return out;
   }
 
   private layer(layer: number) {

@@ -97,5 +97,14 @@ for (const fixture of ['ref-a', 'ref-b'] as const) {
       const [a, b] = [await packed.run(batch, { logits: 'all' }), await float32.run(batch, { logits: 'all' })];
       expect(relErr(a.logits!.data, b.logits!.data)).toBeLessThan(1e-5);
     });
+
+    it('runs started together on one model (reused expert buffers) give what each gives alone', async () => {
+      const cases = fixtureCases(fixture);
+      const batches = [[cases[0].tokens], [cases[cases.length - 1].tokens, cases[0].tokens], [cases[0].tokens.slice(0, 3)]];
+      const alone = [];
+      for (const batch of batches) alone.push(await pairs.run(batch, { logits: 'all' }));
+      const together = await Promise.all(batches.map((batch) => pairs.run(batch, { logits: 'all' })));
+      together.forEach((r, i) => expect(Array.from(r.logits!.data)).toEqual(Array.from(alone[i].logits!.data)));
+    });
   });
 }
