@@ -101,7 +101,7 @@ for (const fixture of ['ref-a', 'ref-b'] as const) {
     it('runs started together on one model (reused expert buffers) give what each gives alone', async () => {
       const cases = fixtureCases(fixture);
       const batches = [[cases[0].tokens], [cases[cases.length - 1].tokens, cases[0].tokens], [cases[0].tokens.slice(0, 3)]];
-      const alone = [];
+      const alone: Awaited<ReturnType<typeof pairs.run>>[] = [];
       for (const batch of batches) alone.push(await pairs.run(batch, { logits: 'all' }));
       const together = await Promise.all(batches.map((batch) => pairs.run(batch, { logits: 'all' })));
       together.forEach((r, i) => expect(Array.from(r.logits!.data)).toEqual(Array.from(alone[i].logits!.data)));
