@@ -136,9 +136,9 @@ function cachedSteps(model: GptOssModel, rows: number[][], done: boolean[], opts
  */
 function groupInterventions(model: GptOssModel, ivs: readonly Intervention[], B: number, rows: number[], T: number, total: number | null): Intervention[] {
   return ivs.map((iv) => {
-    const axes = resolveHook(iv.hook, model.config.numLayers).spec.shape.slice(1, -1).split(', ');
+    const axes = resolveHook(iv.hook, model.config.numLayers).spec.axes;
     // The query position axis; the key axis of attention scores/pattern spans past + new positions.
-    const posAxis = axes.indexOf('T');
+    const posAxis = axes.indexOf('pos');
     const fit = (t: Tensor | undefined): Tensor | undefined => {
       if (!t) return t;
       let x = t;

@@ -1,11 +1,60 @@
 // The closed list of hook points, named like TransformerLens. Every captured or patched tensor in
 // NeuroScope is addressed by one of these names; anything else is an error listing the valid ones.
 import type { GptOssConfig } from './config.ts';
+import {
+  blockHook, GLOBAL_LOCALS, HookError, hookName, parseHookName, SAE_SITES, saeHooksAt,
+  type BlockHookLocal, type GlobalHookLocal, type HookAddress, type SaePart, type SaeSiteLocal,
+} from './hook-address.ts';
+
+export { HookError };
 
 /** Where a hook's tensor is computed: inside the attention graph, the expert graph, the unembed graph or in JS. */
 export type HookStage = 'embed' | 'attn' | 'route' | 'expert' | 'combine' | 'unembed';
 
-export interface HookSpec {
+/**
+ * What one axis of a hook's tensor indexes. `pos`: prompt positions (T); `out_pos`: the unembedded
+ * positions (P); `key_pos`: attended positions (past + T).
+ */
+export type HookAxis = 'batch' | 'pos' | 'out_pos' | 'key_pos' | 'head' | 'kv_head' | 'd_head' | 'd_model' | 'expert' | 'top_k' | 'neuron' | 'vocab' | 'latent';
+
+const AXIS_OF_SYMBOL: Record<string, HookAxis> = {
+  B: 'batch', T: 'pos', P: 'out_pos', nH: 'head', nKV: 'kv_head', d: 'd_head', H: 'd_model', E: 'expert', k: 'top_k', I: 'neuron', V: 'vocab', S: 'latent',
+};
+
+/** The axes of a symbolic shape: `[B, nH, T, T]` -> batch, head, pos, key_pos (a second T is the key axis). */
+function axesOf(shape: string): HookAxis[] {
+  const symbols = shape.slice(1, -1).split(', ');
+  return symbols.map((s, i) => (s === 'T' && symbols.indexOf('T') < i ? 'key_pos' : AXIS_OF_SYMBOL[s]));
+}
+
+/** An axis that names components one can pick by index (heads, KV heads, experts), when it is not the vector axis. */
+export function componentAxis(axes: readonly HookAxis[]): number | null {
+  const i = axes.findIndex((a) => a === 'head' || a === 'kv_head' || a === 'expert');
+  return i >= 0 && i < axes.length - 1 ? i : null;
+}
+
+/** The size of an axis for this model (batch and position axes depend on the run). */
+export function axisSize(axis: HookAxis, c: GptOssConfig, run: { B: number; T: number; P: number; past: number; dSae?: number }): number {
+  switch (axis) {
+    case 'batch': return run.B;
+    case 'pos': return run.T;
+    case 'out_pos': return run.P;
+    case 'key_pos': return run.past + run.T;
+    case 'head': return c.numHeads;
+    case 'kv_head': return c.numKvHeads;
+    case 'd_head': return c.headDim;
+    case 'd_model': return c.hiddenSize;
+    case 'expert': return c.numExperts;
+    case 'top_k': return c.expertsPerToken;
+    case 'neuron': return c.intermediateSize;
+    case 'vocab': return c.vocabSize;
+    case 'latent':
+      if (run.dSae === undefined) throw new HookError('a latent axis needs the attached dictionary\'s width');
+      return run.dSae;
+  }
+}
+
+interface HookDoc {
   /** Name within a block (`attn.hook_z`) or the full name for non-block hooks (`hook_embed`). */
   local: string;
   stage: HookStage;
@@ -21,7 +70,14 @@ export interface HookSpec {
   readOnlyReason?: string;
 }
 
-export const BLOCK_HOOKS: readonly HookSpec[] = [
+export interface HookSpec extends HookDoc {
+  /** The shape's axes, batch first: what code dispatches on (the shape string is for reading). */
+  axes: readonly HookAxis[];
+}
+
+const withAxes = <D extends HookDoc>(d: D): D & HookSpec => ({ ...d, axes: axesOf(d.shape) });
+
+export const BLOCK_HOOKS: readonly (HookSpec & { local: BlockHookLocal })[] = ([
   { local: 'hook_resid_pre', stage: 'embed', shape: '[B, T, H]', doc: 'residual stream entering the block', writable: true },
   { local: 'ln1.hook_normalized', stage: 'attn', shape: '[B, T, H]', doc: 'RMSNorm output (times its weight) feeding attention', writable: true },
   { local: 'attn.hook_q', stage: 'attn', shape: '[B, T, nH, d]', doc: 'queries before RoPE (with bias)', writable: true },
@@ -45,31 +101,31 @@ export const BLOCK_HOOKS: readonly HookSpec[] = [
   { local: 'mlp.hook_expert_out', stage: 'combine', shape: '[B, T, E, H]', doc: "each expert's weighted contribution to the MoE output; zero for experts not chosen", writable: true },
   { local: 'hook_mlp_out', stage: 'combine', shape: '[B, T, H]', doc: 'MoE output (sum of expert contributions)', writable: true },
   { local: 'hook_resid_post', stage: 'combine', shape: '[B, T, H]', doc: 'residual stream after the MoE add', writable: true },
-];
+] as const satisfies readonly (HookDoc & { local: BlockHookLocal })[]).map(withAxes);
 
-export const GLOBAL_HOOKS: readonly HookSpec[] = [
+export const GLOBAL_HOOKS: readonly (HookSpec & { local: GlobalHookLocal })[] = ([
   { local: 'hook_embed', stage: 'embed', shape: '[B, T, H]', doc: 'token embeddings', writable: true },
   { local: 'ln_final.hook_normalized', stage: 'unembed', shape: '[B, P, H]', doc: 'final RMSNorm output at the unembedded positions', writable: true },
   { local: 'hook_logits', stage: 'unembed', shape: '[B, P, V]', doc: 'logits at the unembedded positions (last token of each row unless all positions are asked for)', writable: true },
-];
+] as const satisfies readonly (HookDoc & { local: GlobalHookLocal })[]).map(withAxes);
 
 export interface ResolvedHook {
   name: string;
+  /** The parsed name: what code dispatches on. */
+  address: HookAddress;
   /** null for global hooks. */
   layer: number | null;
   spec: HookSpec;
 }
 
-export class HookError extends Error {}
+const BLOCK_BY_LOCAL = new Map<string, HookSpec>(BLOCK_HOOKS.map((h) => [h.local, h]));
+const GLOBAL_BY_NAME = new Map<string, HookSpec>(GLOBAL_HOOKS.map((h) => [h.local, h]));
 
-const BLOCK_BY_LOCAL = new Map(BLOCK_HOOKS.map((h) => [h.local, h]));
-const GLOBAL_BY_NAME = new Map(GLOBAL_HOOKS.map((h) => [h.local, h]));
-
-/** Every valid hook name for a model, in forward order. */
+/** Every valid hook name for a model, in forward order (dictionary hooks are not listed: they exist while one is attached). */
 export function allHookNames(numLayers: number): string[] {
-  const names = ['hook_embed'];
-  for (let l = 0; l < numLayers; l++) for (const h of BLOCK_HOOKS) names.push(`blocks.${l}.${h.local}`);
-  names.push('ln_final.hook_normalized', 'hook_logits');
+  const names: string[] = [GLOBAL_LOCALS[0]];
+  for (let l = 0; l < numLayers; l++) for (const h of BLOCK_HOOKS) names.push(blockHook(l, h.local));
+  names.push(GLOBAL_LOCALS[1], GLOBAL_LOCALS[2]);
   return names;
 }
 
@@ -80,13 +136,15 @@ export interface HookListing {
   writable: boolean;
 }
 
+const listing = (name: string, h: HookDoc, doc = h.doc): HookListing => ({ name, shape: h.shape, doc, writable: h.writable });
+
 /** The documented list, with `blocks.L.` standing for every layer 0..numLayers-1. */
 export function listHooks(config: Pick<GptOssConfig, 'numLayers'>): HookListing[] {
   const range = `L in 0..${config.numLayers - 1}`;
   return [
-    ...GLOBAL_HOOKS.slice(0, 1).map((h) => ({ name: h.local, shape: h.shape, doc: h.doc, writable: h.writable })),
-    ...BLOCK_HOOKS.map((h) => ({ name: `blocks.L.${h.local}`, shape: h.shape, doc: `${h.doc} (${range})`, writable: h.writable })),
-    ...GLOBAL_HOOKS.slice(1).map((h) => ({ name: h.local, shape: h.shape, doc: h.doc, writable: h.writable })),
+    ...GLOBAL_HOOKS.slice(0, 1).map((h) => listing(h.local, h)),
+    ...BLOCK_HOOKS.map((h) => listing(`blocks.L.${h.local}`, h, `${h.doc} (${range})`)),
+    ...GLOBAL_HOOKS.slice(1).map((h) => listing(h.local, h)),
   ];
 }
 
@@ -99,63 +157,58 @@ function validList(numLayers: number): string {
 // `blocks.L.<site>.sae.hook_sae_acts` (its latents, [B, T, S]) and `.sae.hook_sae_error` (the input
 // minus its reconstruction, [B, T, H]); the hook then carries decode(acts) + error. They exist only
 // while a dictionary is attached (GptOssModel.attachSae), and only at hooks computed in JS.
-export const SAE_SITES: readonly string[] = ['hook_resid_pre', 'hook_mlp_out', 'hook_resid_post'];
-export const SAE_HOOKS = ['hook_sae_acts', 'hook_sae_error'] as const;
+export { SAE_SITES };
 
-/** The site and part of a dictionary hook name, or null for any other name. */
-export function parseSaeHook(name: string): { site: string; layer: number; local: string; part: (typeof SAE_HOOKS)[number] } | null {
-  const m = /^blocks\.(\d+)\.(.+)\.sae\.(hook_sae_acts|hook_sae_error)$/.exec(name);
-  return m ? { site: `blocks.${m[1]}.${m[2]}`, layer: Number(m[1]), local: m[2], part: m[3] as (typeof SAE_HOOKS)[number] } : null;
+function saeSpec(layer: number, site: SaeSiteLocal, part: SaePart): HookSpec {
+  const at = blockHook(layer, site);
+  const acts = part === 'hook_sae_acts';
+  return withAxes({
+    local: `${site}.sae.${part}`, stage: 'combine', shape: acts ? '[B, T, S]' : '[B, T, H]', writable: true,
+    doc: acts ? `latent activations of the dictionary attached at ${at}` : `what the dictionary at ${at} does not reconstruct (input - decode(encode(input)))`,
+  });
 }
 
-function resolveSaeHook(name: string, sae: NonNullable<ReturnType<typeof parseSaeHook>>, numLayers: number): ResolvedHook {
-  if (!SAE_SITES.includes(sae.local)) {
-    throw new HookError(`hook "${name}": dictionaries splice in at blocks.L.{${SAE_SITES.join(', ')}} only, not at "${sae.local}"`);
-  }
-  if (sae.layer >= numLayers) throw new HookError(`hook "${name}": layer ${sae.layer} is out of range; this model has layers 0..${numLayers - 1}`);
-  const acts = sae.part === 'hook_sae_acts';
-  const spec: HookSpec = {
-    local: `${sae.local}.sae.${sae.part}`, stage: 'combine', shape: acts ? '[B, T, S]' : '[B, T, H]', writable: true,
-    doc: acts ? `latent activations of the dictionary attached at ${sae.site}` : `what the dictionary at ${sae.site} does not reconstruct (input - decode(encode(input)))`,
-  };
-  return { name, layer: sae.layer, spec };
+/** The two hooks a dictionary attached at `site` (a block hook name) adds, for list_hooks. */
+export function saeHookListings(site: string): HookListing[] {
+  return Object.values(saeHooksAt(site)).map((name) => {
+    const a = parseHookName(name) as Extract<HookAddress, { kind: 'sae' }>;
+    return listing(name, saeSpec(a.layer, a.site, a.part));
+  });
 }
 
 /** Resolves one exact hook name. */
 export function resolveHook(name: string, numLayers: number): ResolvedHook {
-  const sae = parseSaeHook(name);
-  if (sae) return resolveSaeHook(name, sae, numLayers);
-  const global = GLOBAL_BY_NAME.get(name);
-  if (global) return { name, layer: null, spec: global };
-  const m = /^blocks\.(\d+)\.(.+)$/.exec(name);
-  if (m) {
-    const layer = Number(m[1]);
-    const spec = BLOCK_BY_LOCAL.get(m[2]);
-    if (!spec) throw new HookError(`unknown hook "${name}": no block hook "${m[2]}"; ${validList(numLayers)}`);
-    if (layer >= numLayers) {
-      throw new HookError(`hook "${name}": layer ${layer} is out of range; this model has layers 0..${numLayers - 1}`);
-    }
-    return { name, layer, spec };
+  let address: HookAddress;
+  try {
+    address = parseHookName(name);
+  } catch (e) {
+    throw e instanceof HookError ? new HookError(`${e.message}; ${validList(numLayers)}`) : e;
   }
-  throw new HookError(`unknown hook "${name}"; ${validList(numLayers)}`);
+  if (address.kind === 'global') return { name, address, layer: null, spec: GLOBAL_BY_NAME.get(address.local)! };
+  if (address.layer >= numLayers) throw new HookError(`hook "${name}": layer ${address.layer} is out of range; this model has layers 0..${numLayers - 1}`);
+  const spec = address.kind === 'block' ? BLOCK_BY_LOCAL.get(address.local)! : saeSpec(address.layer, address.site, address.part);
+  return { name: hookName(address), address, layer: address.layer, spec };
 }
 
 /** Expands names and `*` patterns into exact hooks, in forward order, without duplicates. */
 export function expandHooks(patterns: readonly string[], numLayers: number): ResolvedHook[] {
   const all = allHookNames(numLayers);
-  const chosen = new Set<string>();
+  const chosen = new Map<string, ResolvedHook>();
   for (const p of patterns) {
     if (p.includes('*')) {
       const re = new RegExp(`^${p.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^]*?')}$`);
       const hits = all.filter((n) => re.test(n));
       if (hits.length === 0) throw new HookError(`hook pattern "${p}" matches nothing; ${validList(numLayers)}`);
-      hits.forEach((h) => chosen.add(h));
+      for (const h of hits) chosen.set(h, resolveHook(h, numLayers));
     } else {
-      chosen.add(resolveHook(p, numLayers).name);
+      const h = resolveHook(p, numLayers);
+      chosen.set(h.name, h);
     }
   }
   // Dictionary hooks are named exactly (patterns never reach them) and follow their site.
-  const saeHooks = [...chosen].filter((n) => parseSaeHook(n));
-  const order = all.flatMap((n) => [n, ...saeHooks.filter((h) => parseSaeHook(h)!.site === n)]);
-  return order.filter((n) => chosen.has(n)).map((n) => resolveHook(n, numLayers));
+  const saeHooks = [...chosen.values()].filter((h) => h.address.kind === 'sae');
+  const siteOf = (h: ResolvedHook) => (h.address.kind === 'sae' ? blockHook(h.address.layer, h.address.site) : h.name);
+  const order = all.flatMap((n) => [n, ...saeHooks.filter((h) => siteOf(h) === n).map((h) => h.name)]);
+  return order.filter((n) => chosen.has(n)).map((n) => chosen.get(n)!);
 }
+

@@ -7,7 +7,8 @@ import { Checkpoint, expectedTensors, type AttentionWeights, type ExpertWeights 
 import type { GptOssConfig } from './config.ts';
 import { ATTENTION_WEIGHT_INPUTS } from './graphs/attention.ts';
 import { captureOutput, interventionInput, type HookPlan } from './graphs/common.ts';
-import { expandHooks, listHooks, parseSaeHook, resolveHook, type HookListing, type ResolvedHook } from './hooks.ts';
+import { blockHook, inBlock, saeHooksAt, saeLocal } from './hook-address.ts';
+import { axisSize, expandHooks, listHooks, resolveHook, saeHookListings, type HookListing, type ResolvedHook } from './hooks.ts';
 import {
   applyIntervention, resolveInterventions,
   type Intervention, type ResolvedIntervention, type RoutingIntervention,
@@ -236,15 +237,19 @@ export class GptOssModel {
     return new GptOssModel(Checkpoint.open(dir), opts);
   }
 
+  /** The hook list, with the hooks of every attached dictionary after the block hooks. */
   listHooks(): HookListing[] {
-    return listHooks(this.config);
+    const all = listHooks(this.config);
+    const sae = [...this.saes.keys()].flatMap(saeHookListings);
+    const unembed = all.findIndex((h) => h.name === 'ln_final.hook_normalized');
+    return [...all.slice(0, unembed), ...sae, ...all.slice(unembed)];
   }
 
   /** Splices a dictionary in at its hook (replacing one attached there); its latents become hooks. */
   attachSae(a: SaeAttachment): void {
     const d = a.runner.dict;
     // Resolving its latent hook checks the site (a block hook computed in JS) and the layer.
-    resolveHook(`${a.site}.sae.hook_sae_acts`, this.config.numLayers);
+    resolveHook(saeHooksAt(a.site).hook_sae_acts, this.config.numLayers);
     if (d.hookOut || d.dOut !== d.dIn) throw new EngineError(`dictionary ${a.saeId} is a transcoder (${d.hook} -> ${d.hookOut}); only SAEs (output = input) splice in as hooks`);
     if (d.dIn !== this.config.hiddenSize) throw new EngineError(`dictionary ${a.saeId} reads ${d.dIn} values per token; ${a.site} has ${this.config.hiddenSize}`);
     this.saes.set(a.site, a);
@@ -272,28 +277,14 @@ export class GptOssModel {
 
   /** Shape of a hook for a batch of B rows padded to T, with P unembedded positions, after `past` cached positions. */
   hookDims(h: ResolvedHook, B: number, T: number, P: number, past = 0): number[] {
-    const c = this.config;
-    if (h.spec.shape === '[B, T, S]') {
-      const site = parseSaeHook(h.name)!.site;
+    let dSae: number | undefined;
+    if (h.address.kind === 'sae') {
+      const site = blockHook(h.address.layer, h.address.site);
       const a = this.saes.get(site);
       if (!a) throw new EngineError(`hook "${h.name}": no dictionary is attached at ${site}${this.saes.size ? ` (attached at: ${[...this.saes.keys()].join(', ')})` : ''}; attach one first (attach_sae / train_sae)`);
-      return [B, T, a.runner.dict.dSae];
+      dSae = a.runner.dict.dSae;
     }
-    const table: Record<string, number[]> = {
-      '[B, T, H]': [B, T, c.hiddenSize],
-      '[B, P, H]': [B, P, c.hiddenSize],
-      '[B, P, V]': [B, P, c.vocabSize],
-      '[B, T, nH, d]': [B, T, c.numHeads, c.headDim],
-      '[B, T, nKV, d]': [B, T, c.numKvHeads, c.headDim],
-      '[B, nH, T, T]': [B, c.numHeads, T, past + T],
-      '[B, nH, T]': [B, c.numHeads, T],
-      '[B, T, nH, H]': [B, T, c.numHeads, c.hiddenSize],
-      '[B, T, E]': [B, T, c.numExperts],
-      '[B, T, k]': [B, T, c.expertsPerToken],
-      '[B, T, E, I]': [B, T, c.numExperts, c.intermediateSize],
-      '[B, T, E, H]': [B, T, c.numExperts, c.hiddenSize],
-    };
-    return table[h.spec.shape];
+    return h.spec.axes.map((axis) => axisSize(axis, this.config, { B, T, P, past, dSae }));
   }
 
   private attention(layer: number): AttentionWeights {
@@ -504,7 +495,7 @@ export class GptOssModel {
         const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
         if (full) resid = out;
         else scatterRows(resid, out, active);
-        for (const [k, v] of local) cache.set(`blocks.${layer}.${k}`, full ? v : scatterRows(zerosLike(v, B), v, active));
+        for (const [k, v] of local) cache.set(inBlock(layer, k), full ? v : scatterRows(zerosLike(v, B), v, active));
         opts.onProgress?.({ stage: 'layer', done: layer - start + 1, total: end - start });
       }
 
@@ -545,9 +536,9 @@ export class GptOssModel {
 
   /** The dictionary attached at this layer's hook `name`, if its hooks are captured or intervened on. */
   private async splice(step: LayerStep, name: string, t: Tensor, local: Map<string, Tensor>): Promise<Tensor> {
-    const a = this.saes.get(`blocks.${step.layer}.${name}`);
+    const a = this.saes.get(inBlock(step.layer, name));
     if (!a) return t;
-    const [actsName, errorName] = [`${name}.sae.hook_sae_acts`, `${name}.sae.hook_sae_error`];
+    const [actsName, errorName] = [saeLocal(name, 'hook_sae_acts'), saeLocal(name, 'hook_sae_error')];
     const req = { acts: step.ivs.get(actsName), error: step.ivs.get(errorName), captureActs: step.capture.has(actsName), captureError: step.capture.has(errorName) };
     if (!spliceWanted(req)) return t;
     const r = await spliceDictionary(t, a.runner, req);

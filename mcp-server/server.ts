@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { callTool, toolInput, toolOutput, type Tool, type ToolContext, type ToolProgress } from '../tools/define.ts';
 import { findingFileNames, findingUri, readFinding } from '../tools/findings.ts';
 import { TOOLS } from '../tools/index.ts';
-import { checkRequestLimits } from '../tools/limits.ts';
+import { checkRequestSize } from '../tools/limits.ts';
 import { storeSchemaMarkdown } from '../tools/store-tools.ts';
 import { renderTable } from '../tools/tables.ts';
 import type { Workspace } from '../tools/workspace.ts';
@@ -66,9 +66,20 @@ export function missingTools(tools: readonly Tool[] = TOOLS): string[] {
 const inputCache = new WeakMap<Tool, McpTool['inputSchema']>();
 const outputCache = new WeakMap<Tool, NonNullable<McpTool['outputSchema']>>();
 
-/** A zod schema as the JSON Schema MCP clients read (draft-07, which the SDK's validator speaks). */
+/**
+ * A zod schema as the JSON Schema MCP clients read (draft-07, which the SDK's validator speaks),
+ * without the safe-integer bounds zod puts on every integer (they say nothing a JSON integer does
+ * not, and cost about 10k characters over the tool list an LLM reads).
+ */
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const js = z.toJSONSchema(schema, { io, target: 'draft-7', unrepresentable: 'any' }) as Record<string, unknown>;
+  const js = z.toJSONSchema(schema, {
+    io, target: 'draft-7', unrepresentable: 'any',
+    override: ({ jsonSchema: s }) => {
+      if (s.type !== 'integer') return;
+      if (s.minimum === Number.MIN_SAFE_INTEGER) delete s.minimum;
+      if (s.maximum === Number.MAX_SAFE_INTEGER) delete s.maximum;
+    },
+  }) as Record<string, unknown>;
   delete js.$schema;
   return { ...js, type: 'object' };
 }
@@ -131,8 +142,7 @@ async function callOne(shared: SharedState, tool: Tool, args: unknown, extra: Ex
     const run = async () => {
       // Built inside the lock: ctx.session is whichever model is loaded now.
       const ctx: ToolContext = { ...ws.ctx, signal, onProgress: progressReporter(extra) };
-      const session = ctx.session;
-      checkRequestLimits(tool.name, args, { numLayers: session.config.numLayers, countTokens: (t) => session.tokenizer.encode(t).length });
+      checkRequestSize(tool.name, args);
       return callTool(tool, args, ctx);
     };
     // Store reads (SQL, schema) run beside the queue: a slow query never holds up other clients.

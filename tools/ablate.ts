@@ -1,7 +1,10 @@
 // Ablation: replace components' activations by zero, their mean over a reference prompt set, or
 // their value on another (resampled) prompt, and measure the metric before and after. Heads act on
 // attn.hook_z, neurons on mlp.hook_post, experts on their output (mlp.hook_expert_out) or by being
-// forbidden in routing, positions on the residual stream entering a layer (L2.P5).
+// forbidden in routing, positions on the residual stream entering a layer (L2.P5): the site -> hook
+// map of tools/sites.ts. Directional ablation (`project`) removes a direction instead: at each
+// chosen hook x' = x - (x.u)u for the unit vector u (zero), or sets x.u to its mean over the
+// reference prompts (mean).
 import { z } from 'zod';
 import { resolveHook } from '../engine/hooks.ts';
 import type { Intervention, RoutingIntervention } from '../engine/intervention.ts';
@@ -12,14 +15,21 @@ import { answerList, describeChange, meanMetric, METRIC_DIRECTION, metricAnswers
 import { ExperimentId, RunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
 import type { EncodedPrompt } from './session.ts';
-import { parseComponent, type Component, siteList } from './sites.ts';
+import { parseSite, resolveHooks, resolvePositions, siteHook, siteList, type SiteAddress } from './sites.ts';
+import { loadDirection, VectorRef } from './vectors.ts';
 
 export const ablateInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).describe('prompts on which the behaviour is measured'),
   target: answerList.optional().describe('answer token(s) for logit_diff / prob / logprob'),
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
-  components: siteList(z.string(), 'component', 512).describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
+  components: siteList(z.string(), 'component').optional().describe('e.g. ["L3.H5", "L1.E2", "L1.E2.N7", "L2.P4" (residual entering layer 2 at position 4)]'),
+  project: z.strictObject({
+    vector: VectorRef,
+    hooks: siteList(z.string().min(1), 'hook').optional().describe('residual-width hooks (names or patterns, e.g. ["blocks.*.hook_resid_post"]); default: the hook the stored vector was taken at'),
+    positions: z.union([z.literal('all'), siteList(z.number().int(), 'position')]).default('all').describe('negative counts from the end'),
+    saveAs: z.string().min(1).optional().describe('name to store raw values under'),
+  }).optional().describe('directional ablation instead of components: project a stored or raw direction out of the residual stream'),
   method: z.enum(['zero', 'mean', 'resample']).default('zero'),
   reference: z.array(z.string().min(1)).optional().describe('prompts for mean/resample values (default: the prompts themselves)'),
   expertMode: z.enum(['output', 'routing']).default('output').describe('experts: remove the output, or forbid the expert in routing (its tokens go to the next choice)'),
@@ -43,35 +53,19 @@ export const ablateOutput = z.object({
     change: z.number(),
     relativeDrop: z.number().nullable(),
   })).describe('each component ablated alone (when each is true and there are several)'),
+  projected: z.object({ vector: z.string(), hooks: z.array(z.string()), norm: z.number().describe('norm of the vector as given (it is projected as a unit vector)') })
+    .nullable().describe('directional ablation: the vector and hooks (null for components)'),
   runIds: RunIds,
 });
 
-type Target = Component | { kind: 'position'; layer: number; position: number };
-
-function parseTarget(s: string, ctx: ToolContext): Target {
-  const cfg = ctx.session.config;
-  const m = /^L(\d+)\.P(-?\d+)$/.exec(s.trim());
-  if (m) {
-    const layer = Number(m[1]);
-    if (layer >= cfg.numLayers) throw new ToolError(`${s}: layer ${layer} is out of range; valid: 0..${cfg.numLayers - 1}`);
-    return { kind: 'position', layer, position: Number(m[2]) };
-  }
-  return parseComponent(s, cfg);
-}
-
-function hookOf(t: Target): string {
-  switch (t.kind) {
-    case 'head': return `blocks.${t.layer}.attn.hook_z`;
-    case 'neuron': return `blocks.${t.layer}.mlp.hook_post`;
-    case 'expert': return `blocks.${t.layer}.mlp.hook_expert_out`;
-    case 'position': return `blocks.${t.layer}.hook_resid_pre`;
-  }
-}
+type Target = SiteAddress;
+const hookOf = (t: Target): string => siteHook(t.kind, t.layer);
 
 export const ablateTool = defineTool({
   name: 'ablate',
-  description: 'Ablate heads, neurons, experts or residual positions (zero, mean over reference prompts, or resample from another prompt) and report the metric before and after, together and for each component alone.',
+  description: 'Ablate heads, neurons, experts or residual positions (zero, mean over reference prompts, or resample from another prompt), or remove a direction (project: a stored vector such as a probe, PCA or steering direction, or raw values) from the residual stream at chosen hooks and positions; reports the metric before and after, together and for each component alone.',
   readsText: true,
+  limits: { prompts: ['prompts', 'reference'], sites: { components: 512 } },
   input: ablateInput,
   output: ablateOutput,
   async run(input, ctx) {
@@ -79,7 +73,10 @@ export const ablateTool = defineTool({
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
     const ans = metricAnswers(ctx, input, N);
-    const comps = input.components.map((s) => parseTarget(s, ctx));
+    if ((input.components === undefined) === (input.project === undefined)) throw new ToolError('give exactly one of components (heads, experts, neurons, positions) or project (a direction to remove)');
+    if (input.project) return ablateDirection(ctx, input as AblateInput & { project: object }, prompts, ans);
+    const components = input.components!;
+    const comps = components.map((s) => parseSite(s, cfg));
     const T = Math.max(...prompts.map((p) => p.ids.length));
     for (const c of comps) {
       if (c.kind === 'position') {
@@ -129,16 +126,16 @@ export const ablateTool = defineTool({
     if (input.each && comps.length > 1) {
       for (const [i, c] of comps.entries()) {
         const v = await runWith([c]);
-        each.push({ component: input.components[i], after: v, change: v - beforeValue, relativeDrop: relativeDrop(input.metric, beforeValue, v) });
-        ctx.onProgress?.({ done: i + 1, total: comps.length, message: `ablated ${input.components[i]}` });
+        each.push({ component: components[i], after: v, change: v - beforeValue, relativeDrop: relativeDrop(input.metric, beforeValue, v) });
+        ctx.onProgress?.({ done: i + 1, total: comps.length, message: `ablated ${components[i]}` });
       }
     }
     const experimentId = await ctx.store.addExperiment({
       kind: 'ablation', modelId: ctx.session.modelId, params: { ...input, runIds: before.runIds },
       metric: input.metric, cleanValue: beforeValue, corruptedValue: afterValue,
-      summary: { method: input.method, components: input.components },
+      summary: { method: input.method, components },
     });
-    const rows = [{ component: input.components.join('+'), after: afterValue, c: comps.length === 1 ? comps[0] : null }, ...each.map((e, i) => ({ ...e, c: comps[i] }))];
+    const rows = [{ component: components.join('+'), after: afterValue, c: comps.length === 1 ? comps[0] : null }, ...each.map((e, i) => ({ ...e, c: comps[i] }))];
     await ctx.store.addResults(rows.map((r) => ({
       experimentId, site: r.component, hook: r.c ? hookOf(r.c) : null, layer: r.c?.layer ?? null,
       position: r.c?.kind === 'position' ? r.c.position : null,
@@ -150,10 +147,95 @@ export const ablateTool = defineTool({
       experimentId, metric: input.metric, method: input.method, direction: METRIC_DIRECTION[input.metric].direction,
       before: beforeValue, after: afterValue, change: afterValue - beforeValue,
       relativeDrop: relativeDrop(input.metric, beforeValue, afterValue), summary: describeChange(input.metric, beforeValue, afterValue),
-      each, runIds: before.runIds,
+      each, projected: null, runIds: before.runIds,
     };
   },
 });
+
+type AblateInput = z.output<typeof ablateInput>;
+
+/** Directional ablation: one forward per hook (in forward order) to read x there with the earlier projections applied, then the run with all of them. */
+async function ablateDirection(ctx: ToolContext, input: AblateInput & { project: NonNullable<AblateInput['project']> }, prompts: EncodedPrompt[], ans: ReturnType<typeof metricAnswers>): Promise<z.input<typeof ablateOutput>> {
+  const cfg = ctx.session.config;
+  const N = prompts.length;
+  const V = cfg.vocabSize;
+  const H = cfg.hiddenSize;
+  const p = input.project;
+  if (input.method === 'resample') throw new ToolError('directional ablation takes method "zero" (remove the direction) or "mean" (set it to its mean over the reference prompts), not "resample"');
+  const stored = 'name' in p.vector ? await ctx.store.getVector(p.vector.name) : null;
+  const hookNames = p.hooks ?? (stored?.hook ? [stored.hook] : null);
+  if (!hookNames) throw new ToolError('project.hooks is needed for raw values (or a stored vector without a hook), e.g. ["blocks.1.hook_resid_post"]');
+  const hooks = resolveHooks(hookNames, cfg.numLayers);
+  for (const h of hooks) {
+    if (h.spec.axes.join() !== 'batch,pos,d_model' || !h.spec.writable) {
+      throw new ToolError(`project.hooks: ${h.name} (${h.spec.shape}) is not a residual-width hook; give hooks of shape [B, T, H], e.g. blocks.L.hook_resid_post`);
+    }
+  }
+  const dir = await loadDirection(ctx, p.vector, { kind: 'ablation', hook: hooks[0].name, layer: hooks[0].layer, saveAs: p.saveAs, source: 'raw values given to ablate' });
+  let norm = 0;
+  for (const x of dir.vec) norm += x * x;
+  norm = Math.sqrt(norm);
+  if (norm === 0) throw new ToolError(`vector "${dir.name}" is all zeros: it has no direction`);
+  const u = Float64Array.from(dir.vec, (x) => x / norm);
+  const positions = prompts.map((q) => resolvePositions(p.positions, q.ids.length));
+
+  const before = await runAndRecord(ctx, prompts, {}, { role: 'ablate before' });
+  const { spec, value: beforeValue } = metricOnRun(input.metric, ans, before.result.logits!.data, V, N);
+  // mean: the direction's mean coordinate at each hook over the reference prompts' real positions.
+  const targets = new Map<string, number>();
+  if (input.method === 'mean') {
+    const reference = input.reference ? ctx.session.encodeAll(input.reference, 'reference') : prompts;
+    const ref = await runAndRecord(ctx, reference, { capture: hooks.map((h) => h.name), logits: 'none' }, { role: 'ablate mean reference' });
+    for (const h of hooks) {
+      const x = ref.result.cache.get(h.name)!;
+      const T = x.dims[1];
+      let sum = 0;
+      let count = 0;
+      reference.forEach((r, b) => {
+        for (let t = 0; t < r.ids.length; t++, count++) for (let i = 0; i < H; i++) sum += x.data[(b * T + t) * H + i] * u[i];
+      });
+      targets.set(h.name, sum / count);
+    }
+  }
+  const ids = prompts.map((q) => q.ids);
+  const interventions: Intervention[] = [];
+  for (const [k, h] of hooks.entries()) {
+    checkCancelled(ctx, 'ablate');
+    const r = await ctx.session.model.run(ids, { signal: ctx.signal, interventions, capture: [h.name], logits: 'none' });
+    const x = r.cache.get(h.name)!;
+    const T = x.dims[1];
+    const add = new Float32Array(x.data.length);
+    const target = targets.get(h.name) ?? 0;
+    positions.forEach((ts, b) => {
+      for (const t of ts) {
+        const o = (b * T + t) * H;
+        let c = 0;
+        for (let i = 0; i < H; i++) c += x.data[o + i] * u[i];
+        for (let i = 0; i < H; i++) add[o + i] = (target - c) * u[i];
+      }
+    });
+    interventions.push({ hook: h.name, add: { data: add, dims: x.dims } });
+    ctx.onProgress?.({ done: k + 1, total: hooks.length + 1, message: `projected ${dir.name} out at ${h.name}` });
+  }
+  const r = await ctx.session.model.run(ids, { signal: ctx.signal, interventions });
+  const afterValue = meanMetric(spec, r.logits!.data, V, N);
+  const site = `project ${dir.name}`;
+  const experimentId = await ctx.store.addExperiment({
+    kind: 'ablation', modelId: ctx.session.modelId, params: { ...input, project: { ...p, vector: { name: dir.name } }, runIds: before.runIds },
+    metric: input.metric, cleanValue: beforeValue, corruptedValue: afterValue,
+    summary: { method: input.method, project: dir.name, hooks: hooks.map((h) => h.name) },
+  });
+  await ctx.store.addResults([{
+    experimentId, site, hook: hooks.map((h) => h.name).join(','), layer: hooks[0].layer, position: null, component: null, neuron: null,
+    value: afterValue, effect: relativeDrop(input.metric, beforeValue, afterValue),
+  }]);
+  return {
+    experimentId, metric: input.metric, method: input.method, direction: METRIC_DIRECTION[input.metric].direction,
+    before: beforeValue, after: afterValue, change: afterValue - beforeValue,
+    relativeDrop: relativeDrop(input.metric, beforeValue, afterValue), summary: describeChange(input.metric, beforeValue, afterValue),
+    each: [], projected: { vector: dir.name, hooks: hooks.map((h) => h.name), norm }, runIds: before.runIds,
+  };
+}
 
 /** Sets mask entries for a component over [T, ...] dims (all positions unless it is a position). */
 function markMask(mask: Float32Array, dims: number[], c: Target, prompts: EncodedPrompt[]): void {

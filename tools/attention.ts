@@ -12,6 +12,7 @@
 //   attends_to_first attention from t to position 0                            (queries t >= 1)
 //   sink             probability given to the attention sink                   (all queries)
 // Patterns here are gpt-oss patterns: each row sums to 1 - sink mass.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
@@ -134,6 +135,7 @@ export const attentionTool = defineTool({
   name: 'attention_patterns',
   description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads, one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Stores one results row per head x role (experiment kind "attention_roles").',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: attentionInput,
   output: attentionOutput,
   async run(input, ctx: ToolContext): Promise<AttentionResult> {
@@ -155,7 +157,7 @@ export const attentionTool = defineTool({
     const uniqLayers = [...new Set(layers)].sort((a, b) => a - b);
     const uniqHeads = [...new Set(heads)].sort((a, b) => a - b);
     const captureLayers = [...new Set([...uniqLayers, ...(matrixHead ? [matrixHead.layer] : [])])].sort((a, b) => a - b);
-    const hooks = captureLayers.flatMap((l) => [`blocks.${l}.attn.hook_pattern`, `blocks.${l}.attn.hook_sink`]);
+    const hooks = captureLayers.flatMap((l) => [blockHook(l, 'attn.hook_pattern'), blockHook(l, 'attn.hook_sink')]);
 
     const selected = uniqLayers.flatMap((layer) => uniqHeads.map((head) => ({ layer, head })));
     const acc = new Map<string, Acc[]>(selected.map((s) => [`L${s.layer}.H${s.head}`, HEAD_ROLES.map(() => ({ sum: 0, n: 0 }))]));
@@ -177,8 +179,8 @@ export const attentionTool = defineTool({
       runIds.push(...r.runIds);
       const T = r.result.length;
       for (const layer of captureLayers) {
-        const A = r.result.cache.get(`blocks.${layer}.attn.hook_pattern`)!.data;
-        const S = r.result.cache.get(`blocks.${layer}.attn.hook_sink`)!.data;
+        const A = r.result.cache.get(blockHook(layer, 'attn.hook_pattern'))!.data;
+        const S = r.result.cache.get(blockHook(layer, 'attn.hook_sink'))!.data;
         chunk.forEach((p, b) => {
           const n = start + b;
           const aOff = (h: number) => (b * nH + h) * T * T;
@@ -256,7 +258,7 @@ export const attentionTool = defineTool({
       summary: { heads: scores.length, roles: roles.map((r) => ({ role: r.role, baseline: r.baseline, top: r.top.slice(0, 3) })) },
     });
     await ctx.store.addResults(scores.flatMap((s) => HEAD_ROLES.map((role) => ({
-      experimentId, site: s.head, hook: `blocks.${s.layer}.attn.hook_pattern`, layer: s.layer, component: s.index,
+      experimentId, site: s.head, hook: blockHook(s.layer, 'attn.hook_pattern'), layer: s.layer, component: s.index,
       value: s.scores[role], effect: null, extra: { role, baseline: baselineOf.get(role) ?? null },
     }))));
 

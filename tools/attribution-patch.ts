@@ -2,15 +2,17 @@
 // clean forward and one forward + backward on the corrupted prompts: effect(site) ~
 // (a_clean - a_corrupted) . d metric / d a at the corrupted run, normalised as patching is. Same
 // arguments and the same grid as patch_activations, so the two can be compared cell by cell.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { gradients } from '../engine/backward/gradient.ts';
 import type { LogitMetric } from '../engine/backward/metric.ts';
 import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
 import { defineTool, type ToolContext } from './define.ts';
 import { meanMetric, metricOnRun, normalisedEffect, type MetricSpec } from './metrics.ts';
-import { HOOK_OF, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
+import { PATCH_LIMITS, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
 import { ExperimentId, Grid, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
+import { SITE_HOOK } from './sites.ts';
 
 export const attributionPatchInput = z.strictObject({
   ...patchInput.omit({ mode: true, maxBatch: true }).shape,
@@ -103,15 +105,16 @@ export function reduceToMask(density: Float64Array, dims: number[], maskDims: nu
 export const attributionPatchTool = defineTool({
   name: 'attribution_patch',
   description: 'Attribution patching (AtP): the gradient estimate of patch_activations for every site at once, from 2 forwards and 1 backward instead of one forward per site. Same arguments and grid as patch_activations (sites resid_*, attn_out, mlp_out, head, expert, neuron; per position or not); estimate = (clean - corrupted) . gradient at the corrupted run, normalised as patching is. Linear, so it can miss saturated effects: confirm the top sites with patch_activations.',
+  limits: PATCH_LIMITS,
   input: attributionPatchInput,
   output: attributionPatchOutput,
   async run(input, ctx: ToolContext): Promise<AttributionPatchResult> {
     const cfg = ctx.session.config;
     const asPatch: PatchInput = { ...input, mode: 'batched', maxBatch: 64 };
     const { clean, corrupted, N, ans, vs } = patchSetup(asPatch, ctx);
-    const hookLocal = HOOK_OF[input.site];
+    const hookLocal = SITE_HOOK[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
-    const hooks = layers.map((l) => `blocks.${l}.${hookLocal}`);
+    const hooks = layers.map((l) => blockHook(l, hookLocal));
     const V = cfg.vocabSize;
 
     const cleanRun = await runAndRecord(ctx, clean, { capture: [...hooks, 'hook_embed'] }, { role: 'clean' });
@@ -133,7 +136,7 @@ export const attributionPatchTool = defineTool({
 
     const reduced = new Map<string, Float64Array>();
     const values = vs.map((v) => {
-      const h = `blocks.${v.layer}.${hookLocal}`;
+      const h = blockHook(v.layer, hookLocal);
       const key = `${h}|${v.mask.dims}`;
       if (!reduced.has(key)) {
         const density = attributionDensity(cleanRun.result.cache.get(h)!, g.cache.get(h)!, g.grads.get(h)!);

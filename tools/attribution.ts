@@ -6,6 +6,7 @@
 // is linear in the residual: part . (finalNorm ⊙ (U[target] - U[distractor]) / rms(final resid)),
 // so the parts sum exactly to the logit difference (up to float32 rounding of the forward pass).
 // Neurons split their expert's part further (post activation x routing weight x down_proj column).
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { answerList, answers } from './metrics.ts';
@@ -66,6 +67,7 @@ export const dlaTool = defineTool({
   name: 'direct_logit_attribution',
   description: 'Direct logit attribution at one position (default the last): how much each head (attn.hook_result), each expert (mlp.hook_expert_out) and optionally each neuron writes directly along unembed(target) - unembed(distractor) (or unembed(target)), through the final RMSNorm with its scale frozen at the actual final residual. The embedding, o_proj biases and expert biases are their own rows, so the parts sum to the actual logit difference (reported with the check). Returns the top contributors (positive and negative), a per-layer summary, and stores an experiment with a row per component.',
   readsText: true,
+  limits: { prompts: ['prompts'] },
   input: dlaInput,
   output: dlaOutput,
   async run(input, ctx) {
@@ -115,16 +117,16 @@ export const dlaTool = defineTool({
     // Rows in a stable order: embed, then per layer heads, attn bias, experts, expert bias.
     part('embed', 'embed', 'hook_embed', null, null, null);
     for (let l = 0; l < L; l++) {
-      for (let h = 0; h < nH; h++) part(`L${l}.H${h}`, 'head', `blocks.${l}.attn.hook_result`, l, h, null);
-      part(`L${l}.attn_bias`, 'attn_bias', `blocks.${l}.hook_attn_out`, l, null, null);
-      for (let e = 0; e < E; e++) part(`L${l}.E${e}`, 'expert', `blocks.${l}.mlp.hook_expert_out`, l, e, null);
-      part(`L${l}.expert_bias`, 'expert_bias', `blocks.${l}.hook_mlp_out`, l, null, null);
+      for (let h = 0; h < nH; h++) part(`L${l}.H${h}`, 'head', blockHook(l, 'attn.hook_result'), l, h, null);
+      part(`L${l}.attn_bias`, 'attn_bias', blockHook(l, 'hook_attn_out'), l, null, null);
+      for (let e = 0; e < E; e++) part(`L${l}.E${e}`, 'expert', blockHook(l, 'mlp.hook_expert_out'), l, e, null);
+      part(`L${l}.expert_bias`, 'expert_bias', blockHook(l, 'hook_mlp_out'), l, null, null);
     }
 
     const actual = new Float64Array(N);
     const rmsOf = new Float64Array(N);
     const capture = [
-      'hook_embed', `blocks.${L - 1}.hook_resid_post`,
+      'hook_embed', blockHook(L - 1, 'hook_resid_post'),
       'blocks.*.attn.hook_z', 'blocks.*.mlp.hook_expert_out', 'blocks.*.mlp.hook_expert_indices', 'blocks.*.mlp.hook_expert_weights',
       ...(input.neurons ? ['blocks.*.mlp.hook_post'] : []),
     ];
@@ -146,7 +148,7 @@ export const dlaTool = defineTool({
         const lo = (b * P + (P === 1 ? 0 : p)) * V;
         actual[n] = result.logits!.data[lo + targets[n]] - (distractors.length ? result.logits!.data[lo + distractors[n]] : 0);
         // g = finalNorm ⊙ (U[t] - U[d]) / rms(final residual): the frozen linear read-out.
-        const xf = get(`blocks.${L - 1}.hook_resid_post`).subarray(tok * H, (tok + 1) * H);
+        const xf = get(blockHook(L - 1, 'hook_resid_post')).subarray(tok * H, (tok + 1) * H);
         let ms = 0;
         for (let i = 0; i < H; i++) ms += xf[i] * xf[i];
         const rms = Math.sqrt(ms / H + cfg.rmsNormEps);
@@ -168,7 +170,7 @@ export const dlaTool = defineTool({
         add('embed', along(get('hook_embed'), tok * H));
         for (let l = 0; l < L; l++) {
           // Heads: z_h . (oW_h^T g), the same as attn.hook_result[h] . g.
-          const z = get(`blocks.${l}.attn.hook_z`);
+          const z = get(blockHook(l, 'attn.hook_z'));
           const W = oW[l];
           const u = new Float64Array(nH * dh);
           for (let i = 0; i < H; i++) {
@@ -184,9 +186,9 @@ export const dlaTool = defineTool({
           }
           add(`L${l}.attn_bias`, along(oB[l]));
           // Experts: the weighted output minus its weighted bias; the biases go to one row per layer.
-          const out = get(`blocks.${l}.mlp.hook_expert_out`);
-          const idx = get(`blocks.${l}.mlp.hook_expert_indices`);
-          const wts = get(`blocks.${l}.mlp.hook_expert_weights`);
+          const out = get(blockHook(l, 'mlp.hook_expert_out'));
+          const idx = get(blockHook(l, 'mlp.hook_expert_indices'));
+          const wts = get(blockHook(l, 'mlp.hook_expert_weights'));
           let biasSum = 0;
           for (let j = 0; j < k; j++) {
             const e = idx[tok * k + j];
@@ -195,7 +197,7 @@ export const dlaTool = defineTool({
             biasSum += biasPart;
             add(`L${l}.E${e}`, along(out, (tok * E + e) * H) - biasPart);
             if (input.neurons) {
-              const post = get(`blocks.${l}.mlp.hook_post`);
+              const post = get(blockHook(l, 'mlp.hook_post'));
               const D = downOf(l, e);
               const v = new Float64Array(I);
               for (let i = 0; i < H; i++) {
@@ -205,7 +207,7 @@ export const dlaTool = defineTool({
               for (let m = 0; m < I; m++) {
                 const c = wt * post[(tok * E + e) * I + m] * v[m];
                 const site = `L${l}.E${e}.N${m}`;
-                part(site, 'neuron', `blocks.${l}.mlp.hook_post`, l, e, m);
+                part(site, 'neuron', blockHook(l, 'mlp.hook_post'), l, e, m);
                 add(site, c);
               }
             }

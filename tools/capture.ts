@@ -2,7 +2,8 @@
 // activation rows (one vector per run x hook x position x head/expert) and summarise.
 import { z } from 'zod';
 import type { GptOssConfig } from '../engine/config.ts';
-import { parseSaeHook, type ResolvedHook } from '../engine/hooks.ts';
+import { blockHook } from '../engine/hook-address.ts';
+import { axisSize, componentAxis, type ResolvedHook } from '../engine/hooks.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { runAndRecord } from './runs.ts';
@@ -37,30 +38,22 @@ export const captureOutput = z.object({
   })),
 });
 
-/** How a hook's tensor splits into stored vectors: which axis is the position, which the component. */
+/**
+ * How a hook's tensor splits into stored vectors, read from its axes: the (first) position axis,
+ * the component axis (heads, KV heads or experts, when it is not the vector axis), and whether
+ * all-zero vectors are skipped (experts not chosen for a token hold zeros).
+ */
 interface Layout { posAxis: number; compAxis: number | null; skipZero: boolean }
-const LAYOUTS: Record<string, Layout> = {
-  '[B, T, H]': { posAxis: 1, compAxis: null, skipZero: false },
-  '[B, P, H]': { posAxis: 1, compAxis: null, skipZero: false },
-  '[B, P, V]': { posAxis: 1, compAxis: null, skipZero: false },
-  '[B, T, E]': { posAxis: 1, compAxis: null, skipZero: false },
-  '[B, T, k]': { posAxis: 1, compAxis: null, skipZero: false },
-  '[B, T, nH, d]': { posAxis: 1, compAxis: 2, skipZero: false },
-  '[B, T, nKV, d]': { posAxis: 1, compAxis: 2, skipZero: false },
-  '[B, T, nH, H]': { posAxis: 1, compAxis: 2, skipZero: false },
-  '[B, nH, T, T]': { posAxis: 2, compAxis: 1, skipZero: false },
-  '[B, nH, T]': { posAxis: 2, compAxis: 1, skipZero: false },
-  // Experts not chosen for a token hold zeros: not stored.
-  '[B, T, E, I]': { posAxis: 1, compAxis: 2, skipZero: true },
-  '[B, T, E, H]': { posAxis: 1, compAxis: 2, skipZero: true },
-  // Dictionary latents are stored sparsely in sae_latents instead (see latentRows).
-  '[B, T, S]': { posAxis: 1, compAxis: null, skipZero: false },
-};
+function layoutOf(h: ResolvedHook): Layout {
+  const axes = h.spec.axes;
+  const compAxis = componentAxis(axes);
+  return { posAxis: axes.findIndex((a) => a === 'pos' || a === 'out_pos'), compAxis, skipZero: compAxis !== null && axes[compAxis] === 'expert' };
+}
 
 /** The vectors of row b of a captured hook, keyed by (position, component). */
 export function* hookVectors(h: ResolvedHook, t: Tensor, b: number, positions: number[], components?: number[]):
   Generator<{ position: number; component: number | null; vec: Float32Array }> {
-  const layout = LAYOUTS[h.spec.shape];
+  const layout = layoutOf(h);
   const dims = t.dims;
   const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, c) => a * c, 1));
   const comps = layout.compAxis === null ? [null] : (components ?? [...Array(dims[layout.compAxis]).keys()]);
@@ -81,8 +74,8 @@ export function* hookVectors(h: ResolvedHook, t: Tensor, b: number, positions: n
 
 /** How many heads or experts a hook's component axis has (null: the hook has no component axis). */
 function componentCount(h: ResolvedHook, cfg: GptOssConfig): number | null {
-  if (LAYOUTS[h.spec.shape].compAxis === null) return null;
-  return h.spec.shape.includes('nKV') ? cfg.numKvHeads : h.spec.shape.includes('nH') ? cfg.numHeads : cfg.numExperts;
+  const axis = layoutOf(h).compAxis;
+  return axis === null ? null : axisSize(h.spec.axes[axis], cfg, { B: 0, T: 0, P: 0, past: 0 });
 }
 
 /** Every component index must exist on every hook it is read from (an index past the axis would read another position's data). */
@@ -112,6 +105,7 @@ export const captureTool = defineTool({
   name: 'capture_activations',
   description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table (dictionary latents, blocks.L.<hook>.sae.hook_sae_acts: one row per active latent in sae_latents) and returns run ids, shapes, mean norms and the top next tokens.',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], hooks: 'hooks', positions: 'positions' } },
   input: captureInput,
   output: captureOutput,
   async run(input, ctx) {
@@ -120,7 +114,7 @@ export const captureTool = defineTool({
     const hooks = resolveHooks(input.hooks, cfg.numLayers);
     if (input.components) checkComponents(hooks, input.components, cfg);
     const perPrompt = prompts.map((p) => resolvePositions(input.positions, p.ids.length));
-    const needsAll = hooks.some((h) => h.spec.shape.includes('P'));
+    const needsAll = hooks.some((h) => h.spec.axes.includes('out_pos'));
     const estimate = hooks.reduce((n, h) => {
       const comps = input.components?.length ?? componentCount(h, cfg) ?? 1;
       return n + comps * perPrompt.reduce((a, ps) => a + ps.length, 0);
@@ -138,9 +132,8 @@ export const captureTool = defineTool({
     const latents: SaeLatentInput[] = [];
     const summary = hooks.map((h) => {
       const t = result.cache.get(h.name)!;
-      const sae = parseSaeHook(h.name);
-      if (sae?.part === 'hook_sae_acts') {
-        const { saeId } = attachedAt(ctx, sae.site);
+      if (h.address.kind === 'sae' && h.address.part === 'hook_sae_acts') {
+        const { saeId } = attachedAt(ctx, blockHook(h.address.layer, h.address.site));
         const found = latentRows(t, runIds, perPrompt, saeId);
         if (input.store) latents.push(...found);
         return { hook: h.name, shape: t.dims, vectors: found.length, meanNorm: found.reduce((a, r) => a + r.value, 0) / Math.max(1, found.length) };

@@ -24,7 +24,7 @@ import { answerList, meanMetric, metricAnswers, metricOf, metricOnRun, MetricNam
 import { alignPairs } from './patch.ts';
 import { ExperimentId, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
-import { checkLayers, componentName, parseComponent, type Component, siteList } from './sites.ts';
+import { checkLayers, componentName, parseComponent, type Component, siteHook, siteList } from './sites.ts';
 
 export const circuitInput = z.strictObject({
   clean: z.array(z.string().min(1)).min(1).max(64).describe('prompts where the behaviour happens, e.g. ["When Mary and John went to the store , John gave a drink to"]'),
@@ -66,8 +66,7 @@ export const circuitOutput = z.object({
 export type CircuitResult = z.infer<typeof circuitOutput>;
 type CircuitPoint = CircuitResult['curve'][number];
 
-const HOOK: Record<Component['kind'], string> = { head: 'attn.hook_z', expert: 'mlp.hook_expert_out', neuron: 'mlp.hook_post' };
-const hookOf = (c: Component) => `blocks.${c.layer}.${HOOK[c.kind]}`;
+const hookOf = (c: Component) => siteHook(c.kind, c.layer);
 const TOLERANCE = 1e-4;
 
 function candidates(input: CircuitInput, ctx: ToolContext): Component[] {
@@ -83,11 +82,7 @@ function candidates(input: CircuitInput, ctx: ToolContext): Component[] {
       if (input.include.includes('heads')) for (let h = 0; h < cfg.numHeads; h++) list.push({ kind: 'head', layer, head: h });
       if (input.include.includes('experts')) for (let e = 0; e < cfg.numExperts; e++) list.push({ kind: 'expert', layer, expert: e });
     }
-    for (const s of input.neurons ?? []) {
-      const c = parseComponent(s, cfg);
-      if (c.kind !== 'neuron') throw new ToolError(`neurons has "${s}", which is not a neuron; write L<layer>.E<expert>.N<neuron>`);
-      list.push(c);
-    }
+    for (const s of input.neurons ?? []) list.push(parseComponent(s, cfg, 'neuron'));
   }
   const names = list.map(componentName);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -110,6 +105,7 @@ export const circuitTool = defineTool({
   name: 'find_circuit',
   description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
   readsText: true,
+  limits: { prompts: ['clean', 'corrupted'] },
   input: circuitInput,
   output: circuitOutput,
   async run(input, ctx): Promise<CircuitResult> {

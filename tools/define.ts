@@ -3,11 +3,13 @@
 // reports progress and honours cancellation. The CLI, the MCP server, the agent and the tests all
 // call tools through `callTool`, so validation of arguments and of results is one thing.
 import { z } from 'zod';
+import { ToolError } from './errors.ts';
+import { checkToolLimits, type ToolLimits } from './limits.ts';
 import { closestName } from './names.ts';
 import type { ModelSession } from './session.ts';
 import type { ActivationStore } from './store/index.ts';
 
-export class ToolError extends Error {}
+export { ToolError };
 
 export interface ToolProgress {
   done: number;
@@ -44,6 +46,8 @@ export interface Tool<I extends z.ZodType = z.ZodType, O extends OutputSchema = 
    */
   readsText?: boolean;
   input: I;
+  /** Sizes this tool takes at most (prompts, sweep, site lists), checked on the parsed arguments. */
+  limits?: ToolLimits;
   /** The result's shape: numbers at full precision, grids with labelled axes (tools/output.ts). */
   output: O;
   run: (input: z.output<I>, ctx: ToolContext) => Promise<z.input<O>>;
@@ -107,7 +111,7 @@ export function formatZodError(tool: string, err: z.ZodError, schema?: z.ZodType
 }
 
 const AllowUnknown = z.boolean().default(false)
-  .describe('run even when prompt or answer words are outside the vocabulary (they become the unknown token); the result then lists them in warnings');
+  .describe('accept words outside the vocabulary (they become the unknown token; listed in warnings)');
 const Warnings = z.array(z.string()).optional().describe('words outside the vocabulary that were accepted with allowUnknown (the numbers may mean little)');
 
 const inputs = new WeakMap<Tool, z.ZodType>();
@@ -148,6 +152,10 @@ export async function callTool<I extends z.ZodType, O extends OutputSchema>(tool
   const view = tool.readsText ? ctx.session.forCall(allowUnknown === true) : { session: ctx.session, warnings: [] as string[] };
   const callCtx: ToolContext = { ...ctx, session: view.session };
   const runArgs = (tool.readsText ? toolArgs : parsed.data) as z.output<I>;
+  if (tool.limits) {
+    const session = ctx.session;
+    checkToolLimits(tool.name, tool.limits, runArgs, { numLayers: session.config.numLayers, countTokens: (t) => session.tokenizer.encode(t).length });
+  }
   // One call, one unit: its runs, activations, experiments and results commit together or not at all.
   const result = await (tool.storeReadOnly ? tool.run(runArgs, callCtx) : ctx.store.atomic(() => tool.run(runArgs, callCtx)));
   const withWarnings = view.warnings.length ? { ...(result as object), warnings: view.warnings } : result;

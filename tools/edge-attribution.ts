@@ -48,6 +48,7 @@ export type EdgeAttributionResult = z.input<typeof edgeAttributionOutput>;
 export const edgeAttributionTool = defineTool({
   name: 'edge_attribution',
   description: 'Circuit discovery at edge level (EAP / EAP-IG): scores every edge between components (embeddings, heads via their q/k/v inputs, MoE layers, logits), keeps the top edges, and verifies them by actually patching every other edge to its corrupted value: returns the faithfulness curve (share of the behaviour kept vs number of edges) and the smallest circuit reaching the threshold.',
+  limits: { prompts: ['clean', 'corrupted'] },
   input: edgeAttributionInput,
   output: edgeAttributionOutput,
   async run(input, ctx: ToolContext): Promise<EdgeAttributionResult> {

@@ -4,6 +4,7 @@
 // sender upstream of a receiver. Two things are computed per edge here: the gradient of the metric
 // w.r.t. the receiver's own view of the residual stream (for EAP scores), and a forward in which
 // chosen edges carry the corrupted run's sender output instead of the current one (to verify a circuit).
+import { blockHook } from '../engine/hook-address.ts';
 import type { GptOssModel } from '../engine/model.ts';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -43,13 +44,13 @@ export function graphNodes(cfg: { numLayers: number; numHeads: number; numKvHead
 }
 
 /** Hooks whose activations give every sender's output. */
-export const senderHooks = (L: number): string[] => ['hook_embed', ...Array.from({ length: L }, (_, l) => [`blocks.${l}.attn.hook_result`, `blocks.${l}.hook_mlp_out`]).flat()];
+export const senderHooks = (L: number): string[] => ['hook_embed', ...Array.from({ length: L }, (_, l) => [blockHook(l, 'attn.hook_result'), blockHook(l, 'hook_mlp_out')]).flat()];
 
 /** A sender's output [B, T, H] from a run's captured hooks. */
 export function senderOutput(s: Sender, cache: Map<string, Tensor>, nH: number): Float32Array {
   if (s.kind === 'embed') return cache.get('hook_embed')!.data;
-  if (s.kind === 'mlp') return cache.get(`blocks.${s.layer}.hook_mlp_out`)!.data;
-  const r = cache.get(`blocks.${s.layer}.attn.hook_result`)!;
+  if (s.kind === 'mlp') return cache.get(blockHook(s.layer, 'hook_mlp_out'))!.data;
+  const r = cache.get(blockHook(s.layer, 'attn.hook_result'))!;
   const H = r.dims[3];
   const tokens = r.data.length / (nH * H);
   const out = new Float32Array(tokens * H);
@@ -60,10 +61,10 @@ export function senderOutput(s: Sender, cache: Map<string, Tensor>, nH: number):
 /** Gradient hooks and captured activations the receivers' residual-view gradients are built from. */
 export function receiverGradientHooks(L: number): { grads: string[]; capture: string[] } {
   const grads = ['ln_final.hook_normalized'];
-  const capture = [`blocks.${L - 1}.hook_resid_post`];
+  const capture = [blockHook(L - 1, 'hook_resid_post')];
   for (let l = 0; l < L; l++) {
-    grads.push(`blocks.${l}.attn.hook_q`, `blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`, `blocks.${l}.ln2.hook_normalized`);
-    capture.push(`blocks.${l}.hook_resid_pre`, `blocks.${l}.hook_resid_mid`);
+    grads.push(blockHook(l, 'attn.hook_q'), blockHook(l, 'attn.hook_k'), blockHook(l, 'attn.hook_v'), blockHook(l, 'ln2.hook_normalized'));
+    capture.push(blockHook(l, 'hook_resid_pre'), blockHook(l, 'hook_resid_mid'));
   }
   return { grads, capture };
 }
@@ -79,7 +80,7 @@ export function receiverGradient(
   const { hiddenSize: H, headDim: d, numHeads: nH, numKvHeads: nKV, numLayers: L, rmsNormEps: eps } = cfg;
   if (r.kind === 'logits') {
     const g = grads.get('ln_final.hook_normalized')!;
-    const x = cache.get(`blocks.${L - 1}.hook_resid_post`)!;
+    const x = cache.get(blockHook(L - 1, 'hook_resid_post'))!;
     const [B, T] = x.dims;
     const out = new Float64Array(B * T * H);
     const un = model.unembedWeights();
@@ -93,15 +94,15 @@ export function receiverGradient(
   }
   const w = model.attentionWeights(r.layer);
   if (r.kind === 'mlp') {
-    const x = cache.get(`blocks.${r.layer}.hook_resid_mid`)!;
+    const x = cache.get(blockHook(r.layer, 'hook_resid_mid'))!;
     const out = new Float64Array(x.data.length);
-    addRmsNormBackward(x.data, w.postNorm, Float64Array.from(grads.get(`blocks.${r.layer}.ln2.hook_normalized`)!.data), out, x.data.length / H, H, eps);
+    addRmsNormBackward(x.data, w.postNorm, Float64Array.from(grads.get(blockHook(r.layer, 'ln2.hook_normalized'))!.data), out, x.data.length / H, H, eps);
     return out;
   }
-  const x = cache.get(`blocks.${r.layer}.hook_resid_pre`)!;
+  const x = cache.get(blockHook(r.layer, 'hook_resid_pre'))!;
   const tokens = x.data.length / H;
-  const [hook, W, heads, index] = r.kind === 'q' ? ['attn.hook_q', w.qW, nH, r.head] as const : [`attn.hook_${r.kind}`, r.kind === 'k' ? w.kW : w.vW, nKV, r.kv] as const;
-  const g = grads.get(`blocks.${r.layer}.${hook}`)!.data;
+  const [hook, W, heads, index] = r.kind === 'q' ? ['attn.hook_q', w.qW, nH, r.head] as const : [r.kind === 'k' ? 'attn.hook_k' : 'attn.hook_v', r.kind === 'k' ? w.kW : w.vW, nKV, r.kv] as const;
+  const g = grads.get(blockHook(r.layer, hook))!.data;
   const gLn = new Float64Array(tokens * H);
   const rows = W.subarray(index * d * H, (index + 1) * d * H);
   for (let t = 0; t < tokens; t++) addMatTVec(rows, g, (t * heads + index) * d, d, H, gLn, t * H);
@@ -187,18 +188,18 @@ export async function runWithEdges(
       proj({ kind: 'v', layer: l, kv: g }, w.vW, w.vB, g, nKV, v);
     }
     const qkv: Intervention[] = [
-      { hook: `blocks.${l}.attn.hook_q`, mask: full, value: { data: q, dims: [B, T, nH, d] } },
-      { hook: `blocks.${l}.attn.hook_k`, mask: full, value: { data: k, dims: [B, T, nKV, d] } },
-      { hook: `blocks.${l}.attn.hook_v`, mask: full, value: { data: v, dims: [B, T, nKV, d] } },
+      { hook: blockHook(l, 'attn.hook_q'), mask: full, value: { data: q, dims: [B, T, nH, d] } },
+      { hook: blockHook(l, 'attn.hook_k'), mask: full, value: { data: k, dims: [B, T, nKV, d] } },
+      { hook: blockHook(l, 'attn.hook_v'), mask: full, value: { data: v, dims: [B, T, nKV, d] } },
     ];
-    const a = await model.run(ids, { startLayer: l, startResid: x, endLayer: l + 1, interventions: qkv, capture: [`blocks.${l}.attn.hook_result`, `blocks.${l}.hook_resid_mid`], signal });
+    const a = await model.run(ids, { startLayer: l, startResid: x, endLayer: l + 1, interventions: qkv, capture: [blockHook(l, 'attn.hook_result'), blockHook(l, 'hook_resid_mid')], signal });
     for (let h = 0; h < nH; h++) known(`L${l}.H${h}`, senderOutput({ kind: 'head', layer: l, head: h }, a.cache, nH));
-    const ln2 = rmsNormRows(inputOf(a.cache.get(`blocks.${l}.hook_resid_mid`)!.data, { kind: 'mlp', layer: l }), w.postNorm, tokens, H, eps);
+    const ln2 = rmsNormRows(inputOf(a.cache.get(blockHook(l, 'hook_resid_mid'))!.data, { kind: 'mlp', layer: l }), w.postNorm, tokens, H, eps);
     const m = await model.run(ids, {
-      startLayer: l, startResid: x, endLayer: l + 1, signal, capture: [`blocks.${l}.hook_mlp_out`],
-      interventions: [...qkv, { hook: `blocks.${l}.ln2.hook_normalized`, mask: full, value: { data: ln2, dims: [B, T, H] } }],
+      startLayer: l, startResid: x, endLayer: l + 1, signal, capture: [blockHook(l, 'hook_mlp_out')],
+      interventions: [...qkv, { hook: blockHook(l, 'ln2.hook_normalized'), mask: full, value: { data: ln2, dims: [B, T, H] } }],
     });
-    known(`L${l}.MLP`, m.cache.get(`blocks.${l}.hook_mlp_out`)!.data);
+    known(`L${l}.MLP`, m.cache.get(blockHook(l, 'hook_mlp_out'))!.data);
     x = m.resid;
   }
   const lengths = ids.map((r) => r.length);

@@ -4,7 +4,7 @@
 // attributions sum to metric(x) - metric(x'); the tool measures both ends and reports the gap.
 import { z } from 'zod';
 import { gradients } from '../engine/backward/gradient.ts';
-import { resolveHook } from '../engine/hooks.ts';
+import { resolveHook, type HookAxis } from '../engine/hooks.ts';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { engineMetric } from './attribution-patch.ts';
@@ -45,11 +45,12 @@ export const integratedGradientsOutput = z.object({
 export type IntegratedGradientsResult = z.input<typeof integratedGradientsOutput>;
 
 /** Axis label prefixes by symbolic dim (the batch and the last axis are summed away). */
-const AXIS_LABEL: Record<string, string> = { T: 'P', P: 'P', nH: 'H', nKV: 'KV', E: 'E', k: 'slot' };
+const AXIS_LABEL: Partial<Record<HookAxis, string>> = { pos: 'P', out_pos: 'P', key_pos: 'K', head: 'H', kv_head: 'KV', expert: 'E', top_k: 'slot' };
 
 export const integratedGradientsTool = defineTool({
   name: 'integrated_gradients',
   description: 'Integrated gradients over one hook: how much each position (and head/expert) of that activation contributes to the metric relative to a baseline (zero or corrupted prompts), with the completeness check (attributions sum to metric(input) - metric(baseline)) reported.',
+  limits: { prompts: ['prompts', 'baseline'] },
   input: integratedGradientsInput,
   output: integratedGradientsOutput,
   async run(input, ctx: ToolContext): Promise<IntegratedGradientsResult> {
@@ -108,7 +109,7 @@ export const integratedGradientsTool = defineTool({
         sums[Math.floor(i / last)] += ((x.data[j] - xb.data[j]) * avg[j]) / N;
       }
     }
-    const axes = hook.spec.shape.replace(/[[\]\s]/g, '').split(',').slice(1, -1);
+    const axes = hook.spec.axes.slice(1, -1);
     const cellDims = x.dims.slice(1, -1);
     const label = (c: number) => {
       const parts: string[] = [];
@@ -129,7 +130,7 @@ export const integratedGradientsTool = defineTool({
       params: { ...input, runIds: run.runIds }, metric: input.metric, cleanValue: inputValue, corruptedValue: baselineValue,
       summary: { hook: hook.name, steps: input.steps, completeness, ...passes },
     });
-    const posAxis = axes.indexOf('T');
+    const posAxis = axes.findIndex((a) => a === 'pos' || a === 'out_pos');
     await ctx.store.addResults(cells.map((c, i) => ({
       experimentId, site: c.label, hook: hook.name, layer: hook.layer,
       position: posAxis === 0 ? Math.floor(i / cellDims.slice(1).reduce((a, b) => a * b, 1)) : null,

@@ -1,6 +1,6 @@
 // Request limits, in one place. Every face (MCP server, agent, CLI) refuses requests beyond these
 // with a message that names the limit, so a language model can shrink its request and retry.
-import { ToolError } from './define.ts';
+import { ToolError } from './errors.ts';
 
 export const LIMITS = {
   /** Bytes of JSON arguments of one tool call (and of one HTTP request body). */
@@ -34,76 +34,107 @@ export const LIMITS = {
 export type LimitName = keyof typeof LIMITS;
 
 export class LimitError extends ToolError {
-  constructor(readonly limit: LimitName, message: string) {
-    super(`${message} (limit ${limit} = ${LIMITS[limit]}, set in tools/limits.ts)`);
+  constructor(readonly limit: string, message: string, value: number = LIMITS[limit as LimitName]) {
+    super(`${message} (limit ${limit} = ${value}${limit in LIMITS ? ', set in tools/limits.ts' : ", declared in the tool's limits"})`);
     this.name = 'LimitError';
   }
 }
 
-/** Top-level argument keys whose text has its own, larger limit (write_finding's markdown: maxFindingBytes). */
-const OWN_LIMIT_KEYS = new Set(['markdown']);
-
-/** Argument keys whose strings are prompts fed to the model (at any depth of the arguments). */
-const PROMPT_KEYS = new Set([
-  'prompt', 'prompts', 'clean', 'corrupted', 'reference', 'positive', 'negative',
-  'text', 'texts', 'examples', 'dataset', 'queries', 'query_prompts', 'contrast', 'math', 'code', 'prose', 'domains',
-]);
-
-/** Every prompt string in args: strings under a prompt key, at any depth. */
-export function promptStrings(args: unknown): string[] {
-  const out: string[] = [];
-  const walk = (v: unknown, inPrompt: boolean, depth: number): void => {
-    if (depth > 8) return;
-    if (typeof v === 'string') {
-      if (inPrompt) out.push(v);
-    } else if (Array.isArray(v)) {
-      for (const x of v) walk(x, inPrompt, depth + 1);
-    } else if (v && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) walk(x, inPrompt || PROMPT_KEYS.has(k), depth + 1);
-    }
-  };
-  walk(args, false, 0);
-  return out;
+/**
+ * The sizes a tool declares (next to its schemas, in its definition), checked on the parsed
+ * arguments before any work. Paths name arguments: `prompts`, `vector.positive`, `examples.*.prompt`
+ * (`*`: every element of a list or value of a record).
+ */
+export interface ToolLimits {
+  /** Where the prompt text fed to the model is: counted against maxPromptsPerCall and maxTokensPerCall. */
+  prompts?: readonly string[];
+  /** A smaller prompt cap for this tool. */
+  maxPrompts?: number;
+  /**
+   * The sweep a call runs, layers x positions x batch <= maxSweepCells: the batch (prompt paths; the
+   * largest counts), the layers (a list, one layer, or hook names/patterns; absent = every layer) and
+   * the positions (a list; absent or "all" = the longest prompt).
+   */
+  sweep?: { batch: readonly string[]; layers?: readonly string[]; hooks?: string; positions?: string };
+  /** Site lists and the most entries each may have in one call, e.g. { components: 512 }. */
+  sites?: Readonly<Record<string, number>>;
 }
 
-/** The largest prompt list of the call (the batch a sweep runs). */
-function batchSize(args: Record<string, unknown>): number {
-  let n = 0;
-  for (const k of ['prompts', 'clean', 'corrupted', 'texts', 'examples', 'dataset']) {
-    const v = args[k];
-    if (Array.isArray(v)) n = Math.max(n, v.length);
+/** The values at `path` of parsed arguments (lists are flattened at the end of the path). */
+export function valuesAt(args: unknown, path: string): unknown[] {
+  let here: unknown[] = [args];
+  for (const key of path.split('.')) {
+    here = here.flatMap((v) => {
+      if (v === null || typeof v !== 'object') return [];
+      if (key === '*') return Array.isArray(v) ? v : Object.values(v);
+      const next = (v as Record<string, unknown>)[key];
+      return next === undefined ? [] : [next];
+    });
   }
-  if (n === 0 && typeof args.prompt === 'string') n = 1;
-  return n;
+  return here.flatMap((v) => (Array.isArray(v) ? v : [v]));
 }
 
-/** Layers a call touches: an explicit list, one layer, the layers named in hook patterns, or all. */
-function layerCount(args: Record<string, unknown>, numLayers: number): number {
-  if (Array.isArray(args.layers)) return args.layers.length;
-  if (typeof args.layer === 'number') return 1;
-  if (Array.isArray(args.hooks)) {
-    const layers = new Set<number>();
-    for (const h of args.hooks) {
-      if (typeof h !== 'string') continue;
-      const m = /^blocks\.(\d+|\*)\./.exec(h);
-      if (!m) continue;
-      if (m[1] === '*') return numLayers;
-      layers.add(Number(m[1]));
-    }
-    return Math.max(1, layers.size);
+const strings = (args: unknown, paths: readonly string[]): string[] => paths.flatMap((p) => valuesAt(args, p)).filter((v): v is string => typeof v === 'string');
+
+/** Layers named by hooks: their count, or null when a pattern has * in the layer (every layer). */
+function hookLayers(hooks: unknown[]): number | null {
+  const layers = new Set<number>();
+  for (const h of hooks) {
+    if (typeof h !== 'string' || !h.startsWith('blocks.')) continue;
+    const layer = h.split('.')[1];
+    if (layer.includes('*')) return null;
+    layers.add(Number(layer));
   }
-  return numLayers;
+  return Math.max(1, layers.size);
 }
 
 /**
- * Refuses oversized requests before any work is done: argument size, string length, prompt count,
- * total tokens, and sweep size (layers x positions x batch). `countTokens` tokenises one prompt.
+ * Refuses a call whose parsed arguments exceed the tool's declared limits: prompt count, total
+ * tokens, sweep size and site-list lengths, each error naming the limit.
  */
-export function checkRequestLimits(
-  tool: string,
-  args: unknown,
-  model: { numLayers: number; countTokens: (text: string) => number },
-): void {
+export function checkToolLimits(tool: string, limits: ToolLimits, args: unknown, model: { numLayers: number; countTokens: (text: string) => number }): void {
+  for (const [path, max] of Object.entries(limits.sites ?? {})) {
+    const n = valuesAt(args, path).length;
+    if (n > max) throw new LimitError(`${tool}.${path}`, `${tool}: ${path} has ${n} entries; give at most ${max} in one call`, max);
+  }
+  const prompts = strings(args, limits.prompts ?? []);
+  const maxPrompts = limits.maxPrompts ?? LIMITS.maxPromptsPerCall;
+  if (prompts.length > maxPrompts) {
+    throw new LimitError(limits.maxPrompts ? `${tool}.maxPrompts` : 'maxPromptsPerCall', `${tool}: this call has ${prompts.length} prompts; split it into smaller calls`, maxPrompts);
+  }
+  let tokens = 0;
+  let longestPrompt = 0;
+  for (const p of prompts) {
+    let n: number;
+    try {
+      n = model.countTokens(p);
+    } catch {
+      n = 0; // the tool itself reports prompts it cannot encode
+    }
+    tokens += n;
+    longestPrompt = Math.max(longestPrompt, n);
+    if (tokens > LIMITS.maxTokensPerCall) {
+      throw new LimitError('maxTokensPerCall', `${tool}: the prompts of this call have more than ${LIMITS.maxTokensPerCall} tokens in total; use fewer or shorter prompts`);
+    }
+  }
+  const sweep = limits.sweep;
+  if (!sweep) return;
+  const batch = Math.max(0, ...sweep.batch.map((p) => valuesAt(args, p).length));
+  const layerValues = (sweep.layers ?? []).map((p) => valuesAt(args, p)).find((v) => v.length > 0);
+  const layers = layerValues?.length ?? (sweep.hooks ? hookLayers(valuesAt(args, sweep.hooks)) : null) ?? model.numLayers;
+  const given = sweep.positions ? valuesAt(args, sweep.positions) : [];
+  const positions = given.length && given[0] !== 'all' ? given.length : longestPrompt;
+  const cells = layers * Math.max(1, positions) * batch;
+  if (cells > LIMITS.maxSweepCells) {
+    throw new LimitError('maxSweepCells', `${tool}: layers x positions x batch = ${layers} x ${positions} x ${batch} = ${cells}; narrow the layers or positions, or use fewer prompts`);
+  }
+}
+
+/**
+ * Refuses oversized requests before they are parsed, whatever the tool: bytes of JSON, nesting
+ * and the length of any one string (write_finding's markdown has its own, larger limit).
+ */
+export function checkRequestSize(tool: string, args: unknown): void {
   let bytes: number;
   try {
     bytes = Buffer.byteLength(JSON.stringify(args ?? {}));
@@ -120,38 +151,7 @@ export function checkRequestLimits(
   };
   walk(args, 0);
   if (longest > LIMITS.maxStringChars) throw new LimitError('maxStringChars', `${tool}: one string argument has ${longest} characters`);
-  if (!args || typeof args !== 'object' || Array.isArray(args)) return; // the schema reports the shape
-  const prompts = promptStrings(args);
-  if (prompts.length > LIMITS.maxPromptsPerCall) {
-    throw new LimitError('maxPromptsPerCall', `${tool}: this call has ${prompts.length} prompts; split it into smaller calls`);
-  }
-  let tokens = 0;
-  let longestPrompt = 0;
-  for (const p of prompts) {
-    let n: number;
-    try {
-      n = model.countTokens(p);
-    } catch {
-      n = 0; // the tool itself reports untokenisable prompts
-    }
-    tokens += n;
-    longestPrompt = Math.max(longestPrompt, n);
-    if (tokens > LIMITS.maxTokensPerCall) break;
-  }
-  if (tokens > LIMITS.maxTokensPerCall) {
-    throw new LimitError('maxTokensPerCall', `${tool}: the prompts of this call have more than ${LIMITS.maxTokensPerCall} tokens in total; use fewer or shorter prompts`);
-  }
-  const a = args as Record<string, unknown>;
-  const batch = batchSize(a);
-  if (batch > 0) {
-    const layers = layerCount(a, model.numLayers);
-    const positions = Array.isArray(a.positions) ? a.positions.length : longestPrompt;
-    const cells = layers * Math.max(1, positions) * batch;
-    if (cells > LIMITS.maxSweepCells) {
-      throw new LimitError('maxSweepCells', `${tool}: layers x positions x batch = ${layers} x ${positions} x ${batch} = ${cells}; narrow the layers or positions, or use fewer prompts`);
-    }
-  }
-  if (typeof a.maxNewTokens === 'number' && a.maxNewTokens > LIMITS.maxNewTokens) {
-    throw new LimitError('maxNewTokens', `${tool}: maxNewTokens ${a.maxNewTokens} is too many`);
-  }
 }
+
+/** Top-level argument keys whose text has its own, larger limit (write_finding's markdown: maxFindingBytes). */
+const OWN_LIMIT_KEYS = new Set(['markdown']);

@@ -3,6 +3,7 @@
 // unembed graph (a run with startLayer = numLayers and the collected vectors as startResid, all
 // positions unembedded), so the lens uses exactly the weights, eps and float32 arithmetic of the
 // real forward pass: at the last layer it reproduces the model's logits bit for bit.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { answerList, answers } from './metrics.ts';
@@ -95,6 +96,7 @@ export const logitLensTool = defineTool({
   name: 'logit_lens',
   description: 'Logit lens: at one position of each prompt (default the last), decode the residual stream after every layer (blocks.L.hook_resid_post; optionally resid_mid and the embedding) through the model\'s real final RMSNorm and unembedding. Returns per layer the top-k tokens with probabilities, the KL to the final distribution, agreement with the final top-1 and, for a target token, its rank, probability and logit; aggregated over prompts, with per-prompt detail for the first few. Stores an experiment with a row per layer (and per prompt x layer).',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: logitLensInput,
   output: logitLensOutput,
   async run(input, ctx) {
@@ -117,8 +119,8 @@ export const logitLensTool = defineTool({
     const sites: { label: string; hook: string; layer: number | null; kind: 'embed' | 'resid_mid' | 'resid_post' }[] = [];
     if (input.embed) sites.push({ label: 'embed', hook: 'hook_embed', layer: null, kind: 'embed' });
     for (const l of sortedLayers) {
-      if (input.residMid) sites.push({ label: `L${l}.resid_mid`, hook: `blocks.${l}.hook_resid_mid`, layer: l, kind: 'resid_mid' });
-      sites.push({ label: `L${l}.resid_post`, hook: `blocks.${l}.hook_resid_post`, layer: l, kind: 'resid_post' });
+      if (input.residMid) sites.push({ label: `L${l}.resid_mid`, hook: blockHook(l, 'hook_resid_mid'), layer: l, kind: 'resid_mid' });
+      sites.push({ label: `L${l}.resid_post`, hook: blockHook(l, 'hook_resid_post'), layer: l, kind: 'resid_post' });
     }
     const allLast = positions.every((q, i) => q === prompts[i].ids.length - 1);
     const { result, runIds } = await runAndRecord(ctx, prompts, {

@@ -121,6 +121,7 @@ export const tokenizeTool = defineTool({
     'Tokenise text with the loaded model\'s tokenizer: each token\'s position, id, text and character offsets [start, end). ' +
     'Use it to choose positions for patching (negative positions count from the end) and to check that clean/corrupted prompts are token-aligned ' +
     'and that answers are single tokens. Give `ids` instead to decode token ids. Example: {"text": "When Mary and John went to the store"}',
+  limits: { prompts: ['text'] },
   input: z.object({
     text: z.string().max(LIMITS.maxStringChars).optional().describe('text to tokenise'),
     ids: z.array(z.number().int().min(0)).max(LIMITS.maxTokensPerCall).optional().describe('token ids to decode instead'),
@@ -172,6 +173,7 @@ export const generateTool = defineTool({
     'becomes a user turn in the gpt-oss harmony chat format and the reply comes back parsed into analysis/final messages. ' +
     'The prompt plus completion is stored as a run (runId). Example: {"prompt": "When Mary and John went to the store , John gave a drink to", "maxNewTokens": 5}',
   readsText: true,
+  limits: { prompts: ['prompt'] },
   input: generateInput.meta({
     examples: [
       { prompt: 'When Mary and John went to the store , John gave a drink to', maxNewTokens: 5 },

@@ -5,15 +5,17 @@
 // only that causal cone (positions p.. from the patched layer on, attending to the corrupted run's
 // keys and values of positions < p). `mode: "sequential"` runs one full forward per site instead,
 // for checking and benchmarking (both give the same numbers).
+import { blockHook, type BlockHookLocal } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import type { KvCache } from '../engine/model.ts';
 import { expandTo, numel, takeAxis, type Tensor } from '../engine/tensor.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
+import type { ToolLimits } from './limits.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGIBLE_EFFECT, normalisedEffect } from './metrics.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
 import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers, resolvePositions, siteList } from './sites.ts';
+import { checkLayers, parseComponent, resolvePositions, SITE_HOOK, siteList } from './sites.ts';
 
 export const PatchSite = z.enum(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'head', 'expert', 'neuron']);
 
@@ -60,10 +62,6 @@ export const patchOutput = z.object({
 });
 export type PatchResult = z.infer<typeof patchOutput>;
 
-export const HOOK_OF: Record<z.infer<typeof PatchSite>, string> = {
-  resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
-  attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out', head: 'attn.hook_z', expert: 'mlp.hook_expert_out', neuron: 'mlp.hook_post',
-};
 
 /** Same-length pairs, and (for position sweeps) one length for all. */
 export function alignPairs(clean: EncodedPrompt[], corrupted: EncodedPrompt[], samePositions: boolean): number {
@@ -124,12 +122,7 @@ function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[
     case 'neuron': {
       if (!input.neurons?.length) throw new ToolError('the neuron site needs neurons, e.g. ["L1.E2.N7"]');
       for (const n of input.neurons) {
-        const m = /^L(\d+)\.E(\d+)\.N(\d+)$/.exec(n);
-        if (!m) throw new ToolError(`"${n}" is not a neuron; write L<layer>.E<expert>.N<neuron>`);
-        const [layer, e, i] = [Number(m[1]), Number(m[2]), Number(m[3])];
-        checkLayers([layer], cfg);
-        if (e >= cfg.numExperts) throw new ToolError(`${n}: expert ${e} is out of range; valid: 0..${cfg.numExperts - 1}`);
-        if (i >= cfg.intermediateSize) throw new ToolError(`${n}: neuron ${i} is out of range; valid: 0..${cfg.intermediateSize - 1}`);
+        const { layer, expert: e, neuron: i } = parseComponent(n, cfg, 'neuron');
         out.push({ label: n, layer, position: null, component: e, neuron: i, mask: oneHot([1, cfg.numExperts, cfg.intermediateSize], e * cfg.intermediateSize + i) });
       }
       return out;
@@ -142,24 +135,28 @@ function variants(input: PatchInput, ctx: ToolContext, T: number): PatchVariant[
   }
 }
 
+/** Patching's sizes: its prompt pairs, and the sweep over layers x positions of the clean batch. */
+export const PATCH_LIMITS: ToolLimits = { prompts: ['clean', 'corrupted'], sweep: { batch: ['clean'], layers: ['layers'], positions: 'positions' } };
+
 export const patchTool = defineTool({
   name: 'patch_activations',
   description: 'Activation patching: restore one site at a time from the clean run into the corrupted run and measure the normalised effect (patched - corrupted) / (clean - corrupted) on the metric. Returns a grid (e.g. layer x position or layer x head) and the top sites; every site is stored as a row of the results table.',
   readsText: true,
+  limits: PATCH_LIMITS,
   input: patchInput,
   output: patchOutput,
   async run(input, ctx): Promise<PatchResult> {
     const cfg = ctx.session.config;
     const { clean, corrupted, N, ans, vs, T, positional } = patchSetup(input, ctx);
-    const hookLocal = HOOK_OF[input.site];
+    const hookLocal = SITE_HOOK[input.site];
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
     const V = cfg.vocabSize;
 
     // Clean run: the activations to restore. Corrupted run: the baseline and, per layer, the residual to start from.
-    const cleanRun = await runAndRecord(ctx, clean, { capture: layers.map((l) => `blocks.${l}.${hookLocal}`) }, { role: 'clean' });
+    const cleanRun = await runAndRecord(ctx, clean, { capture: layers.map((l) => blockHook(l, hookLocal)) }, { role: 'clean' });
     // Position sweeps reuse the corrupted run's keys and values before each patched position.
     const cone = input.mode === 'batched' && positional;
-    const corrCapture = [...new Set([...layers.map((l) => `blocks.${l}.hook_resid_pre`), ...(cone ? layers.map((l) => `blocks.${l}.${hookLocal}`) : [])])];
+    const corrCapture = [...new Set([...layers.map((l) => blockHook(l, 'hook_resid_pre')), ...(cone ? layers.map((l) => blockHook(l, hookLocal)) : [])])];
     const corrRun = await runAndRecord(ctx, corrupted, { capture: corrCapture, returnKv: cone }, { role: 'corrupted' });
     const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
@@ -167,7 +164,7 @@ export const patchTool = defineTool({
     const values = new Array<number>(vs.length);
     let forwards = 0;
     const corruptedIds = corrupted.map((c) => c.ids);
-    const hookAt = (layer: number) => `blocks.${layer}.${hookLocal}`;
+    const hookAt = (layer: number) => blockHook(layer, hookLocal);
     // Batched: variants in layer order, maxBatch rows per forward; each row joins at its own layer
     // from the corrupted run's residual, so a chunk passes every layer's weights once. With the
     // cone, a chunk holds one position p and computes positions p.. only.
@@ -214,7 +211,7 @@ export const patchTool = defineTool({
         signal: ctx.signal, interventions,
         ...(input.mode === 'batched' ? {
           startLayer: chunk.flatMap((x) => rows.slice(0, N).map(() => x.v.layer)),
-          startResid: startResids(chunk.map((x) => x.v.layer), N, (layer) => tail(corrRun.result.cache.get(`blocks.${layer}.hook_resid_pre`)!, 1)),
+          startResid: startResids(chunk.map((x) => x.v.layer), N, (layer) => tail(corrRun.result.cache.get(blockHook(layer, 'hook_resid_pre'))!, 1)),
           ...(p > 0 ? { past: pastBefore(corrRun.result.kv!, p, rows) } : {}),
         } : {}),
       });
@@ -243,9 +240,9 @@ export const patchTool = defineTool({
 });
 
 /** One results row per site; returns the (at most 10) sites with the largest non-negligible |effect|. */
-export async function storeSites(ctx: ToolContext, experimentId: string, vs: PatchVariant[], hookLocal: string, values: number[], effects: number[]): Promise<PatchResult['top']> {
+export async function storeSites(ctx: ToolContext, experimentId: string, vs: PatchVariant[], hookLocal: BlockHookLocal, values: number[], effects: number[]): Promise<PatchResult['top']> {
   await ctx.store.addResults(vs.map((v, i) => ({
-    experimentId, site: v.label, hook: `blocks.${v.layer}.${hookLocal}`, layer: v.layer, position: v.position,
+    experimentId, site: v.label, hook: blockHook(v.layer, hookLocal), layer: v.layer, position: v.position,
     component: v.component, neuron: v.neuron, value: values[i], effect: effects[i],
   })));
   return vs.map((v, i) => ({ site: v.label, effect: effects[i], value: values[i] }))

@@ -5,6 +5,7 @@
 // metric is read there. With receivers "resid_end", run A's own logits give the effect on the
 // output through the residual stream. Default direction "denoise": base = corrupted, source =
 // clean, effects normalised like activation patching (1 = fully restores the clean metric).
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -41,10 +42,13 @@ export const pathPatchOutput = z.object({
 
 interface Head { layer: number; head: number }
 
+const QKV_HOOK = { q: 'attn.hook_q', k: 'attn.hook_k', v: 'attn.hook_v' } as const;
+
 export const pathPatchTool = defineTool({
   name: 'path_patch',
   description: 'Path patching: the effect of each sender head on the receivers (their q, k or v inputs, or the final residual stream) through that path only, with all other heads frozen. Returns a normalised effect per sender (1 = restores the clean metric fully through this path).',
   readsText: true,
+  limits: { prompts: ['clean', 'corrupted'] },
   input: pathPatchInput,
   output: pathPatchOutput,
   async run(input, ctx) {
@@ -55,11 +59,7 @@ export const pathPatchTool = defineTool({
     alignPairs(clean, corrupted, false);
     const N = clean.length;
     const ans = metricAnswers(ctx, input, N);
-    const asHead = (s: string): Head => {
-      const c = parseComponent(s, cfg);
-      if (c.kind !== 'head') throw new ToolError(`path patching works on heads; "${s}" is not a head (write L<layer>.H<head>)`);
-      return { layer: c.layer, head: c.head };
-    };
+    const asHead = (s: string): Head => parseComponent(s, cfg, 'head');
     const receivers = input.receivers === 'resid_end' ? null : input.receivers.map(asHead);
     const firstReceiver = receivers ? Math.min(...receivers.map((r) => r.layer)) : cfg.numLayers;
     const senders: Head[] = input.senders === 'all'
@@ -73,12 +73,13 @@ export const pathPatchTool = defineTool({
     const frozenLayers = [...Array(lastLayer + (receivers ? 0 : 1)).keys()];
     const inputs = input.receiverInput === 'qkv' ? (['q', 'k', 'v'] as const) : ([input.receiverInput] as const);
     const receiverLayers = receivers ? [...new Set(receivers.map((r) => r.layer))] : [];
-    const receiverHooks = receiverLayers.flatMap((l) => inputs.map((x) => `blocks.${l}.attn.hook_${x}`));
+    const receiverInputs = receiverLayers.flatMap((layer) => inputs.map((x) => ({ layer, x, hook: blockHook(layer, QKV_HOOK[x]) })));
+    const receiverHooks = receiverInputs.map((r) => r.hook);
 
     const [baseP, sourceP] = input.direction === 'denoise' ? [corrupted, clean] : [clean, corrupted];
-    const zHooks = frozenLayers.map((l) => `blocks.${l}.attn.hook_z`);
+    const zHooks = frozenLayers.map((l) => blockHook(l, 'attn.hook_z'));
     const base = await runAndRecord(ctx, baseP, { capture: [...zHooks, ...receiverHooks] }, { role: `path_patch base (${input.direction})` });
-    const source = await runAndRecord(ctx, sourceP, { capture: [...new Set(senders.map((s) => `blocks.${s.layer}.attn.hook_z`))] }, { role: `path_patch source (${input.direction})` });
+    const source = await runAndRecord(ctx, sourceP, { capture: [...new Set(senders.map((s) => blockHook(s.layer, 'attn.hook_z')))] }, { role: `path_patch source (${input.direction})` });
     const [cleanRun, corrRun] = input.direction === 'denoise' ? [source, base] : [base, source];
     const V = cfg.vocabSize;
     const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
@@ -93,11 +94,11 @@ export const pathPatchTool = defineTool({
       const rows = chunk.flatMap(() => [...Array(N).keys()]);
       // Run A: freeze every head at its base value, except the sender (source value).
       const freeze: Intervention[] = frozenLayers.map((l) => {
-        const value = tileExamples(base.result.cache.get(`blocks.${l}.attn.hook_z`)!, rows);
+        const value = tileExamples(base.result.cache.get(blockHook(l, 'attn.hook_z'))!, rows);
         const [, T, , d] = value.dims;
         chunk.forEach((s, j) => {
           if (s.layer !== l) return;
-          const src = source.result.cache.get(`blocks.${l}.attn.hook_z`)!;
+          const src = source.result.cache.get(blockHook(l, 'attn.hook_z'))!;
           for (let n = 0; n < N; n++) {
             for (let t = 0; t < T; t++) {
               const from = ((n * T + t) * nH + s.head) * d;
@@ -105,7 +106,7 @@ export const pathPatchTool = defineTool({
             }
           }
         });
-        return { hook: `blocks.${l}.attn.hook_z`, mask: { data: new Float32Array([1]), dims: [1] }, value };
+        return { hook: blockHook(l, 'attn.hook_z'), mask: { data: new Float32Array([1]), dims: [1] }, value };
       });
       const runA = await ctx.session.model.run(rows.map((ex) => baseIds[ex]), { signal: ctx.signal, interventions: freeze, capture: receiverHooks });
       if (!receivers) {
@@ -113,9 +114,8 @@ export const pathPatchTool = defineTool({
         continue;
       }
       // Run B: the base run with only the receivers' inputs taken from run A.
-      const patches: Intervention[] = receiverHooks.map((hook) => {
-        const layer = Number(hook.split('.')[1]);
-        const kind = hook.endsWith('hook_q') ? 'q' : 'kv';
+      const patches: Intervention[] = receiverInputs.map(({ layer, x, hook }) => {
+        const kind = x === 'q' ? 'q' : 'kv';
         const width = kind === 'q' ? nH : nKV;
         const mask = new Float32Array(width);
         for (const r of receivers.filter((x) => x.layer === layer)) mask[kind === 'q' ? r.head : Math.floor(r.head / (nH / nKV))] = 1;
@@ -127,14 +127,14 @@ export const pathPatchTool = defineTool({
     }
 
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
-    const receiverLabel = receivers ? receivers.map((r) => `L${r.layer}.H${r.head}`).join(',') + `:${input.receiverInput}` : 'resid_end';
+    const receiverLabel = receivers ? receivers.map((r) => componentName({ kind: 'head', ...r })).join(',') + `:${input.receiverInput}` : 'resid_end';
     const experimentId = await ctx.store.addExperiment({
       kind: 'path_patching', modelId: ctx.session.modelId,
       params: { ...input, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds } },
       metric: input.metric, cleanValue, corruptedValue, summary: { receivers: receiverLabel, senders: senders.length },
     });
     await ctx.store.addResults(senders.map((s, i) => ({
-      experimentId, site: `L${s.layer}.H${s.head} -> ${receiverLabel}`, hook: `blocks.${s.layer}.attn.hook_z`,
+      experimentId, site: `${componentName({ kind: 'head', ...s })} -> ${receiverLabel}`, hook: blockHook(s.layer, 'attn.hook_z'),
       layer: s.layer, position: null, component: s.head, neuron: null, value: values[i], effect: effects[i],
     })));
     const senderLayers = [...new Set(senders.map((s) => s.layer))].sort((a, b) => a - b);

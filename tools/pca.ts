@@ -42,6 +42,7 @@ export const pcaTool = defineTool({
   name: 'pca',
   description: 'Principal component analysis of activations at a hook/layer/position over prompts (optionally class-labelled): the components (stored as vectors pca_<name>_c0.. of kind "pca"), explained-variance ratios, every prompt\'s coordinates on the first PCs, per-class centroids in PC space and the share of each PC\'s variance the classes explain (eta²). Stores an experiment with a row per component and per sample.',
   readsText: true,
+  limits: { prompts: ['prompts'] },
   input: pcaInput,
   output: pcaOutput,
   async run(input, ctx) {

@@ -3,6 +3,7 @@
 // numbers, on standardised features; held-out accuracy / R² per layer next to the majority-class
 // (or mean) baseline and a shuffled-label control trained the same way, so a probe that only
 // memorises shows up as one. The best layer's direction is stored in the original residual basis.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { BLOCK_HOOKS } from '../engine/hooks.ts';
 import { Rng } from '../engine/rng.ts';
@@ -53,8 +54,7 @@ export function resolveHookTargets(hook: string, layers: readonly number[] | und
     if (layers?.length) throw new ToolError('hook_embed has no layers; leave out "layers" (or probe blocks.0.hook_resid_pre, which is the same vector)');
     return [{ name: 'hook_embed', layer: null, short: 'embed' }];
   }
-  const full = /^blocks\.(\d+)\.(.+)$/.exec(h);
-  if (full) {
+  if (h.startsWith('blocks.')) {
     const [resolved] = resolveHooks([h], cfg.numLayers);
     if (resolved.spec.shape !== '[B, T, H]') throw new ToolError(`hook "${h}" has shape ${resolved.spec.shape}; this tool reads one hidden-width vector per position; ${valid}`);
     if (layers?.length && !(layers.length === 1 && layers[0] === resolved.layer)) {
@@ -71,7 +71,7 @@ export function resolveHookTargets(hook: string, layers: readonly number[] | und
   const ls = layers ?? [...Array(cfg.numLayers).keys()];
   if (ls.length === 0) throw new ToolError('layers is empty; give at least one layer');
   checkLayers(ls, cfg);
-  return [...new Set(ls)].sort((a, b) => a - b).map((l) => ({ name: `blocks.${l}.${local}`, layer: l, short: local.replace(/^hook_/, '').replace('.hook_', '_') }));
+  return [...new Set(ls)].sort((a, b) => a - b).map((l) => ({ name: blockHook(l, local), layer: l, short: local.replace(/^hook_/, '').replace('.hook_', '_') }));
 }
 
 /** One probed vector: which example (prompt) it comes from and its position (-1 = mean over tokens). */
@@ -319,6 +319,7 @@ export const probeTool = defineTool({
   name: 'train_probe',
   description: 'Train linear probes for a label of each prompt on activations at a hook, for one layer or a sweep of layers (e.g. hook "resid_post", layers [0..L-1]): logistic regression for class labels, ridge for numeric labels, on standardised features. Reports per layer the held-out accuracy (or R²) next to the majority-class (or mean) baseline and a shuffled-label control trained the same way (a probe is only evidence when it beats both), stores the best layer\'s direction(s) as vectors (kind "probe", in the original activation basis: score = vec . x + meta.bias) and an experiment with one row per layer.',
   readsText: true,
+  limits: { prompts: ['examples.*.prompt'], sweep: { batch: ['examples'], layers: ['layers'] } },
   input: probeInput,
   output: probeOutput,
   async run(input, ctx): Promise<ProbeResult> {

@@ -1,6 +1,7 @@
 // Expert routing: which experts each token goes to, how the load spreads over experts per layer,
 // which experts are chosen together, and where classes of tokens (numbers, names, code symbols...)
 // are sent. Reads mlp.hook_expert_indices / mlp.hook_expert_weights; padded positions are skipped.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
@@ -108,6 +109,7 @@ export const routingTool = defineTool({
   name: 'expert_routing',
   description: 'Expert routing: per-token top-k experts and weights, expert load per layer (share of token slots; sums to 1), experts chosen together (co-occurrence), and, given a word -> class map or per-token labels, where each class of tokens is routed (distribution over experts per layer, top expert, lift over the overall load). Stores load, class and pair rows (experiment kind "expert_routing").',
   readsText: true,
+  limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: routingInput,
   output: routingOutput,
   async run(input, ctx) {
@@ -132,7 +134,7 @@ export const routingTool = defineTool({
     const routes: NonNullable<RoutingResult['routes']> = [];
     let routesOmitted = 0;
     const runIds: string[] = [];
-    const hooks = layers.flatMap((l) => [`blocks.${l}.mlp.hook_expert_indices`, `blocks.${l}.mlp.hook_expert_weights`]);
+    const hooks = layers.flatMap((l) => [blockHook(l, 'mlp.hook_expert_indices'), blockHook(l, 'mlp.hook_expert_weights')]);
 
     for (let start = 0; start < prompts.length; start += input.batchSize) {
       checkCancelled(ctx, 'expert_routing');
@@ -140,8 +142,8 @@ export const routingTool = defineTool({
       const r = await runAndRecord(ctx, chunk, { capture: hooks, logits: 'none' }, { role: 'expert_routing' });
       runIds.push(...r.runIds);
       const T = r.result.length;
-      const idx = layers.map((l) => r.result.cache.get(`blocks.${l}.mlp.hook_expert_indices`)!.data);
-      const wts = layers.map((l) => r.result.cache.get(`blocks.${l}.mlp.hook_expert_weights`)!.data);
+      const idx = layers.map((l) => r.result.cache.get(blockHook(l, 'mlp.hook_expert_indices'))!.data);
+      const wts = layers.map((l) => r.result.cache.get(blockHook(l, 'mlp.hook_expert_weights'))!.data);
       chunk.forEach((p, b) => {
         const n = start + b;
         for (let t = 0; t < p.ids.length; t++) {
@@ -220,7 +222,7 @@ export const routingTool = defineTool({
       summary: { tokens, layers, top: load.map((l) => ({ layer: l.layer, top: l.top[0] })), classes: classes?.map((c) => ({ class: c.class, tokens: c.tokens, top: c.layers.map((l) => ({ layer: l.layer, expert: l.top, share: l.share })) })) ?? null },
     });
     const rows: ResultInput[] = [];
-    const hookOf = (l: number) => `blocks.${l}.mlp.hook_expert_indices`;
+    const hookOf = (l: number) => blockHook(l, 'mlp.hook_expert_indices');
     load.forEach((l, li) => l.load.forEach((v, e) => rows.push({
       experimentId, site: `L${l.layer}.E${e}`, hook: hookOf(l.layer), layer: l.layer, component: e, value: v, effect: null,
       extra: { kind: 'load', count: counts[li][e], weight: l.weight[e] },

@@ -7,6 +7,7 @@
 //                 neuron (default chosen domains: the neuron's own two strongest, so cross = m2 / M):
 //                 high for neurons that respond strongly to several unrelated domains.
 // Returns the top single-domain neurons per domain and the top cross-domain neurons.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { checkCancelled, defineTool, ToolError } from './define.ts';
 import { ExperimentId, RunIds } from './output.ts';
@@ -56,6 +57,7 @@ export const selectivityTool = defineTool({
   name: 'neuron_selectivity',
   description: 'Neuron selectivity across prompt domains: each MoE neuron\'s (mlp.hook_post) mean activation and firing rate per domain (tokens not routed to the expert count as 0), a selectivity score (m1 - m2)/|m1| for single-domain neurons and a cross-domain score (min over domains of the normalised mean) for neurons active across unrelated domains. Returns the top single-domain neurons per domain and the top cross-domain neurons; stores a row per reported neuron (experiment kind "neuron_selectivity").',
   readsText: true,
+  limits: { prompts: ['domains.*'], sweep: { batch: ['domains.*'], layers: ['layers'] } },
   input: selectivityInput,
   output: selectivityOutput,
   async run(input, ctx): Promise<SelectivityResult> {
@@ -77,7 +79,7 @@ export const selectivityTool = defineTool({
     const sums = new Float64Array(L * X * I * D);
     const fires = new Float64Array(L * X * I * D);
     const tokens = new Float64Array(D);
-    const hooks = layers.map((l) => `blocks.${l}.mlp.hook_post`);
+    const hooks = layers.map((l) => blockHook(l, 'mlp.hook_post'));
     const runIds: string[] = [];
     const all = names.flatMap((d, di) => ctx.session.encodeAll(input.domains[d], `domains.${d}`).map((p) => ({ p, di })));
     const maxT = Math.max(...all.map((x) => x.p.ids.length));
@@ -92,7 +94,7 @@ export const selectivityTool = defineTool({
       runIds.push(...r.runIds);
       const T = r.result.length;
       layers.forEach((layer, li) => {
-        const post = r.result.cache.get(`blocks.${layer}.mlp.hook_post`)!.data;
+        const post = r.result.cache.get(blockHook(layer, 'mlp.hook_post'))!.data;
         chunk.forEach(({ p, di }, b) => {
           for (let t = input.skipFirst ? 1 : 0; t < p.ids.length; t++) {
             experts.forEach((e, xi) => {
@@ -164,7 +166,7 @@ export const selectivityTool = defineTool({
       },
     });
     const row = (n: NeuronReport, list: string, value: number) => ({
-      experimentId, site: n.neuron, hook: `blocks.${n.layer}.mlp.hook_post`, layer: n.layer, component: n.expert, neuron: n.index,
+      experimentId, site: n.neuron, hook: blockHook(n.layer, 'mlp.hook_post'), layer: n.layer, component: n.expert, neuron: n.index,
       value, effect: null, extra: { list, domain: n.domain, means: n.means, firing: n.firing, selectivity: n.selectivity, cross: n.cross },
     });
     await ctx.store.addResults([

@@ -1,6 +1,7 @@
 // Steering: add coefficient x vector to the residual stream at one token, a window of tokens or
 // every token, at one or more layers, and measure the metric and the generated text against the
 // unsteered run. The vector is a stored one or the contrast of two prompt sets at the layer.
+import { blockHook } from '../engine/hook-address.ts';
 import { z } from 'zod';
 import { generate } from '../engine/generate.ts';
 import type { Intervention } from '../engine/intervention.ts';
@@ -9,7 +10,8 @@ import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from '
 import { runAndRecord } from './runs.ts';
 import { ExperimentId, grid, Grid, RunIds } from './output.ts';
 import type { EncodedPrompt } from './session.ts';
-import { checkLayers, siteList } from './sites.ts';
+import { checkLayers, SITE_HOOK, siteList } from './sites.ts';
+import { loadDirection, RawVector, StoredVector } from './vectors.ts';
 
 export const PositionMode = z.enum(['last', 'window', 'all']);
 
@@ -19,9 +21,9 @@ export const steerInput = z.strictObject({
   distractor: answerList.optional(),
   metric: MetricName.default('logit_diff'),
   vector: z.union([
-    z.strictObject({ name: z.string().min(1) }).describe('a stored vector (steering, probe or PCA direction)'),
+    StoredVector,
     z.strictObject({ positive: z.array(z.string().min(1)).min(1), negative: z.array(z.string().min(1)).min(1) }).describe('contrast: mean activation of positive minus negative prompts'),
-    z.strictObject({ values: z.array(z.number()).min(1).max(1_000_000) }).describe('a raw direction (one value per residual dimension), e.g. one a client computed; stored under saveAs or a generated name'),
+    RawVector,
   ]).describe('{"name": stored vector} | {"positive": [...], "negative": [...]} | {"values": [...]}'),
   layer: z.number().int().describe('layer whose residual stream is read (contrast) and steered'),
   layers: siteList(z.number().int(), 'layer').optional().describe('steer at these layers instead (default [layer])'),
@@ -53,20 +55,8 @@ export type SteerRow = z.infer<typeof steerOutput>['rows'][number];
 
 async function steeringVector(ctx: ToolContext, input: z.infer<typeof steerInput>, hook: string): Promise<{ vec: Float32Array; name: string }> {
   const H = ctx.session.config.hiddenSize;
-  if ('name' in input.vector) {
-    const v = await ctx.store.getVector(input.vector.name);
-    if (!v) throw new ToolError(`no stored vector "${input.vector.name}"; list vectors with SQL: SELECT name, kind, hook FROM vectors`);
-    if (v.vec.length !== H) throw new ToolError(`vector "${input.vector.name}" has ${v.vec.length} values; the residual stream has ${H}`);
-    return { vec: Float32Array.from(v.vec), name: input.vector.name };
-  }
-  if ('values' in input.vector) {
-    const values = input.vector.values;
-    if (values.length !== H) throw new ToolError(`vector.values has ${values.length} values; the residual stream has ${H} (hiddenSize in model_info)`);
-    if (values.every((x) => x === 0)) throw new ToolError('vector.values is all zeros; steering along it changes nothing');
-    const vec = Float32Array.from(values);
-    const name = input.saveAs ?? `steer_raw_${Date.now().toString(36)}`;
-    await ctx.store.putVector({ name, kind: 'steering', modelId: ctx.session.modelId, hook, layer: input.layer, vec, meta: { source: 'raw values given to steer' } });
-    return { vec, name };
+  if (!('positive' in input.vector)) {
+    return loadDirection(ctx, input.vector, { kind: 'steering', hook, layer: input.layer, saveAs: input.saveAs, source: 'raw values given to steer' });
   }
   const mean = async (prompts: EncodedPrompt[], role: string) => {
     const r = await runAndRecord(ctx, prompts, { capture: [hook], logits: 'none' }, { role });
@@ -102,6 +92,7 @@ export const steerTool = defineTool({
   name: 'steer',
   description: 'Add a steering vector (stored, or the contrast of two prompt sets) to the residual stream at the last token, a window of tokens, or every token, over a sweep of coefficients; returns the metric per mode and coefficient and greedy generations with and without steering.',
   readsText: true,
+  limits: { prompts: ['prompts', 'vector.positive', 'vector.negative'], sweep: { batch: ['prompts'], layers: ['layers', 'layer'] } },
   input: steerInput,
   output: steerOutput,
   async run(input, ctx) {
@@ -112,8 +103,8 @@ export const steerTool = defineTool({
     const prompts = ctx.session.encodeAll(input.prompts);
     const N = prompts.length;
     const ans = metricAnswers(ctx, input, N);
-    const hookLocal = `hook_${input.hook}`;
-    const { vec, name } = await steeringVector(ctx, input, `blocks.${input.layer}.${hookLocal}`);
+    const hookLocal = SITE_HOOK[input.hook];
+    const { vec, name } = await steeringVector(ctx, input, blockHook(input.layer, hookLocal));
     const base = await runAndRecord(ctx, prompts, {}, { role: 'steer base' });
     const V = cfg.vocabSize;
     const { spec, value: baseValue } = metricOnRun(input.metric, ans, base.result.logits!.data, V, N);
@@ -130,7 +121,7 @@ export const steerTool = defineTool({
       }
     }));
     checkCancelled(ctx, 'steer');
-    const interventions: Intervention[] = layers.map((l) => ({ hook: `blocks.${l}.${hookLocal}`, add: { data: add, dims: [R, T, H] } }));
+    const interventions: Intervention[] = layers.map((l) => ({ hook: blockHook(l, hookLocal), add: { data: add, dims: [R, T, H] } }));
     const r = await ctx.session.model.run(combos.flatMap(() => prompts.map((p) => p.ids)), { signal: ctx.signal, interventions });
     const rows: SteerRow[] = combos.map((c, j) => {
       const m = meanMetric(spec, r.logits!.data, V, N, j * N);
@@ -155,7 +146,7 @@ export const steerTool = defineTool({
               const ts = mode === 'all' ? [...Array(Tn).keys()] : modePositions(mode, p.ids.length, input.window);
               for (const t of ts) for (let i = 0; i < H; i++) a[(n * Tn + t) * H + i] = coef * vec[i];
             });
-            return layers.map((l) => ({ hook: `blocks.${l}.${hookLocal}`, add: { data: a, dims: [shown.length, Tn, H] } }));
+            return layers.map((l) => ({ hook: blockHook(l, hookLocal), add: { data: a, dims: [shown.length, Tn, H] } }));
           },
         });
         steered[`${mode} x${coef}`] = g.map((x) => decode(x.tokens));
@@ -171,7 +162,7 @@ export const steerTool = defineTool({
       metric: input.metric, cleanValue: baseValue, corruptedValue: null, summary: { layers, modes: input.modes, generations },
     });
     await ctx.store.addResults(rows.map((row) => ({
-      experimentId, site: `${row.mode} x${row.coefficient}`, hook: `blocks.${layers.join(',')}.${hookLocal}`, layer: layers[0],
+      experimentId, site: `${row.mode} x${row.coefficient}`, hook: layers.map((l) => blockHook(l, hookLocal)).join(','), layer: layers[0],
       position: null, component: null, neuron: null, value: row.metric, effect: row.shift, extra: { mode: row.mode, coefficient: row.coefficient },
     })));
     const shifts = grid(

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { f32ToBytes, readSafetensorsHeader, readTensorBytes, toFloat32, writeSafetensors, type TensorInfo } from '../safetensors.ts';
+import { HookError, parseHookName } from '../hook-address.ts';
 import { checkDictionary, DictionaryError, type SaeArchitecture, type SparseDictionary } from './dictionary.ts';
 
 export const CFG_FILE = 'cfg.json';
@@ -75,11 +76,22 @@ export function readSaeLens(dir: string): SparseDictionary {
   return dict;
 }
 
+/** SAELens's hook_layer: the block of a hook name (0 for names outside the blocks or not ours). */
+function hookLayer(hook: string): number {
+  try {
+    const a = parseHookName(hook);
+    return a.kind === 'global' ? 0 : a.layer;
+  } catch (e) {
+    if (e instanceof HookError) return 0;
+    throw e;
+  }
+}
+
 /** Writes `dict` as a SAELens folder (created if missing); `extra` lands in cfg.json's metadata. */
 export function writeSaeLens(dir: string, dict: SparseDictionary, extra: Record<string, unknown> = {}): void {
   checkDictionary(dict);
   mkdirSync(dir, { recursive: true });
-  const layer = /^blocks\.(\d+)\./.exec(dict.hook);
+  const layer = hookLayer(dict.hook);
   const metadata: Cfg = {
     model_name: dict.modelName, hook_name: dict.hook, hook_head_index: null, prepend_bos: false,
     ...(dict.hookOut ? { hook_name_out: dict.hookOut } : {}),
@@ -92,7 +104,7 @@ export function writeSaeLens(dir: string, dict: SparseDictionary, extra: Record<
     apply_b_dec_to_input: dict.applyBDecToInput, normalize_activations: 'none', reshape_activations: 'none',
     ...(dict.architecture === 'topk' ? { k: dict.k, activation_fn_str: 'topk', activation_fn_kwargs: { k: dict.k } } : { activation_fn_str: 'relu' }),
     // The SAELens 5 names, for older loaders.
-    model_name: dict.modelName, hook_name: dict.hook, hook_layer: layer ? Number(layer[1]) : 0, hook_head_index: null,
+    model_name: dict.modelName, hook_name: dict.hook, hook_layer: layer, hook_head_index: null,
     metadata,
   };
   const t = (name: string, shape: number[], data: Float32Array) => ({ name, dtype: 'F32' as const, shape, byteLength: data.byteLength, write: () => f32ToBytes(data) });

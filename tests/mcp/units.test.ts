@@ -11,7 +11,7 @@ import { loadExperimentPrompts, parsePromptTemplate, renderPrompt } from '../../
 import { missingTools, PLANNED_TOOLS } from '../../mcp-server/server.ts';
 import { checkFindingName } from '../../tools/findings.ts';
 import { callTool, generateTool, loadModelTool, modelInfoTool } from '../../tools/index.ts';
-import { checkRequestLimits, LIMITS } from '../../tools/limits.ts';
+import { checkRequestSize, checkToolLimits, LIMITS } from '../../tools/limits.ts';
 import { openWorkspace } from '../../tools/workspace.ts';
 import { wordLevelTokenizerJson } from '../../engine/tokenizer.ts';
 import { writeRandomWordModel } from '../helpers/random-model.ts';
@@ -100,14 +100,24 @@ describe('result text rendering', () => {
 
 describe('request limits', () => {
   const model = { numLayers: 4, countTokens: (t: string) => t.split(/\s+/).filter(Boolean).length };
-  it('refuses oversized calls naming the limit, and lets ordinary ones through', () => {
-    expect(() => checkRequestLimits('capture_activations', { prompts: ['a b c'], hooks: ['blocks.*.hook_resid_post'] }, model)).not.toThrow();
-    expect(() => checkRequestLimits('x', { prompts: Array(LIMITS.maxPromptsPerCall + 1).fill('a') }, model)).toThrow(/maxPromptsPerCall/);
-    expect(() => checkRequestLimits('x', { clean: Array(10).fill(Array(4000).fill('w').join(' ')) }, model)).toThrow(/maxTokensPerCall/);
-    expect(() => checkRequestLimits('x', { sql: 'x'.repeat(LIMITS.maxStringChars + 1) }, model)).toThrow(/maxStringChars/);
-    expect(() => checkRequestLimits('x', { prompts: ['a'], layers: Array(1000).fill(0), positions: Array(1000).fill(0) }, model)).toThrow(/layers x positions x batch = 1000 x 1000 x 1/);
-    expect(() => checkRequestLimits('generate', { prompt: 'a', maxNewTokens: 1e6 }, model)).toThrow(/maxNewTokens/);
-    expect(() => checkRequestLimits('x', 'not an object', model)).not.toThrow();
+  it('refuses oversized requests before parsing, whatever the tool', () => {
+    expect(() => checkRequestSize('x', { sql: 'x'.repeat(LIMITS.maxStringChars + 1) })).toThrow(/maxStringChars/);
+    expect(() => checkRequestSize('x', { a: 'x'.repeat(LIMITS.maxRequestBytes) })).toThrow(/maxRequestBytes/);
+    expect(() => checkRequestSize('x', 'not an object')).not.toThrow();
+  });
+  it('checks the sizes a tool declares, naming the limit, and lets ordinary calls through', () => {
+    const capture = { prompts: ['prompts'], sweep: { batch: ['prompts'], hooks: 'hooks', positions: 'positions' } } as const;
+    expect(() => checkToolLimits('capture_activations', capture, { prompts: ['a b c'], hooks: ['blocks.*.hook_resid_post'] }, model)).not.toThrow();
+    expect(() => checkToolLimits('x', capture, { prompts: Array(LIMITS.maxPromptsPerCall + 1).fill('a') }, model)).toThrow(/limit maxPromptsPerCall = 512/);
+    // Only the declared paths are prompts: the same list under another key is not counted.
+    expect(() => checkToolLimits('x', capture, { other: Array(LIMITS.maxPromptsPerCall + 1).fill('a') }, model)).not.toThrow();
+    expect(() => checkToolLimits('x', { prompts: ['clean'] }, { clean: Array(10).fill(Array(4000).fill('w').join(' ')) }, model)).toThrow(/maxTokensPerCall/);
+    expect(() => checkToolLimits('x', { prompts: ['vector.positive'] }, { vector: { positive: Array(600).fill('a') } }, model)).toThrow(/600 prompts/);
+    expect(() => checkToolLimits('x', { prompts: ['examples.*.prompt'] }, { examples: Array(600).fill({ prompt: 'a', label: 'b' }) }, model)).toThrow(/600 prompts/);
+    const sweep = { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'], positions: 'positions' } };
+    expect(() => checkToolLimits('x', sweep, { prompts: ['a'], layers: Array(1000).fill(0), positions: Array(1000).fill(0) }, model)).toThrow(/layers x positions x batch = 1000 x 1000 x 1/);
+    expect(() => checkToolLimits('x', { maxPrompts: 2, prompts: ['prompts'] }, { prompts: ['a', 'b', 'c'] }, model)).toThrow(/limit x\.maxPrompts = 2/);
+    expect(() => checkToolLimits('ablate', { sites: { components: 3 } }, { components: ['L0.H0', 'L0.H1', 'L0.H2', 'L0.H3'] }, model)).toThrow(/components has 4 entries; give at most 3 in one call \(limit ablate\.components = 3/);
   });
 });
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callTool, ToolError, type ToolContext } from '../../tools/define.ts';
 import { listFindingsTool, readFinding, writeFindingTool } from '../../tools/findings.ts';
-import { checkRequestLimits, LIMITS } from '../../tools/limits.ts';
+import { checkRequestSize, LIMITS } from '../../tools/limits.ts';
 import type { ModelSession } from '../../tools/session.ts';
 import { ActivationStore } from '../../tools/store/index.ts';
 
@@ -95,10 +95,10 @@ describe('finding size', () => {
   it('the finding limit is reachable: a finding longer than maxStringChars passes the request limits and is stored', async () => {
     const markdown = `# Long\n\n${'word '.repeat(60_000)}`; // 300k characters, over maxStringChars
     expect(markdown.length).toBeGreaterThan(LIMITS.maxStringChars);
-    expect(() => checkRequestLimits('write_finding', { name: 'long', markdown }, { numLayers: 1, countTokens: () => 0 })).not.toThrow();
+    expect(() => checkRequestSize('write_finding', { name: 'long', markdown })).not.toThrow();
     const r = await write({ name: 'long', markdown });
     expect(r.bytes).toBe(markdown.length);
-    expect(() => checkRequestLimits('write_finding', { name: 'long', title: 'x'.repeat(LIMITS.maxStringChars + 1), markdown: 'm' }, { numLayers: 1, countTokens: () => 0 })).toThrow(/maxStringChars/);
+    expect(() => checkRequestSize('write_finding', { name: 'long', title: 'x'.repeat(LIMITS.maxStringChars + 1), markdown: 'm' })).toThrow(/maxStringChars/);
     await refused({ name: 'huge', markdown: 'x'.repeat(LIMITS.maxFindingBytes + 1) }, /markdown/);
     expect(existsSync(join(folder, 'huge.md'))).toBe(false);
   });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSaeLens } from '../../engine/sae/saelens.ts';
 import { buildTinyModel, type Manifest } from '../../engine/tiny/index.ts';
 import { captureTool } from '../../tools/capture.ts';
+import { listHooksTool } from '../../tools/model-tools.ts';
 import { callTool, type ToolContext } from '../../tools/define.ts';
 import { attachSaeTool } from '../../tools/sae/attach-sae.ts';
 import { featureDashboardOutput, featureDashboardTool, featureInterventionOutput, featureInterventionTool, featureSearchOutput, featureSearchTool } from '../../tools/sae/features.ts';
@@ -116,8 +117,12 @@ describe('latents as hooks and feature tools', () => {
     const r = await callTool(attachSaeTool, { path: trained.path }, ctx);
     expect(r.saeId).not.toBe(trained.saeId);
     expect(r.attached.map((a) => a.site)).toEqual([hook]);
+    // While attached, its two hooks are listed (typed addresses under the site), and gone after detach.
+    const listed = await callTool(listHooksTool, { filter: '.sae.' }, ctx);
+    expect(listed.hooks.map((h) => [h.name, h.shape])).toEqual([[`${hook}.sae.hook_sae_acts`, '[B, T, S]'], [`${hook}.sae.hook_sae_error`, '[B, T, H]']]);
     const gone = await callTool(attachSaeTool, { detach: hook }, ctx);
     expect(gone.attached).toEqual([]);
+    expect((await callTool(listHooksTool, { filter: '.sae.' }, ctx)).hooks).toEqual([]);
     await expect(callTool(attachSaeTool, { detach: hook }, ctx)).rejects.toThrow(/no dictionary is attached at/);
     await expect(callTool(attachSaeTool, { saeId: 'sae_nope' }, ctx)).rejects.toThrow(/no dictionary "sae_nope" in the store; known: /);
     await expect(callTool(captureTool, { prompts: ['3 + 4 = 7'], hooks: [`${hook}.sae.hook_sae_acts`] }, ctx)).rejects.toThrow(/no dictionary is attached/);

@@ -34,8 +34,24 @@ describe('arguments', () => {
     await expect(callTool(ablateTool, { prompts: clean, target: 'w2', distractor: 'w3', components: ['L1.H0', 'L1.H1', 'L1.H0'] }, ctx))
       .rejects.toThrow(/components: lists L1\.H0 more than once; give each component once/);
     await expect(callTool(ablateTool, { prompts: clean, target: 'w2', distractor: 'w3', components: Array(5000).fill('L1.H0') }, ctx))
-      .rejects.toThrow(/at most 512 components in one call/);
+      .rejects.toThrow(/lists L1\.H0 more than once/);
+    // The cap is ablate's declared limit, named in the refusal.
+    await expect(callTool(ablateTool, { prompts: clean, target: 'w2', distractor: 'w3', components: Array.from({ length: 600 }, (_, i) => `L0.E0.N${i}`) }, ctx))
+      .rejects.toThrow(/ablate: components has 600 entries; give at most 512 in one call \(limit ablate\.components = 512/);
     await expect(callTool(patchTool, { ...task, site: 'head', heads: [1, 1] }, ctx)).rejects.toThrow(/heads: lists 1 more than once/);
+  });
+});
+
+describe('declared limits', () => {
+  it('each tool\'s declared sizes are checked after parsing, and the refusal names the limit', async () => {
+    const before = await count('SELECT count(*) FROM runs');
+    // capture declares its sweep: layers (from the hooks) x positions x prompts.
+    await expect(callTool(captureTool, { prompts: Array(256).fill('w1'), hooks: ['blocks.0.hook_resid_pre'], positions: [...Array(2000).keys()] }, ctx))
+      .rejects.toThrow(/capture_activations: layers x positions x batch = 1 x 2000 x 256 = 512000.*limit maxSweepCells = 500000/);
+    // steer declares its contrast prompts as prompts: they count towards the prompt cap.
+    await expect(callTool(steerTool, { prompts: clean, target: 'w2', distractor: 'w3', layer: 1, vector: { positive: Array(300).fill('w1'), negative: Array(300).fill('w2') } }, ctx))
+      .rejects.toThrow(/steer: this call has 601 prompts.*limit maxPromptsPerCall = 512/);
+    expect(await count('SELECT count(*) FROM runs')).toBe(before);
   });
 });
 

@@ -2,6 +2,7 @@
 // recorded) into the loaded model, so its latents are hooks for capture, patching, ablation and
 // steering; or detach the one at a hook.
 import { z } from 'zod';
+import { saeHooksAt } from '../../engine/hook-address.ts';
 import { defineTool, ToolError } from '../define.ts';
 import { attachDictionary, importDictionary, loadDictionary } from './registry.ts';
 
@@ -38,7 +39,7 @@ export const attachSaeTool = defineTool({
       saeId,
       attached: ctx.session.model.attachedSaes.map((a) => ({
         site: a.site, saeId: a.saeId, dSae: a.runner.dict.dSae, architecture: a.runner.dict.architecture,
-        hooks: [`${a.site}.sae.hook_sae_acts`, `${a.site}.sae.hook_sae_error`],
+        hooks: Object.values(saeHooksAt(a.site)),
       })),
     };
   },

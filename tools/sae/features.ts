@@ -2,6 +2,7 @@
 // to and what it does), feature_search (latents active on given text, or selective for classes),
 // feature_intervention (ablate or steer latents and measure the behaviour).
 import { z } from 'zod';
+import { saeHooksAt } from '../../engine/hook-address.ts';
 import type { SparseDictionary } from '../../engine/sae/dictionary.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from '../define.ts';
 import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName } from '../metrics.ts';
@@ -26,7 +27,7 @@ function checkLatents(saeId: string, dict: SparseDictionary, latents: number[]):
 
 /** Latent activations [tokens, dSae] of every real position of every row, in row order. */
 async function latentsOf(ctx: ToolContext, site: string, dSae: number, rows: TokenRow[], batchSize = 32): Promise<Float32Array> {
-  const hook = `${site}.sae.hook_sae_acts`;
+  const hook = saeHooksAt(site).hook_sae_acts;
   const tokens = rows.reduce((n, r) => n + r.ids.length, 0);
   if (tokens * dSae * 4 > 2 ** 31) throw new ToolError(`${tokens} tokens x ${dSae} latents is too much to hold at once; give fewer prompts`);
   const out = new Float32Array(tokens * dSae);
@@ -80,6 +81,7 @@ export const featureDashboardOutput = z.object({
 export const featureDashboardTool = defineTool({
   name: 'feature_dashboard',
   description: 'One latent of a dictionary: its top-activating contexts over the built-in corpus (or given prompts / stored runs), an activation histogram, the tokens its decoder row promotes and suppresses (logit effects), and its nearest latents by decoder cosine.',
+  limits: { prompts: ['prompts'] },
   input: featureDashboardInput,
   output: featureDashboardOutput,
   async run(input, ctx): Promise<z.infer<typeof featureDashboardOutput>> {
@@ -154,6 +156,7 @@ export const featureSearchOutput = z.object({
 export const featureSearchTool = defineTool({
   name: 'feature_search',
   description: 'Find latents of a dictionary: the ones most active on given text, or the ones selective for given classes of prompts (mean activation in the class minus the highest mean in any other class, the SAE counterpart of neuron_selectivity).',
+  limits: { prompts: ['text', 'classes.*'] },
   input: featureSearchInput,
   output: featureSearchOutput,
   async run(input, ctx): Promise<z.infer<typeof featureSearchOutput>> {
@@ -218,6 +221,7 @@ export const featureInterventionOutput = z.object({
 export const featureInterventionTool = defineTool({
   name: 'feature_intervention',
   description: 'Ablate (set to 0) or steer (add a coefficient to) latents of a dictionary at every token or the last one, with the reconstruction error kept, and report the metric (logit_diff, prob, loss, kl...) before and after, together and for each latent alone.',
+  limits: { prompts: ['prompts'] },
   input: featureInterventionInput,
   output: featureInterventionOutput,
   async run(input, ctx): Promise<z.infer<typeof featureInterventionOutput>> {
@@ -231,7 +235,7 @@ export const featureInterventionTool = defineTool({
     const ans = metricAnswers(ctx, input, N);
     const before = await runAndRecord(ctx, prompts, {}, { role: 'feature_intervention before' });
     const { spec, value: beforeValue } = metricOnRun(input.metric, ans, before.result.logits!.data, V, N);
-    const hook = `${site}.sae.hook_sae_acts`;
+    const hook = saeHooksAt(site).hook_sae_acts;
     // Mask over [N, T, S]: the latents at the chosen positions.
     const intervention = (latents: number[]) => {
       const mask = new Float32Array(N * T * S);

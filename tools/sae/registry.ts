@@ -2,6 +2,7 @@
 // store's saes table. Tools name a dictionary by its saeId.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { saeHooksAt } from '../../engine/hook-address.ts';
 import { DictionaryError, DictionaryRunner, type SparseDictionary } from '../../engine/sae/dictionary.ts';
 import { readSaeLens, writeSaeLens } from '../../engine/sae/saelens.ts';
 import { ToolError, type ToolContext } from '../define.ts';
@@ -75,7 +76,7 @@ export async function attachDictionary(ctx: ToolContext, saeId: string, dict: Sp
     await runner.release();
     throw new ToolError(`dictionary "${saeId}" cannot be spliced in: ${(e as Error).message}`);
   }
-  return { site: dict.hook, hooks: [`${dict.hook}.sae.hook_sae_acts`, `${dict.hook}.sae.hook_sae_error`] };
+  return { site: dict.hook, hooks: Object.values(saeHooksAt(dict.hook)) };
 }
 
 /** The saeId of the dictionary attached at a site, or a clear error. */

@@ -2,6 +2,7 @@
 // onnxruntime, measure it on held-out prompts (reconstruction, L0, dead latents, and the
 // next-token loss with the reconstruction spliced into the forward), and save it as a SAELens
 // folder recorded in the store.
+import { blockHook, parseHookName } from '../../engine/hook-address.ts';
 import { z } from 'zod';
 import { resolveHook } from '../../engine/hooks.ts';
 import type { SparseDictionary } from '../../engine/sae/dictionary.ts';
@@ -112,15 +113,16 @@ export async function splicedLoss(ctx: ToolContext, dict: SparseDictionary, rows
 
 function transcoderTarget(hook: string, given: string | undefined): string {
   if (given) return given;
-  const m = /^blocks\.(\d+)\.ln2\.hook_normalized$/.exec(hook);
-  if (!m) throw new ToolError(`a transcoder needs hookOut (the hook it predicts); it defaults only for blocks.L.ln2.hook_normalized (to blocks.L.hook_mlp_out), and "${hook}" is not one`);
-  return `blocks.${m[1]}.hook_mlp_out`;
+  const a = parseHookName(hook);
+  if (a.kind !== 'block' || a.local !== 'ln2.hook_normalized') throw new ToolError(`a transcoder needs hookOut (the hook it predicts); it defaults only for blocks.L.ln2.hook_normalized (to blocks.L.hook_mlp_out), and "${hook}" is not one`);
+  return blockHook(a.layer, 'hook_mlp_out');
 }
 
 export const trainSaeTool = defineTool({
   name: 'train_sae',
   description:
     'Train a TopK sparse autoencoder (or a transcoder, MLP-in to MLP-out) on one hook\'s activations over the model\'s built-in corpus (or given prompts / stored runs). `{hook}` alone works. Reports explained variance, MSE, L0, dead latents and the next-token loss with the reconstruction spliced in (delta CE) on held-out prompts; saves a SAELens folder (cfg.json + sae_weights.safetensors) under <data>/saes/<saeId>/ and returns saeId and path. Its latents then are the hook <hook>.sae.hook_sae_acts.',
+  limits: { prompts: ['prompts'] },
   input: trainSaeInput,
   output: trainSaeOutput,
   async run(input, ctx): Promise<TrainSaeResult> {
