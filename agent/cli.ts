@@ -4,8 +4,8 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { dataDir as defaultDataDir } from '../cli/model-dir.ts';
-import { progressPrinter } from '../cli/progress.ts';
+import { defaultDataDir } from '../tools/defaults.ts';
+import { progressPrinter } from './progress.ts';
 import { ChatSession, NoLlmError } from './chat.ts';
 export { AGENT_OPTIONS, AGENT_USAGE } from './cli-options.ts';
 import { investigate, type InvestigationEvent } from './investigate/index.ts';

@@ -10,7 +10,6 @@ import { loadMcpTools } from '@langchain/mcp-adapters';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Workspace } from '../tools/workspace.ts';
 import type { ToolSpec } from './llm/types.ts';
@@ -22,7 +21,7 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'neurosco
 export type McpTarget =
   /** The server in this process, around a workspace the caller owns (or one opened here from model + dataDir). */
   | { kind: 'in-process'; workspace: Workspace | Promise<Workspace> }
-  | { kind: 'in-process'; model?: string; dataDir: string; threads?: number }
+  | { kind: 'in-process'; model?: string; dataDir?: string; threads?: number }
   /** `node bin/neuroscope.js mcp [--model M] [--data D]` as a child process (or another command). */
   | { kind: 'stdio'; model?: string; dataDir?: string; command?: string; args?: string[]; env?: Record<string, string> }
   | { kind: 'http'; url: string; token?: string };
@@ -84,21 +83,14 @@ export class McpToolbox {
     let description: string;
     let stderr = '';
     if (target.kind === 'in-process') {
-      const { createMcpServer, createSharedState } = await import('../mcp-server/server.ts');
-      let ws: Promise<Workspace>;
-      if ('workspace' in target) ws = Promise.resolve(target.workspace);
-      else {
-        const { openWorkspace } = await import('../tools/workspace.ts');
-        const { ensureDefaultModel } = await import('../engine/tiny/index.ts');
-        const dataDir = resolve(target.dataDir);
-        ws = openWorkspace(target.model ?? ensureDefaultModel(dataDir), dataDir, { threads: target.threads });
-        cleanups.push(async () => (await ws).close());
-      }
-      const server = createMcpServer(createSharedState(ws, { log: () => undefined }));
-      const [a, b] = InMemoryTransport.createLinkedPair();
-      await server.connect(a);
-      cleanups.unshift(() => server.close());
-      transport = b;
+      // The process's one in-process server for that workspace (its queue shared with every other
+      // in-process client), or one opened here around a new workspace (closed with this toolbox).
+      const { openInProcess, serveWorkspace } = await import('../mcp-server/in-process.ts');
+      const host = 'workspace' in target ? serveWorkspace(target.workspace) : openInProcess(target);
+      if (!('workspace' in target)) cleanups.push(() => host.close());
+      const link = await host.link();
+      cleanups.unshift(link.close);
+      transport = link.transport;
       description = 'in-process NeuroScope MCP server';
     } else if (target.kind === 'stdio') {
       const args = target.args ?? [BIN, 'mcp', ...(target.model ? ['--model', target.model] : []), ...(target.dataDir ? ['--data', resolve(target.dataDir)] : [])];

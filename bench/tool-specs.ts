@@ -17,4 +17,5 @@ const all = size(TOOLS.map((t) => ({ name: t.name, description: t.description, i
 for (const r of rows.sort((a, b) => b.input + b.output + b.description - a.input - a.output - a.description)) {
   console.log(`${r.name.padEnd(26)} description ${String(r.description).padStart(5)}  input ${String(r.input).padStart(6)}  output ${String(r.output).padStart(6)}`);
 }
-console.log(`${TOOLS.length} tools: ${all} characters of JSON (descriptions ${desc}, input schemas ${input}, output schemas ${output})`);
+const llm = size(TOOLS.map((t) => ({ name: t.name, description: t.description, parameters: inputJsonSchema(t) })));
+console.log(`${TOOLS.length} tools: ${all} characters of JSON (descriptions ${desc}, input schemas ${input}, output schemas ${output}); as LLM function specs (name, description, parameters): ${llm}`);

@@ -6,9 +6,9 @@ import { buildTinyModel, TINY_SIZES, TINY_STYLES, type TinySize, type TinyStyle 
 import { Tokenizer } from '../engine/tokenizer.ts';
 import { runSuite, suiteOutDir, EXPERIMENTS } from '../tools/suite/index.ts';
 import { comparisonOpener } from '../tools/suite/compare.ts';
-import { openWorkspace } from '../tools/workspace.ts';
-import { resolveModelDir, dataDir } from './model-dir.ts';
-import { progressPrinter } from './progress.ts';
+import { defaultDataDir as dataDir, modelOrDefault } from '../tools/defaults.ts';
+import { openWorkspace, resolveModel } from '../tools/workspace.ts';
+import { progressPrinter } from '../agent/progress.ts';
 import { AGENT_OPTIONS, AGENT_USAGE } from '../agent/cli-options.ts';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -22,6 +22,9 @@ export interface Command {
   /** Hand the arguments over unparsed (positionals only), for commands that forward them. */
   passthrough?: boolean;
 }
+
+/** A checkpoint directory from --model (a built-in name is built into the data directory on first use), or the default model. */
+const resolveModelDir = (model: string | undefined, data = dataDir()): string => resolveModel(modelOrDefault(model), data);
 
 function threads(v: Values): number | undefined {
   if (v.threads === undefined) return undefined;

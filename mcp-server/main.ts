@@ -1,16 +1,16 @@
 // `neuroscope mcp`: opens the workspace (the given model, or the built-in gpt-oss-tiny) and serves
 // it over stdio (desktop clients spawn it) or Streamable HTTP on 127.0.0.1.
-import { resolve } from 'node:path';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { ensureDefaultModel } from '../engine/tiny/index.ts';
-import { openWorkspace, type Workspace } from '../tools/workspace.ts';
+import type { Workspace } from '../tools/workspace.ts';
 import { generateToken, startHttpServer } from './http.ts';
+import { openDefaultWorkspace } from './in-process.ts';
 import { createMcpServer, createSharedState, missingTools } from './server.ts';
 
 export interface McpOptions {
-  /** Built-in name ("tiny-s", "tiny-m") or checkpoint directory; default: the built-in tiny-s. */
+  /** Built-in name ("tiny-s", "tiny-m") or checkpoint directory; default: DEFAULT_MODEL (tools/defaults.ts). */
   model?: string;
-  dataDir: string;
+  /** Default: NEUROSCOPE_DATA or ./.neuroscope. */
+  dataDir?: string;
   http?: boolean;
   port?: number;
   token?: string;
@@ -24,13 +24,10 @@ export interface McpOptions {
 const log = (m: string) => process.stderr.write(`[neuroscope mcp] ${m}\n`);
 
 function openShared(opts: McpOptions): { ws: Promise<Workspace> } {
-  const dataDir = resolve(opts.dataDir);
-  const ws = (async () => {
-    const model = opts.model ?? ensureDefaultModel(dataDir);
-    const w = await openWorkspace(model, dataDir, { threads: opts.threads });
+  const ws = openDefaultWorkspace(opts).then((w) => {
     log(`model ${w.ctx.session.modelId} (${w.ctx.session.dir}); data ${w.dataDir}`);
     return w;
-  })();
+  });
   ws.catch((e) => log(`could not open the workspace: ${(e as Error).message}`));
   return { ws };
 }

@@ -7,16 +7,18 @@ import { z } from 'zod';
 import { gradients } from '../engine/backward/gradient.ts';
 import type { LogitMetric } from '../engine/backward/metric.ts';
 import { broadcastStrides, type Tensor } from '../engine/tensor.ts';
-import { defineTool, type ToolContext } from './define.ts';
+import { defineTool, ToolError, type ToolContext } from './define.ts';
 import { meanMetric, metricOnRun, normalisedEffect, type MetricSpec } from './metrics.ts';
 import { PATCH_LIMITS, patchInput, patchSetup, storeSites, toGrid, type PatchInput } from './patch.ts';
 import { ExperimentId, Grid, PairRunIds } from './output.ts';
 import { runAndRecord } from './runs.ts';
+import { checkQkFixSite, firstReader, qkFixCorrections, qkFixHooks } from './attribution-qk-fix.ts';
 import { SITE_HOOK } from './sites.ts';
 
 export const attributionPatchInput = z.strictObject({
   ...patchInput.omit({ mode: true, maxBatch: true }).shape,
   igSteps: z.number().int().min(0).max(64).default(0).describe('0: plain AtP (gradient at the corrupted run). n > 0: average the gradient over n points between the corrupted and clean token embeddings (the EAP-IG path), which tracks saturated attention better at n forward+backward passes'),
+  qkFix: z.boolean().default(false).describe('AtP* QK fix: exact change of later heads\' attention patterns through their q/k instead of the linear one (for saturated attention; no extra engine pass). Not with igSteps or site neuron'),
 });
 export type AttributionPatchInput = z.infer<typeof attributionPatchInput>;
 
@@ -116,13 +118,18 @@ export const attributionPatchTool = defineTool({
     const layers = [...new Set(vs.map((v) => v.layer))].sort((a, b) => a - b);
     const hooks = layers.map((l) => blockHook(l, hookLocal));
     const V = cfg.vocabSize;
+    if (input.qkFix) {
+      checkQkFixSite(input.site, hookLocal);
+      if (input.igSteps > 0) throw new ToolError('qkFix and igSteps are two different corrections of plain AtP; give one of them');
+    }
+    const fix = input.qkFix ? qkFixHooks(Math.min(...layers.map((l) => firstReader(hookLocal, l))), cfg.numLayers) : { capture: [], grads: [] };
 
     const cleanRun = await runAndRecord(ctx, clean, { capture: [...hooks, 'hook_embed'] }, { role: 'clean' });
     const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
     ctx.onProgress?.({ done: 1, total: 3, message: 'clean run done; corrupted forward + backward' });
     const metric = engineMetric(spec);
     const corruptedIds = corrupted.map((c) => c.ids);
-    const g = await gradients(ctx.session.model, corruptedIds, { metric, grads: hooks, capture: [...hooks, 'hook_embed'], signal: ctx.signal });
+    const g = await gradients(ctx.session.model, corruptedIds, { metric, grads: [...hooks, ...fix.grads], capture: [...hooks, 'hook_embed', ...fix.capture], signal: ctx.signal });
     const passes = { forwards: 2, backwards: 1 };
     if (input.igSteps > 0) {
       const path = await pathGradients(ctx, corruptedIds, cleanRun.result.cache.get('hook_embed')!, g.cache.get('hook_embed')!, { metric, grads: hooks }, input.igSteps);
@@ -147,6 +154,12 @@ export const attributionPatchTool = defineTool({
       for (let i = 0; i < r.length; i++) if (v.mask.data[i] !== 0) s += v.mask.data[i] * r[i];
       return corruptedValue + s;
     });
+    if (input.qkFix) {
+      const corrections = await qkFixCorrections({
+        model: ctx.session.model, hookLocal, sites: vs, clean: cleanRun.result.cache, corrupted: g.cache, grads: g.grads, lengths: g.lengths, signal: ctx.signal,
+      });
+      corrections.forEach((c, i) => (values[i] += c));
+    }
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
     ctx.onProgress?.({ done: 3, total: 3, message: `estimated ${vs.length} sites` });
 

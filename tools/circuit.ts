@@ -15,7 +15,8 @@
 // individual changes; if it misses by more than bulkTolerance it is undone and only the single least
 // important component is removed. The reverse of the removal order ranks components by importance;
 // the curve evaluates share vs size for the top-s components (s = 0..all) in one more batched pass,
-// and the circuit is the smallest prefix whose share reaches the threshold.
+// and the pruned circuit is the smallest prefix whose share reaches the threshold. Completion (see
+// below) then adds what that prefix leaves out under redundancy and self-repair.
 import { z } from 'zod';
 import type { Intervention } from '../engine/intervention.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -41,6 +42,8 @@ export const circuitInput = z.strictObject({
   exactBelow: z.number().int().min(1).default(16).describe('once this few candidates remain, prune one per round'),
   inertTolerance: z.number().min(0).default(1e-3).describe('removals that change the share by less than this are pruned together'),
   bulkTolerance: z.number().min(0).default(0.05).describe('a bulk removal whose share misses the predicted one by more than this is undone'),
+  complete: z.boolean().default(true).describe('after pruning, add the partners that take over a knocked-out member (redundant heads, backups): see completeTolerance'),
+  completeTolerance: z.number().min(0).max(1).default(0.1).describe('completion adds an outside component that raises the circuit\'s share by more than this, and, for a member whose knockout costs the circuit more than it costs the full model by more than this, the outside component that best restores it (if it closes at least half of the gap)'),
   maxBatch: z.number().int().min(1).max(4096).default(128).describe('batch rows (variant x example) per forward'),
 });
 export type CircuitInput = z.infer<typeof circuitInput>;
@@ -51,10 +54,19 @@ export const circuitOutput = z.object({
   clean: z.number(),
   corrupted: z.number(),
   threshold: z.number(),
-  circuit: z.array(z.string()).describe('the circuit, most important first'),
+  circuit: z.array(z.string()).describe('the circuit: the pruned set plus what completion added, most important (pruning order) first'),
   size: z.number().int(),
   share: z.number().describe('recovered share (metric - corrupted) / (clean - corrupted) of the circuit'),
   candidates: z.number().int(),
+  pruned: z.array(z.string()).describe('the smallest top-ranked set reaching the threshold, before completion'),
+  completion: z.array(z.object({
+    component: z.string().describe('the component added after pruning'),
+    reason: z.enum(['contributes', 'takes_over']).describe('contributes: adding it to the circuit raises the share by more than completeTolerance; takes_over: it restores the circuit when member is knocked out'),
+    member: z.string().nullable().describe('the member it takes over from (null for contributes)'),
+    before: z.number().describe('share of the circuit (without member, for takes_over) before adding it'),
+    after: z.number().describe('the same share with it added'),
+    modelWithout: z.number().nullable().describe('share of the full model without member (null for contributes)'),
+  })).describe('components added after pruning, in order'),
   curve: z.array(z.object({ size: z.number().int(), share: z.number(), added: z.string().nullable().describe('the component added at this size (null for size 0)') }))
     .describe('share vs size in importance order, sizes 0..candidates'),
   order: z.string(),
@@ -103,7 +115,7 @@ function tileRows(t: Tensor, rows: number[], T: number): Tensor {
 
 export const circuitTool = defineTool({
   name: 'find_circuit',
-  description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Returns the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, its share and size, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
+  description: 'Automatic circuit discovery over heads and experts (optionally neurons) by patching-based pruning: every candidate NOT in the circuit is patched from the corrupted run while the clean prompts run; greedy batched pruning removes the least important components first. Takes the smallest top-ranked set whose recovered share (metric - corrupted) / (clean - corrupted) reaches the threshold, then completes it: adds any component that still raises the share by more than completeTolerance, and any that takes over when a member is knocked out (a redundant partner, a backup). Returns the circuit, its share and size, what completion added and why, and the curve of share vs size over all candidates (stored as rows, experiment kind "circuit_discovery").',
   readsText: true,
   limits: { prompts: ['clean', 'corrupted'] },
   input: circuitInput,
@@ -175,6 +187,8 @@ export const circuitTool = defineTool({
     };
 
     // Pruning.
+    /** share(all \\ {i}) for every candidate i: the first round scores exactly these */
+    let modelWithout = new Map<number, number>();
     let inC = new Uint8Array(n).fill(1);
     let removal: number[] = [];
     let currentShare = 1;
@@ -205,6 +219,7 @@ export const circuitTool = defineTool({
         currentShare = actual;
       }
       const scores = new Map(remaining.map((i, j) => [i, values[j]]));
+      if (rounds === 1) modelWithout = scores;
       // Least important first: highest share left after removal; ties to the later component.
       const ranked = [...remaining].sort((a, b) => scores.get(b)! - scores.get(a)! || b - a);
       let inert = 0;
@@ -236,26 +251,86 @@ export const circuitTool = defineTool({
     const curveShares = curveValues.map(share);
     let size = curveShares.findIndex((s) => s >= input.threshold - TOLERANCE);
     if (size < 0) size = n;
-    const circuit = importance.slice(0, size).map((i) => names[i]);
+    const pruned = importance.slice(0, size);
     const curve: CircuitPoint[] = curveShares.map((s, k) => ({ size: k, share: s, added: k === 0 ? null : names[importance[k - 1]] }));
+
+    // Completion. Pruning stops at the first top-ranked set that reaches the threshold, so it
+    // leaves out (1) a component that still adds a clear share once the circuit runs (the share can
+    // pass the threshold early when a component working against the behaviour, e.g. a negative name
+    // mover, is patched away) and (2) one head of a redundant pair, or the component that takes over
+    // when a member is gone, because that partner is not needed while the member runs. So, until
+    // neither applies: (1) add the outside component c that raises share(C + c) over share(C) the
+    // most, if by more than completeTolerance; (2) knock each member k out, and where the circuit
+    // loses more (share(C) - share(C - k)) than the full model does (1 - share(all - k)) by more
+    // than completeTolerance, add the outside component that best restores C - k, if it closes at
+    // least half of that gap (else k's job is spread thin and k is left as it is; the IOI paper's
+    // completeness test, one member at a time).
+    const inCircuit = new Uint8Array(n);
+    for (const i of pruned) inCircuit[i] = 1;
+    const members = [...pruned];
+    const completion: CircuitResult['completion'] = [];
+    const settled = new Set<number>();
+    const outside = () => [...Array(n).keys()].filter((i) => !inCircuit[i]);
+    const add = (c: number, entry: Omit<CircuitResult['completion'][number], 'component'>) => {
+      inCircuit[c] = 1;
+      members.push(c);
+      completion.push({ component: names[c], ...entry });
+    };
+    /** The best outside component to add to a variant of the circuit, and the share with it. */
+    const bestAddition = async (base: Uint8Array, label: string) => {
+      const out = outside();
+      const values = (await evaluate([base, ...out.map((c) => { const v = base.slice(); v[c] = 1; return v; })], label)).map(share);
+      const before = values.shift()!;
+      const best = values.reduce((b, x, j) => (x > values[b] ? j : b), 0);
+      return { c: out[best], before, after: values[best] };
+    };
+    while (input.complete && outside().length > 0) {
+      const more = await bestAddition(inCircuit, 'completion: what else contributes');
+      if (more.after - more.before > input.completeTolerance) {
+        add(more.c, { reason: 'contributes', member: null, before: more.before, after: more.after, modelWithout: null });
+        continue;
+      }
+      let added = false;
+      for (;;) {
+        const open = members.filter((k) => !settled.has(k));
+        if (open.length === 0 || outside().length === 0) break;
+        const knocked = (k: number) => { const v = inCircuit.slice(); v[k] = 0; return v; };
+        const [now, ...circuitWithout] = (await evaluate([inCircuit, ...open.map(knocked)], 'completion: knocking out each member')).map(share);
+        // what the circuit loses without k, beyond what the full model loses
+        const worst = open.map((k, j) => ({ k, gap: (now - circuitWithout[j]) - (1 - modelWithout.get(k)!) })).sort((a, b) => b.gap - a.gap)[0];
+        if (worst.gap <= input.completeTolerance) break;
+        const over = await bestAddition(knocked(worst.k), `completion: what takes over from ${names[worst.k]}`);
+        if (over.after - over.before < worst.gap / 2) {
+          settled.add(worst.k);
+          continue;
+        }
+        add(over.c, { reason: 'takes_over', member: names[worst.k], before: over.before, after: over.after, modelWithout: modelWithout.get(worst.k)! });
+        added = true;
+      }
+      if (!added) break;
+    }
+    // most important (by the pruning order) first, like the curve
+    const circuit = importance.filter((i) => inCircuit[i]).map((i) => names[i]);
+    const circuitShare = completion.length ? share((await evaluate([inCircuit], 'the completed circuit'))[0]) : curveShares[size];
 
     const experimentId = await ctx.store.addExperiment({
       kind: 'circuit_discovery', modelId: ctx.session.modelId,
       params: { ...input, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds } },
       metric: input.metric, cleanValue, corruptedValue,
-      summary: { circuit, size, share: curveShares[size], threshold: input.threshold, candidates: n, rounds, forwards },
+      summary: { circuit, size: circuit.length, share: circuitShare, pruned: pruned.length, threshold: input.threshold, candidates: n, rounds, forwards },
     });
     await ctx.store.addResults(curve.map((p, k) => {
       const c = k === 0 ? null : comps[importance[k - 1]];
       return {
         experimentId, site: p.added ?? '(empty)', hook: c ? hookOf(c) : null, layer: c?.layer ?? null,
         component: c ? (c.kind === 'head' ? c.head : c.expert) : null, neuron: c?.kind === 'neuron' ? c.neuron : null,
-        value: curveValues[k], effect: p.share, extra: { size: k, inCircuit: k > 0 && k <= size, kind: c?.kind ?? null },
+        value: curveValues[k], effect: p.share, extra: { size: k, inCircuit: k > 0 && inCircuit[importance[k - 1]] === 1, kind: c?.kind ?? null },
       };
     }));
     return {
       experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, threshold: input.threshold,
-      circuit, size, share: curveShares[size], candidates: n,
+      circuit, size: circuit.length, share: circuitShare, candidates: n,
+      pruned: pruned.map((i) => names[i]), completion,
       curve,
       order: 'pruning: least important removed first; the curve adds components in reverse removal order (most important first)',
       rounds, forwards, rowsEvaluated,

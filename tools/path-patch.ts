@@ -14,7 +14,7 @@ import { answerList, meanMetric, metricAnswers, metricOnRun, MetricName, NEGLIGI
 import { alignPairs } from './patch.ts';
 import { ExperimentId, grid, Grid, PairRunIds } from './output.ts';
 import { runAndRecord, tileExamples } from './runs.ts';
-import { componentName, parseComponent, siteList } from './sites.ts';
+import { componentName, parseComponent, siteHook, siteList } from './sites.ts';
 
 export const pathPatchInput = z.strictObject({
   clean: z.array(z.string().min(1)).min(1),
@@ -77,9 +77,9 @@ export const pathPatchTool = defineTool({
     const receiverHooks = receiverInputs.map((r) => r.hook);
 
     const [baseP, sourceP] = input.direction === 'denoise' ? [corrupted, clean] : [clean, corrupted];
-    const zHooks = frozenLayers.map((l) => blockHook(l, 'attn.hook_z'));
+    const zHooks = frozenLayers.map((l) => siteHook('head', l));
     const base = await runAndRecord(ctx, baseP, { capture: [...zHooks, ...receiverHooks] }, { role: `path_patch base (${input.direction})` });
-    const source = await runAndRecord(ctx, sourceP, { capture: [...new Set(senders.map((s) => blockHook(s.layer, 'attn.hook_z')))] }, { role: `path_patch source (${input.direction})` });
+    const source = await runAndRecord(ctx, sourceP, { capture: [...new Set(senders.map((s) => siteHook('head', s.layer)))] }, { role: `path_patch source (${input.direction})` });
     const [cleanRun, corrRun] = input.direction === 'denoise' ? [source, base] : [base, source];
     const V = cfg.vocabSize;
     const { spec, value: cleanValue } = metricOnRun(input.metric, ans, cleanRun.result.logits!.data, V, N);
@@ -94,11 +94,11 @@ export const pathPatchTool = defineTool({
       const rows = chunk.flatMap(() => [...Array(N).keys()]);
       // Run A: freeze every head at its base value, except the sender (source value).
       const freeze: Intervention[] = frozenLayers.map((l) => {
-        const value = tileExamples(base.result.cache.get(blockHook(l, 'attn.hook_z'))!, rows);
+        const value = tileExamples(base.result.cache.get(siteHook('head', l))!, rows);
         const [, T, , d] = value.dims;
         chunk.forEach((s, j) => {
           if (s.layer !== l) return;
-          const src = source.result.cache.get(blockHook(l, 'attn.hook_z'))!;
+          const src = source.result.cache.get(siteHook('head', l))!;
           for (let n = 0; n < N; n++) {
             for (let t = 0; t < T; t++) {
               const from = ((n * T + t) * nH + s.head) * d;
@@ -106,7 +106,7 @@ export const pathPatchTool = defineTool({
             }
           }
         });
-        return { hook: blockHook(l, 'attn.hook_z'), mask: { data: new Float32Array([1]), dims: [1] }, value };
+        return { hook: siteHook('head', l), mask: { data: new Float32Array([1]), dims: [1] }, value };
       });
       const runA = await ctx.session.model.run(rows.map((ex) => baseIds[ex]), { signal: ctx.signal, interventions: freeze, capture: receiverHooks });
       if (!receivers) {
@@ -134,7 +134,7 @@ export const pathPatchTool = defineTool({
       metric: input.metric, cleanValue, corruptedValue, summary: { receivers: receiverLabel, senders: senders.length },
     });
     await ctx.store.addResults(senders.map((s, i) => ({
-      experimentId, site: `${componentName({ kind: 'head', ...s })} -> ${receiverLabel}`, hook: blockHook(s.layer, 'attn.hook_z'),
+      experimentId, site: `${componentName({ kind: 'head', ...s })} -> ${receiverLabel}`, hook: siteHook('head', s.layer),
       layer: s.layer, position: null, component: s.head, neuron: null, value: values[i], effect: effects[i],
     })));
     const senderLayers = [...new Set(senders.map((s) => s.layer))].sort((a, b) => a - b);

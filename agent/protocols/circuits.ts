@@ -1,12 +1,10 @@
 // Built-in protocols for the two attention circuits: IOI (Wang et al. 2022) and induction. Patching
 // shows what is sufficient to restore the behaviour, path patching which earlier heads feed the
 // carriers, ablation (against control heads of no patching effect) what is necessary.
-import { byLength, ioiPatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
-import { inductionPatchingSet } from '../../tools/suite/prompts.ts';
-import { ablation, carriers, controls, mdTable, num, pct, roleScores, spread, strongHeads, topHeads, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
-
-const layerOf = (site: string) => Number(/^L(\d+)/.exec(site)?.[1] ?? NaN);
-const headOf = (site: string) => Number(/\.H(\d+)$/.exec(site)?.[1] ?? NaN);
+import { ioiPatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
+import { agreementSection } from '../../tools/suite/agreement.ts';
+import { gridCells, headOf, inductionHeads, ioiAbcHeads, ioiCircuit, ioiExamples, ioiNameMovers, ioiSInhibition, layerOf, ranked } from '../../tools/suite/steps.ts';
+import { ablation, controls, mdTable, num, pct, roleScores, strongHeads, topHeads, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
 const uniq = <T>(xs: T[]): T[] => [...new Set(xs)];
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
@@ -82,9 +80,10 @@ async function lastTokenAttention(rec: Recorder, examples: TaskExample[], watche
 }
 
 export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
-  const ioi = byLength(env.prompts.ioi)[0].slice(0, 8);
+  // The head sweeps, path patching and circuit discovery are the suite's own steps (tools/suite/steps.ts).
+  const port = rec.port();
+  const ioi = ioiExamples(env.prompts.ioi);
   const abc = ioiPatchingSet(ioi, 'abc');
-  const swap = ioiPatchingSet(ioi, 'io_swap');
   const partial: Partial<ProtocolReport> = {};
   const sections: string[] = [];
   sections.push(`${ioi.length} IOI prompts of one template length, e.g. "${ioi[0].prompt}" -> **${ioi[0].target}** (not ${ioi[0].distractor}). Metric: logit(IO) - logit(S) at the last token, averaged over the prompts.`);
@@ -92,41 +91,34 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
   const resid = await rec.experiment('IOI: residual stream patching, layer x position (ABC corruption)', 'patch_activations', { ...abc, site: 'resid_pre' },
     (d) => `clean ${num(d.clean)}, corrupted ${num(d.corrupted)}`);
   const residRows = await rec.results(resid.experimentId!, { order: 'effect DESC' });
-  const clean = Number(resid.data.clean);
-  const corrupted = Number(resid.data.corrupted);
+  const { clean, corrupted } = resid.data;
   // The model's tokens of the first clean prompt (BPE may split a word), from the run the sweep stored.
-  const cleanRun = resid.runIds[0];
+  const cleanRun = resid.data.runIds.clean[0];
   const tokenRows = cleanRun ? await rec.query(`SELECT unnest(tokens) AS token, generate_subscripts(tokens, 1) - 1 AS position FROM runs WHERE run_id = '${cleanRun}' ORDER BY position`, { cite: false }) : [];
-  const words = tokenRows.map((r) => r.token.trim());
+  const words = tokenRows.map((r) => String(r.token).trim());
   sections.push('', '### Baseline and residual stream', mdTable(['run', 'mean logit difference'], [['clean', clean], ['corrupted: second subject mention replaced by a fresh name (ABC)', corrupted]]), '',
     `Restoring the clean residual stream (\`blocks.L.hook_resid_pre\`) at one position (experiment \`${resid.experimentId}\`), strongest cells:`, '',
     mdTable(['layer', 'position', 'token', 'effect'], residRows.slice(0, 6).map((r) => [r.layer, r.position, r.position === null ? null : words[r.position] ?? null, r.effect])));
 
-  const headsSwap = await rec.experiment('IOI: head patching, indirect object swapped for a fresh name', 'patch_activations', { ...swap, site: 'head' },
-    (d) => `clean ${num(d.clean)}, corrupted ${num(d.corrupted)}`);
-  const swapRows = await rec.results(headsSwap.experimentId!);
-  const nameMovers = carriers(swapRows);
+  const { swap, cells: swapCells, nameMovers } = await ioiNameMovers(port, ioi);
+  const headsSwap = swap.patch;
+  const swapRows = ranked(swapCells).map((c) => ({ ...c, layer: layerOf(c.site) }));
   partial.found = { nameMovers };
   const effectOf = (site: string) => swapRows.find((r) => r.site === site)?.effect ?? NaN;
   sections.push('', '### Head patching', `Each head's \`attn.hook_z\` restored at every position. With the indirect object swapped (experiment \`${headsSwap.experimentId}\`) only heads that carry the answer's identity differ between the runs:`, '',
     mdTable(['head', 'effect (IO swapped)'], swapRows.slice(0, 6).map((r) => [r.site, r.effect])), '',
     `Name-mover candidates (effect at least a quarter of the strongest head's, and at least 0.1): **${nameMovers.join(', ')}**.`);
 
-  const headsAbc = await rec.experiment('IOI: head patching, ABC corruption', 'patch_activations', { ...abc, site: 'head' }, (d) => `clean ${num(d.clean)}, corrupted ${num(d.corrupted)}`);
-  const abcRows = await rec.results(headsAbc.experimentId!);
+  const abcHeads = await ioiAbcHeads(port, ioi);
+  const headsAbc = abcHeads.patch;
   sections.push('', `With the subject's duplicate removed (ABC, experiment \`${headsAbc.experimentId}\`) the heads that detect and signal the duplicate matter too:`, '',
-    mdTable(['head', 'effect (ABC)'], abcRows.slice(0, 6).map((r) => [r.site, r.effect])));
+    mdTable(['head', 'effect (ABC)'], ranked(gridCells(headsAbc.grid)).slice(0, 6).map((r) => [r.site, r.effect])));
+  sections.push('', '### Attribution patching first', agreementSection([{ what: 'IO swapped', r: swap }, { what: 'ABC', r: abcHeads }]));
 
-  let sInhibition: string | null = null;
-  let pathTop: { site: string; effect: number }[] = [];
-  const firstMover = Math.min(...nameMovers.map(layerOf));
-  if (firstMover > 0) {
-    const path = await rec.experiment('IOI: path patching from earlier heads into the name movers\' queries', 'path_patch', { ...abc, receivers: nameMovers, receiverInput: 'q' });
-    // Result sites read "L2.H2 -> L3.H1:q": the sender is the part before the arrow.
-    pathTop = (await rec.results(path.experimentId!)).filter((r) => Number.isFinite(r.effect)).map((r) => ({ ...r, site: r.site.split(' -> ')[0] }));
-    sInhibition = pathTop[0] && pathTop[0].effect > 0.1 ? pathTop[0].site : null;
+  const { receivers, path, senders: pathTop, sInhibition } = await ioiSInhibition(port, ioi, nameMovers);
+  if (path) {
     partial.found = { ...partial.found, sInhibition };
-    sections.push('', '### Path patching into the name movers', `Senders: every head before layer ${firstMover}; receivers: ${nameMovers.join(', ')} (query input); all other heads frozen (experiment \`${path.experimentId}\`).`, '',
+    sections.push('', '### Path patching into the name movers', `Senders: every head before layer ${Math.min(...receivers.map(layerOf))}; receivers: ${receivers.join(', ')} (query input); all other heads frozen (experiment \`${path.experimentId}\`).`, '',
       mdTable(['sender head', 'effect through the name movers\' queries'], pathTop.slice(0, 6).map((r) => [r.site, r.effect])));
   }
 
@@ -166,18 +158,12 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     [`control: ${ctrl.join(', ')}`, ctrlAbl.before, ctrlAbl.after, pct(ctrlAbl.relativeDrop), ctrlAbl.experimentId],
   ]));
 
-  // Discovery without the hypothesis: prune over every head on the ABC set. Each round scores every
-  // remaining head's removal on every prompt, so the prompts are cut to keep heads x prompts <= 512.
-  const circuitPrompts = Math.max(2, Math.min(abc.clean.length, Math.floor(512 / nHeads)));
-  const idx = spread([...abc.clean.keys()], circuitPrompts);
-  const pick = (xs: string[]) => idx.map((i) => xs[i]);
-  const fc = await rec.experiment('IOI: circuit discovery by pruning over heads (80% of the ABC logit difference)', 'find_circuit',
-    { clean: pick(abc.clean), corrupted: pick(abc.corrupted), target: pick(abc.target), distractor: pick(abc.distractor), include: ['heads'], threshold: 0.8 },
-    (d) => `${d.size} of ${d.candidates} heads keep ${pct(Number(d.share))}`);
-  const curve = (await rec.results(fc.experimentId!, { order: `CAST(extra->>'size' AS INTEGER)` })).slice(1);
-  const circuitSize = Number(fc.data.size);
-  const circuitShare = Number(fc.data.share);
-  const circuit = curve.slice(0, circuitSize).map((r) => r.site);
+  // Discovery without the hypothesis: the suite's pruning step over every head, both names replaced.
+  const { result: fc, prompts: circuitPrompts } = await ioiCircuit(port, ioi, nHeads);
+  const curve = fc.curve.slice(1).map((p) => ({ site: p.added ?? '', effect: p.share }));
+  const circuitSize = fc.size;
+  const circuitShare = fc.share;
+  const circuit = fc.circuit;
   const circuitContainsNameMovers = nameMovers.every((h) => circuit.includes(h));
   const others: [string, string][] = [
     ...(sInhibition ? [[sInhibition, 'the S-inhibition candidate'] as [string, string]] : []),
@@ -187,7 +173,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
   const alsoIn = others.filter(([h]) => circuit.includes(h)).map(([h, what]) => `${what} ${h}`);
   const inCircuit = (h: string) => (circuit.includes(h) ? 'yes' : 'no');
   sections.push('', '### The circuit found by pruning',
-    `\`find_circuit\` over all ${fc.data.candidates} heads (experiment \`${fc.experimentId}\`; ABC corruption, ${circuitPrompts} of the ${abc.clean.length} prompts; clean ${num(Number(fc.data.clean))}, corrupted ${num(Number(fc.data.corrupted))}): every head outside the set is patched from the corrupted run; heads are ranked by greedy pruning and the circuit is the smallest top-ranked set keeping 80% of the logit difference. Share recovered as heads are added, most important first:`, '',
+    `\`find_circuit\` over all ${fc.candidates} heads (experiment \`${fc.experimentId}\`; both names replaced in the corrupted run, ${circuitPrompts} of the ${ioi.length} prompts; clean ${num(fc.clean)}, corrupted ${num(fc.corrupted)}): every head outside the set is patched from the corrupted run; heads are ranked by greedy pruning and the circuit is the smallest top-ranked set keeping 80% of the logit difference. Share recovered as heads are added, most important first:`, '',
     mdTable(['heads kept', 'head added', 'share of the clean logit difference', 'in the circuit'], curve.slice(0, Math.min(curve.length, circuitSize + 3)).map((r, i) => [i + 1, r.site, r.effect, i < circuitSize ? 'yes' : 'no'])), '',
     `Circuit: **${circuit.join(', ')}** (${circuitSize} heads, ${pct(circuitShare)} recovered).`, '',
     mdTable(['candidate from the experiments above', 'head', 'in the circuit'], [
@@ -211,7 +197,7 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     duplicateTokenHeads.length
       ? `By attention role scores **${duplicateTokenHeads.join(', ')}** ${duplicateTokenHeads.length > 1 ? 'are' : 'is'} the duplicate detector candidate${duplicateTokenHeads.length > 1 ? 's' : ''} (attends from the repeated subject to its earlier copy or to the token after it)${previousTokenHeads.length ? `, and ${previousTokenHeads.join(', ')} attend${previousTokenHeads.length > 1 ? '' : 's'} to the previous token` : ''}.`
       : 'No head scores at least 0.5 as a duplicate-token or induction-style duplicate detector on these prompts.',
-    `Circuit discovery without these hypotheses (\`find_circuit\` over all ${fc.data.candidates} heads, ABC corruption) keeps ${pct(circuitShare)} of the logit difference with ${circuitSize} head${circuitSize === 1 ? '' : 's'}, **${circuit.join(', ')}**, which ${circuitContainsNameMovers ? 'contains' : 'does not contain'} the name mover${one ? '' : 's'}${alsoIn.length ? `, ${alsoIn.join(' and ')}` : ''} (\`${fc.experimentId}\`).`,
+    `Circuit discovery without these hypotheses (\`find_circuit\` over all ${fc.candidates} heads, both names replaced) keeps ${pct(circuitShare)} of the logit difference with ${circuitSize} head${circuitSize === 1 ? '' : 's'}, **${circuit.join(', ')}**, which ${circuitContainsNameMovers ? 'contains' : 'does not contain'} the name mover${one ? '' : 's'}${alsoIn.length ? `, ${alsoIn.join(' and ')}` : ''} (\`${fc.experimentId}\`).`,
   ].join(' ');
 
   return {
@@ -219,19 +205,20 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
     title: 'IOI: name movers and the heads that steer them',
     question: 'Which components carry indirect-object identification, and are they necessary?',
     hypothesis: 'IOI is carried by a few late "name mover" heads that copy the indirect object to the answer position; earlier heads that detect the repeated subject steer them through their queries (S-inhibition), as in Wang et al. (2022).',
-    method: 'Activation patching (clean activations restored into corrupted runs; effect = (patched - corrupted) / (clean - corrupted)) over residual positions and heads with two minimal corruptions; path patching (freeze-and-patch) into the name movers\' queries; mean ablation of the candidates against an equal number of control heads with no patching effect; attention patterns (role scores over the clean prompts, and where the candidates attend from the last token); patching-based circuit discovery over all heads (find_circuit, smallest set keeping 80% of the ABC logit difference).',
+    method: 'Attribution patching over every head first (one forward and one backward), confirmed by activation patching (clean activations restored into corrupted runs; effect = (patched - corrupted) / (clean - corrupted)) over residual positions and heads with two minimal corruptions; path patching (freeze-and-patch) into the name movers\' queries; mean ablation of the candidates against an equal number of control heads with no patching effect; attention patterns (role scores over the clean prompts, and where the candidates attend from the last token); patching-based circuit discovery over all heads (find_circuit, smallest set keeping 80% of the logit difference with both names replaced).',
     body: sections.join('\n'),
     conclusion,
     caveats: [
       `${ioi.length} prompts of one length; other templates and orders (ABBA vs BABA) may use the circuit differently.`,
       'Head patching restores a head at every position; which position matters was not isolated.',
       'Path patching ranks senders by the direct path into the queries only.',
-      `Circuit discovery searched attention heads only (no experts or neurons)${circuitPrompts < abc.clean.length ? ` on ${circuitPrompts} of the ${abc.clean.length} prompts, to bound its cost (each pruning round scores every remaining head on every prompt)` : ''}. It is relative to the ABC corruption: activations before the second subject mention are the same in both runs, so a component that acts only there (e.g. a previous-token head read at the first mention) is not needed for the share and can be missing from the circuit.`,
+      `Circuit discovery searched attention heads only (no experts or neurons)${circuitPrompts < ioi.length ? ` on ${circuitPrompts} of the ${ioi.length} prompts, to bound its cost (each pruning round scores every remaining head on every prompt)` : ''}. It is relative to replacing both names (the suite's corruption for the circuit), so heads that act before the second subject mention (previous-token heads at the first one) count too; with the ABC corruption they would not.`,
     ],
     found: {
+      atpAgreement: { ioSwap: swap.agreement, abc: abcHeads.agreement },
       nameMovers, sInhibition, nameMoverEffects: Object.fromEntries(nameMovers.map((h) => [h, effectOf(h)])), ablationDrop: moversAbl.relativeDrop, controlDrop: ctrlAbl.relativeDrop,
       previousTokenHeads, duplicateTokenHeads, lastTokenAttention: look.rows, moversAttendToIO,
-      circuit, circuitShare, circuitSize, circuitCandidates: Number(fc.data.candidates), circuitPrompts, circuitContainsNameMovers,
+      circuit, circuitShare, circuitSize, circuitCandidates: fc.candidates, circuitPrompts, circuitContainsNameMovers,
     },
     experiments: rec.experiments,
     sql: rec.sql,
@@ -240,15 +227,17 @@ export async function ioiProtocol(env: ProtocolEnv, rec: Recorder): Promise<Prot
 
 export async function inductionProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
   const ind = env.prompts.induction.slice(0, 8);
-  const set = inductionPatchingSet(ind);
   const sections: string[] = [`${ind.length} repeated random sequences, e.g. "${ind[0].prompt}" -> **${ind[0].target}**; corrupted: the first half reversed, so every token is followed by a different one than in the repeat. Metric: logit(next token) - logit(previous token).`];
 
-  const heads = await rec.experiment('Induction: head patching', 'patch_activations', { ...set, site: 'head' }, (d) => `clean ${num(d.clean)}, corrupted ${num(d.corrupted)}`);
-  const rows = await rec.results(heads.experimentId!);
-  const circuit = carriers(rows, 0.3);
+  // Head patching (AtP first) is the suite's step (tools/suite/steps.ts).
+  const induction = await inductionHeads(rec.port(), ind);
+  const { set, circuit } = induction;
+  const heads = induction.heads.patch;
+  const rows = ranked(induction.cells).map((c) => ({ ...c, layer: layerOf(c.site) }));
   const top = circuit[0];
-  sections.push('', '### Head patching', mdTable(['run', 'mean logit difference'], [['clean', Number(heads.data.clean)], ['corrupted', Number(heads.data.corrupted)]]), '',
-    mdTable(['head', 'effect'], rows.slice(0, 6).map((r) => [r.site, r.effect])), '', `Carriers (effect at least 0.3 of the strongest): **${circuit.join(', ')}** (experiment \`${heads.experimentId}\`).`);
+  sections.push('', '### Head patching', mdTable(['run', 'mean logit difference'], [['clean', heads.clean], ['corrupted', heads.corrupted]]), '',
+    mdTable(['head', 'effect'], rows.slice(0, 6).map((r) => [r.site, r.effect])), '', `Carriers (effect at least 0.3 of the strongest): **${circuit.join(', ')}** (experiment \`${heads.experimentId}\`).`,
+    '', '### Attribution patching first', agreementSection([{ what: 'induction heads', r: induction.heads }]));
 
   // The induction head's key must hold "the token before me", written by an earlier head. Path
   // patching cannot show it with this corruption (the values carry the corrupted tokens too), so
@@ -313,6 +302,7 @@ export async function inductionProtocol(env: ProtocolEnv, rec: Recorder): Promis
       'Attention role scores show where heads look, not what they write; patching and ablation carry the causal claims.',
     ],
     found: {
+      atpAgreement: induction.heads.agreement,
       inductionHeads: circuit, previousToken: prevToken, ablationDrop: abl.relativeDrop, controlDrop: ctrlAbl.relativeDrop,
       inductionByPattern: inductionTop?.head ?? null, inductionScore: inductionTop?.score ?? null,
       previousTokenByPattern: prevTop?.head ?? null, previousTokenScore: prevTop?.score ?? null, previousTokenHeads,

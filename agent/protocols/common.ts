@@ -1,7 +1,9 @@
 // What the built-in protocols share: a recorder that calls tools through MCP (counting them against
 // the budget and keeping every experiment id, run id and SQL query for the finding), result parsing,
 // and the Markdown pieces of a finding.
+import { parseStepResult, type StepArgs, type StepResult, type StepTool, type ToolPort } from '../../tools/suite/port.ts';
 import type { SuitePrompts } from '../../tools/suite/prompts.ts';
+import { queryActivationsTool } from '../../tools/store-tools.ts';
 import { McpToolError, type McpToolbox } from '../mcp.ts';
 import type { ToolHandlers } from '../tool-exec.ts';
 
@@ -51,6 +53,8 @@ export interface ProtocolReport {
 
 export class BudgetSpent extends Error {}
 
+export type SqlScalar = string | number | null;
+
 let callSeq = 0;
 
 export class Recorder {
@@ -66,8 +70,8 @@ export class Recorder {
     if (Date.now() > this.env.deadline) throw new BudgetSpent('the time budget is spent');
   }
 
-  /** Calls a tool through MCP; returns its parsed data (throws McpToolError with the server's message). */
-  async call(tool: string, args: Record<string, unknown>): Promise<{ data: Record<string, any>; text: string; experimentId: string | null; runIds: string[] }> {
+  /** Calls a tool through MCP; returns its structured result (throws McpToolError with the server's message). */
+  async call(tool: string, args: Record<string, unknown>): Promise<{ data: Record<string, unknown>; text: string; experimentId: string | null; runIds: string[] }> {
     this.check();
     this.calls++;
     const id = `protocol_${++callSeq}`;
@@ -81,27 +85,34 @@ export class Recorder {
       throw e;
     });
     h?.onToolEnd?.({ id, name: tool, args, ok: true, text: r.text, ms: r.outcome.ms, experimentIds: r.outcome.experimentIds, runIds: r.outcome.runIds });
-    const data = (r.data && typeof r.data === 'object' && !Array.isArray(r.data) ? r.data : {}) as Record<string, any>;
+    const data = r.data;
     const runIds = flatRunIds(data.runIds);
     return { data, text: r.text, experimentId: typeof data.experimentId === 'string' ? data.experimentId : null, runIds: runIds.length ? runIds : r.outcome.runIds };
   }
 
-  /** A tool call that is one experiment of the finding. */
-  async experiment(step: string, tool: string, args: Record<string, unknown>, summarise: (data: Record<string, any>) => string = () => '') {
+  /** A tool call that is one experiment of the finding; its structured result typed (and checked) by the tool's output schema. */
+  async experiment<N extends StepTool>(step: string, tool: N, args: StepArgs<N>, summarise: (data: StepResult<N>) => string = () => '') {
     this.env.step(step);
-    const r = await this.call(tool, args);
-    this.experiments.push({ step, tool, args, experimentId: r.experimentId, runIds: r.runIds, summary: '' });
-    const rec = this.experiments[this.experiments.length - 1];
-    rec.summary = summarise(r.data);
-    return r;
+    const r = await this.call(tool, args as Record<string, unknown>);
+    const data = parseStepResult(tool, r.data);
+    this.experiments.push({ step, tool, args: args as Record<string, unknown>, experimentId: r.experimentId, runIds: r.runIds, summary: summarise(data) });
+    return { data, text: r.text, experimentId: r.experimentId, runIds: r.runIds };
   }
 
-  /** Read-only SQL through query_activations; rows as records by column name. Kept for the finding when `cite`. */
-  async query(sql: string, opts: { cite?: boolean; maxRows?: number } = {}): Promise<Record<string, any>[]> {
-    const r = await this.call('query_activations', { sql, maxRows: opts.maxRows ?? 2000 });
+  /** The port the shared experiment steps (tools/suite/steps.ts) call tools through: each call is an experiment of the finding. */
+  port(): ToolPort {
+    return { call: async (step, tool, args) => (await this.experiment(step, tool, args, (d) => stepSummary(d as Record<string, unknown>))).data };
+  }
+
+  /**
+   * Read-only SQL through query_activations; rows as records by column name (the protocols select
+   * scalar columns, so each value is a string, a number or null). Kept for the finding when `cite`.
+   */
+  async query(sql: string, opts: { cite?: boolean; maxRows?: number } = {}): Promise<Record<string, SqlScalar>[]> {
+    const r = queryActivationsTool.output.parse((await this.call('query_activations', { sql, maxRows: opts.maxRows ?? 2000 })).data);
     if (opts.cite ?? true) this.sql.push(sql);
-    const columns = (r.data.columns ?? []) as { name: string }[];
-    return ((r.data.rows ?? []) as unknown[][]).map((row) => Object.fromEntries(columns.map((c, i) => [c.name, row[i]])));
+    const scalar = (v: unknown): SqlScalar => (v === null || v === undefined ? null : typeof v === 'number' || typeof v === 'string' ? v : typeof v === 'bigint' || typeof v === 'boolean' ? Number(v) : JSON.stringify(v));
+    return r.rows.map((row) => Object.fromEntries(r.columns.map((c, i) => [c.name, scalar(row[i])])));
   }
 
   /** The results rows of an experiment, largest effect first. */
@@ -111,8 +122,17 @@ export class Recorder {
       { cite: opts.cite },
     );
     const num = (v: unknown) => (v === undefined || v === null || v === '' ? null : Number(v));
-    return rows.map((r) => ({ site: r.site, layer: num(r.layer), position: num(r.position), component: num(r.component), effect: Number(r.effect), value: Number(r.value) }));
+    return rows.map((r) => ({ site: String(r.site), layer: num(r.layer), position: num(r.position), component: num(r.component), effect: Number(r.effect), value: Number(r.value) }));
   }
+}
+
+/** One line for the finding's experiment table from the fields a result has (clean/corrupted, circuit, ablation). */
+function stepSummary(d: Record<string, unknown>): string {
+  const n = (k: string) => num(Number(d[k]));
+  if (typeof d.size === 'number' && typeof d.candidates === 'number') return `${d.size} of ${d.candidates} keep ${pct(Number(d.share))}`;
+  if (typeof d.clean === 'number' && typeof d.corrupted === 'number') return `clean ${n('clean')}, corrupted ${n('corrupted')}`;
+  if (typeof d.summary === 'string') return d.summary;
+  return '';
 }
 
 function flatRunIds(v: unknown): string[] {
@@ -131,12 +151,6 @@ export function mdTable(headers: string[], rows: (string | number | null | undef
   return [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
 }
 
-/** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
-export function carriers(rows: { site: string; effect: number }[], share = 0.25, floor = 0.1): string[] {
-  const top = Math.max(...rows.map((r) => r.effect));
-  return rows.filter((r) => r.effect >= Math.max(floor, share * top)).sort((a, b) => b.effect - a.effect).map((r) => r.site);
-}
-
 /** `n` control components: the ones with the smallest |effect|, preferring the layers of `near`. */
 export function controls(rows: { site: string; layer: number | null; effect: number }[], exclude: string[], n: number, nearLayers: number[] = []): string[] {
   const pool = rows.filter((r) => !exclude.includes(r.site));
@@ -153,9 +167,9 @@ export interface AblationOutcome {
 }
 
 /** Ablates components on the prompts and returns the metric before/after. */
-export async function ablation(rec: Recorder, step: string, args: Record<string, unknown>): Promise<AblationOutcome> {
-  const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${(args.components as string[]).join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop)} drop)`);
-  return { before: Number(r.data.before), after: Number(r.data.after), relativeDrop: r.data.relativeDrop === null ? Number.NaN : Number(r.data.relativeDrop), experimentId: r.experimentId };
+export async function ablation(rec: Recorder, step: string, args: StepArgs<'ablate'>): Promise<AblationOutcome> {
+  const r = await rec.experiment(step, 'ablate', { each: false, ...args }, (d) => `${(args.components ?? []).join(', ')}: ${num(d.before)} -> ${num(d.after)} (${pct(d.relativeDrop ?? Number.NaN)} drop)`);
+  return { before: r.data.before, after: r.data.after, relativeDrop: r.data.relativeDrop ?? Number.NaN, experimentId: r.experimentId };
 }
 
 export interface RoleScores {
@@ -176,9 +190,10 @@ export async function roleScores(rec: Recorder, experimentId: string, top = 6): 
   ].join(' '));
   const out = new Map<string, RoleScores>();
   for (const r of rows) {
-    const s = out.get(r.role) ?? { top: [], baseline: Number(r.baseline) };
-    s.top.push({ head: r.site, score: Number(r.value) });
-    out.set(r.role, s);
+    const role = String(r.role);
+    const s = out.get(role) ?? { top: [], baseline: Number(r.baseline) };
+    s.top.push({ head: String(r.site), score: Number(r.value) });
+    out.set(role, s);
   }
   return out;
 }
@@ -190,8 +205,3 @@ export function strongHeads(s: RoleScores | undefined, min = 0.5): { head: strin
 
 export const topHeads = (s: RoleScores | undefined, n = 3): string => (s?.top ?? []).slice(0, n).map((t) => `${t.head} (${num(t.score)})`).join(', ') || '–';
 
-/** `k` items spread evenly over `xs` (first included), so every template in an ordered set is represented. */
-export function spread<T>(xs: T[], k: number): T[] {
-  if (k >= xs.length) return xs;
-  return Array.from({ length: k }, (_, i) => xs[Math.floor((i * xs.length) / k)]);
-}

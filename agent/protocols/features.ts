@@ -1,7 +1,7 @@
 // Built-in protocols for features carried by experts, directions and neurons: the successor expert,
 // sentiment steering, and cross-domain entanglement.
 import { byLength } from '../../tools/prompt-sets.ts';
-import { ablation, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder } from './common.ts';
+import { ablation, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder, type SqlScalar } from './common.ts';
 
 export interface Arch {
   layers: number;
@@ -62,15 +62,15 @@ export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: A
   const p = env.prompts;
   // Negative contexts scored as logit(positive word) - logit(negative word): steering towards positive raises it.
   const neg = p.sentiment.filter((_, i) => i % 2 === 1).slice(0, 6);
-  const base = { prompts: neg.map((e) => e.prompt), target: neg.map((e) => e.distractor), distractor: neg.map((e) => e.target), hook: 'resid_pre' };
+  const base = { prompts: neg.map((e) => e.prompt), target: neg.map((e) => e.distractor), distractor: neg.map((e) => e.target), hook: 'resid_pre' as const };
   const contrast = { positive: p.contrast.positive, negative: p.contrast.negative };
   const sections = [`Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric: logit(positive continuation) - logit(negative continuation). Contrast vector: mean \`resid_pre\` over ${contrast.positive.length} positive minus ${contrast.negative.length} negative contexts.`];
 
   const perLayer: { layer: number; shift: number; id: string | null }[] = [];
   for (let layer = 0; layer < arch.layers; layer++) {
     const r = await rec.experiment(`Sentiment: contrast vector at layer ${layer}, every token, coefficient 1`, 'steer', { ...base, vector: contrast, layer, coefficients: [1], modes: ['all'], generateTokens: 0 },
-      (d) => `shift ${num(rowsOf(d)[0]?.shift)}`);
-    perLayer.push({ layer, shift: Number(rowsOf(r.data)[0]?.shift), id: r.experimentId });
+      (d) => `shift ${num(d.rows[0]?.shift)}`);
+    perLayer.push({ layer, shift: r.data.rows[0]?.shift ?? Number.NaN, id: r.experimentId });
   }
   const best = perLayer.reduce((a, b) => (b.shift > a.shift ? b : a));
   sections.push('', '### Which layer', mdTable(['layer', 'shift (coefficient 1, every token)', 'experiment'], perLayer.map((x) => [x.layer, x.shift, x.id])));
@@ -78,7 +78,7 @@ export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: A
   const coefficients = [0, 1, 2, 4];
   const sweep = await rec.experiment(`Sentiment: coefficient sweep at layer ${best.layer}, last token vs window vs every token`, 'steer', { ...base, vector: contrast, layer: best.layer, coefficients, modes: ['last', 'window', 'all'], window: 3, generateTokens: 4 },
     (d) => `base ${num(d.base)}`);
-  const rows = rowsOf(sweep.data);
+  const rows = sweep.data.rows;
   const at = (mode: string, c: number) => rows.find((r) => r.mode === mode && Number(r.coefficient) === c);
   const top = coefficients[coefficients.length - 1];
   sections.push('', `### Coefficient sweep at layer ${best.layer}`, mdTable(['coefficient', 'last token', 'last 3 tokens', 'every token'], coefficients.map((c) => [c, at('last', c)?.metric, at('window', c)?.metric, at('all', c)?.metric])));
@@ -92,8 +92,8 @@ export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: A
   const half = (xs: string[], k: 0 | 1) => xs.filter((_, i) => i % 2 === k);
   const shuffled = { positive: [...half(contrast.positive, 0), ...half(contrast.negative, 0)], negative: [...half(contrast.positive, 1), ...half(contrast.negative, 1)] };
   const ctrl = await rec.experiment(`Sentiment control: shuffled-label contrast at layer ${best.layer}`, 'steer', { ...base, vector: shuffled, layer: best.layer, coefficients: [top], modes: ['all'], generateTokens: 0 },
-    (d) => `shift ${num(rowsOf(d)[0]?.shift)}`);
-  const ctrlShift = Number(rowsOf(ctrl.data)[0]?.shift);
+    (d) => `shift ${num(d.rows[0]?.shift)}`);
+  const ctrlShift = ctrl.data.rows[0]?.shift ?? Number.NaN;
   const shiftAll = Number(at('all', top)?.shift);
   const shiftLast = Number(at('last', top)?.shift);
   const flipped = Number(sweep.data.base) < 0 && Number(at('all', top)?.metric) > 0;
@@ -114,14 +114,6 @@ export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: A
   };
 }
 
-function rowsOf(d: Record<string, any>): { mode: string; coefficient: string | number; metric: number; shift: number }[] {
-  const t = d.rows;
-  if (Array.isArray(t)) return t;
-  if (t && typeof t === 'object' && Array.isArray(t.columns)) {
-    return t.rows.map((r: string[]) => Object.fromEntries(t.columns.map((c: string, i: number) => [c, c === 'mode' ? r[i] : Number(r[i])])));
-  }
-  return [];
-}
 
 export async function entanglementProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
   const domains = Object.entries(env.prompts.domains).map(([d, ps]) => [d, ps.slice(0, 8)] as const);
@@ -142,7 +134,7 @@ p AS (SELECT 'L' || layer || '.E' || expert || '.N' || neuron AS neuron, ${names
   const poly = await rec.query(`${means}\nSELECT *, least("${a}", "${b}") - ${other} AS score FROM p ORDER BY score DESC LIMIT 5`);
   const onlyA = await rec.query(`${means}\nSELECT *, "${a}" - greatest(abs("${b}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
   const onlyB = await rec.query(`${means}\nSELECT *, "${b}" - greatest(abs("${a}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
-  const row = (r: Record<string, string>) => [r.neuron, ...names.map((n) => Number(r[n])), Number(r.score)];
+  const row = (r: Record<string, SqlScalar>) => [String(r.neuron), ...names.map((n) => Number(r[n])), Number(r.score)];
   sections.push('', `### Neurons active in both ${a} and ${b}`, `Mean activation (\`mlp.hook_post\`) per token of each domain (tokens not routed to the neuron's expert count as 0). Score: the smaller of the ${a} and ${b} means minus the largest |mean| elsewhere.`, '',
     mdTable(['neuron', ...names, 'score'], poly.map(row)), '', `### ${a} only`, mdTable(['neuron', ...names, 'score'], onlyA.map(row)), '', `### ${b} only`, mdTable(['neuron', ...names, 'score'], onlyB.map(row)));
   const top = poly[0];

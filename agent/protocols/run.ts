@@ -1,6 +1,8 @@
 // Running a built-in protocol end to end: model and prompt sets from the server, the protocol's
 // experiments through MCP, and one Markdown finding written with write_finding (so it is also
 // recorded in the store with the experiment and run ids it cites).
+import { writeFindingTool } from '../../tools/findings.ts';
+import { modelInfoOutput } from '../../tools/model-tools.ts';
 import { loadSuitePrompts } from '../../tools/suite/prompts.ts';
 import { modelSummary } from '../chat.ts';
 import type { McpToolbox } from '../mcp.ts';
@@ -34,9 +36,8 @@ export interface ProtocolRun {
 export const NO_LLM_REASON = 'no LLM is configured (neither OPENAI_API_KEY nor OPENAI_BASE_URL is set)';
 
 async function architecture(toolbox: McpToolbox): Promise<Arch> {
-  const r = await toolbox.callParsed('model_info', {});
-  const a = ((r.data as Record<string, any>)?.architecture ?? {}) as Record<string, unknown>;
-  return { layers: Number(a.layers), heads: Number(a.heads), experts: Number(a.experts) };
+  const a = modelInfoOutput.parse((await toolbox.callParsed('model_info', {})).data).architecture;
+  return { layers: a.layers, heads: a.heads, experts: a.experts };
 }
 
 export async function runProtocol(o: ProtocolRunOptions): Promise<ProtocolRun> {
@@ -73,7 +74,7 @@ export async function runProtocol(o: ProtocolRunOptions): Promise<ProtocolRun> {
   const experimentIds = [...new Set(report.experiments.map((x) => x.experimentId).filter((x): x is string => !!x))];
   const runIds = [...new Set(report.experiments.flatMap((x) => x.runIds))].slice(0, 200);
   const w = await o.toolbox.callParsed('write_finding', { name, title: report.title, markdown, experimentIds, runIds, overwrite: true });
-  const d = w.data as Record<string, any>;
+  const d = writeFindingTool.output.parse(w.data);
   return { report, markdown, finding: { name, uri: d.uri, path: d.path, findingId: d.findingId }, toolCalls: rec.calls };
 }
 

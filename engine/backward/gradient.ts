@@ -11,7 +11,7 @@ import { ropeTables } from '../rope.ts';
 import { numel, type Tensor } from '../tensor.ts';
 import { HookGrads } from './hook-grads.ts';
 import { addRmsNormBackward } from './kernels.ts';
-import { layerBackward, SAVED_HOOKS, type SavedLayer } from './layer.ts';
+import { AFTER_Z, layerBackward, SAVED_HOOKS, type SavedLayer } from './layer.ts';
 import { checkMetric, metricWithGrad, type LogitMetric } from './metric.ts';
 
 export interface GradientOptions {
@@ -157,6 +157,8 @@ export async function gradients(model: GptOssModel, batch: readonly (readonly nu
   for (let b = 0; b < B; b++) g.set(gLast.subarray(b * H, (b + 1) * H), (b * T + lengths[b] - 1) * H);
 
   const rope = ropeTables(cfg, T);
+  // The earliest block's attention internals are skipped when nothing below its hook_z is wanted.
+  const stopAfterZ = !wanted.some((h) => h.name === 'hook_embed' || (h.layer === first && !AFTER_Z.has(h.spec.local)));
   for (let l = L - 1; l >= first; l--) {
     if (opts.signal?.aborted) throw new EngineError('gradient cancelled');
     let layerSaved = saved.get(l);
@@ -167,6 +169,7 @@ export async function gradients(model: GptOssModel, batch: readonly (readonly nu
     g = await layerBackward({
       cfg, layer: l, lengths, dims: [B, T, H], attn: model.attentionWeights(l), expert: (e) => model.expertWeights(l, e),
       rope, saved: layerSaved, hooks, matmul: (a, M, K, b, N, transB) => model.matmul(a, M, K, b, N, transB),
+      stopAfterZ: l === first && stopAfterZ,
     }, g);
     saved.delete(l);
     resids.delete(l);

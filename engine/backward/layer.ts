@@ -30,7 +30,15 @@ export interface LayerBackwardInputs {
   hooks: HookGrads;
   /** a [M, K] times b [K, N] (b^T for b [N, K] when transB): the dense products, on onnxruntime. */
   matmul: Matmul;
+  /** Stop at attn.hook_z: nothing below it in this block (nor upstream) is asked for. */
+  stopAfterZ?: boolean;
 }
+
+/** Block hooks at or after attn.hook_z: a reverse pass whose earliest wants are these can stop at hook_z. */
+export const AFTER_Z = new Set([
+  'attn.hook_z', 'attn.hook_result', 'hook_attn_out', 'hook_resid_mid', 'ln2.hook_normalized', 'mlp.hook_router_logits',
+  'mlp.hook_expert_weights', 'mlp.hook_pre', 'mlp.hook_post', 'mlp.hook_expert_out', 'hook_mlp_out', 'hook_resid_post',
+]);
 
 export type Matmul = (a: Float32Array, M: number, K: number, b: Float32Array, N: number, transB?: boolean) => Promise<Float32Array>;
 
@@ -39,7 +47,7 @@ function addInto(out: Float64Array, offset: number, y: Float32Array): void {
   for (let i = 0; i < y.length; i++) out[offset + i] += y[i];
 }
 
-/** Gradient at the block's input, given `gOut` at its output (gOut is consumed). */
+/** Gradient at the block's input, given `gOut` at its output (gOut is consumed); with stopAfterZ, nothing usable. */
 export async function layerBackward(inp: LayerBackwardInputs, gOut: Float64Array): Promise<Float64Array> {
   const gMid = await moeBackward(inp, gOut);
   return attentionBackward(inp, gMid);
@@ -76,11 +84,20 @@ async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<F
   const weights = saved['mlp.hook_expert_weights'].data;
   const pre = saved['mlp.hook_pre'].data;
   const post = saved['mlp.hook_post'].data;
-  const ln2 = saved['ln2.hook_normalized'].data;
   const gW = new Float64Array(B * T * k);
   const gLn2 = new Float64Array(B * T * H);
+  // Tokens whose output gradient is zero (in the last block, all but each row's last position) skip the experts.
+  const live = (tok: number) => {
+    for (let c = 0; c < H; c++) if (gMlp[tok * H + c] !== 0) return true;
+    return false;
+  };
   const slots: number[][] = Array.from({ length: E }, () => []);
-  for (let b = 0; b < B; b++) for (let t = 0; t < lengths[b]; t++) for (let j = 0; j < k; j++) slots[indices[(b * T + t) * k + j]].push((b * T + t) * k + j);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < lengths[b]; t++) {
+      if (!live(b * T + t)) continue;
+      for (let j = 0; j < k; j++) slots[indices[(b * T + t) * k + j]].push((b * T + t) * k + j);
+    }
+  }
 
   const alpha = 1.702;
   for (let e = 0; e < E; e++) {
@@ -89,45 +106,47 @@ async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<F
     if (n === 0) continue;
     const w = inp.expert(e);
     const tokOf = (s: number) => Math.floor(s / k);
-    const X = new Float32Array(n * H);
-    const P = new Float32Array(n * I);
-    mine.forEach((s, r) => {
-      X.set(ln2.subarray(tokOf(s) * H, (tokOf(s) + 1) * H), r * H);
-      P.set(post.subarray((tokOf(s) * E + e) * I, (tokOf(s) * E + e + 1) * I), r * I);
-    });
-    // y_e = W_down post + b_down (unweighted; the engine's output is weight * y_e).
-    const Y = await inp.matmul(P, n, I, w.downW, H, true);
-    const GY = new Float32Array(n * H);
-    mine.forEach((s, r) => {
-      const off = gEo ? (tokOf(s) * E + e) * H : tokOf(s) * H;
-      const src = gEo ?? gMlp;
-      let gWs = 0;
-      for (let c = 0; c < H; c++) {
-        gWs += (Y[r * H + c] + w.downB[c]) * src[off + c];
-        GY[r * H + c] = weights[s] * src[off + c];
-      }
-      gW[s] = gWs;
-    });
-    const GPost = await inp.matmul(GY, n, H, w.downW, I);
-    const Hpre = await inp.matmul(X, n, H, w.gateUpW, 2 * I, true); // gate/up pre-activations, interleaved
+    const src = gEo ?? gMlp;
+    const offOf = (s: number) => (gEo ? (tokOf(s) * E + e) * H : tokOf(s) * H);
+    // G1 = g W_down (unweighted): the post gradient is weight * G1, and the routing weight's gradient
+    // <W_down post + b_down, g> is <post, G1> + <b_down, g> (no need to recompute the expert's output).
+    const G = new Float32Array(n * H);
+    mine.forEach((s, r) => G.set(src.subarray(offOf(s), offOf(s) + H), r * H));
+    const G1 = await inp.matmul(G, n, H, w.downW, I);
     const GH = new Float32Array(n * 2 * I);
+    let X: Float32Array | null = null; // ln2 rows, read only where up cannot be recovered from post
     mine.forEach((s, r) => {
       const nOff = (tokOf(s) * E + e) * I;
+      let gWs = 0;
+      for (let c = 0; c < H; c++) gWs += w.downB[c] * src[offOf(s) + c];
+      for (let u = 0; u < I; u++) gWs += post[nOff + u] * G1[r * I + u];
+      gW[s] = gWs;
       for (let u = 0; u < I; u++) {
-        let gPost = GPost[r * I + u];
+        let gPost = weights[s] * G1[r * I + u];
         if (recPost) recPost[nOff + u] = gPost;
         if (keepPost) gPost *= keepPost[nOff + u];
         // Clamped SwiGLU: a = gate_c sigmoid(alpha gate_c) (up_c + 1), gate_c = min(gate, limit), up_c = clamp(up).
         const gate = pre[nOff + u];
-        const up = Hpre[r * 2 * I + 2 * u + 1] + w.gateUpB[2 * u + 1];
         const gc = Math.min(gate, limit);
-        const uc = Math.min(Math.max(up, -limit), limit);
         const sg = 1 / (1 + Math.exp(-alpha * gc));
-        let gGate = gate < limit ? gPost * (sg + alpha * gc * sg * (1 - sg)) * (uc + 1) : 0;
+        // up_c + 1 = post / (gate_c sigmoid(alpha gate_c)), to float32 rounding; where post is ~0 or up
+        // sits at a clamp edge, the up projection of this one unit is recomputed instead.
+        let up1 = post[nOff + u] / (gc * sg);
+        let inside = Math.abs(up1 - 1) < limit * (1 - 1e-5);
+        if (!(Math.abs(post[nOff + u]) > 1e-30) || !Number.isFinite(up1) || Math.abs(Math.abs(up1 - 1) - limit) <= limit * 1e-5) {
+          X ??= inp.saved['ln2.hook_normalized'].data;
+          let up = w.gateUpB[2 * u + 1];
+          const xo = tokOf(s) * H;
+          const wo = (2 * u + 1) * H;
+          for (let c = 0; c < H; c++) up += X[xo + c] * w.gateUpW[wo + c];
+          up1 = Math.min(Math.max(up, -limit), limit) + 1;
+          inside = up > -limit && up < limit;
+        }
+        let gGate = gate < limit ? gPost * (sg + alpha * gc * sg * (1 - sg)) * up1 : 0;
         if (recPre) recPre[nOff + u] = gGate;
         if (keepPre) gGate *= keepPre[nOff + u];
         GH[r * 2 * I + 2 * u] = gGate;
-        GH[r * 2 * I + 2 * u + 1] = up > -limit && up < limit ? gPost * gc * sg : 0;
+        GH[r * 2 * I + 2 * u + 1] = inside ? gPost * gc * sg : 0;
       }
     });
     const GX = await inp.matmul(GH, n, 2 * I, w.gateUpW, H);
@@ -196,6 +215,7 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
     addInto(gZ, 0, await inp.matmul(Float32Array.from(gAttn), B * T, H, w.oW, qd));
   }
   hooks.at(`${p}attn.hook_z`, gZ, [B, T, nH, d]);
+  if (inp.stopAfterZ) return gX;
 
   const v = saved['attn.hook_v'].data;
   const P = saved['attn.hook_pattern'].data;
@@ -212,6 +232,9 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
       for (let i = 0; i < T; i++) {
         const zOff = (b * T + i) * qd + h * d;
         const row = ((b * nH + h) * T + i) * T;
+        let live = false;
+        for (let c = 0; c < d && !live; c++) live = gZ[zOff + c] !== 0;
+        if (!live) continue; // (the last block: only each row's last query carries a gradient)
         for (let j = 0; j < T; j++) {
           const vOff = (b * T + j) * kd + g * d;
           let s = 0;
@@ -235,6 +258,9 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
       const sink = w.sinks[h];
       for (let i = 0; i < T; i++) {
         const row = ((b * nH + h) * T + i) * T;
+        let live = false;
+        for (let j = 0; j < T && !live; j++) live = gP[row + j] !== 0;
+        if (!live) continue;
         let max = sink;
         for (let j = 0; j < T; j++) max = Math.max(max, S[row + j]);
         let Z = Math.exp(sink - max);

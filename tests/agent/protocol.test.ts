@@ -12,6 +12,9 @@ import { investigate, type InvestigationEvent } from '../../agent/investigate/in
 import { McpToolbox } from '../../agent/mcp.ts';
 import { matchPhenomenon, runProtocol } from '../../agent/protocols/index.ts';
 import { openWorkspace, type Workspace } from '../../tools/workspace.ts';
+import { inProcessPort } from '../../tools/suite/port.ts';
+import { loadSuitePrompts } from '../../tools/suite/prompts.ts';
+import { ioiCircuit, ioiExamples, type Agreement } from '../../tools/suite/steps.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-agent-protocol-'));
 const dataDir = join(root, 'data');
@@ -77,8 +80,20 @@ describe('built-in protocols (no LLM)', () => {
       circuit: string[]; circuitShare: number; circuitSize: number; circuitCandidates: number; circuitContainsNameMovers: boolean;
       duplicateTokenHeads: string[]; previousTokenHeads: string[]; moversAttendToIO: boolean;
       lastTokenAttention: { head: string; io: number; s1: number; s2: number; sink: number; mostAttended: string; mostAttendedIn: number; prompts: number }[];
+      atpAgreement: { ioSwap: Agreement; abc: Agreement };
     };
     const movers = roles['ioi.name_mover'];
+    // The circuit is the suite's: the same step (tools/suite/steps.ts) run in process on the same prompts finds the same heads.
+    const suite = await ioiCircuit(inProcessPort(ws.ctx), ioiExamples(loadSuitePrompts(join(root, 'model')).ioi), 32);
+    expect(f.circuit).toEqual(suite.result.circuit);
+    // With both names replaced every planted IOI head is needed, the previous-token head at the first mention too.
+    expect([...f.circuit].sort()).toEqual(['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover'].flatMap((k) => roles[k]).sort());
+    // Attribution patching ran first over every head and agrees with the patching that confirmed it (IO swapped).
+    expect(f.atpAgreement.ioSwap.sites).toBe(32);
+    expect(f.atpAgreement.ioSwap.pearson).toBeGreaterThanOrEqual(0.8);
+    expect(f.atpAgreement.ioSwap.patchBestRankInAtp).toBeLessThanOrEqual(3);
+    expect(markdown).toContain('### Attribution patching first');
+    console.log(`IOI protocol (tiny-s seed 31 clean): circuit ${f.circuit.join(', ')}; AtP vs patching: IO swapped Pearson ${f.atpAgreement.ioSwap.pearson.toFixed(4)}, top-${f.atpAgreement.ioSwap.k} overlap ${f.atpAgreement.ioSwap.topOverlap}; ABC Pearson ${f.atpAgreement.abc.pearson.toFixed(4)}, top-${f.atpAgreement.abc.k} overlap ${f.atpAgreement.abc.topOverlap}, patching's top head at AtP rank ${f.atpAgreement.abc.patchBestRankInAtp}`);
     // find_circuit over all 32 heads of tiny-s: the planted name mover, S-inhibition and duplicate heads, and little else.
     expect(f.circuitCandidates).toBe(32);
     for (const h of movers) expect(f.circuit).toContain(h);

@@ -151,6 +151,18 @@ describe('gradients match finite differences of the independent float64 forward'
     await model.dispose();
   });
 
+  it('a pass that stops at the earliest hook_z (nothing below it wanted) gives the same gradients as the full pass', async () => {
+    const dir = checkpointOf(SHAPES[0]);
+    const model = GptOssModel.load(dir, { threads: 1 });
+    const opts = { metric: { name: 'logit' as const, target: [3, 4] }, grads: ['blocks.*.attn.hook_z', 'blocks.*.hook_mlp_out'] };
+    const prompts = [[1, 2, 3, 4, 5], [6, 7, 8]];
+    const short = await gradients(model, prompts, opts);
+    const full = await gradients(model, prompts, { ...opts, grads: [...opts.grads, 'hook_embed'] });
+    for (const [n, t] of short.grads) expect(Array.from(full.grads.get(n)!.data)).toEqual(Array.from(t.data));
+    expect(short.grads.size).toBe(full.grads.size - 1);
+    await model.dispose();
+  });
+
   it('an intervention passes (1 - mask) of the gradient upstream', async () => {
     const s = SHAPES[0];
     const dir = checkpointOf(s);

@@ -3,7 +3,7 @@
 // stays exact: the independent reference forward (tests/reference, no engine code) confirms IOI, and
 // that zero-ablating every ioi.* head removes it while ablating as many other heads does not; and
 // find_circuit, blind to the manifest, still returns the planted IOI heads (precision and recall
-// >= 0.8). The tool check lives here so the three slow builds are shared.
+// >= 0.8, tiny-l included). The tool check lives here so the three slow builds are shared.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { GptOssModel } from '../../engine/model.ts';
@@ -96,7 +96,7 @@ for (const { size, seed, prompts } of CASES) {
       expect(zeros / total).toBeLessThan(0.05);
     });
 
-    it(size === 'tiny-l' ? 'find_circuit returns every planted IOI role, one head per redundant pair (the reported finding)' : 'find_circuit returns the planted IOI heads with precision and recall >= 0.8', async () => {
+    it('find_circuit returns the planted IOI heads with precision and recall >= 0.8', async () => {
       const { ctx, close } = await openWorkspace(dir, join(scratch, `data-${size}-${seed}`), { threads: 1 });
       try {
         // IOI pairs: the corrupted prompt swaps both names for two unused ones
@@ -113,21 +113,13 @@ for (const { size, seed, prompts } of CASES) {
         const planted = new Set(['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover'].flatMap((k) => manifest.roles[k] as string[]));
         const found = r.circuit.filter((h) => planted.has(h)).length;
         expect(found / r.circuit.length, `precision: ${r.circuit.join(' ')}`).toBeGreaterThanOrEqual(0.8);
-        if (size !== 'tiny-l') {
-          expect(found / planted.size, `recall: ${r.circuit.join(' ')} vs ${[...planted].join(' ')}`).toBeGreaterThanOrEqual(0.8);
-        } else {
-          // A finding, not a pass: tiny-l splits each upstream step over two heads that each write
-          // half, and backups repair a lost name mover, so the smallest set recovering 80% (or 95%)
-          // keeps one head per step: 6 of the 10 planted heads at seed 9090, every role among them.
-          expect(found / planted.size).toBeGreaterThanOrEqual(0.5);
-          for (const role of ['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover']) {
-            expect((manifest.roles[role] as string[]).some((h) => r.circuit.includes(h)), role).toBe(true);
-          }
-        }
+        // tiny-l splits each upstream step over two heads that each write half: pruning alone keeps
+        // one head per pair (recall 0.6 at seed 9090); completion adds the partner that takes over.
+        expect(found / planted.size, `recall: ${r.circuit.join(' ')} vs ${[...planted].join(' ')}`).toBeGreaterThanOrEqual(0.8);
       } finally {
         await close();
       }
-    }, 900_000);
+    }, 1_800_000); // pruning and completion: a few minutes alone on tiny-l, much more on a loaded machine
 
     it('independent reference forward: IOI holds; ablating every ioi.* head removes it, as many other heads do not', () => {
       const ref = loadReferenceModel(dir);

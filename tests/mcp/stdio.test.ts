@@ -197,10 +197,12 @@ describe('tools over stdio', () => {
     expect(isError(r)).toBe(true);
     expect(text(r)).toContain('maxTokensPerCall');
     const { clean, corrupted } = pair(7, 5);
+    // patch_activations declares its sweep: layers x positions x clean prompts (3 x 2000 x 200).
     const sweep = await call('patch_activations', {
-      clean: [clean], corrupted: [corrupted], target: 'w2', distractor: 'w3', site: 'resid_pre',
-      layers: Array(300).fill(0), positions: Array(2000).fill(0),
+      clean: Array(200).fill(clean), corrupted: Array(200).fill(corrupted), target: 'w2', distractor: 'w3', site: 'resid_pre',
+      positions: [...Array(2000).keys()],
     });
+    expect(text(sweep)).toContain('layers x positions x batch = 3 x 2000 x 200 = 1200000');
     expect(text(sweep)).toContain('maxSweepCells');
     const gen = await call('generate', { prompt: 'w1', maxNewTokens: 1e9 });
     expect(isError(gen)).toBe(true);

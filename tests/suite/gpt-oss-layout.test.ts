@@ -29,7 +29,7 @@ function checkpoint(name: string, layers: number, heads: number): string {
 async function suite(args: string[]): Promise<{ code: number; out: string }> {
   try {
     const { stdout } = await run(process.execPath, [join(REPO, 'bin', 'neuroscope.js'), 'suite', '--threads', '1', ...args], {
-      cwd: REPO, env: { ...process.env, NEUROSCOPE_DATA: join(root, 'data') }, timeout: 300_000, maxBuffer: 16 << 20,
+      cwd: REPO, env: { ...process.env, NEUROSCOPE_DATA: join(root, 'data') }, timeout: 540_000, maxBuffer: 16 << 20,
     });
     return { code: 0, out: stdout };
   } catch (e) {
@@ -69,4 +69,4 @@ it('runs every experiment on a sharded MXFP4 checkpoint with the real tokenizer;
   expect(md).toMatch(/\| small \| 3 \| 12 \| \d+ \|[\s\S]*\| large \| 4 \| 24 \| \d+ \|/);
   expect(md).not.toMatch(/NaN|undefined| –[,)]/);
   expect(md).toMatch(/^small needs \d+ heads? for 80% recovery/m);
-}, 600_000);
+}, 1_080_000);

@@ -105,6 +105,12 @@ it('writes every report and index; plots hold data; conclusions match the plante
       expect(rep.score!.ok, `${rep.title}: ${md.split('## Scored')[1]?.split('## Reproduce')[0]}`).toBe(rep.score!.total);
     }
     expect(steps.length).toBeGreaterThan(5);
+    // Causal tracing scores heads by attribution patching first and shows how patching agrees (IO swapped: the same top head).
+    const tracing = readFileSync(join(out, r.reports.find((x) => x.id === 1)!.file), 'utf8');
+    expect(tracing).toContain('#### Attribution patching first, confirmed by activation patching');
+    const swapRow = tracing.split('\n').find((l) => l.startsWith('| IOI, indirect object swapped | 32 |'))!;
+    expect(Number(swapRow.split(' | ')[2])).toBeGreaterThanOrEqual(0.8);
+    expect(swapRow.split(' | ')[4]).toMatch(/: [123]$/);
     // Both models are named the same way (built-in size and seed) in the reports.
     const growth = readFileSync(join(out, r.reports.find((x) => x.id === 4)!.file), 'utf8');
     expect(growth).toContain('Model: `tiny-s seed 4242`');

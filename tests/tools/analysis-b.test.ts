@@ -309,12 +309,13 @@ describe('find_circuit', () => {
   const base = { clean, corrupted, target: 'w2', distractor: 'w3' };
 
   it('threshold 0 gives the empty set; threshold 1 a set recovering everything; the curve and stored rows agree', async () => {
-    const zero = await callTool(circuitTool, { ...base, threshold: 0 }, ctx);
+    // the pruning and its curve alone (completion is tested below)
+    const zero = await callTool(circuitTool, { ...base, threshold: 0, complete: false }, ctx);
     expect(zero.candidates).toBe(3 * 4 + 3 * 4);
     expect(zero.circuit).toEqual([]);
     expect(zero.size).toBe(0);
     expect(zero.share).toBeCloseTo(0, 4);
-    const one = await callTool(circuitTool, { ...base, threshold: 1 }, ctx);
+    const one = await callTool(circuitTool, { ...base, threshold: 1, complete: false }, ctx);
     expect(one.share).toBeGreaterThanOrEqual(1 - 1e-4);
     expect(one.circuit).toHaveLength(one.size);
     // Same prompts, same pruning: the curve is deterministic.
@@ -358,6 +359,27 @@ describe('find_circuit', () => {
     const V = ctx.session.config.vocabSize;
     const m = (metricOf(spec, 0, patched.logits!.data.subarray(0, V)) + metricOf(spec, 1, patched.logits!.data.subarray(V, 2 * V))) / 2;
     expect((m - r.corrupted) / (r.clean - r.corrupted)).toBeCloseTo(r.share, 4);
+  });
+
+  it('completion adds what the pruned prefix leaves out, each addition with the shares that justify it', async () => {
+    const r = await callTool(circuitTool, { ...base, threshold: 0.5 }, ctx);
+    const pruned = await callTool(circuitTool, { ...base, threshold: 0.5, complete: false }, ctx);
+    expect(r.pruned).toEqual(pruned.circuit);
+    expect(r.circuit).toHaveLength(r.pruned.length + r.completion.length);
+    expect(new Set(r.circuit)).toEqual(new Set([...r.pruned, ...r.completion.map((a) => a.component)]));
+    // most important first: the circuit follows the curve's order
+    const order = r.curve.slice(1).map((p) => p.added);
+    expect(r.circuit).toEqual(order.filter((h) => r.circuit.includes(h!)));
+    for (const a of r.completion) {
+      if (a.reason === 'contributes') expect(a.after - a.before).toBeGreaterThan(0.1);
+      else expect(r.circuit).toContain(a.member);
+    }
+    const rows = (await ctx.store.query(`SELECT site FROM results WHERE experiment_id = '${r.experimentId}' AND CAST(json_extract(extra, '$.inCircuit') AS BOOLEAN) ORDER BY CAST(json_extract(extra, '$.size') AS INTEGER)`, { maxRows: 100 })).rows;
+    expect(rows.map((row) => row[0])).toEqual(r.circuit);
+    // with a tolerance of 1 nothing can qualify
+    const none = await callTool(circuitTool, { ...base, threshold: 0.5, completeTolerance: 1 }, ctx);
+    expect(none.completion).toEqual([]);
+    expect(none.circuit).toEqual(pruned.circuit);
   });
 
   it('takes explicit candidates including neurons', async () => {

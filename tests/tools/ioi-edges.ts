@@ -13,13 +13,14 @@ function kvOf(head: string, group: number): string {
  * Edges the construction wires (engine/tiny/README.md): previous-token head v reads the token; the
  * duplicate head's q reads the token and its k, v read the previous-token head; the S-inhibition
  * head's k, v read the duplicate head; each name mover's q reads the S-inhibition head, its k, v the
- * token, and it writes the logits.
+ * token, and it writes the logits. Negative name movers (realistic style) are wired like name movers
+ * (and write against the answer); backups are left out: the primaries' flag keeps them silent.
  */
 export function plantedIoiEdges(m: Manifest, group: number): string[] {
   const [pt] = m.roles['ioi.previous_token'] as string[];
   const [dup] = m.roles['ioi.duplicate_token'] as string[];
   const [sinh] = m.roles['ioi.s_inhibition'] as string[];
-  const movers = m.roles['ioi.name_mover'] as string[];
+  const movers = [...(m.roles['ioi.name_mover'] as string[]), ...((m.roles['ioi.negative_name_mover'] as string[] | undefined) ?? [])];
   return [
     `embed->${kvOf(pt, group)}.v`, `embed->${dup}.q`, `${pt}->${kvOf(dup, group)}.k`, `${pt}->${kvOf(dup, group)}.v`,
     `${dup}->${kvOf(sinh, group)}.k`, `${dup}->${kvOf(sinh, group)}.v`,

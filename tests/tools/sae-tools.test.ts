@@ -103,6 +103,11 @@ describe('latents as hooks and feature tools', () => {
     expect(d.histogram.reduce((n, b) => n + b.count, 0)).toBe(d.activeTokens);
     expect(d.promotes).toHaveLength(5);
     expect(d.nearest[0].cosine).toBeLessThanOrEqual(1);
+    // Its decoder row is stored as a named vector at the dictionary's hook.
+    const stored = await ctx.store.getVector(d.vector);
+    const H = ctx.session.config.hiddenSize;
+    expect(stored?.hook).toBe(hook);
+    expect([...stored!.vec]).toEqual([...readSaeLens(trained.path).wDec.subarray(best.math.latent * H, (best.math.latent + 1) * H)]);
 
     // Ablating it on math prompts changes the output distribution; steering it moves it more than nothing.
     const math = manifest.tasks.entanglement.domains.math.slice(0, 4);

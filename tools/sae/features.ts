@@ -76,6 +76,7 @@ export const featureDashboardOutput = z.object({
   promotes: z.array(tokenScore).describe('tokens whose logit the decoder row raises most (through the final norm gain and unembedding)'),
   suppresses: z.array(tokenScore),
   nearest: z.array(z.object({ latent: z.number().int(), cosine: z.number() })).describe('latents with the most similar decoder rows'),
+  vector: z.string().describe('its decoder row, stored as a named vector (usable by steer and ablate\'s project)'),
 });
 
 export const featureDashboardTool = defineTool({
@@ -129,7 +130,10 @@ export const featureDashboardTool = defineTool({
       for (let h = 0; h < H; h++) d += dict.wDec[i * H + h] * row[h];
       return { latent: i, cosine: d / (norms[i] * norms[j] || 1) };
     }).filter((x) => x.latent !== j).sort((a, b) => b.cosine - a.cosine).slice(0, input.top);
+    const vector = `${input.saeId}_latent${j}`;
+    await ctx.store.putVector({ name: vector, kind: 'sae_latent', modelId: ctx.session.modelId, hook: site, vec: Float32Array.from(row), meta: { saeId: input.saeId, latent: j, source: 'decoder row' } });
     return {
+      vector,
       saeId: input.saeId, hook: site, latent: j, corpus: source, tokens: at, activeTokens: hits.length, density: hits.length / Math.max(1, at),
       maxActivation: max, topContexts, histogram,
       promotes: order.slice(0, input.top).map(asScore), suppresses: order.slice(-input.top).reverse().map(asScore), nearest,

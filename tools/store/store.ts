@@ -11,6 +11,7 @@
 // Sandbox: right after opening, the instance is set to enable_external_access=false with only
 // <dataDir>/exports allowed, and the configuration is locked. The store itself needs no other file
 // access, and the SQL tool then cannot read files, URLs or extensions even if a check is missed.
+import { HookError, parseHookName } from '../../engine/hook-address.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -33,6 +34,7 @@ import { newId } from './ids.ts';
 import { SCHEMA_VERSION, createStoreFile, migrate, pidAlive } from './migrations.ts';
 import { lockHolder, openInstanceRecovering, type StoreEvent } from './recovery.ts';
 import { runReadOnlyQuery } from './readonly-sql.ts';
+import { dataDirOrDefault } from '../defaults.ts';
 import {
   TABLES,
   TABLE_NAMES,
@@ -88,7 +90,6 @@ export interface StoreOptions {
   log?: (message: string) => void;
 }
 
-const DEFAULT_DATA_DIR = '.neuroscope';
 const DEFAULT_ACTIVATION_LIMIT = 100_000;
 const DEFAULT_MEMORY_LIMIT = '1GB';
 const INT32_MAX = 2 ** 31 - 1;
@@ -96,9 +97,15 @@ const INT32_MAX = 2 ** 31 - 1;
 /** Files held open by this process: a second instance on the same file would corrupt it. */
 const openFiles = new Set<string>();
 
+/** The block of a hook name (null for global hooks and names that are not hooks). */
 export function layerFromHook(hook: string): number | null {
-  const m = /^blocks\.(\d+)\./.exec(hook);
-  return m ? Number(m[1]) : null;
+  try {
+    const a = parseHookName(hook);
+    return a.kind === 'global' ? null : a.layer;
+  } catch (e) {
+    if (e instanceof HookError) return null;
+    throw e;
+  }
 }
 
 function checkInt(v: unknown, what: string, nullable: boolean): number | null {
@@ -189,7 +196,7 @@ export class ActivationStore {
    * DuckDB cannot replay is set aside (recorded in store_events, see events()).
    */
   static async open(opts: StoreOptions = {}): Promise<ActivationStore> {
-    const dataDir = path.resolve(opts.dataDir ?? DEFAULT_DATA_DIR);
+    const dataDir = dataDirOrDefault(opts.dataDir);
     mkdirSync(path.join(dataDir, 'exports'), { recursive: true });
     const exportsDir = realpathSync(path.join(dataDir, 'exports'));
     const given = path.resolve(opts.file ?? path.join(dataDir, 'neuroscope.duckdb'));

@@ -18,6 +18,6 @@ export function comparisonOpener(opts: { modelDir: string; dataDir: string; comp
     const dir = resolveModel(target, opts.dataDir);
     // Its own store, so the two models' runs and experiments stay apart.
     const other = await openWorkspace(dir, join(opts.dataDir, `other-${basename(dir)}`), opts.engine ?? {});
-    return { ctx: { ...other.ctx, ...(opts.signal ? { signal: opts.signal } : {}) }, prompts: loadSuitePrompts(dir), modelName: modelLabel(dir), close: other.close };
+    return { ctx: { ...other.ctx, ...(opts.signal ? { signal: opts.signal } : {}) }, prompts: loadSuitePrompts(dir), modelName: modelLabel(dir), modelDir: dir, close: other.close };
   };
 }

@@ -95,8 +95,18 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     const unknown = opts.only.filter((i) => !EXPERIMENTS.some((e) => e.id === i));
     if (unknown.length) throw new ToolError(`unknown experiment ${unknown.join(', ')}; available: ${EXPERIMENTS.map((e) => `${e.id} (${e.slug})`).join(', ')}`);
   }
-  const manifestFile = join(opts.modelDir, 'manifest.json');
-  const manifest = existsSync(manifestFile) ? JSON.parse(readFileSync(manifestFile, 'utf8')) : null;
+  const manifestOf = (dir: string | undefined) => {
+    const file = dir && join(dir, 'manifest.json');
+    return file && existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : null;
+  };
+  const manifest = manifestOf(opts.modelDir);
+  // the compared model's manifest scores what the suite found on it (circuit growth)
+  let otherDir: string | undefined;
+  const openOther: SuiteEnv['openOther'] = opts.openOther && (async () => {
+    const other = await opts.openOther!();
+    otherDir = other.modelDir;
+    return other;
+  });
   const prompts = loadSuitePrompts(opts.modelDir);
   const modelName = modelLabel(opts.modelDir);
   const storeFile = opts.ctx.store.file;
@@ -110,7 +120,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   try {
     for (const [i, exp] of chosen.entries()) {
       const env: SuiteEnv = {
-        ctx: opts.ctx, prompts, modelName, openOther: opts.openOther,
+        ctx: opts.ctx, prompts, modelName, openOther,
         step: (message) => opts.onStep?.({ experiment: i + 1, of: chosen.length, title: exp.title, message }),
       };
       env.step('starting');
@@ -128,7 +138,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         result.reports.push({ id: exp.id, file, title: exp.title, conclusion: `${skipped ? 'not run' : 'FAILED'}: ${why}`, ...(skipped ? { notRun: why } : { failed: why }) });
         continue;
       }
-      if (manifest) report.score = scoreReport(exp.slug, report, manifest);
+      if (manifest) report.score = scoreReport(exp.slug, report, manifest, manifestOf(otherDir));
       for (const p of report.plots) {
         write(p.file, p.svg);
         write(p.file.replace(/\.svg$/, '.vl.json'), `${JSON.stringify(p.spec, null, 2)}\n`);

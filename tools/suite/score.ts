@@ -1,7 +1,10 @@
 // Scoring a report's structured conclusion against a gpt-oss-tiny manifest (the only suite code that reads roles).
 import type { ExperimentReport, ScoreLine } from './types.ts';
 
-type Manifest = { roles: Record<string, string[] | { layer: number; vector: number[] }> };
+type Manifest = {
+  roles: Record<string, string[] | { layer: number; vector: number[] }>;
+  architecture: { num_hidden_layers: number; num_attention_heads: number };
+};
 
 const ioiHeads = (m: Manifest) => ['ioi.previous_token', 'ioi.duplicate_token', 'ioi.s_inhibition', 'ioi.name_mover'].flatMap((k) => (m.roles[k] as string[]) ?? []);
 const set = (xs: unknown): string => [...new Set((xs as string[]) ?? [])].sort().join(', ');
@@ -16,7 +19,8 @@ function dictionaryLine(d: { latentPerDomain: Record<string, { latent: number; s
   return line('a sparse dictionary splits the polysemantic neuron into math and code latents', found, `separate math and code features written by ${expert}`, ok);
 }
 
-export function scoreReport(slug: string, r: ExperimentReport, m: Manifest): ScoreLine[] {
+/** `other`: the compared model's manifest (circuit growth), when it has one. */
+export function scoreReport(slug: string, r: ExperimentReport, m: Manifest, other: Manifest | null = null): ScoreLine[] {
   const roles = (k: string) => (m.roles[k] as string[]) ?? [];
   const f = r.found;
   switch (slug) {
@@ -50,12 +54,20 @@ export function scoreReport(slug: string, r: ExperimentReport, m: Manifest): Sco
         line('ablating them costs more than a control set', `${Number(f.zeroDrop).toFixed(2)} vs ${Number(f.controlDrop).toFixed(2)}`, 'planted > control', Number(f.zeroDrop) > Number(f.controlDrop) + 0.2),
       ];
     }
-    case 'circuit-growth':
+    case 'circuit-growth': {
+      // The smaller model has fewer heads (ties: this one), as the experiment orders them.
+      const heads = (x: Manifest) => x.architecture.num_hidden_layers * x.architecture.num_attention_heads;
+      const [small, large] = other && heads(other) < heads(m) ? [other, m] : [m, other];
+      const movers = (x: Manifest) => (x.roles['ioi.name_mover'] as string[]) ?? [];
       return [
         line('the larger model needs more heads', `${f.smallSize} -> ${f.largeSize}`, 'larger', Number(f.largeSize) > Number(f.smallSize)),
-        line('name movers on the smaller model', set(f.smallMovers), set(roles('ioi.name_mover')), set(f.smallMovers) === set(roles('ioi.name_mover'))),
-        line('redundant name movers on the larger model', (f.largeMovers as string[]).length, 3, (f.largeMovers as string[]).length === 3),
+        line('name movers on the smaller model', set(f.smallMovers), set(movers(small)), set(f.smallMovers) === set(movers(small))),
+        large
+          ? line('redundant name movers on the larger model', set(f.largeMovers), set(movers(large)), set(f.largeMovers) === set(movers(large)))
+          // without its manifest, only the redundancy itself can be checked
+          : line('redundant name movers on the larger model', (f.largeMovers as string[]).length, 'more than one', (f.largeMovers as string[]).length > 1),
       ];
+    }
     case 'cross-domain-entanglement': {
       const pd = f.perDomain as Record<string, string[]>;
       return [

@@ -57,7 +57,7 @@ export interface SuiteEnv {
   prompts: SuitePrompts;
   modelName: string;
   /** Opens the model to compare sizes with (circuit growth); throws NotRunnable when there is none. */
-  openOther?: () => Promise<{ ctx: ToolContext; prompts: SuitePrompts; modelName: string; close: () => Promise<void> }>;
+  openOther?: () => Promise<{ ctx: ToolContext; prompts: SuitePrompts; modelName: string; modelDir?: string; close: () => Promise<void> }>;
   step: (message: string) => void;
 }
 

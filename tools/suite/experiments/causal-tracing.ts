@@ -1,22 +1,13 @@
 // Experiment 1: causal tracing of IOI and induction with activation and path patching.
-import { attentionTool } from '../../attention.ts';
-import { circuitTool } from '../../circuit.ts';
-import { callTool } from '../../define.ts';
-import { pathPatchTool } from '../../path-patch.ts';
-import { patchTool, type PatchResult } from '../../patch.ts';
-import { byLength, ioiPatchingSet } from '../../prompt-sets.ts';
+import type { PatchResult } from '../../patch.ts';
+import { ioiPatchingSet } from '../../prompt-sets.ts';
 import { gridTable, num, table } from '../markdown.ts';
 import { heatmap, lines, makePlot } from '../plots.ts';
-import { inductionPatchingSet } from '../prompts.ts';
 import type { TaskExample } from '../../prompt-sets.ts';
+import { inProcessPort } from '../port.ts';
+import { agreementSection } from '../agreement.ts';
+import { inductionHeads, ioiAbcHeads, ioiCircuit, ioiExamples, ioiNameMovers, ioiSInhibition } from '../steps.ts';
 import type { Experiment, ExperimentReport, Plot, Reproduce } from '../types.ts';
-
-/** Heads whose effect is a real share of the strongest one (redundant carriers each hold a part). */
-export function carriers(r: PatchResult, share = 0.25, floor = 0.1): string[] {
-  const all = r.grid.rows.labels.flatMap((row, i) => r.grid.cols.labels.map((col, j) => ({ site: `${row}.${col}`, e: r.grid.values[i][j] ?? Number.NaN })));
-  const top = Math.max(...all.map((x) => x.e));
-  return all.filter((x) => x.e >= Math.max(floor, share * top)).sort((a, b) => b.e - a.e).map((x) => x.site);
-}
 
 /** IOI prompts sharing one template: the same token count and the names at the same positions. */
 export interface IoiTemplate {
@@ -65,48 +56,41 @@ export const causalTracing: Experiment = {
       return `![${title}](${file})`;
     };
     const layerByHead = { rowTitle: 'layer', colTitle: 'head', valueTitle: 'effect' };
-    const ioi = byLength(prompts.ioi)[0].slice(0, 8);
+    const port = inProcessPort(ctx, env.step);
+    const ioi = ioiExamples(prompts.ioi);
 
     env.step('IOI: residual stream patching (layer x position), one template at a time');
     // Names sit at different positions in different templates, so a position column only means one
     // thing within a template: each template is patched on its own and its columns carry the roles.
     const templates = ioiTemplates(ioi, (p) => ctx.session.encode(p).tokens.map((t) => t.trim()));
     const residByTemplate: { t: IoiTemplate; r: PatchResult; cols: string[] }[] = [];
-    for (const t of templates) {
-      const r = await callTool(patchTool, { ...ioiPatchingSet(t.examples, 'abc'), site: 'resid_pre' }, ctx);
+    for (const [k, t] of templates.entries()) {
+      const r = await port.call(`IOI: residual stream patching, template ${k + 1}`, 'patch_activations', { ...ioiPatchingSet(t.examples, 'abc'), site: 'resid_pre' });
       residByTemplate.push({ t, r, cols: r.grid.cols.labels.map((c) => positionLabel(t, Number(c.slice(1)))) });
     }
-    const abc = ioiPatchingSet(ioi, 'abc');
 
-    env.step('IOI: head patching, indirect object swapped');
-    const swap = ioiPatchingSet(ioi, 'io_swap');
-    const headsSwap = await callTool(patchTool, { ...swap, site: 'head' }, ctx);
-    const nameMovers = carriers(headsSwap);
+    const { swap, nameMovers } = await ioiNameMovers(port, ioi);
+    const headsSwap = swap.patch;
+    const abcHeads = await ioiAbcHeads(port, ioi);
+    const headsAbc = abcHeads.patch;
+    const { receivers, path, sInhibition } = await ioiSInhibition(port, ioi, nameMovers);
 
-    env.step('IOI: head patching, subject duplicate removed (ABC)');
-    const headsAbc = await callTool(patchTool, { ...abc, site: 'head' }, ctx);
-
-    env.step('IOI: path patching into the name movers\' queries');
-    // A path needs earlier heads: receivers in layer 0 have none.
-    const receivers = nameMovers.filter((h) => !h.startsWith('L0.'));
-    const path = receivers.length ? await callTool(pathPatchTool, { ...abc, receivers, receiverInput: 'q' }, ctx) : null;
-    const sInhibition = path?.top[0]?.sender ?? null;
-
-    env.step('Induction: head patching');
     const ind = prompts.induction.slice(0, 8);
-    const indSet = inductionPatchingSet(ind);
-    const indHeads = await callTool(patchTool, { ...indSet, site: 'head' }, ctx);
-    const inductionCircuit = carriers(indHeads, 0.3);
+    const induction = await inductionHeads(port, ind);
+    const indHeads = induction.heads.patch;
+    const inductionCircuit = induction.circuit;
 
-    env.step('Candidate head roles from attention patterns');
-    const attn = await callTool(attentionTool, { prompts: [...ind.map((e) => e.prompt), ...ioi.slice(0, 4).map((e) => e.prompt)], maxPatternHeads: 0, head: inductionCircuit[0] }, ctx);
+    const attn = await port.call('Candidate head roles from attention patterns', 'attention_patterns', { prompts: [...ind.map((e) => e.prompt), ...ioi.slice(0, 4).map((e) => e.prompt)], maxPatternHeads: 0, head: inductionCircuit[0] });
     const roleTop = (role: string) => attn.roles.find((r) => r.role === role)!;
     const strong = (role: string, min = 0.5) => roleTop(role).top.filter((t) => t.score >= min).map((t) => t.head);
     const previousToken = strong('previous_token');
     const inductionRole = roleTop('induction').top[0];
 
-    env.step('The IOI circuit by patching-based pruning (80% recovery)');
-    const circuit = await callTool(circuitTool, { ...ioiPatchingSet(ioi.slice(0, 2), 'names'), threshold: 0.8 }, ctx);
+    const cfg = ctx.session.config;
+    const { result: circuit, prompts: circuitPrompts } = await ioiCircuit(port, ioi, cfg.numLayers * cfg.numHeads);
+    const attributed = [
+      { what: 'IOI, indirect object swapped', r: swap }, { what: 'IOI, ABC', r: abcHeads }, { what: 'induction', r: induction.heads },
+    ];
 
     const body = [
       '### IOI',
@@ -137,6 +121,9 @@ export const causalTracing: Experiment = {
       '',
       `Name-mover candidates (effect at least a quarter of the strongest head's): **${nameMovers.join(', ')}**.`,
       '',
+      '#### Attribution patching first, confirmed by activation patching',
+      agreementSection(attributed),
+      '',
       '#### Path patching into the name movers',
       ...(path ? [
         `Senders: every head before layer ${Math.min(...receivers.map((h) => Number(h.split('.')[0].slice(1))))}; receivers: ${receivers.join(', ')} (query input); all other heads frozen.`,
@@ -163,7 +150,7 @@ export const causalTracing: Experiment = {
       `Previous-token heads (score >= 0.5): **${previousToken.join(', ') || 'none'}**; strongest induction score: **${inductionRole.head}** (${num(inductionRole.score, 2)}).`,
       '',
       '### The circuit found',
-      `Greedy patching-based pruning over ${circuit.candidates} heads and experts on IOI (both names replaced in the corrupted run): everything outside the set is patched from the corrupted run; the smallest set keeping ${circuit.threshold * 100}% of the clean logit difference.`,
+      `Greedy patching-based pruning over ${circuit.candidates} heads on ${circuitPrompts} IOI prompts (both names replaced in the corrupted run, so heads acting before the second subject mention count too): everything outside the set is patched from the corrupted run; the smallest set keeping ${circuit.threshold * 100}% of the clean logit difference.`,
       '',
       await plot('ioi-circuit-curve.svg', 'Recovered share vs circuit size', lines('IOI circuit: recovered share vs size', circuit.curve.map((p) => ({ x: p.size, y: p.share, series: 'IOI' })), 'components kept (most important first)', 'share of clean logit difference')),
       '',
@@ -173,12 +160,12 @@ export const causalTracing: Experiment = {
     return {
       slug: this.slug, title: this.title,
       question: 'Which components carry indirect-object identification and induction, and through which paths?',
-      method: 'Activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries; head-role scores from attention patterns; patching-based circuit pruning (ACDC-style) to 80% recovery.',
-      parameters: { ioiExamples: ioi.length, inductionExamples: ind.length, metric: 'logit_diff', corruptions: ['abc', 'io_swap', 'first half reversed'] },
+      method: 'Attribution patching (AtP: one forward and one backward estimate every head\'s patching effect) first, then activation patching (denoising: clean activations restored into corrupted runs, effect normalised to (patched - corrupted) / (clean - corrupted)) over the residual stream by layer x position and over attention heads; path patching (freeze-and-patch) from every earlier head into the name movers\' queries; head-role scores from attention patterns; patching-based circuit pruning (ACDC-style) to 80% recovery.',
+      parameters: { ioiExamples: ioi.length, inductionExamples: ind.length, circuitPrompts, metric: 'logit_diff', corruptions: ['abc', 'io_swap', 'first half reversed', 'names (circuit)'] },
       body, plots,
       conclusion: `IOI is carried by name mover head(s) ${nameMovers.join(', ')} (head patching with the indirect object swapped, effects ${nameMovers.map((h) => num(headsSwap.top.find((t) => t.site === h)?.effect ?? NaN, 2)).join(', ')}); the signal that tells them which name to avoid ${path ? `reaches their queries mainly from ${sInhibition} (path patching effect ${num(path.top[0]?.effect, 2)}, next ${num(path.top[1]?.effect, 2)})` : 'could not be traced by path patching (no candidate beyond layer 0)'}. Induction runs through ${inductionCircuit.join(', ')}${previousToken.length ? `, fed by previous-token head(s) ${previousToken.join(', ')} (attention role scores)` : '; no head stands out as a previous-token head in the attention role scores'}. Pruning finds a ${circuit.size}-component IOI circuit (${circuit.circuit.join(', ')}) that keeps ${num(circuit.share * 100, 0)}% of the logit difference.`,
-      found: { nameMovers, sInhibition, inductionHeads: inductionCircuit, previousToken, inductionByPattern: inductionRole.head, circuit: circuit.circuit },
-      experimentIds: [...residByTemplate.map((x) => x.r.experimentId), headsSwap.experimentId, headsAbc.experimentId, ...(path ? [path.experimentId] : []), indHeads.experimentId, attn.experimentId, circuit.experimentId],
+      found: { nameMovers, sInhibition, inductionHeads: inductionCircuit, previousToken, inductionByPattern: inductionRole.head, circuit: circuit.circuit, atpAgreement: Object.fromEntries(attributed.map(({ what, r }) => [what, { pearson: r.agreement.pearson, topOverlap: r.agreement.topOverlap, k: r.agreement.k }])) },
+      experimentIds: [...residByTemplate.map((x) => x.r.experimentId), ...attributed.map((a) => a.r.atp.experimentId), headsSwap.experimentId, headsAbc.experimentId, ...(path ? [path.experimentId] : []), indHeads.experimentId, attn.experimentId, circuit.experimentId],
       runIds: [...headsAbc.runIds.clean, ...headsAbc.runIds.corrupted],
       reproduce: [
         { what: 'The clean and corrupted logit differences', sql: `SELECT experiment_id, clean_value, corrupted_value FROM experiments WHERE experiment_id IN ('${headsAbc.experimentId}', '${headsSwap.experimentId}') ORDER BY experiment_id = '${headsSwap.experimentId}';`, expect: { clean_value: [headsAbc.clean, headsSwap.clean], corrupted_value: [headsAbc.corrupted, headsSwap.corrupted] } },

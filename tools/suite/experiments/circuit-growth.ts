@@ -1,23 +1,21 @@
 // Experiment 4: circuit growth with scale: the same IOI pipeline on two sizes of one architecture.
 import type { ToolContext } from '../../define.ts';
-import { callTool } from '../../define.ts';
-import { circuitTool } from '../../circuit.ts';
-import { patchTool } from '../../patch.ts';
-import { byLength, ioiPatchingSet } from '../../prompt-sets.ts';
 import { num, table } from '../markdown.ts';
 import { lines, makePlot } from '../plots.ts';
 import type { SuitePrompts } from '../prompts.ts';
 import type { Experiment, ExperimentReport } from '../types.ts';
 import { NotRunnable } from '../compare.ts';
-import { carriers } from './causal-tracing.ts';
+import { inProcessPort } from '../port.ts';
+import { ioiCircuit, ioiExamples, ioiNameMovers } from '../steps.ts';
 
 async function ioiPipeline(ctx: ToolContext, prompts: SuitePrompts) {
-  const ioi = byLength(prompts.ioi)[0].slice(0, 8);
-  const heads = await callTool(patchTool, { ...ioiPatchingSet(ioi, 'io_swap'), site: 'head' }, ctx);
-  const circuit = await callTool(circuitTool, { ...ioiPatchingSet(ioi.slice(0, 2), 'names'), include: ['heads'], threshold: 0.8 }, ctx);
-  const movers = carriers(heads);
+  // The same steps as experiment 1 and the agent's IOI protocol.
+  const port = inProcessPort(ctx);
+  const ioi = ioiExamples(prompts.ioi);
+  const { swap, nameMovers: movers } = await ioiNameMovers(port, ioi);
   const cfg = ctx.session.config;
-  return { heads, circuit, movers, layers: cfg.numLayers, headsTotal: cfg.numLayers * cfg.numHeads };
+  const { result: circuit } = await ioiCircuit(port, ioi, cfg.numLayers * cfg.numHeads);
+  return { heads: swap.patch, circuit, movers, layers: cfg.numLayers, headsTotal: cfg.numLayers * cfg.numHeads };
 }
 
 type Pipeline = Awaited<ReturnType<typeof ioiPipeline>>;

@@ -1,4 +1,4 @@
-// Terminal progress: a redrawn bar on a TTY, plain lines otherwise (logs, CI).
+// Terminal progress for the CLI and the agent: a redrawn bar on a TTY, plain lines otherwise (logs, CI).
 export function progressPrinter(stream: NodeJS.WriteStream = process.stderr) {
   const tty = stream.isTTY;
   let last = '';
