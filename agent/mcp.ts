@@ -120,6 +120,15 @@ export class McpToolbox {
     }, description, opts.toolTimeoutMs ?? 3_600_000, () => stderr);
   }
 
+  /**
+   * A toolbox over a client that is already connected (the chat's in-process client): the slash
+   * commands and the agent then share one client, one server and its queue. Closing it closes the client.
+   */
+  static async fromClient(client: Client, description: string, opts: { toolTimeoutMs?: number } = {}): Promise<McpToolbox> {
+    const tools = await loadMcpTools(SERVER_NAME, client, { throwOnLoadError: false });
+    return new McpToolbox(client, tools, async () => client.close().catch(() => undefined), description, opts.toolTimeoutMs ?? 3_600_000, () => '');
+  }
+
   names(): string[] {
     return [...this.byName.keys()];
   }

@@ -3,7 +3,7 @@
 //
 //   npx tsx bench/fullsize.ts [--dir DIR] [--layers N] [--threads N] [--budget GB] [--tokens T]
 //                             [--positions P] [--sweep-layers LIST] [--max-rss-gb G] [--recycle] [--seed S]
-//                             [--experts W] [--generate N]
+//                             [--experts W] [--generate N] [--rounds N]
 //
 // Measures: load time (headers); the refusal of a run whose activations cannot fit; a T-token forward
 // (default 32) with capture of every blocks.*.hook_resid_post; the clean + corrupted run capturing
@@ -46,7 +46,7 @@ import { dequantizeMxfp4 } from '../engine/mxfp4.ts';
 import { readTensorBytes, toFloat32, type TensorInfo } from '../engine/safetensors.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import type { Intervention } from '../engine/intervention.ts';
-import { gib, parseArgs, pct, printTable, seconds } from './lib.ts';
+import { gib, median, parseArgs, pct, printTable, seconds } from './lib.ts';
 import { DEFAULT_DIR, makeFullsize, XorShift128 } from './make-fullsize.ts';
 
 const USAGE = `usage: npx tsx bench/fullsize.ts [--dir DIR] [--layers N] [--threads N] [--budget GB] [--tokens T]
@@ -64,7 +64,8 @@ const USAGE = `usage: npx tsx bench/fullsize.ts [--dir DIR] [--layers N] [--thre
   --skip-forward      skip the capture forward (phase 2)
   --seed S            seed of the prompts (default 1)
   --experts W         the engine's expertWeights: auto (default), pairs, f32, both or stream
-  --generate N        greedy decoding of N tokens with the KV cache after the T-token prompt (default 0)`;
+  --generate N        greedy decoding of N tokens with the KV cache after the T-token prompt (default 0)
+  --rounds N          rounds of the packed vs float32 comparison, alternating the two (default 3; medians)`;
 
 // ---------------------------------------------------------------------------------------------
 // Memory: a sampler thread and VmHWM.
@@ -296,7 +297,7 @@ function parseLayers(spec: string, L: number): number[] {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
     dir: 'string', layers: 'number', threads: 'number', budget: 'number', tokens: 'number', positions: 'number',
-    'sweep-layers': 'string', 'max-rss-gb': 'number', recycle: 'boolean', 'skip-forward': 'boolean', seed: 'number',
+    'sweep-layers': 'string', 'max-rss-gb': 'number', recycle: 'boolean', 'skip-forward': 'boolean', seed: 'number', rounds: 'number',
     experts: 'string', generate: 'number',
   });
   if (args.help) {
@@ -433,25 +434,39 @@ async function main(): Promise<void> {
     if (got !== L) throw new Error(`forward captured ${got} hook_resid_post tensors, expected ${L}`);
   }
 
-  // 3b. Packed vs float32 in one run: the same forward again (steady state), then with experts
-  // streamed in float32 by a second model in this process (first run builds its caches, second timed).
+  // 3b. Packed vs float32 in one run: the same forward with experts held (steady state) and with
+  // experts streamed in float32 by a second model in this process (its first run caches attention),
+  // alternating for --rounds rounds so both see the same competition for the cores; medians compared.
   const runForward = (m: GptOssModel) => (onProgress: (p: Progress) => void) =>
     m.run([clean], { capture: ['blocks.*.hook_resid_post'], logits: 'last', onProgress });
-  let comparison: { heldS: number; streamS: number; ratio: number; maxLogitDiff: number } | null = null;
+  let comparison: { heldS: number; streamS: number; ratio: number; maxLogitDiff: number; heldRuns: number[]; streamRuns: number[] } | null = null;
   if (fwd && model.expertPath !== 'stream') {
-    const held = await runPhase(`forward again (steady), experts ${model.expertPath}`, 1, T, runForward(model), model);
-    const heldS = phases[phases.length - 1].wallS;
+    const rounds = (args.rounds as number | undefined) ?? 3;
+    if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${rounds}`);
     // As on gpt-oss-20b: attention and lm_head cached, experts dequantised on every use (a budget
     // whose weight cache holds the other weights but not the float32 experts).
     const streamBudgetGb = (4 * model.cachedWeightBytes) / 2 ** 30;
     const streamModel = GptOssModel.load(dir, { threads, cacheWeights: true, expertWeights: 'stream', memoryBudgetGb: streamBudgetGb });
     instrumentCheckpoint(streamModel.checkpoint, false);
     await runPhase('forward, experts dequantised to float32 per use (first: caches attention)', 1, T, runForward(streamModel), streamModel);
-    const streamed = await runPhase('forward, experts dequantised to float32 per use (steady)', 1, T, runForward(streamModel), streamModel);
-    const streamS = phases[phases.length - 1].wallS;
+    const heldRuns: number[] = [];
+    const streamRuns: number[] = [];
+    let held: RunResult | null = null;
+    let streamed: RunResult | null = null;
+    const timeHeld = async () => {
+      held = await runPhase(`forward again (steady), experts ${model.expertPath}`, 1, T, runForward(model), model);
+      heldRuns.push(phases[phases.length - 1].wallS);
+    };
+    const timeStream = async () => {
+      streamed = await runPhase('forward, experts dequantised to float32 per use (steady)', 1, T, runForward(streamModel), streamModel);
+      streamRuns.push(phases[phases.length - 1].wallS);
+    };
+    for (let r = 0; r < rounds; r++) for (const f of r % 2 === 0 ? [timeHeld, timeStream] : [timeStream, timeHeld]) await f();
     await streamModel.dispose();
-    comparison = { heldS, streamS, ratio: streamS / heldS, maxLogitDiff: maxAbsDiff(held.logits!.data, streamed.logits!.data) };
-    log(`  packed vs float32 in one run: ${seconds(heldS)} (${model.expertPath}) vs ${seconds(streamS)} (stream) = ${comparison.ratio.toFixed(2)}x; max |logit diff| ${comparison.maxLogitDiff.toExponential(2)}`);
+    const heldS = median(heldRuns);
+    const streamS = median(streamRuns);
+    comparison = { heldS, streamS, ratio: streamS / heldS, maxLogitDiff: maxAbsDiff(held!.logits!.data, streamed!.logits!.data), heldRuns, streamRuns };
+    log(`  packed vs float32 in one run, ${rounds} alternating rounds: median ${seconds(heldS)} (${model.expertPath}; ${heldRuns.map((x) => x.toFixed(2)).join(', ')} s) vs ${seconds(streamS)} (stream; ${streamRuns.map((x) => x.toFixed(2)).join(', ')} s) = ${comparison.ratio.toFixed(2)}x; max |logit diff| ${comparison.maxLogitDiff.toExponential(2)}`);
   }
 
   // 3c. Generation with the KV cache.

@@ -3,7 +3,7 @@
 // every tensor with its real name, shape and dtype (BF16, MXFP4 experts as U8 blocks/scales). The
 // directory must lie outside the repository (default /tmp/gpt-oss-20b-random) and is never committed.
 //
-//   npx tsx bench/make-fullsize.ts [--dir DIR] [--layers N] [--seed S] [--shards K]
+//   npx tsx bench/make-fullsize.ts [--dir DIR] [--layers N] [--seed S] [--shards K] [--vocab V]
 //
 // Values: BF16 tensors are approximately normal (Irwin-Hall sum of 4 random bytes) at the scales
 // randomTensors() uses (embeddings std 1, projections 1/sqrt(fan_in), biases 0.02, norms 1 +- 0.1).
@@ -31,11 +31,12 @@ export const GPT_OSS_20B_BYTES = 13_761_264_768;
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-const USAGE = `usage: npx tsx bench/make-fullsize.ts [--dir DIR] [--layers N] [--seed S] [--shards K]
+const USAGE = `usage: npx tsx bench/make-fullsize.ts [--dir DIR] [--layers N] [--seed S] [--shards K] [--vocab V]
   --dir DIR     where to write (default ${DEFAULT_DIR}); must be outside the repository
   --layers N    decoder layers (default 24, the real model; fewer for quick variants)
   --seed S      seed of the random bytes (default 1)
-  --shards K    safetensors shards (default 3, as published)`;
+  --shards K    safetensors shards (default 3, as published)
+  --vocab V     vocabulary size (default the real 201088; smaller for bench/forward's cheaper unembedding)`;
 
 // ---------------------------------------------------------------------------------------------
 // xorshift128: four 32-bit words of state, one Uint32 per step, no allocation per value.
@@ -234,14 +235,17 @@ export function checkOutsideRepo(dir: string): string {
   return abs;
 }
 
-export function makeFullsize(dir: string, opts: { layers?: number; seed?: number; shards?: number; log?: (s: string) => void } = {}): MakeResult {
+export function makeFullsize(dir: string, opts: { layers?: number; seed?: number; shards?: number; vocab?: number; log?: (s: string) => void } = {}): MakeResult {
   const layers = opts.layers ?? 24;
   const seed = opts.seed ?? 1;
   const shards = opts.shards ?? 3;
   const log = opts.log ?? (() => {});
   if (!Number.isInteger(layers) || layers < 1) throw new Error(`--layers must be a positive integer, got ${layers}`);
   const abs = checkOutsideRepo(dir);
-  const json = gptOssConfigJson({ num_hidden_layers: layers });
+  const vocab = opts.vocab;
+  if (vocab !== undefined && (!Number.isInteger(vocab) || vocab < 2)) throw new Error(`--vocab must be an integer >= 2, got ${vocab}`);
+  // A smaller vocabulary moves the special tokens inside it, as bench/forward does.
+  const json = gptOssConfigJson({ num_hidden_layers: layers, ...(vocab === undefined ? {} : { vocab_size: vocab, eos_token_id: vocab - 1, pad_token_id: vocab - 2 }) });
   const config = parseConfig(json);
   const want = expectedTensors(config, true);
   const expected = {
@@ -283,7 +287,7 @@ export function makeFullsize(dir: string, opts: { layers?: number; seed?: number
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2), { dir: 'string', layers: 'number', seed: 'number', shards: 'number' });
+  const args = parseArgs(process.argv.slice(2), { dir: 'string', layers: 'number', seed: 'number', shards: 'number', vocab: 'number' });
   if (args.help) {
     console.log(USAGE);
     return;
@@ -291,7 +295,7 @@ async function main(): Promise<void> {
   const dir = (args.dir as string | undefined) ?? DEFAULT_DIR;
   const layers = (args.layers as number | undefined) ?? 24;
   console.log(`writing a random gpt-oss-20b-shaped checkpoint (${layers} layers) to ${resolve(dir)} ...`);
-  const r = makeFullsize(dir, { layers, seed: args.seed as number | undefined, shards: args.shards as number | undefined, log: console.log });
+  const r = makeFullsize(dir, { layers, seed: args.seed as number | undefined, shards: args.shards as number | undefined, vocab: args.vocab as number | undefined, log: console.log });
   const ok = r.tensors === r.expected.tensors && r.dataBytes === r.expected.dataBytes;
   console.log(`wrote ${r.files.length} shards + index: ${r.tensors} tensors, ${r.dataBytes.toLocaleString('en-US')} data bytes (${gib(r.dataBytes)}), ` +
     `${r.fileBytes.toLocaleString('en-US')} bytes on disk, in ${seconds(r.seconds)} (${(r.fileBytes / 2 ** 20 / r.seconds).toFixed(0)} MiB/s; values ${seconds(r.generateSeconds)}, BF16 conversion + writing the rest)`);

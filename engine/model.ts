@@ -15,7 +15,8 @@ import {
 } from './intervention.ts';
 import { ropeTables } from './rope.ts';
 import { expertBytes } from './graphs/packed-experts.ts';
-import { LayerExperts, type ExpertEncoding } from './packed-experts.ts';
+import { LayerExperts, type ExpertEncoding, type ExpertSpan } from './packed-experts.ts';
+import { Scratch } from './scratch.ts';
 import { spliceDictionary, spliceWanted, type SaeAttachment } from './sae/splice.ts';
 import { SessionCache, type SessionOptions } from './sessions.ts';
 import { WeightCache } from './weight-cache.ts';
@@ -128,7 +129,12 @@ interface LayerInputs {
   masks: { sliding: Tensor; full: Tensor };
   /** In a cached run: the past per layer (null for a prefill) and where each layer's present goes. */
   kv: { past: KvCache | null; present: KvLayer[] } | null;
+  /** Buffers reused from layer to layer (and run to run) for the stacked expert rows. */
+  scratch: Scratch;
 }
+
+/** Scratch buffers a model keeps between runs, at most this many bytes (a larger run's are dropped). */
+const KEPT_SCRATCH_BYTES = 512 * 2 ** 20;
 
 const copy = (t: Tensor): Tensor => ({ data: t.data.slice(), dims: [...t.dims] });
 
@@ -181,6 +187,8 @@ export class GptOssModel {
   readonly memoryBudgetBytes: number;
   /** Dictionaries spliced in, by the hook they read (see engine/sae/splice.ts). */
   private readonly saes = new Map<string, SaeAttachment>();
+  /** Scratch buffers of the last run, for the next; null while a run holds them (concurrent runs get their own). */
+  private idleScratch: Scratch | null = null;
 
   private constructor(readonly checkpoint: Checkpoint, opts: EngineOptions) {
     this.config = checkpoint.config;
@@ -466,38 +474,43 @@ export class GptOssModel {
       sin: { data: rope.sin, dims: [T, rope.half] },
       masks: { sliding: this.mask(T, true, past), full: this.mask(T, false, past) },
       kv: kvMode ? { past: opts.past ?? null, present: [] } : null,
+      scratch: this.idleScratch ?? new Scratch(),
     };
+    this.idleScratch = null;
+    try {
+      for (let layer = start; layer < end; layer++) {
+        if (opts.signal?.aborted) throw new EngineError('run cancelled');
+        const active = starts.flatMap((s, b) => (s <= layer ? [b] : []));
+        const full = active.length === B;
+        const layerIvs = new Map([...ivs].filter(([, iv]) => iv.hook.layer === layer).map(([, iv]) => [iv.hook.spec.local, iv]));
+        const step: LayerStep = {
+          layer,
+          capture: new Set(captures.filter((h) => h.layer === layer).map((h) => h.spec.local)),
+          ivs: full ? layerIvs : new Map([...layerIvs].map(([k, iv]) => [k, selectIntervention(iv, active, B)])),
+          routing: full ? (opts.routing ?? []) : remapRouting(opts.routing ?? [], active),
+          posOffset: past,
+          rows: full ? null : active,
+        };
+        const local = new Map<string, Tensor>();
+        const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
+        if (full) resid = out;
+        else scatterRows(resid, out, active);
+        for (const [k, v] of local) cache.set(inBlock(layer, k), full ? v : scatterRows(zerosLike(v, B), v, active));
+        opts.onProgress?.({ stage: 'layer', done: layer - start + 1, total: end - start });
+      }
 
-    for (let layer = start; layer < end; layer++) {
-      if (opts.signal?.aborted) throw new EngineError('run cancelled');
-      const active = starts.flatMap((s, b) => (s <= layer ? [b] : []));
-      const full = active.length === B;
-      const layerIvs = new Map([...ivs].filter(([, iv]) => iv.hook.layer === layer).map(([, iv]) => [iv.hook.spec.local, iv]));
-      const step: LayerStep = {
-        layer,
-        capture: new Set(captures.filter((h) => h.layer === layer).map((h) => h.spec.local)),
-        ivs: full ? layerIvs : new Map([...layerIvs].map(([k, iv]) => [k, selectIntervention(iv, active, B)])),
-        routing: full ? (opts.routing ?? []) : remapRouting(opts.routing ?? [], active),
-        posOffset: past,
-        rows: full ? null : active,
-      };
-      const local = new Map<string, Tensor>();
-      const out = await this.layerStep(step, full ? resid : selectRows(resid, active), full ? lengths : active.map((b) => lengths[b]), shared, local);
-      if (full) resid = out;
-      else scatterRows(resid, out, active);
-      for (const [k, v] of local) cache.set(inBlock(layer, k), full ? v : scatterRows(zerosLike(v, B), v, active));
-      opts.onProgress?.({ stage: 'layer', done: layer - start + 1, total: end - start });
+      let logits: Tensor | null = null;
+      if (logitsMode !== 'none') {
+        if (opts.signal?.aborted) throw new EngineError('run cancelled');
+        logits = await this.runUnembed(resid, lengths, logitsMode, ivs, captureSet, cache);
+        opts.onProgress?.({ stage: 'unembed', done: 1, total: 1 });
+      }
+      const result: RunResult = { lengths, length: T, logits, cache, resid };
+      if (opts.returnKv) result.kv = { length: past + T, layers: shared.kv!.present };
+      return result;
+    } finally {
+      if (shared.scratch.bytes <= KEPT_SCRATCH_BYTES) this.idleScratch = shared.scratch;
     }
-
-    let logits: Tensor | null = null;
-    if (logitsMode !== 'none') {
-      if (opts.signal?.aborted) throw new EngineError('run cancelled');
-      logits = await this.runUnembed(resid, lengths, logitsMode, ivs, captureSet, cache);
-      opts.onProgress?.({ stage: 'unembed', done: 1, total: 1 });
-    }
-    const result: RunResult = { lengths, length: T, logits, cache, resid };
-    if (opts.returnKv) result.kv = { length: past + T, layers: shared.kv!.present };
-    return result;
   }
 
   /** One block on the rows that are active at this layer; captures go into `local` by local name. */
@@ -508,14 +521,16 @@ export class GptOssModel {
       if (step.capture.has(name)) local.set(name, copy(t));
       return this.splice(step, name, t, local);
     };
-    const resid = await hook('hook_resid_pre', copy(x));
+    // x is this run's own residual (never the caller's), so only an intervention needs a copy first.
+    const resid = await hook('hook_resid_pre', step.ivs.has('hook_resid_pre') ? copy(x) : x);
     const sliding = this.config.layerTypes[step.layer] === 'sliding_attention';
     const a = await this.runAttention(step, resid, shared, sliding ? shared.masks.sliding : shared.masks.full, local);
     const routed = this.route(step, a.routerLogits, local);
-    const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, local);
+    const mlpOut = await this.runExperts(step, a.ln2, routed, lengths, local, shared.scratch);
     const mlp = await hook('hook_mlp_out', mlpOut);
-    const post = new Float32Array(a.residMid.data.length);
-    for (let i = 0; i < post.length; i++) post[i] = a.residMid.data[i] + mlp.data[i];
+    // resid_post = resid_mid + mlp_out, in place in the attention's resid_mid output (its capture is a separate output).
+    const post = a.residMid.data;
+    for (let i = 0; i < post.length; i++) post[i] += mlp.data[i];
     return hook('hook_resid_post', { data: post, dims: resid.dims });
   }
 
@@ -651,7 +666,7 @@ export class GptOssModel {
 
   private async runExperts(
     step: LayerStep, ln2: Tensor, routed: { indices: Int32Array; weights: Float32Array },
-    lengths: number[], cache: Map<string, Tensor>,
+    lengths: number[], cache: Map<string, Tensor>, scratch: Scratch,
   ): Promise<Tensor> {
     const { numExperts: E, expertsPerToken: k, hiddenSize: H, intermediateSize: I } = this.config;
     const [B, T] = ln2.dims;
@@ -663,7 +678,7 @@ export class GptOssModel {
     // [B, T, E, H] is only built when asked for; summing it over E is only needed when it was intervened on.
     const outIv = step.ivs.get('mlp.hook_expert_out');
     const expertOut = outIv || step.capture.has('mlp.hook_expert_out') ? new Float32Array(B * T * E * H) : null;
-    const mlp = new Float64Array(B * T * H);
+    const mlp = scratch.zeroF64('mlp', B * T * H);
     const neuronIvs = new Map([...plan.intervene].map((l) => {
       const iv = step.ivs.get(l)!;
       const full = [B, T, E, I];
@@ -700,8 +715,8 @@ export class GptOssModel {
         for (const part of ['mask', 'value', 'add'] as const) feeds[interventionInput(local, part)] = gatherNeurons(full[part], from, N);
       }
     };
-    const inputRows = (from: number, N: number): Float32Array => {
-      const x = new Float32Array(N * H);
+    const inputRows = (from: number, N: number, into = new Float32Array(N * H)): Float32Array => {
+      const x = into;
       for (let n = 0; n < N; n++) x.set(ln2.data.subarray(pairs[from + n].tok * H, (pairs[from + n].tok + 1) * H), n * H);
       return x;
     };
@@ -710,21 +725,23 @@ export class GptOssModel {
     let y: Float32Array;
     if (this.packed) {
       // Per-layer sessions: every expert's gate_up in one call (per encoding), the activation (and
-      // neuron hooks) on all rows in one call, every expert's down likewise.
-      const starts = slots.map((_, e) => slots.slice(0, e).reduce((n, m) => n + m.length, 0));
-      const perExpert = (data: Float32Array, width: number) =>
-        slots.map((m, e) => (m.length ? data.subarray(starts[e] * width, (starts[e] + m.length) * width) : null));
-      const stack = (parts: (Float32Array | null)[], width: number) => {
-        const all = new Float32Array(pairs.length * width);
-        parts.forEach((part, e) => { if (part) all.set(part, starts[e] * width); });
-        return all;
-      };
-      const h = stack(await this.packed.run(step.layer, 'gateUp', perExpert(inputRows(0, pairs.length), H), H), 2 * I);
-      const feeds: Record<string, ort.Tensor> = { h: new ort.Tensor('float32', h, [pairs.length, 2 * I]) };
-      ivFeeds(feeds, 0, pairs.length);
-      const actOut = await (await this.sessions.get('expert-act', plan)).run(feeds);
-      scatterNeurons(actOut, 0, pairs.length);
-      y = stack(await this.packed.run(step.layer, 'down', perExpert(actOut['act'].data as Float32Array, I), I), H);
+      // neuron hooks) on all rows in one call, every expert's down likewise; all on stacked rows in
+      // reused buffers, which onnxruntime reads and writes in place.
+      const P = pairs.length;
+      const spans: ExpertSpan[] = [];
+      for (let e = 0, start = 0; e < E; start += slots[e].length, e++) spans.push({ start, count: slots[e].length });
+      const x = inputRows(0, P, scratch.f32('expert.x', P * H));
+      const h = scratch.f32('expert.h', P * 2 * I);
+      await this.packed.run(step.layer, 'gateUp', x, h, spans, H, 2 * I);
+      const feeds: Record<string, ort.Tensor> = { h: new ort.Tensor('float32', h, [P, 2 * I]) };
+      ivFeeds(feeds, 0, P);
+      const act = scratch.f32('expert.act', P * I);
+      const fetches: Record<string, ort.Tensor | null> = { act: new ort.Tensor('float32', act, [P, I]) };
+      for (const local of plan.capture) fetches[captureOutput(local)] = null;
+      const actOut = await (await this.sessions.get('expert-act', plan)).run(feeds, fetches);
+      scatterNeurons(actOut, 0, P);
+      y = scratch.f32('expert.y', P * H);
+      await this.packed.run(step.layer, 'down', act, y, spans, I, H);
     } else {
       const session = await this.sessions.get('expert', plan);
       y = new Float32Array(pairs.length * H);

@@ -12,6 +12,12 @@ import { createSession, type SessionOptions } from './sessions.ts';
 
 export type ExpertEncoding = ExpertMatrix['kind'];
 
+/** Where one expert's rows sit in a layer's stacked expert inputs and outputs. */
+export interface ExpertSpan {
+  start: number;
+  count: number;
+}
+
 /** Rows of one expert from which the float32 encoding is used when both are resident. */
 export const F32_MIN_ROWS = 48;
 
@@ -23,6 +29,14 @@ interface Part {
   session: ort.InferenceSession;
 }
 
+/**
+ * Pairs experts with at most this many rows run one row per session call: onnxruntime's one-row
+ * MatMulNBits kernel decodes the 4-bit blocks as it multiplies, while from 2 rows it first decodes
+ * them into a float32 buffer, which costs about what 4 one-row calls do (measured under load, one
+ * 2880 x 5760 matrix: 2 rows 49 ms in one call vs 26 ms as two, 3 rows 60 vs 42, 4 rows 54 vs 61).
+ */
+const ONE_ROW_MAX = 3;
+
 /** Sessions stay under protobuf's 2 GiB model limit: experts are split into ranges of at most this many bytes. */
 const MAX_SESSION_BYTES = 2 ** 30;
 
@@ -33,27 +47,38 @@ export class LayerExperts {
     if (encodings.includes('pairs') && !checkpoint.expertsQuantized) throw new Error('the pairs encoding needs MXFP4 experts');
   }
 
-  /** y for rows `x` [N_e, in] of each expert (null: no rows), for one layer's gate_up or down. */
-  async run(layer: number, matrix: 'gateUp' | 'down', x: (Float32Array | null)[], inDim: number): Promise<(Float32Array | null)[]> {
+  /**
+   * One layer's gate_up or down for every expert at once: expert e's rows are rows
+   * spans[e].start..+count of the stacked input x [rows, inDim], and its outputs are written to the
+   * same rows of y [rows, outDim] (onnxruntime writes there directly: no output buffers per call).
+   */
+  async run(layer: number, matrix: 'gateUp' | 'down', x: Float32Array, y: Float32Array, spans: readonly ExpertSpan[], inDim: number, outDim: number): Promise<void> {
     const parts = (await this.layer(layer))[matrix];
     const both = this.encodings.length === 2;
-    const out: (Float32Array | null)[] = x.map(() => null);
+    const empty = new Float32Array(0);
     for (const part of parts) {
-      const feeds: Record<string, ort.Tensor> = {};
-      let any = false;
-      for (let e = part.first; e < part.first + part.count; e++) {
-        const rows = x[e] ? x[e]!.length / inDim : 0;
-        const mine = rows > 0 && (!both || (part.kind === 'f32') === rows >= F32_MIN_ROWS);
-        any ||= mine;
-        feeds[packedInput(e)] = new ort.Tensor('float32', mine ? x[e]! : new Float32Array(0), [mine ? rows : 0, inDim]);
-      }
-      if (!any) continue;
-      const res = await part.session.run(feeds);
-      for (let e = part.first; e < part.first + part.count; e++) {
-        if (feeds[packedInput(e)].dims[0] > 0) out[e] = res[packedOutput(e)].data as Float32Array;
+      // Pass r feeds each expert rows [from, to) of its own: everything in pass 0, except that a
+      // pairs expert with 2..ONE_ROW_MAX rows gives one row per pass.
+      const rowsIn = (count: number, r: number): [number, number] => {
+        if (part.kind === 'pairs' && count <= ONE_ROW_MAX) return r < count ? [r, r + 1] : [0, 0];
+        return r === 0 ? [0, count] : [0, 0];
+      };
+      for (let r = 0; ; r++) {
+        const feeds: Record<string, ort.Tensor> = {};
+        const fetches: Record<string, ort.Tensor> = {};
+        for (let e = part.first; e < part.first + part.count; e++) {
+          const { start, count } = spans[e];
+          const mine = count > 0 && (!both || (part.kind === 'f32') === count >= F32_MIN_ROWS);
+          const [from, to] = mine ? rowsIn(count, r) : [0, 0];
+          const n = to - from;
+          const at = start + from;
+          feeds[packedInput(e)] = n > 0 ? new ort.Tensor('float32', x.subarray(at * inDim, (at + n) * inDim), [n, inDim]) : new ort.Tensor('float32', empty, [0, inDim]);
+          if (n > 0) fetches[packedOutput(e)] = new ort.Tensor('float32', y.subarray(at * outDim, (at + n) * outDim), [n, outDim]);
+        }
+        if (Object.keys(fetches).length === 0) break;
+        await part.session.run(feeds, fetches);
       }
     }
-    return out;
   }
 
   private layer(layer: number) {

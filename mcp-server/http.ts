@@ -206,6 +206,11 @@ export async function startHttpServer(shared: SharedState, opts: HttpOptions): P
       sendJsonRpcError(res, 500, `Internal error: ${(e as Error).message}`);
     });
   });
+  // Idle keep-alive sockets outlive the clients' own keep-alive (undici, the SDK's fetch, closes after
+  // 4 s): with Node's 5 s default a busy machine lets the server close a socket the client is just
+  // reusing, and the client sees "other side closed".
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, host, () => {

@@ -12,6 +12,8 @@ export const TEXT_ROWS = 40;
 export const TEXT_COLS = 32;
 /** Items of an inline list shown in the text. */
 export const TEXT_ITEMS = 64;
+/** Run ids of one list shown in the text; a longer list is counted, with the SQL that returns it. */
+export const TEXT_RUN_IDS = 4;
 /** Characters of one table cell. */
 const CELL_CHARS = 160;
 
@@ -36,12 +38,27 @@ function restHint(path: string, experimentId: string | null): string {
   return `structuredContent.${path} has all of them${sql}`;
 }
 
+const RUN_ID = /^run_[A-Za-z0-9]+$/;
+
+/**
+ * A long list of run ids (one per prompt: hundreds after a few sweeps) as a count, its ends, and
+ * where every id is: for an experiment's runIds the SQL that lists them with their prompts (tools
+ * store their run ids in the experiment's params under the same path as in their result).
+ */
+function runList(name: string, ids: string[], experimentId: string | null): string {
+  const where = experimentId && /^runIds(\.\w+)?$/.test(name)
+    ? `each with its prompt: query_activations {"sql": "SELECT r.run_id, r.prompt FROM experiments e, unnest(CAST(json_extract_string(e.params, '$.${name}[*]') AS VARCHAR[])) AS u(run_id) JOIN runs r ON r.run_id = u.run_id WHERE e.experiment_id = '${experimentId}'"}`
+    : `structuredContent.${name} has all of them`;
+  return `${name}: ${ids.length} runs (${ids[0]}, ${ids[1]}, … ${ids[ids.length - 1]}); ${where}`;
+}
+
 function renderPart(p: ResultPart, experimentId: string | null): string {
   const name = p.path || 'result';
   switch (p.kind) {
     case 'value':
       return `${name}: ${formatValue(p.value)}`;
     case 'list': {
+      if (p.values.length > TEXT_RUN_IDS && p.values.every((v) => typeof v === 'string' && RUN_ID.test(v))) return runList(name, p.values as string[], experimentId);
       const shown = p.values.slice(0, TEXT_ITEMS).map(formatValue);
       const more = p.values.length - shown.length;
       return `${name}: [${shown.join(', ')}${more > 0 ? `, … ${more} more (${p.values.length} in all; ${restHint(name, null)})` : ''}]`;

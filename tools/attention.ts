@@ -1,7 +1,8 @@
 // Attention patterns and head roles. Runs prompts with attn.hook_pattern and attn.hook_sink
 // captured, returns the patterns of chosen heads on one prompt (with the sink mass each query gives
 // away), scores every head for the classic roles from its patterns over all prompts, ranks candidate
-// roles per head against the mean over heads, and renders one head's pattern as a small labelled
+// roles per head against the mean over heads (heads that give their attention to the sink are
+// "inactive" and get no other role), and renders one head's pattern as a small labelled
 // matrix (numbers plus a text heatmap) for an agent or a terminal.
 //
 // Role scores (each in [0, 1], a mean over the queries where the role is defined, pooled over prompts):
@@ -26,7 +27,8 @@ export type HeadRole = (typeof HEAD_ROLES)[number];
 export const attentionInput = z.strictObject({
   prompts: z.array(z.string().min(1)).min(1).max(256).describe('prompts to read patterns from; include a repeated random sequence (e.g. "a b c d a b c d") to score induction heads and repeated words for duplicate-token heads'),
   layers: siteList(z.number().int(), 'layer').optional().describe('layers to look at (default all)'),
-  heads: siteList(z.number().int(), 'head').optional().describe('head indices within each layer (default all)'),
+  heads: z.union([siteList(z.number().int(), 'head'), siteList(z.string(), 'head')]).optional()
+    .describe('head indices within each of layers (default all), or a list of heads such as ["L3.H4", "L4.H5"] (then leave layers out)'),
   patternPrompt: z.number().int().min(0).default(0).describe('index into prompts of the prompt whose full patterns (and matrix) are returned'),
   maxPatternHeads: z.number().int().min(0).max(256).default(8).describe('return full per-head patterns only when at most this many heads are selected (narrow layers/heads to see them; 0 = never)'),
   head: z.string().optional().describe('one head, e.g. "L2.H1", to return as a compact labelled matrix with a text heatmap'),
@@ -34,7 +36,7 @@ export const attentionInput = z.strictObject({
   query: z.number().int().optional().describe('a query position (negative counts from the end; -1 = the last token): for every prompt (up to 64) and every selected head (up to maxPatternHeads), the keys it attends to most from there, e.g. where a name mover looks from the answer position'),
   queryKeys: z.number().int().min(1).max(64).default(3).describe('keys listed per head with query (up to 64: every key of a short prompt)'),
   minScore: z.number().min(0).max(1).default(0.3).describe('a role is a candidate for a head when its score is at least this and above the mean over heads'),
-  top: z.number().int().min(1).max(100).default(5).describe('heads listed per role'),
+  top: z.number().int().min(1).max(100).default(5).describe('heads listed per role, candidates listed, and (with more heads selected) the heads whose scores are returned'),
   batchSize: z.number().int().min(1).max(256).default(16).describe('prompts per forward pass'),
 });
 export type AttentionInput = z.infer<typeof attentionInput>;
@@ -74,9 +76,10 @@ export const attentionOutput = z.object({
   })).describe('per role: the baseline and the top heads'),
   candidates: z.array(z.object({
     head: z.string(), roles: z.array(z.object({ role: z.enum(HEAD_ROLES), score: z.number(), baseline: z.number() })),
-  })).describe('heads with at least one candidate role (at most 64), best excess over the baseline first'),
-  scores: z.array(HeadScores).optional().describe('every selected head\'s role scores (when at most 128 heads are selected)'),
-  scoresOmitted: z.string().optional(),
+  })).describe('heads with at least one candidate role other than sink (at most top), best excess over the baseline first'),
+  inactive: z.array(z.string()).describe('heads that give at least 90% of their attention to the sink on average: their other role scores are null'),
+  scores: z.array(HeadScores).describe('role scores of every selected head when at most top are selected; else of the heads named in roles and candidates'),
+  scoresOmitted: z.string().optional().describe('how to read the scores not listed (SQL)'),
   patterns: z.object({
     prompt: z.number().int(), tokens: z.array(z.string()),
     heads: z.array(z.object({ head: z.string(), pattern: z.array(z.array(z.number())).describe('row t: attention of query t to keys 0..t'), sink: z.array(z.number()) })),
@@ -89,6 +92,29 @@ export const attentionOutput = z.object({
 export type AttentionResult = z.infer<typeof attentionOutput>;
 
 const MAX_QUERY_PROMPTS = 64;
+const SINK = HEAD_ROLES.indexOf('sink');
+/** Mean sink mass from which a head counts as inactive. */
+const INACTIVE_SINK = 0.9;
+
+/**
+ * The heads to score: layers x heads (indices), or a list of addresses like "L3.H4". Addresses are
+ * parsed by parseComponent (tools/sites.ts), the one parser of component addresses.
+ */
+function selectHeads(input: AttentionInput, cfg: ToolContext['session']['config']): { layer: number; head: number }[] {
+  const given = input.heads;
+  if (given && typeof given[0] === 'string') {
+    if (input.layers !== undefined) throw new ToolError(`give heads as addresses (["L3.H4", ...]) or layers with head indices, not both; got layers ${JSON.stringify(input.layers)} and heads ${JSON.stringify(given.slice(0, 4))}`);
+    return (given as string[]).map((text) => {
+      const c = parseComponent(text, cfg, 'head');
+      return { layer: c.layer, head: c.head };
+    });
+  }
+  const layers = input.layers ?? [...Array(cfg.numLayers).keys()];
+  checkLayers(layers, cfg);
+  const heads = (given as number[] | undefined) ?? [...Array(cfg.numHeads).keys()];
+  for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= cfg.numHeads) throw new ToolError(`head ${h} is out of range; valid: 0..${cfg.numHeads - 1}`);
+  return [...new Set(layers)].sort((a, b) => a - b).flatMap((layer) => [...new Set(heads)].sort((a, b) => a - b).map((head) => ({ layer, head })));
+}
 
 const SHADES = ' .:-=+*#%@';
 const shade = (x: number) => SHADES[Math.max(0, Math.min(SHADES.length - 1, Math.round(x * (SHADES.length - 1))))];
@@ -133,7 +159,7 @@ function scoreHead(acc: Acc[], ids: number[], A: Float32Array, aOff: number, S: 
 
 export const attentionTool = defineTool({
   name: 'attention_patterns',
-  description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads, one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Stores one results row per head x role (experiment kind "attention_roles").',
+  description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads (sink is not a candidate role; heads giving at least 90% of their attention to the sink are listed as inactive, with null role scores), one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Select heads as layers x heads, or as a list: {"heads": ["L3.H4", "L4.H5"]}. top limits the heads listed per role and the candidates; every score is in the store (one results row per head x role, experiment kind "attention_roles").',
   readsText: true,
   limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: attentionInput,
@@ -141,12 +167,7 @@ export const attentionTool = defineTool({
   async run(input, ctx: ToolContext): Promise<AttentionResult> {
     const cfg = ctx.session.config;
     const prompts = ctx.session.encodeAll(input.prompts);
-    const layers = input.layers ?? [...Array(cfg.numLayers).keys()];
-    checkLayers(layers, cfg);
-    if (layers.length === 0) throw new ToolError('layers is empty; give at least one layer (valid: 0..' + (cfg.numLayers - 1) + ')');
-    const heads = input.heads ?? [...Array(cfg.numHeads).keys()];
-    for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= cfg.numHeads) throw new ToolError(`head ${h} is out of range; valid: 0..${cfg.numHeads - 1}`);
-    if (heads.length === 0) throw new ToolError(`heads is empty; give at least one head (valid: 0..${cfg.numHeads - 1})`);
+    const selected = selectHeads(input, cfg);
     if (input.patternPrompt >= prompts.length) throw new ToolError(`patternPrompt ${input.patternPrompt} is out of range; valid: 0..${prompts.length - 1} (an index into prompts)`);
     let matrixHead: { layer: number; head: number } | null = null;
     if (input.head !== undefined) {
@@ -154,12 +175,12 @@ export const attentionTool = defineTool({
       if (c.kind !== 'head') throw new ToolError(`head "${input.head}" is not an attention head; write L<layer>.H<head>, e.g. "L1.H0"`);
       matrixHead = { layer: c.layer, head: c.head };
     }
-    const uniqLayers = [...new Set(layers)].sort((a, b) => a - b);
-    const uniqHeads = [...new Set(heads)].sort((a, b) => a - b);
+    const uniqLayers = [...new Set(selected.map((x) => x.layer))].sort((a, b) => a - b);
+    /** The selected heads of a layer. */
+    const headsOf = new Map(uniqLayers.map((l) => [l, selected.filter((x) => x.layer === l).map((x) => x.head)]));
     const captureLayers = [...new Set([...uniqLayers, ...(matrixHead ? [matrixHead.layer] : [])])].sort((a, b) => a - b);
     const hooks = captureLayers.flatMap((l) => [blockHook(l, 'attn.hook_pattern'), blockHook(l, 'attn.hook_sink')]);
 
-    const selected = uniqLayers.flatMap((layer) => uniqHeads.map((head) => ({ layer, head })));
     const acc = new Map<string, Acc[]>(selected.map((s) => [`L${s.layer}.H${s.head}`, HEAD_ROLES.map(() => ({ sum: 0, n: 0 }))]));
     const showPatterns = selected.length <= input.maxPatternHeads;
     const queryRows = new Map<number, QueryRow>();
@@ -186,14 +207,14 @@ export const attentionTool = defineTool({
           const aOff = (h: number) => (b * nH + h) * T * T;
           const sOff = (h: number) => (b * nH + h) * T;
           if (uniqLayers.includes(layer)) {
-            for (const h of uniqHeads) scoreHead(acc.get(`L${layer}.H${h}`)!, p.ids, A, aOff(h), S, sOff(h), T);
+            for (const h of headsOf.get(layer)!) scoreHead(acc.get(`L${layer}.H${h}`)!, p.ids, A, aOff(h), S, sOff(h), T);
           }
           const L = p.ids.length;
           if (input.query !== undefined && showPatterns && uniqLayers.includes(layer) && n < MAX_QUERY_PROMPTS) {
             const q = input.query < 0 ? L + input.query : input.query;
             const row = queryRows.get(n) ?? { prompt: n, position: q, token: p.tokens[q], heads: [] };
             queryRows.set(n, row);
-            for (const h of uniqHeads) {
+            for (const h of headsOf.get(layer)!) {
               const weights = Array.from(A.subarray(aOff(h) + q * T, aOff(h) + q * T + q + 1));
               const top = weights.map((w, k) => ({ position: k, token: p.tokens[k], weight: w }))
                 .sort((a, b) => b.weight - a.weight || a.position - b.position).slice(0, input.queryKeys);
@@ -203,7 +224,7 @@ export const attentionTool = defineTool({
           if (n !== input.patternPrompt) return;
           if (showPatterns && uniqLayers.includes(layer)) {
             patterns ??= { prompt: n, tokens: p.tokens, heads: [] };
-            for (const h of uniqHeads) {
+            for (const h of headsOf.get(layer)!) {
               const pattern = Array.from({ length: L }, (_, t) => Array.from(A.subarray(aOff(h) + t * T, aOff(h) + t * T + t + 1), (x) => x));
               const sink = Array.from(S.subarray(sOff(h), sOff(h) + L));
               patterns.heads.push({ head: `L${layer}.H${h}`, pattern, sink });
@@ -228,7 +249,10 @@ export const attentionTool = defineTool({
 
     const scores: HeadScores[] = selected.map((s) => {
       const a = acc.get(`L${s.layer}.H${s.head}`)!;
-      const entries = HEAD_ROLES.map((role, i) => [role, a[i].n ? a[i].sum / a[i].n : null] as const);
+      // A head that gives (almost) all its attention to the sink has no other role: its tiny, nearly
+      // equal scores would otherwise read like a weak version of every role.
+      const sinkMass = a[SINK].n ? a[SINK].sum / a[SINK].n : 0;
+      const entries = HEAD_ROLES.map((role, i) => [role, a[i].n && (i === SINK || sinkMass < INACTIVE_SINK) ? a[i].sum / a[i].n : null] as const);
       return { head: `L${s.layer}.H${s.head}`, layer: s.layer, index: s.head, scores: Object.fromEntries(entries) as Record<HeadRole, number | null> };
     });
     const firstAcc = acc.get(scores[0].head)!;
@@ -245,7 +269,7 @@ export const attentionTool = defineTool({
       const rs = HEAD_ROLES.flatMap((role) => {
         const score = s.scores[role];
         const baseline = baselineOf.get(role);
-        if (score === null || baseline === null || baseline === undefined) return [];
+        if (role === 'sink' || score === null || baseline === null || baseline === undefined) return [];
         return score >= input.minScore && score > baseline ? [{ role, score, baseline }] : [];
       }).sort((a, b) => (b.score - b.baseline) - (a.score - a.baseline));
       return { head: s.head, roles: rs };
@@ -262,9 +286,14 @@ export const attentionTool = defineTool({
       value: s.scores[role], effect: null, extra: { role, baseline: baselineOf.get(role) ?? null },
     }))));
 
+    const shown = candidates.slice(0, input.top);
+    const named = new Set([...roles.flatMap((r) => r.top.map((x) => x.head)), ...shown.map((c) => c.head)]);
+    const listed = scores.length <= input.top ? scores : scores.filter((x) => named.has(x.head));
     return {
-      experimentId, runIds, heads: scores.length, roles, candidates: candidates.slice(0, 64),
-      ...(scores.length <= 128 ? { scores } : { scoresOmitted: `${scores.length} heads: read every score with SQL: SELECT site, extra->>'role' AS role, value FROM results WHERE experiment_id = '${experimentId}'` }),
+      experimentId, runIds, heads: scores.length, roles, candidates: shown,
+      inactive: scores.filter((x) => x.scores.sink !== null && x.scores.sink >= INACTIVE_SINK).map((x) => x.head),
+      scores: listed,
+      ...(listed.length < scores.length ? { scoresOmitted: `${listed.length} of ${scores.length} heads listed (those named in roles and candidates; top = ${input.top}); every score: SELECT site, extra->>'role' AS role, value FROM results WHERE experiment_id = '${experimentId}' ORDER BY site` } : {}),
       ...(patterns ? { patterns } : {}),
       ...(!showPatterns ? { patternsOmitted: `${selected.length} heads selected; full patterns are returned for at most maxPatternHeads = ${input.maxPatternHeads}: narrow layers/heads, or use head for one matrix` } : {}),
       ...(matrix ? { matrix } : {}),

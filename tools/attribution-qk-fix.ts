@@ -109,6 +109,88 @@ async function rotatedQk(model: GptOssModel, w: AttentionWeights, u: Float64Arra
   return { q: await project(w.qW, w.qB, nH), k: await project(w.kW, w.kB, nKV) };
 }
 
+/** Layer l's attention as the corrupted run computed it, recomputed in float64 for exact pattern changes. */
+interface ReaderLayer {
+  w: AttentionWeights;
+  /** Normalised input rows and their rotated q / k [N*T, ...]. */
+  uOld: Float64Array;
+  old: { q: Float64Array; k: Float64Array };
+  visible: (i: number, j: number) => boolean;
+  /** sum over keys of dMetric/dA * softmax row (sink in the normaliser) for query row i of head h. */
+  rowTerm: (n: number, h: number, i: number, q: Float64Array, qOff: number, key: (j: number) => [Float64Array, number]) => number;
+  /** rowTerm of the unchanged rows, [N, nH, T]. */
+  base: Float64Array;
+}
+
+async function readerLayer(model: GptOssModel, l: number, resid: Float32Array, gP: Float32Array, lengths: readonly number[], T: number, tab: RopeTables): Promise<ReaderLayer> {
+  const cfg = model.config;
+  const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d } = cfg;
+  const N = lengths.length;
+  const group = nH / nKV;
+  const qd = nH * d;
+  const kd = nKV * d;
+  const scale = 1 / Math.sqrt(d);
+  const w = model.attentionWeights(l);
+  const sliding = cfg.layerTypes[l] === 'sliding_attention';
+  const W = cfg.slidingWindow;
+  const pos = Array.from({ length: N * T }, (_, r) => r % T);
+  const uOld = new Float64Array(N * T * H);
+  for (let r = 0; r < N * T; r++) rmsNorm(resid, r * H, w.inputNorm, H, cfg.rmsNormEps, uOld, r * H);
+  const old = await rotatedQk(model, w, uOld, pos, tab, true);
+  const visible = (i: number, j: number) => j <= i && !(sliding && i - j >= W);
+  const rowTerm: ReaderLayer['rowTerm'] = (n, h, i, q, qOff, key) => {
+    const g = Math.floor(h / group);
+    const sink = w.sinks[h];
+    const sc = new Float64Array(i + 1);
+    let max = sink;
+    for (let j = 0; j <= i; j++) {
+      if (!visible(i, j)) continue;
+      const [k, kOff] = key(j);
+      let s = 0;
+      for (let c = 0; c < d; c++) s += q[qOff + c] * k[kOff + g * d + c];
+      sc[j] = s * scale;
+      max = Math.max(max, sc[j]);
+    }
+    let Z = Math.exp(sink - max);
+    for (let j = 0; j <= i; j++) if (visible(i, j)) Z += (sc[j] = Math.exp(sc[j] - max));
+    const row = ((n * nH + h) * T + i) * T;
+    let term = 0;
+    for (let j = 0; j <= i; j++) if (visible(i, j)) term += (gP[row + j] * sc[j]) / Z;
+    return term;
+  };
+  const base = new Float64Array(N * nH * T);
+  for (let n = 0; n < N; n++) {
+    for (let h = 0; h < nH; h++) {
+      for (let i = 0; i < lengths[n]; i++) base[(n * nH + h) * T + i] = rowTerm(n, h, i, old.q, (n * T + i) * qd + h * d, (j) => [old.k, (n * T + j) * kd]);
+    }
+  }
+  return { w, uOld, old, visible, rowTerm, base };
+}
+
+/**
+ * Rotated q / k of rows (example * T + position) whose input is the corrupted residual plus `delta`
+ * [rows, H]: old + the projection of the change of the normalised rows (float32 products of a
+ * float64 difference, so rounding scales with the change, not with q and k).
+ */
+async function shiftedQk(model: GptOssModel, layer: ReaderLayer, resid: Float32Array, rows: readonly number[], delta: Float64Array, T: number, tab: RopeTables): Promise<{ q: Float64Array; k: Float64Array }> {
+  const { hiddenSize: H, numHeads: nH, numKvHeads: nKV, headDim: d, rmsNormEps } = model.config;
+  const qd = nH * d;
+  const kd = nKV * d;
+  const x1 = new Float64Array(H);
+  const du = new Float64Array(rows.length * H);
+  rows.forEach((row, r) => {
+    for (let c = 0; c < H; c++) x1[c] = resid[row * H + c] + delta[r * H + c];
+    rmsNorm(x1, 0, layer.w.inputNorm, H, rmsNormEps, du, r * H);
+    for (let c = 0; c < H; c++) du[r * H + c] -= layer.uOld[row * H + c];
+  });
+  const nu = await rotatedQk(model, layer.w, du, rows.map((row) => row % T), tab, false);
+  rows.forEach((row, r) => {
+    for (let i = 0; i < qd; i++) nu.q[r * qd + i] += layer.old.q[row * qd + i];
+    for (let i = 0; i < kd; i++) nu.k[r * kd + i] += layer.old.k[row * kd + i];
+  });
+  return nu;
+}
+
 /**
  * Per site: the QK fix's correction to AtP's estimate of the mean metric (add it to the plain
  * estimate). Each reader layer costs one q/k projection of the rows a site changes, and the score
@@ -122,13 +204,10 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
   const out = new Float64Array(sites.length);
   const kind = WRITES[hookLocal];
   if (sites.length === 0) return out;
-  const sample = inp.corrupted.get(inBlock(sites[0].layer, hookLocal))!;
-  const T = sample.dims[1];
+  const T = inp.corrupted.get(inBlock(sites[0].layer, hookLocal))!.dims[1];
   const tab = ropeTables(cfg, T);
-  const group = nH / nKV;
   const qd = nH * d;
   const kd = nKV * d;
-  const scale = 1 / Math.sqrt(d);
 
   // Each site's residual write [rows, H] on the (example * T + position) rows it changes.
   const writes = await Promise.all(sites.map((s) => residualWrite(inp, s, kind, T)));
@@ -137,15 +216,9 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
     if (inp.signal?.aborted) throw new ToolError('attribution_patch cancelled');
     const readers = sites.flatMap((s, i) => (firstReader(hookLocal, s.layer) <= l && writes[i].rows.length ? [i] : []));
     if (readers.length === 0) continue;
-    const w = model.attentionWeights(l);
-    const sliding = cfg.layerTypes[l] === 'sliding_attention';
-    const W = cfg.slidingWindow;
     const resid = inp.corrupted.get(blockHook(l, 'hook_resid_pre'))!.data;
-    const gP = inp.grads.get(blockHook(l, 'attn.hook_pattern'))!.data;
-    const pos = Array.from({ length: N * T }, (_, r) => r % T);
-    const uOld = new Float64Array(N * T * H);
-    for (let r = 0; r < N * T; r++) rmsNorm(resid, r * H, w.inputNorm, H, cfg.rmsNormEps, uOld, r * H);
-    const old = await rotatedQk(model, w, uOld, pos, tab, true);
+    const layer = await readerLayer(model, l, resid, inp.grads.get(blockHook(l, 'attn.hook_pattern'))!.data, lengths, T, tab);
+    const { old, visible, rowTerm, base, w } = layer;
 
     // gQK: the gradient at the residual entering layer l through its q and k projections alone.
     const gLn = new Float64Array(N * T * H);
@@ -153,76 +226,30 @@ export async function qkFixCorrections(inp: Inputs): Promise<Float64Array> {
     const gk = await model.matmul(Float32Array.from(inp.grads.get(blockHook(l, 'attn.hook_k'))!.data), N * T, kd, w.kW, H);
     for (let i = 0; i < gLn.length; i++) gLn[i] = gq[i] + gk[i];
     const gQK = new Float64Array(N * T * H);
-    addRmsNormBackward(Float32Array.from(resid), w.inputNorm, gLn, gQK, N * T, H, cfg.rmsNormEps);
-
-    const visible = (i: number, j: number) => j <= i && !(sliding && i - j >= W);
-    // Exact pattern row (with the sink in the normaliser) dotted with dMetric/dA.
-    const rowTerm = (n: number, h: number, i: number, q: Float64Array, qOff: number, key: (j: number) => [Float64Array, number]) => {
-      const g = Math.floor(h / group);
-      const sink = w.sinks[h];
-      const sc = new Float64Array(i + 1);
-      let max = sink;
-      for (let j = 0; j <= i; j++) {
-        if (!visible(i, j)) continue;
-        const [k, kOff] = key(j);
-        let s = 0;
-        for (let c = 0; c < d; c++) s += q[qOff + c] * k[kOff + g * d + c];
-        sc[j] = s * scale;
-        max = Math.max(max, sc[j]);
-      }
-      let Z = Math.exp(sink - max);
-      for (let j = 0; j <= i; j++) if (visible(i, j)) Z += (sc[j] = Math.exp(sc[j] - max));
-      const row = ((n * nH + h) * T + i) * T;
-      let term = 0;
-      for (let j = 0; j <= i; j++) if (visible(i, j)) term += (gP[row + j] * sc[j]) / Z;
-      return term;
-    };
-    // The unpatched rows' terms, once.
-    const base = new Float64Array(N * nH * T);
-    for (let n = 0; n < N; n++) {
-      for (let h = 0; h < nH; h++) {
-        for (let i = 0; i < lengths[n]; i++) {
-          base[(n * nH + h) * T + i] = rowTerm(n, h, i, old.q, (n * T + i) * qd + h * d, (j) => [old.k, (n * T + j) * kd]);
-        }
-      }
-    }
+    addRmsNormBackward(resid, w.inputNorm, gLn, gQK, N * T, H, cfg.rmsNormEps);
 
     for (const si of readers) {
       const { rows, delta } = writes[si];
-      // New q, k = old + the projection of the change of the normalised rows (float32 products of a
-      // float64 difference, so rounding scales with the change, not with q and k).
-      const x1 = new Float64Array(H);
-      const du = new Float64Array(rows.length * H);
       let linear = 0;
       rows.forEach((row, r) => {
-        for (let c = 0; c < H; c++) {
-          x1[c] = resid[row * H + c] + delta[r * H + c];
-          linear += delta[r * H + c] * gQK[row * H + c];
-        }
-        rmsNorm(x1, 0, w.inputNorm, H, cfg.rmsNormEps, du, r * H);
-        for (let c = 0; c < H; c++) du[r * H + c] -= uOld[row * H + c];
+        for (let c = 0; c < H; c++) linear += delta[r * H + c] * gQK[row * H + c];
       });
-      const nu = await rotatedQk(model, w, du, rows.map((row) => row % T), tab, false);
-      rows.forEach((row, r) => {
-        for (let i = 0; i < qd; i++) nu.q[r * qd + i] += old.q[row * qd + i];
-        for (let i = 0; i < kd; i++) nu.k[r * kd + i] += old.k[row * kd + i];
-      });
+      const nu = await shiftedQk(model, layer, resid, rows, delta, T, tab);
       const at = new Map(rows.map((row, r) => [row, r]));
       let exact = 0;
       for (let n = 0; n < N; n++) {
         const mine = rows.filter((row) => Math.floor(row / T) === n).map((row) => row % T);
         if (mine.length === 0) continue;
-        const first = mine[0];
-        for (let i = first; i < lengths[n]; i++) {
+        for (let i = mine[0]; i < lengths[n]; i++) {
           // Row i changes when its query changed or a key it sees did.
           if (!mine.some((j) => j === i || visible(i, j))) continue;
           const qi = at.get(n * T + i);
+          const key = (j: number): [Float64Array, number] => {
+            const kj = at.get(n * T + j);
+            return kj === undefined ? [old.k, (n * T + j) * kd] : [nu.k, kj * kd];
+          };
           for (let h = 0; h < nH; h++) {
             const [q, qOff] = qi === undefined ? [old.q, (n * T + i) * qd + h * d] : [nu.q, qi * qd + h * d];
-            const key = (j: number): [Float64Array, number] => {
-              const kj = at.get(n * T + j);
-              return kj === undefined ? [old.k, (n * T + j) * kd] : [nu.k, kj * kd];
-            };
             exact += rowTerm(n, h, i, q, qOff, key) - base[(n * nH + h) * T + i];
           }
         }

@@ -103,7 +103,7 @@ function latentRows(t: Tensor, runIds: string[], positions: number[][], saeId: s
 
 export const captureTool = defineTool({
   name: 'capture_activations',
-  description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table (dictionary latents, blocks.L.<hook>.sae.hook_sae_acts: one row per active latent in sae_latents) and returns run ids, shapes, mean norms and the top next tokens.',
+  description: 'Run prompts and capture activations at hooks (names or patterns) and positions; stores one row per run x hook x position x head/expert in the activations table (per-expert hooks such as mlp.hook_post: only the tokens routed to that expert; in SQL, dimension d of vec is vec[d + 1]) (dictionary latents, blocks.L.<hook>.sae.hook_sae_acts: one row per active latent in sae_latents) and returns run ids, shapes, mean norms and the top next tokens.',
   readsText: true,
   limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], hooks: 'hooks', positions: 'positions' } },
   input: captureInput,

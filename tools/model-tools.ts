@@ -7,6 +7,7 @@ import {
 } from '../engine/harmony.ts';
 import { checkCancelled, defineTool, ToolError, type ToolContext } from './define.ts';
 import { LIMITS } from './limits.ts';
+import { nearestNames } from './names.ts';
 import type { ModelSession } from './session.ts';
 import { BUILT_IN_MODELS, builtInIdentity } from './workspace.ts';
 
@@ -107,6 +108,14 @@ export const listHooksTool = defineTool({
   async run(input, ctx) {
     const all = ctx.session.model.listHooks();
     const hooks = input.filter ? all.filter((h) => h.name.includes(input.filter!)) : all;
+    if (!hooks.length) {
+      // A filter that matches nothing is a mistake, not an empty model: name the parts that exist.
+      const parts = [...new Set(all.filter((h) => h.name.startsWith('blocks.')).map((h) => h.name.replace(/^blocks\.(L|\d+)\./, '')))];
+      const other = all.filter((h) => !h.name.startsWith('blocks.')).map((h) => h.name);
+      const near = nearestNames(input.filter!, [...new Set([...parts, ...parts.map((x) => x.split('.').pop()!), ...other])], 3);
+      throw new ToolError(`no hook name contains "${input.filter}"${near.length ? `; nearest: ${near.join(', ')}` : ''}. `
+        + `Hook names are blocks.L.<part> for layer L, with parts ${parts.join(', ')}; and ${other.join(', ')}`);
+    }
     return {
       layers: ctx.session.config.numLayers,
       hooks: hooks.map((h) => ({ name: h.name, shape: h.shape, writable: h.writable, doc: h.doc })),

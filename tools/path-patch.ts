@@ -24,7 +24,8 @@ export const pathPatchInput = z.strictObject({
   metric: MetricName.default('logit_diff'),
   senders: z.union([z.literal('all'), siteList(z.string(), 'sender')]).default('all').describe('sender heads, e.g. ["L1.H3"], or "all" heads in layers before the first receiver'),
   receivers: z.union([z.literal('resid_end'), siteList(z.string(), 'receiver')]).describe('receiver heads, e.g. ["L3.H5"], or "resid_end" (the logits)'),
-  receiverInput: z.enum(['q', 'k', 'v', 'qkv']).default('q').describe('which input of the receiver heads carries the path (k and v are shared by a GQA group)'),
+  receiverInput: z.union([z.enum(['q', 'k', 'v', 'qkv']), siteList(z.enum(['q', 'k', 'v']), 'receiver input')]).default('q')
+    .describe('which inputs of the receiver heads carry the path: "q", "k", "v", "qkv", or a subset such as ["k", "v"] (k and v are shared by a GQA group)'),
   direction: z.enum(['denoise', 'noise']).default('denoise').describe('denoise: base corrupted, source clean; noise: base clean, source corrupted'),
   maxBatch: z.number().int().min(1).max(4096).default(64),
 });
@@ -34,7 +35,9 @@ export const pathPatchOutput = z.object({
   metric: MetricName,
   clean: z.number(),
   corrupted: z.number(),
-  receivers: z.string().describe('the receiver heads and input, or resid_end'),
+  receivers: z.string().describe('the receiver heads and inputs (e.g. "L3.H1:kv"), or resid_end'),
+  senders: z.number().int().describe('senders patched (two forward passes of the batch each)'),
+  hint: z.string().optional().describe('how to make a large sweep cheaper'),
   grid: Grid.describe('normalised effect of each sender (layer x head) through the path only; null where a head was not a sender'),
   top: z.array(z.object({ sender: z.string(), effect: z.number(), value: z.number() })).describe('the senders with the largest |effect| (at most 10; |effect| <= 1e-6 not listed)'),
   runIds: PairRunIds,
@@ -42,11 +45,13 @@ export const pathPatchOutput = z.object({
 
 interface Head { layer: number; head: number }
 
+/** Senders from which an "all" sweep gets a hint to name them instead (gpt-oss-20b has 64 heads a layer). */
+const LARGE_SWEEP = 16;
 const QKV_HOOK = { q: 'attn.hook_q', k: 'attn.hook_k', v: 'attn.hook_v' } as const;
 
 export const pathPatchTool = defineTool({
   name: 'path_patch',
-  description: 'Path patching: the effect of each sender head on the receivers (their q, k or v inputs, or the final residual stream) through that path only, with all other heads frozen. Returns a normalised effect per sender (1 = restores the clean metric fully through this path).',
+  description: 'Path patching: the effect of each sender head on the receivers (their q, k or v inputs, or the final residual stream) through that path only, with all other heads frozen. Returns a normalised effect per sender (1 = restores the clean metric fully through this path). Each sender costs two forward passes of the batch: over all heads of a large model that is minutes, so name the senders (e.g. the top heads of patch_activations) when you can.',
   readsText: true,
   limits: { prompts: ['clean', 'corrupted'] },
   input: pathPatchInput,
@@ -71,7 +76,8 @@ export const pathPatchTool = defineTool({
     }
     const lastLayer = receivers ? Math.max(...receivers.map((r) => r.layer)) : cfg.numLayers - 1;
     const frozenLayers = [...Array(lastLayer + (receivers ? 0 : 1)).keys()];
-    const inputs = input.receiverInput === 'qkv' ? (['q', 'k', 'v'] as const) : ([input.receiverInput] as const);
+    const given = typeof input.receiverInput === 'string' ? (input.receiverInput === 'qkv' ? ['q', 'k', 'v'] : [input.receiverInput]) : input.receiverInput;
+    const inputs = (['q', 'k', 'v'] as const).filter((x) => given.includes(x));
     const receiverLayers = receivers ? [...new Set(receivers.map((r) => r.layer))] : [];
     const receiverInputs = receiverLayers.flatMap((layer) => inputs.map((x) => ({ layer, x, hook: blockHook(layer, QKV_HOOK[x]) })));
     const receiverHooks = receiverInputs.map((r) => r.hook);
@@ -86,6 +92,7 @@ export const pathPatchTool = defineTool({
     const corruptedValue = meanMetric(spec, corrRun.result.logits!.data, V, N);
 
     const values: number[] = [];
+    ctx.onProgress?.({ done: 0, total: senders.length, message: `path patching ${senders.length} senders (2 forward passes of ${N} prompts each)` });
     const perChunk = Math.max(1, Math.floor(input.maxBatch / N));
     const baseIds = baseP.map((p) => p.ids);
     for (let c = 0; c < senders.length; c += perChunk) {
@@ -127,7 +134,7 @@ export const pathPatchTool = defineTool({
     }
 
     const effects = values.map((v) => normalisedEffect(v, cleanValue, corruptedValue));
-    const receiverLabel = receivers ? receivers.map((r) => componentName({ kind: 'head', ...r })).join(',') + `:${input.receiverInput}` : 'resid_end';
+    const receiverLabel = receivers ? receivers.map((r) => componentName({ kind: 'head', ...r })).join(',') + `:${inputs.join('')}` : 'resid_end';
     const experimentId = await ctx.store.addExperiment({
       kind: 'path_patching', modelId: ctx.session.modelId,
       params: { ...input, runIds: { clean: cleanRun.runIds, corrupted: corrRun.runIds } },
@@ -144,7 +151,10 @@ export const pathPatchTool = defineTool({
       return i < 0 ? Number.NaN : effects[i];
     }));
     return {
-      experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, receivers: receiverLabel,
+      experimentId, metric: input.metric, clean: cleanValue, corrupted: corruptedValue, receivers: receiverLabel, senders: senders.length,
+      ...(input.senders === 'all' && senders.length > LARGE_SWEEP ? {
+        hint: `all ${senders.length} heads before layer ${firstReceiver} were senders (2 forward passes of the batch each); name the senders to narrow the sweep, e.g. the heads with the largest effects in patch_activations, or the heads of a few layers`,
+      } : {}),
       grid: grid({ name: 'layer', labels: senderLayers.map((l) => `L${l}`) }, { name: 'head', labels: senderHeads.map((h) => `H${h}`) }, effectGrid),
       top: senders.map((s, i) => ({ sender: componentName({ kind: 'head', ...s }), effect: effects[i], value: values[i] }))
         .filter((x) => Math.abs(x.effect) > NEGLIGIBLE_EFFECT).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect)).slice(0, 10),

@@ -24,6 +24,7 @@ export const selectivityInput = z.strictObject({
   fireThreshold: z.number().min(0).default(0).describe('a neuron fires on a token when its activation is above this (>= 0; unrouted tokens never fire)'),
   minActivation: z.number().min(0).max(1).default(0.05).describe('only neurons whose largest domain mean is at least this fraction of the largest domain mean of any scanned neuron are ranked (filters near-silent neurons)'),
   skipFirst: z.boolean().default(false).describe('ignore position 0 of every prompt (e.g. a start token shared by all domains)'),
+  sharedTokens: z.enum(['warn', 'exclude', 'refuse']).default('warn').describe('tokens that occur in more than one domain (digits in both math and code prompts) make a neuron look domain-selective when it responds to the token: "warn" measures them and says so, "exclude" leaves them out of every mean, "refuse" stops'),
   batchSize: z.number().int().min(1).max(256).default(16).describe('prompts per forward pass (reduced automatically for large models)'),
 });
 export type SelectivityInput = z.infer<typeof selectivityInput>;
@@ -48,6 +49,13 @@ export const selectivityOutput = z.object({
   neurons: z.number().int().describe('neurons scanned'),
   perDomain: z.record(z.string(), z.array(NeuronReport)).describe('the most selective neurons of each domain'),
   crossDomain: z.array(NeuronReport).describe('neurons that respond across domains'),
+  shared: z.object({
+    tokens: z.array(z.object({ token: z.string(), domains: z.array(z.string()) })).describe('tokens that occur in more than one domain (at most 50 listed)'),
+    count: z.number().int().describe('distinct shared tokens'),
+    share: z.record(z.string(), z.number()).describe('per domain: the share of its measured tokens that are shared with another domain'),
+    excluded: z.boolean().describe('whether shared tokens were left out of the means (sharedTokens: "exclude")'),
+  }),
+  warning: z.string().optional().describe('why a selectivity may reflect tokens rather than domains'),
 });
 export type SelectivityResult = z.infer<typeof selectivityOutput>;
 
@@ -55,7 +63,7 @@ const EPS = 1e-6;
 
 export const selectivityTool = defineTool({
   name: 'neuron_selectivity',
-  description: 'Neuron selectivity across prompt domains: each MoE neuron\'s (mlp.hook_post) mean activation and firing rate per domain (tokens not routed to the expert count as 0), a selectivity score (m1 - m2)/|m1| for single-domain neurons and a cross-domain score (min over domains of the normalised mean) for neurons active across unrelated domains. Returns the top single-domain neurons per domain and the top cross-domain neurons; stores a row per reported neuron (experiment kind "neuron_selectivity").',
+  description: 'Neuron selectivity across prompt domains: each MoE neuron\'s (mlp.hook_post) mean activation and firing rate per domain (tokens not routed to the expert count as 0), a selectivity score (m1 - m2)/|m1| for single-domain neurons and a cross-domain score (min over domains of the normalised mean) for neurons active across unrelated domains. Returns the top single-domain neurons per domain and the top cross-domain neurons. Tokens that occur in several domains (digits in math and code) are reported, with a warning; sharedTokens: "exclude" leaves them out, "refuse" stops. Stores a row per reported neuron (experiment kind "neuron_selectivity").',
   readsText: true,
   limits: { prompts: ['domains.*'], sweep: { batch: ['domains.*'], layers: ['layers'] } },
   input: selectivityInput,
@@ -83,6 +91,26 @@ export const selectivityTool = defineTool({
     const runIds: string[] = [];
     const all = names.flatMap((d, di) => ctx.session.encodeAll(input.domains[d], `domains.${d}`).map((p) => ({ p, di })));
     const maxT = Math.max(...all.map((x) => x.p.ids.length));
+    // Tokens in more than one domain: a neuron that responds to a digit looks "math" when only the
+    // math prompts contain digits, and looks selective for nothing real when several domains do.
+    const first = input.skipFirst ? 1 : 0;
+    const domainsOf = new Map<number, Set<number>>();
+    for (const { p, di } of all) for (const id of p.ids.slice(first)) (domainsOf.get(id) ?? domainsOf.set(id, new Set()).get(id)!).add(di);
+    const sharedIds = new Set([...domainsOf].filter(([, ds]) => ds.size > 1).map(([id]) => id));
+    const tokenText = new Map(all.flatMap(({ p }) => p.ids.map((id, t) => [id, p.tokens[t]] as const)));
+    const sharedList = [...sharedIds].map((id) => ({ token: tokenText.get(id)!, domains: [...domainsOf.get(id)!].sort((a, b) => a - b).map((d) => names[d]) }));
+    if (sharedIds.size && input.sharedTokens === 'refuse') {
+      throw new ToolError(`the domains share ${sharedIds.size} token(s): ${sharedList.slice(0, 12).map((x) => `"${x.token}" (${x.domains.join(', ')})`).join(', ')}${sharedIds.size > 12 ? ', …' : ''}; rewrite the prompts so that no token occurs in two domains, or pass sharedTokens: "exclude" (leave them out) or "warn"`);
+    }
+    const exclude = input.sharedTokens === 'exclude';
+    const sharedCount = new Float64Array(D);
+    const measuredCount = new Float64Array(D);
+    for (const { p, di } of all) {
+      for (const id of p.ids.slice(first)) {
+        measuredCount[di]++;
+        if (sharedIds.has(id)) sharedCount[di]++;
+      }
+    }
     // Keep each batch's captured hook_post under ~256 MB.
     const perPrompt = maxT * E * I * 4 * L;
     const batch = Math.max(1, Math.min(input.batchSize, Math.floor(256e6 / perPrompt)));
@@ -96,7 +124,8 @@ export const selectivityTool = defineTool({
       layers.forEach((layer, li) => {
         const post = r.result.cache.get(blockHook(layer, 'mlp.hook_post'))!.data;
         chunk.forEach(({ p, di }, b) => {
-          for (let t = input.skipFirst ? 1 : 0; t < p.ids.length; t++) {
+          for (let t = first; t < p.ids.length; t++) {
+            if (exclude && sharedIds.has(p.ids[t])) continue;
             experts.forEach((e, xi) => {
               const o = ((b * T + t) * E + e) * I;
               const base = (li * X + xi) * I;
@@ -111,10 +140,10 @@ export const selectivityTool = defineTool({
         });
       });
       // Tokens, once per prompt (not per layer).
-      for (const { p, di } of chunk) tokens[di] += Math.max(0, p.ids.length - (input.skipFirst ? 1 : 0));
+      for (const { p, di } of chunk) tokens[di] += p.ids.slice(first).filter((id) => !(exclude && sharedIds.has(id))).length;
       ctx.onProgress?.({ done: Math.min(all.length, start + batch), total: all.length, message: 'prompts read' });
     }
-    for (let d = 0; d < D; d++) if (tokens[d] === 0) throw new ToolError(`domain "${names[d]}" has no tokens to measure${input.skipFirst ? ' after skipping position 0' : ''}`);
+    for (let d = 0; d < D; d++) if (tokens[d] === 0) throw new ToolError(`domain "${names[d]}" has no tokens to measure${input.skipFirst ? ' after skipping position 0' : ''}${exclude ? ' once the tokens it shares with other domains are left out' : ''}`);
     const cross = input.crossDomains?.map((d) => names.indexOf(d));
     // M: the largest domain mean of any scanned neuron (one scale for every layer, so near-silent
     // layers do not look strong after normalisation).
@@ -179,6 +208,13 @@ export const selectivityTool = defineTool({
       neurons: L * X * I,
       perDomain,
       crossDomain,
+      shared: {
+        tokens: sharedList.slice(0, 50), count: sharedIds.size, excluded: exclude,
+        share: Object.fromEntries(names.map((d, k) => [d, measuredCount[k] ? sharedCount[k] / measuredCount[k] : 0])),
+      },
+      ...(sharedIds.size && !exclude ? {
+        warning: `${sharedIds.size} token(s) occur in more than one domain (${sharedList.slice(0, 8).map((x) => `"${x.token}"`).join(', ')}${sharedIds.size > 8 ? ', …' : ''}; ${names.map((d, k) => `${d} ${Math.round(100 * sharedCount[k] / Math.max(1, measuredCount[k]))}%`).join(', ')} of tokens): a neuron that responds to such a token is counted for each domain it occurs in. Pass sharedTokens: "exclude" to measure domain-specific tokens only`,
+      } : {}),
     };
   },
 });

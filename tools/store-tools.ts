@@ -20,7 +20,8 @@ export const queryActivationsTool = defineTool({
     'Run one read-only SQL query (DuckDB dialect) over the activation store: tables models, runs, activations (FLOAT[] vectors per run x hook x position x head/expert), ' +
     'experiments, results (one row per patched/ablated site with its effect), vectors, findings. ' +
     `Writes are refused. Returns the columns and at most maxRows rows (default ${LIMITS.defaultSqlRows}, max ${LIMITS.maxSqlRows}) and at most maxBytes bytes (default ${LIMITS.defaultSqlResultBytes}), cut with truncated and a note naming the limit, and stops after timeoutMs (reading the rows included). ` +
-    'Compute on vectors in SQL rather than reading them whole (vec[1:8], len(vec), list_dot_product, array_cosine_similarity). Call describe_store for columns. ' +
+    'Compute on vectors in SQL rather than reading them whole (vec[1:8], len(vec), list_dot_product, array_cosine_similarity); SQL lists are 1-based, so dimension d (0-based) is vec[d + 1]. ' +
+    'Per-expert hooks (mlp.hook_pre/hook_post) store only routed tokens: no row for a (position, expert) the router did not choose. Call describe_store for columns. ' +
     `Example: {"sql": "${EXAMPLE_QUERIES[0].replace(/"/g, '\\"')}"}`,
   input: z.object({
     sql: z.string().min(1).max(20_000).describe('one read-only statement: SELECT / WITH / FROM / VALUES / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN'),

@@ -3,7 +3,7 @@
 // arguments and a summary of its result (key numbers, tables, heatmaps written as SVG plots and linked).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, dirname } from 'node:path';
-import { resultView, type Grid } from '../ui/results.ts';
+import { resultView, titledGrid, type Grid } from '../ui/results.ts';
 
 export type TurnItem =
   | { kind: 'assistant'; text: string }
@@ -112,12 +112,14 @@ function turnHeading(user: string): string {
 
 const elapsed = (ms?: number) => (ms === undefined ? '' : ms < 1000 ? ` · ${ms} ms` : ` · ${(ms / 1000).toFixed(1)} s`);
 
-async function svgHeatmap(g: Grid): Promise<string> {
+/** A grid's plot: the SVG and the Vega-Lite spec it came from (written beside it as .vl.json, as the suite does). */
+async function svgHeatmap(g: Grid): Promise<{ svg: string; spec: unknown }> {
   const { heatmap, renderSvg } = await import('../../tools/suite/plots.ts');
   const values = g.values.map((r) => r.map((v) => (v === null ? Number.NaN : v)));
-  return renderSvg(heatmap(g.title, g.rowLabels, g.colLabels, values, {
-    rowTitle: g.rowAxis ?? axisTitle(g.rowLabels), colTitle: g.colAxis ?? axisTitle(g.colLabels), valueTitle: g.rowAxis === 'query' ? 'attention' : 'value',
-  }));
+  const spec = heatmap(g.title, g.rowLabels, g.colLabels, values, {
+    rowTitle: g.rowAxis ?? axisTitle(g.rowLabels), colTitle: g.colAxis ?? axisTitle(g.colLabels), valueTitle: g.value ?? (g.rowAxis === 'query' ? 'attention' : 'value'),
+  });
+  return { svg: await renderSvg(spec), spec };
 }
 
 /** An axis title from its labels when the grid names none: L3 -> layer, H2 -> head, P5 -> position, E1 -> expert. */
@@ -147,13 +149,15 @@ async function toolMarkdown(item: Extract<TurnItem, { kind: 'tool' }>, ctx: Ctx)
     const view = resultView(item.structured);
     parts.push('**Result**', '');
     if (view.scalars.length) parts.push(view.scalars.map(([k, v]) => `- ${k}: \`${v}\``).join('\n'), '');
-    for (const g of item.grids ?? view.grids) {
+    for (const g of item.grids ?? view.grids.map((x) => titledGrid(x, item.name))) {
       if (ctx.opts.plotsDir) {
         ctx.plotCount++;
         const file = join(ctx.opts.plotsDir, `${ctx.plotPrefix}${String(ctx.plotCount).padStart(2, '0')}-${slugify(item.name, 24)}.svg`);
         try {
           mkdirSync(ctx.opts.plotsDir, { recursive: true });
-          writeFileSync(file, await svgHeatmap(g));
+          const plot = await svgHeatmap(g);
+          writeFileSync(file, plot.svg);
+          writeFileSync(file.replace(/\.svg$/, '.vl.json'), `${JSON.stringify(plot.spec, null, 2)}\n`);
           const link = ctx.opts.mdDir ? relative(ctx.opts.mdDir, file).split('\\').join('/') : file;
           parts.push(`![${g.title}](${encodeURI(link)})`, '');
         } catch (e) {

@@ -96,7 +96,7 @@ export interface AppProps {
 
 export function App({ controller, history = [], onHistory }: AppProps) {
   const snap = useSyncExternalStore(controller.subscribe, controller.getSnapshot);
-  const width = useTerminalWidth();
+  const width = useTerminalWidth({ clearOnShrink: true });
   const { exit } = useApp();
   const [hint, setHint] = useState<string | null>(null);
   const lastInterrupt = useRef(0);

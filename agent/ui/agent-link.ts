@@ -1,8 +1,7 @@
 // The research agent (agent/chat.ts ChatSession) behind the chat's ChatAgent interface. The agent
-// reaches the tools through its own MCP client of a server around the same workspace. Created on
-// the first message, so starting the chat never waits for the LLM or the model.
+// reaches the tools through the chat's one MCP toolbox (the same client the slash commands use).
+// Created on the first message, so starting the chat never waits for the LLM or the model.
 import { resolveLlmConfig } from '../llm/config.ts';
-import type { Connection } from './connect.ts';
 import type { InvestigationEvent } from '../investigate/index.ts';
 import type { McpToolbox } from '../mcp.ts';
 import type { AgentHandlers, ChatAgent } from './controller.ts';
@@ -26,16 +25,8 @@ export interface AgentLink {
 
 export const NO_LLM_LABEL = 'none · slash commands only (set OPENAI_API_KEY or OPENAI_BASE_URL to chat)';
 
-export function linkAgent(conn: Connection, flags: { llmModel?: string; baseURL?: string } = {}): AgentLink {
-  // One MCP client for the agent's chat and its investigations, opened on first use.
-  let toolbox: Promise<McpToolbox> | null = null;
-  const tools = (): Promise<McpToolbox> => (toolbox ??= (async () => {
-    const { McpToolbox } = await import('../mcp.ts');
-    return McpToolbox.connect({ kind: 'in-process', workspace: conn.workspace }, { clientName: 'neuroscope-chat-agent' });
-  })().catch((e) => {
-    toolbox = null;
-    throw e;
-  }));
+export function linkAgent(toolbox: Promise<McpToolbox>, dataDir: string, flags: { llmModel?: string; baseURL?: string } = {}): AgentLink {
+  const tools = () => toolbox;
   let cfg: ReturnType<typeof resolveLlmConfig> = null;
   let cfgError: string | null = null;
   try {
@@ -46,7 +37,7 @@ export function linkAgent(conn: Connection, flags: { llmModel?: string; baseURL?
   const investigate: Investigator = async (question, o) => {
     const { investigate: run } = await import('../investigate/index.ts');
     const llm = cfg ? (await import('../llm/index.ts')).createChatModel(cfg) : null;
-    return run({ question, toolbox: await tools(), dataDir: conn.dataDir, llm, signal: o.signal, onEvent: o.onEvent });
+    return run({ question, toolbox: await tools(), dataDir, llm, signal: o.signal, onEvent: o.onEvent });
   };
   if (cfgError) return { agent: null, label: `none · ${cfgError}`, investigate };
   if (!cfg) return { agent: null, label: NO_LLM_LABEL, investigate };

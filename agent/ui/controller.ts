@@ -1,17 +1,19 @@
 // The chat's state and behaviour, outside React: the scrollback items, the status shown in the
 // header, slash commands and agent turns, tool calls through the MCP client (cards with progress),
 // cancellation, and the session log written as things happen. The Ink app only draws a snapshot.
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { ToolContext } from '../../tools/define.ts';
+import type { McpToolbox } from '../mcp.ts';
 import { exportSession } from '../transcripts/export.ts';
 import { SessionLog } from '../transcripts/session.ts';
 import { ArgError } from './args.ts';
 import type { Investigator } from './agent-link.ts';
+import { openCard, type Card, type CardSink } from './cards.ts';
 import type { Connection } from './connect.ts';
-import { gridsOf, type Grid } from './results.ts';
+import { StepFailed, type CommandHost, type ModelInfo, type Tone, type ToolCallOptions, type ToolResult } from './host.ts';
 import { runSlash } from './slash.ts';
 import type { ToolCallView } from './ToolCard.tsx';
 
-export type Tone = 'info' | 'error' | 'success';
+export { StepFailed, type ModelInfo, type Tone, type ToolCallOptions, type ToolResult } from './host.ts';
 
 export type ChatItem =
   | { kind: 'banner'; id: string }
@@ -58,34 +60,14 @@ export interface ChatAgent {
   reset?(): void;
 }
 
-export interface ToolResult {
-  ok: boolean;
-  /** The text for language models (or the error message). */
-  text: string;
-  /** The typed result (structuredContent); {} for errors. */
-  data: Record<string, any>;
-}
-
-export interface ToolCallOptions {
-  /** Draw these grids instead of those read from the result (e.g. relabelled with tokens). */
-  grids?: (r: ToolResult) => Grid[] | undefined;
-  tableRows?: number;
-  textLines?: number;
-  maxTables?: number;
-}
-
-export interface ModelInfo {
-  modelId: string;
-  dir: string;
-  layers: number;
-  heads: number;
-  experts: number;
-  builtIn: boolean;
-  dataDir: string;
-}
-
 export interface ControllerOptions {
-  conn: Connection;
+  /** The in-process server's workspace, queue and data directory (agent/ui/connect.ts). */
+  conn: Pick<Connection, 'workspace' | 'shared' | 'dataDir' | 'log'>;
+  /**
+   * The chat's one MCP toolbox: slash commands (and the agent, agent/ui/agent-link.ts) call tools
+   * through it. A promise is fine: loading it (the LangChain adapters) takes seconds, the first frame must not wait.
+   */
+  toolbox: McpToolbox | Promise<McpToolbox>;
   agent?: ChatAgent | null;
   /** /investigate: the hypothesis loop, or the built-in protocols without an LLM. */
   investigator?: Investigator | null;
@@ -97,15 +79,16 @@ export interface ControllerOptions {
   onExit?: () => void;
 }
 
-/** Thrown by a command step to stop quietly after a failed tool card (the card shows why). */
-export class StepFailed extends Error {}
-
 let nextId = 0;
 const uid = (p: string) => `${p}${++nextId}`;
 
-export class ChatController {
-  readonly conn: Connection;
-  readonly client: Client;
+export class ChatController implements CommandHost {
+  private readonly conn: ControllerOptions['conn'];
+  private readonly toolbox: Promise<McpToolbox>;
+  /** The toolbox once loaded (for tool names in error hints). */
+  private box: McpToolbox | null = null;
+  /** Output schemas by tool (tools/list), read once. */
+  private outputSchemas = new Map<string, unknown>();
   readonly log: SessionLog;
   agent: ChatAgent | null;
   investigator: Investigator | null;
@@ -119,18 +102,33 @@ export class ChatController {
   private abort: AbortController | null = null;
   private modelInfoCache: ModelInfo | null = null;
   private onExit?: () => void;
+  private readonly sink: CardSink;
   /** What earlier commands found, for later defaults (e.g. /ablate after /patch). */
   memory: { lastPatchTop?: string[] } = {};
 
   constructor(opts: ControllerOptions) {
     this.conn = opts.conn;
-    this.client = opts.conn.client;
+    this.toolbox = Promise.resolve(opts.toolbox).then(async (b) => {
+      this.box = b;
+      for (const t of (await b.client.listTools()).tools) this.outputSchemas.set(t.name, t.outputSchema);
+      return b;
+    });
+    this.toolbox.catch(() => undefined); // reported by the first call
     this.agent = opts.agent ?? null;
     this.investigator = opts.investigator ?? null;
     this.transcriptsDir = opts.transcriptsDir;
     this.onExit = opts.onExit;
     const llm = this.agent ? this.agent.label : (opts.llmLabel ?? 'none');
     this.log = opts.log ?? new SessionLog(opts.conn.dataDir, undefined, { llm, dataDir: opts.conn.dataDir });
+    // Where cards go: this chat's scrollback and session log.
+    this.sink = {
+      addCard: (id, call) => this.add({ kind: 'tool', id, call }),
+      updateCard: (id, f) => this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: f(it.call) } : it)),
+      log: this.log,
+      cancelled: () => this.abort?.signal.aborted ?? false,
+      toolNames: () => this.box?.names() ?? [],
+      outputSchema: (tool) => this.outputSchemas.get(tool),
+    };
     this.status = { model: null, modelDir: null, workspace: 'opening', store: opts.conn.dataDir, llm, session: this.log.id, busy: null };
     this.snapshot = this.makeSnapshot();
   }
@@ -269,8 +267,12 @@ export class ChatController {
   /** Sends a message to the agent, streaming its reply and tool cards. */
   async ask(text: string, investigate = false): Promise<void> {
     if (!this.agent) {
+      const { PHENOMENON_NAMES } = await import('../protocols/index.ts');
       this.note(
-        'No language model is configured, so messages cannot be answered; slash commands work without one (try **/patch** or **/help**).\n\n' +
+        'No language model is configured, so messages cannot be answered. Without one:\n\n' +
+        '- **/investigate** *question* runs a built-in protocol (experiments and a written finding) for questions about ' +
+        `${Object.values(PHENOMENON_NAMES).join(', ')}; e.g. \`/investigate ${text.length <= 60 ? text.replace(/`/g, "'") : 'Which heads carry IOI?'}\`\n` +
+        '- the slash commands run single experiments (try **/patch**, or **/help** for all)\n\n' +
         'To chat, set `OPENAI_API_KEY` (and optionally `NEUROSCOPE_MODEL`), or `OPENAI_BASE_URL` for a local OpenAI-compatible server (vLLM, Ollama), then restart.',
         'error',
       );
@@ -324,8 +326,8 @@ export class ChatController {
     let current: string | null = null;
     let text = '';
     let lastPartial = 0;
-    const cards = new Map<string, string>();
-    const started = new Map<string, number>();
+    const cards = new Map<string, Card>();
+    let lastCard: Card | undefined;
     const endSegment = () => {
       if (current === null) return;
       const id = current;
@@ -353,106 +355,67 @@ export class ChatController {
       },
       onToolStart: (e) => {
         endSegment();
-        const id = uid('t');
-        cards.set(e.id, id);
-        started.set(e.id, Date.now());
-        this.add({ kind: 'tool', id, call: { id: e.id, name: e.name, args: e.args, status: 'running', startedAt: Date.now() } });
-        this.log.write({ type: 'tool_start', at: this.log.now(), id: e.id, name: e.name, args: e.args });
+        lastCard = openCard(this.sink, e.name, e.args, {}, e.id);
+        cards.set(e.id, lastCard);
       },
-      onProgress: (e) => {
-        const id = e.id !== undefined ? cards.get(e.id) : [...cards.values()].pop();
-        if (!id) return;
-        this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, progress: { done: e.progress, total: e.total, message: e.message } } } : it));
-      },
+      onProgress: (e) => (e.id !== undefined ? cards.get(e.id) : lastCard)?.progress(e),
       onToolEnd: (e) => {
-        const id = cards.get(e.id);
         const failed = !!e.isError || e.error !== undefined;
-        const text = e.result ?? e.error ?? '';
-        const grids = failed ? [] : gridsOf(e.structured);
-        const status = failed ? (this.abort?.signal.aborted ? 'cancelled' : 'error') : 'done';
-        const ms = Date.now() - (started.get(e.id) ?? Date.now());
-        if (id) {
-          this.update(id, (it) => (it.kind === 'tool' ? {
-            ...it, call: { ...it.call, status, endedAt: Date.now(), resultText: failed ? undefined : text, error: failed ? text : undefined, structured: e.structured },
-          } : it));
-        }
-        this.log.write({ type: 'tool_end', at: this.log.now(), id: e.id, name: e.name, status, result: failed ? undefined : text, structured: failed ? undefined : e.structured, error: failed ? text : undefined, ms, grids: grids.length ? grids : undefined });
+        cards.get(e.id)?.end({ ok: !failed, text: e.result ?? e.error ?? '', structured: failed ? undefined : e.structured });
       },
       finish: endSegment,
     };
   }
 
-  private async rawCall(name: string, args: Record<string, unknown>, onProgress?: (p: { progress: number; total?: number; message?: string }) => void): Promise<ToolResult> {
-    const r = await this.client.callTool({ name, arguments: args }, undefined, {
-      signal: this.abort?.signal,
-      timeout: 24 * 3600_000,
-      resetTimeoutOnProgress: true,
-      ...(onProgress ? { onprogress: (p: { progress: number; total?: number; message?: string }) => onProgress(p) } : {}),
-    });
-    const content = (r.content ?? []) as { type: string; text?: string }[];
-    const text = content.filter((c) => c.type === 'text').map((c) => c.text ?? '').join('\n');
-    return { ok: !r.isError, text, data: (r.structuredContent as Record<string, any> | undefined) ?? {} };
+  private async call(name: string, args: Record<string, unknown>, onProgress?: (p: { progress: number; total?: number; message?: string }) => void): Promise<ToolResult> {
+    const r = await (await this.toolbox).call(name, args, { signal: this.abort?.signal, onProgress });
+    return { ok: r.ok, text: r.text, data: r.structured ?? {} };
   }
 
-  /** A tool call without a card (for defaults and labels). */
   async quietTool(name: string, args: Record<string, unknown>): Promise<ToolResult> {
-    return this.rawCall(name, args);
+    return this.call(name, args);
   }
 
-  /** A tool call shown as a card with progress; logged. Throws StepFailed when the tool fails. */
+  async tools(): Promise<{ name: string; description: string }[]> {
+    return (await this.toolbox).tools.map((t) => ({ name: t.name, description: t.description }));
+  }
+
+  async readResource(uri: string): Promise<string> {
+    return (await this.toolbox).readResource(uri);
+  }
+
   async tool(name: string, args: Record<string, unknown>, opts: ToolCallOptions = {}): Promise<ToolResult> {
-    const callId = uid('c');
-    const id = uid('t');
-    const startedAt = Date.now();
-    this.add({ kind: 'tool', id, call: { id: callId, name, args, status: 'running', startedAt, tableRows: opts.tableRows, textLines: opts.textLines, maxTables: opts.maxTables } });
-    this.log.write({ type: 'tool_start', at: this.log.now(), id: callId, name, args });
+    const { grids, ...display } = opts;
+    const card = openCard(this.sink, name, args, display);
     let r: ToolResult;
     try {
-      r = await this.rawCall(name, args, (p) => {
-        this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, progress: { done: p.progress, total: p.total, message: p.message } } } : it));
-      });
+      r = await this.call(name, args, (p) => card.progress(p));
     } catch (e) {
-      const aborted = this.abort?.signal.aborted;
-      const msg = aborted ? `${name} was cancelled` : (e as Error).message;
-      this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, status: aborted ? 'cancelled' : 'error', endedAt: Date.now(), error: msg } } : it));
-      this.log.write({ type: 'tool_end', at: this.log.now(), id: callId, name, status: aborted ? 'cancelled' : 'error', error: msg, ms: Date.now() - startedAt });
-      throw new StepFailed(msg);
+      card.end({ ok: false, text: (e as Error).message });
+      throw new StepFailed((e as Error).message);
     }
-    const endedAt = Date.now();
     if (!r.ok) {
-      const cancelled = this.abort?.signal.aborted ?? false;
-      this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, status: cancelled ? 'cancelled' : 'error', endedAt, error: r.text } } : it));
-      this.log.write({ type: 'tool_end', at: this.log.now(), id: callId, name, status: cancelled ? 'cancelled' : 'error', error: r.text, ms: endedAt - startedAt });
+      card.end({ ok: false, text: r.text });
       throw new StepFailed(r.text);
     }
-    let grids: Grid[] | undefined;
+    let drawn;
     try {
-      grids = opts.grids?.(r);
+      drawn = grids?.(r);
     } catch {
-      grids = undefined;
+      drawn = undefined;
     }
-    const shown = grids ?? gridsOf(r.data);
-    this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, status: 'done', endedAt, resultText: r.text, structured: r.data, grids } } : it));
-    this.log.write({ type: 'tool_end', at: this.log.now(), id: callId, name, status: 'done', result: r.text, structured: r.data, ms: endedAt - startedAt, grids: shown.length ? shown : undefined });
+    card.end({ ok: true, text: r.text, structured: r.data, grids: drawn });
     return r;
   }
 
-  /** A card for work that is not one MCP tool call (the suite): progress via the returned functions. */
-  startCard(name: string, args: Record<string, unknown>) {
-    const callId = uid('c');
-    const id = uid('t');
-    const startedAt = Date.now();
-    this.add({ kind: 'tool', id, call: { id: callId, name, args, status: 'running', startedAt } });
-    this.log.write({ type: 'tool_start', at: this.log.now(), id: callId, name, args });
-    return {
-      progress: (done: number, total: number, message: string) =>
-        this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, progress: { done, total, message } } } : it)),
-      end: (status: 'done' | 'error' | 'cancelled', text: string) => {
-        const endedAt = Date.now();
-        this.update(id, (it) => (it.kind === 'tool' ? { ...it, call: { ...it.call, status, endedAt, ...(status === 'done' ? { resultText: text } : { error: text }) } } : it));
-        this.log.write({ type: 'tool_end', at: this.log.now(), id: callId, name, status, ...(status === 'done' ? { result: text } : { error: text }), ms: endedAt - startedAt });
-      },
-    };
+  card(name: string, args: Record<string, unknown>): Card {
+    return openCard(this.sink, name, args);
+  }
+
+  async inProcess<T>(fn: (ctx: ToolContext) => Promise<T>): Promise<T> {
+    const ws = await this.conn.workspace;
+    const signal = this.signal;
+    return this.conn.shared.mutex.run(() => fn({ ...ws.ctx, signal }), signal);
   }
 
   /** The model changed (load_model): refresh the header. */

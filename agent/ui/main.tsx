@@ -49,9 +49,12 @@ export async function runChat(opts: ChatOptions): Promise<number> {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const conn = await connectInProcess({ model: opts.model, dataDir, threads: opts.threads, log, gate });
-  const link = linkAgent(conn, { llmModel: opts.llmModel, baseURL: opts.baseURL });
+  // The chat's one MCP toolbox over the connection's client: slash commands, the agent and /investigate
+  // all call through it. Loaded after the first frame (the LangChain adapters take seconds to import).
+  const toolbox = import('../mcp.ts').then(({ McpToolbox }) => McpToolbox.fromClient(conn.client, 'in-process NeuroScope MCP server'));
+  const link = linkAgent(toolbox, conn.dataDir, { llmModel: opts.llmModel, baseURL: opts.baseURL });
   let instance: ReturnType<typeof render> | null = null;
-  const ctl = new ChatController({ conn, agent: link.agent, investigator: link.investigate, llmLabel: link.label, transcriptsDir: opts.transcriptsDir });
+  const ctl = new ChatController({ conn, toolbox, agent: link.agent, investigator: link.investigate, llmLabel: link.label, transcriptsDir: opts.transcriptsDir });
   const historyFile = join(dataDir, 'chat-history.jsonl');
   const history = loadHistory(historyFile);
   if (history.length >= HISTORY_MAX * 2) writeFileSync(historyFile, history.map((h) => JSON.stringify(h)).join('\n') + '\n');

@@ -19,6 +19,10 @@ export interface Grid {
   values: (number | null)[][];
   rowAxis?: string;
   colAxis?: string;
+  /** Where the grid sits in the tool's result ("grid", "matrix.grid"); absent for grids a command built. */
+  path?: string;
+  /** What the values are ("normalised effects"), for the colour legend; from the tool's output schema. */
+  value?: string;
   /** Fixed scale ends (e.g. 0 and 1 for probabilities). */
   min?: number;
   max?: number;
@@ -36,7 +40,7 @@ export interface ResultView {
 export function displayGrid(path: string, g: OutputGrid): Grid {
   const attention = g.rows.name === 'query' && g.cols.name === 'key';
   return {
-    title: `${path} (${g.rows.name} x ${g.cols.name})`,
+    title: `${path} (${g.rows.name} × ${g.cols.name})`, path,
     rowLabels: g.rows.labels, colLabels: g.cols.labels, values: g.values, rowAxis: g.rows.name, colAxis: g.cols.name,
     ...(attention ? { min: 0, max: 1 } : {}),
   };
@@ -66,12 +70,57 @@ export function resultView(structured: unknown): ResultView {
         view.grids.push(displayGrid(p.path, p.grid));
         break;
       case 'table':
-        view.tables.push({ title: p.path, columns: p.columns, rows: p.rows.map((r) => r.map(formatValue)) });
+        view.tables.push({ title: p.path, columns: p.columns, rows: formatColumns(p.rows) });
         break;
     }
   }
   return view;
 }
 
+/**
+ * Table cells for reading: a column of fractional numbers gets one number of decimals (at least 3,
+ * more when even its largest value is small): 1.225, -0.267, -0.002 rather than 1.22498, -0.26697,
+ * -0.00171678. The typed result and the session log keep full precision.
+ */
+export function formatColumns(rows: unknown[][]): string[][] {
+  const width = Math.max(0, ...rows.map((r) => r.length));
+  const decimals = Array.from({ length: width }, (_, c) => {
+    const xs = rows.map((r) => r[c]).filter((x) => x !== null && x !== undefined);
+    if (!xs.length || !xs.every((x) => typeof x === 'number' && Number.isFinite(x)) || xs.every((x) => Number.isInteger(x))) return null;
+    const max = Math.max(...xs.map((x) => Math.abs(x as number)));
+    if (max === 0) return 0;
+    return max >= 100 ? 1 : Math.min(6, Math.max(3, 2 - Math.floor(Math.log10(max))));
+  });
+  return rows.map((r) => r.map((x, c) => {
+    const d = decimals[c];
+    if (d === null || typeof x !== 'number') return formatValue(x);
+    const t = x.toFixed(d);
+    return /^-0\.?0*$/.test(t) ? t.slice(1) : t;
+  }));
+}
+
 /** Every grid of a typed result, as heatmaps. */
 export const gridsOf = (structured: unknown): Grid[] => resultView(structured).grids;
+
+/**
+ * What the field at `path` of a tool's result holds, from its output schema (JSON Schema, as MCP
+ * lists it): the first clause of the field's description ("normalised effects (patched - ...": "normalised effects").
+ */
+export function fieldName(schema: unknown, path: string): string | undefined {
+  let node = schema as { type?: string; properties?: Record<string, unknown>; items?: unknown; description?: string } | undefined;
+  for (const seg of path.split('.')) {
+    while (node?.type === 'array') node = node.items as typeof node;
+    if (/^\d+$/.test(seg)) continue;
+    node = node?.properties?.[seg] as typeof node;
+  }
+  const d = node?.description?.split(/ \(|[;:,]\s/)[0].trim();
+  return d || undefined;
+}
+
+/** A grid titled for a reader: the tool, what the values are, and the axes ("patch_activations: normalised effects (layer × head)"). */
+export function titledGrid(g: Grid, tool: string, schema?: unknown): Grid {
+  if (g.path === undefined || g.title.startsWith(`${tool}: `)) return g;
+  const what = g.value ?? fieldName(schema, g.path);
+  if (!what) return { ...g, title: `${tool}: ${g.title}` };
+  return { ...g, value: what, title: `${tool}: ${what}${g.rowAxis && g.colAxis ? ` (${g.rowAxis} × ${g.colAxis})` : ''}` };
+}

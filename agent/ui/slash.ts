@@ -2,10 +2,11 @@
 // built-in model (its own IOI, induction, sentiment and domain prompts), so `/patch` alone shows the
 // IOI head-patching heatmap. Bad arguments get a message that says what to write instead.
 import { LIMITS } from '../../tools/limits.ts';
+import { closestName } from '../../tools/names.ts';
 import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '../../tools/prompt-sets.ts';
 import { inductionPatchingSet, loadSuitePrompts, type SuitePrompts } from '../../tools/suite/prompts.ts';
 import { ArgError, checkKeys, int, intList, numList, parseArgs, stringList, type ParsedArgs } from './args.ts';
-import type { ChatController, ToolResult } from './controller.ts';
+import type { CommandHost, ToolResult } from './host.ts';
 import { displayGrid, gridsOf, type Grid } from './results.ts';
 
 export interface SlashCommand {
@@ -15,10 +16,10 @@ export interface SlashCommand {
   summary: string;
   /** Argument keys it takes (key=value). */
   keys?: readonly string[];
-  run: (ctl: ChatController, args: ParsedArgs, rest: string) => Promise<void>;
+  run: (ctl: CommandHost, args: ParsedArgs, rest: string) => Promise<void>;
 }
 
-async function prompts(ctl: ChatController): Promise<SuitePrompts> {
+async function prompts(ctl: CommandHost): Promise<SuitePrompts> {
   const info = await ctl.modelInfo();
   try {
     return loadSuitePrompts(info.dir);
@@ -37,7 +38,7 @@ function ioiGroup(p: SuitePrompts, n = 12): TaskExample[] {
 const POSITIONAL_SITES = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'];
 
 /** Replaces P<i> column labels by "i:token" from the prompt's tokens. */
-async function tokenLabels(ctl: ChatController, prompt: string): Promise<string[] | null> {
+async function tokenLabels(ctl: CommandHost, prompt: string): Promise<string[] | null> {
   const r = await ctl.quietTool('tokenize', { text: prompt });
   if (!r.ok) return null;
   return (r.data.tokens as { text: string }[]).map((t) => t.text);
@@ -62,7 +63,7 @@ function topSites(r: ToolResult, n: number): string[] {
 
 const PATCH_KEYS = ['site', 'clean', 'corrupted', 'target', 'distractor', 'metric', 'layers', 'heads', 'positions', 'perPosition', 'experts', 'neurons', 'corruption', 'n', 'task', 'mode', 'maxBatch'] as const;
 
-async function patch(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function patch(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('patch', n, PATCH_KEYS);
   const site = String(n.site ?? a.positional[0] ?? 'head');
@@ -108,7 +109,7 @@ async function patch(ctl: ChatController, a: ParsedArgs): Promise<void> {
 
 const ABLATE_KEYS = ['components', 'method', 'prompts', 'target', 'distractor', 'metric', 'reference', 'expertMode', 'each', 'seed', 'n'] as const;
 
-async function ablate(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function ablate(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('ablate', n, ABLATE_KEYS);
   const args: Record<string, unknown> = {};
@@ -136,7 +137,7 @@ async function ablate(ctl: ChatController, a: ParsedArgs): Promise<void> {
 
 const STEER_KEYS = ['layer', 'layers', 'prompts', 'target', 'distractor', 'positive', 'negative', 'vector', 'coefficients', 'modes', 'hook', 'window', 'generateTokens', 'metric', 'saveAs'] as const;
 
-async function steer(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function steer(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('steer', n, STEER_KEYS);
   const info = await ctl.modelInfo();
@@ -180,7 +181,7 @@ async function steer(ctl: ChatController, a: ParsedArgs): Promise<void> {
 
 const PROBE_KEYS = ['hook', 'layers', 'position', 'classes', 'examples', 'name', 'folds', 'l2'] as const;
 
-async function probe(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function probe(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('probe', n, PROBE_KEYS);
   const args: Record<string, unknown> = {};
@@ -208,7 +209,7 @@ async function probe(ctl: ChatController, a: ParsedArgs): Promise<void> {
 
 const LENS_KEYS = ['prompts', 'target', 'position', 'layers', 'residMid', 'embed', 'topK', 'n'] as const;
 
-async function lens(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function lens(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('lens', n, LENS_KEYS);
   const args: Record<string, unknown> = {};
@@ -233,42 +234,46 @@ function lensGrid(r: ToolResult): Grid[] | undefined {
 
 const ATTN_KEYS = ['head', 'prompt', 'prompts', 'layers', 'heads', 'tokens'] as const;
 
-async function attn(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function attn(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('attn', n, ATTN_KEYS);
   let list: string[];
+  /** Where each role's prompts start (default prompts): a head's pattern is drawn on a prompt where its role shows. */
+  let inductionFrom: number | null = null;
   if (n.prompts !== undefined) list = stringList(n.prompts, 'prompts');
   else if (n.prompt !== undefined) list = stringList(n.prompt, 'prompt');
   else {
     const p = await prompts(ctl);
     // IOI prompts for name-mover-like heads, induction prompts so induction heads can be scored.
-    list = [...ioiGroup(p, 6).map((e) => e.prompt), ...p.induction.slice(0, 6).map((e) => e.prompt)];
+    const ioi = ioiGroup(p, 6).map((e) => e.prompt);
+    list = [...ioi, ...p.induction.slice(0, 6).map((e) => e.prompt)];
+    inductionFrom = ioi.length;
   }
   const matrixTokens = n.tokens === undefined ? 16 : int(n.tokens, 'tokens');
   let head: string | undefined = n.head !== undefined ? String(n.head) : a.positional[0];
-  const base: Record<string, unknown> = { prompts: list, matrixTokens, maxPatternHeads: 0 };
+  const base: Record<string, unknown> = { prompts: list, matrixTokens, maxPatternHeads: 0, top: 8 };
   if (n.layers !== undefined) base.layers = intList(n.layers, 'layers');
-  if (n.heads !== undefined) base.heads = intList(n.heads, 'heads');
+  if (n.heads !== undefined) base.heads = /L\d/.test(String(n.heads)) ? stringList(n.heads, 'heads') : intList(n.heads, 'heads');
+  let patternPrompt = 0;
   if (head === undefined) {
     // Score every head first, then draw the strongest candidate's pattern.
     const r = await ctl.tool('attention_patterns', base, { tableRows: 8 });
-    head = firstCandidate(r);
-    if (!head) {
+    const first = (r.data.candidates as { head: string; roles: { role: string }[] }[])[0];
+    if (!first) {
       ctl.note('No head stands out on these prompts; pick one with /attn head=L1.H0.');
       return;
     }
+    head = first.head;
+    // An induction or duplicate-token head shows its role on repeated text, not on an IOI prompt.
+    if (inductionFrom !== null && ['induction', 'duplicate_token'].includes(first.roles[0].role)) patternPrompt = inductionFrom;
   }
   if (!/^L\d+\.H\d+$/.test(head)) throw new ArgError(`head must look like L1.H0 (layer and head), got "${head}"`);
-  await ctl.tool('attention_patterns', { ...base, head, layers: [Number(/^L(\d+)/.exec(head)![1])], heads: [Number(/H(\d+)$/.exec(head)![1])] }, { tableRows: 0, textLines: 0 });
-}
-
-function firstCandidate(r: ToolResult): string | undefined {
-  return (r.data.candidates as { head: string }[])[0]?.head;
+  await ctl.tool('attention_patterns', { prompts: list, matrixTokens, maxPatternHeads: 0, head, heads: [head], patternPrompt }, { tableRows: 0, textLines: 0 });
 }
 
 const CAPTURE_KEYS = ['prompt', 'prompts', 'hooks', 'positions', 'components'] as const;
 
-async function capture(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function capture(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   const n = a.named;
   checkKeys('capture', n, CAPTURE_KEYS);
   let list: string[];
@@ -305,7 +310,7 @@ function normGrid(r: ToolResult, tokens: string[] | null): Grid[] | undefined {
   return [{ min: finite.reduce((a, b) => Math.min(a, b), Infinity), max: finite.reduce((a, b) => Math.max(a, b), -Infinity), title: `residual stream norm (hook_resid_post${bin > 1 ? `; mean of ${bin} positions per column` : ''})`, rowLabels: layers.map((l) => `L${l}`), colLabels: positions.map((p) => (tokens?.[p] !== undefined ? `${p}:${tokens[p]}` : `P${p}`)), values, rowAxis: 'layer', colAxis: 'token' }];
 }
 
-async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
+async function suite(ctl: CommandHost, a: ParsedArgs): Promise<void> {
   checkKeys('suite', a.named, ['only', 'out']);
   const only = a.named.only !== undefined ? intList(a.named.only, 'only') : undefined;
   const info = await ctl.modelInfo();
@@ -313,30 +318,52 @@ async function suite(ctl: ChatController, a: ParsedArgs): Promise<void> {
   const { comparisonOpener } = await import('../../tools/suite/compare.ts');
   const { join, resolve } = await import('node:path');
   const outDir = a.named.out !== undefined ? resolve(String(a.named.out)) : suiteOutDir(info.modelId);
-  const ws = await ctl.conn.workspace;
-  const card = ctl.startCard('suite', { model: info.modelId, ...(only ? { only } : {}), out: outDir });
+  const card = ctl.card('suite', { model: info.modelId, ...(only ? { only } : {}), out: outDir });
   const signal = ctl.signal;
   try {
     // The suite runs the tools in process, queued with every MCP call on the shared model.
-    const r = await ctl.conn.shared.mutex.run(() => runSuite({
-      ctx: { ...ws.ctx, signal }, modelDir: info.dir, outDir, only,
-      openOther: comparisonOpener({ modelDir: info.dir, dataDir: ctl.conn.dataDir, signal }),
-      onStep: (e) => card.progress(e.experiment - 1, e.of, `${e.title}: ${e.message}`),
-    }), signal);
+    const r = await ctl.inProcess((ctx) => runSuite({
+      ctx, modelDir: info.dir, outDir, only,
+      openOther: comparisonOpener({ modelDir: info.dir, dataDir: info.dataDir, signal }),
+      onStep: (e) => card.progress({ progress: e.experiment - 1, total: e.of, message: `${e.title}: ${e.message}` }),
+    }));
     const summary = {
       outDir: r.outDir,
       index: join(r.outDir, 'index.md'),
       reports: r.reports.map((x) => ({ experiment: x.id, title: x.title, groundTruth: x.score ? `${x.score.ok}/${x.score.total}` : 'n/a', file: x.file })),
     };
-    card.end('done', JSON.stringify(summary, null, 2));
+    card.end({ ok: true, text: JSON.stringify(summary, null, 2), structured: summary });
     ctl.note(r.reports.map((x) => `**${x.id}. ${x.title}**${x.score ? ` (ground truth ${x.score.ok}/${x.score.total})` : ''}: ${x.conclusion}`).join('\n\n') + `\n\nReports: \`${join(r.outDir, 'index.md')}\``, 'success');
   } catch (e) {
-    card.end(signal.aborted ? 'cancelled' : 'error', (e as Error).message);
+    card.end({ ok: false, text: (e as Error).message });
     throw e;
   }
 }
 
-function help(_ctl: ChatController, a: ParsedArgs): string {
+/** `/tool`: any MCP tool by name, with JSON or key=value arguments (what errors and the agent refer to). */
+async function anyTool(ctl: CommandHost, _a: ParsedArgs, rest: string): Promise<void> {
+  const m = /^\s*(\S*)\s*([\s\S]*)$/.exec(rest)!;
+  const tools = await ctl.tools();
+  if (!m[1]) {
+    ctl.note(['**Tools** (`/tool NAME {json}` or `/tool NAME key=value`):', '', ...tools.map((t) => `- \`${t.name}\`: ${t.description.split(/(?<=\.)\s/)[0]}`)].join('\n'));
+    return;
+  }
+  if (!tools.some((t) => t.name === m[1])) {
+    const near = closestName(m[1], tools.map((t) => t.name));
+    throw new ArgError(`no tool "${m[1]}"${near ? `; did you mean ${near}?` : ''} (/tool lists them)`);
+  }
+  let args: Record<string, unknown>;
+  if (m[2].trim().startsWith('{')) {
+    try {
+      args = JSON.parse(m[2]);
+    } catch (e) {
+      throw new ArgError(`the arguments are not valid JSON (${(e as Error).message}); write them as {"key": value} or key=value`);
+    }
+  } else args = parseArgs(m[2]).named;
+  await ctl.tool(m[1], args, { tableRows: 12 });
+}
+
+function help(_ctl: CommandHost, a: ParsedArgs): string {
   const which = a.positional[0]?.replace(/^\//, '');
   if (which) {
     const c = findCommand(which);
@@ -394,12 +421,13 @@ export const COMMANDS: SlashCommand[] = [
         await ctl.tool('list_findings', {}, { tableRows: 30 });
         return;
       }
-      const r = await ctl.client.readResource({ uri: `neuroscope://findings/${encodeURIComponent(name)}` }).catch((e: Error) => {
+      const text = await ctl.readResource(`neuroscope://findings/${encodeURIComponent(name)}`).catch((e: Error) => {
         throw new ArgError(`no finding "${name}": ${e.message.split('\n')[0].replace(/^(MCP error -?\d+: )+/, '')}`);
       });
-      ctl.note(r.contents.map((c) => ('text' in c ? String(c.text) : '')).join('\n'));
+      ctl.note(text);
     },
   },
+  { name: 'tool', usage: '[name] [{json} | key=value ...]', summary: 'call any research tool by name (alone: list the tools), e.g. /tool describe_store', run: anyTool },
   { name: 'suite', usage: '[only=1,3]', summary: 'run the standard experiments and write Markdown reports with plots', keys: ['only', 'out'], run: suite },
   {
     name: 'investigate', usage: '<question>', summary: 'the agent forms hypotheses, runs experiments and writes a finding; without an LLM the built-in protocol for the question runs',
@@ -423,7 +451,7 @@ export function findCommand(name: string): SlashCommand | undefined {
   return COMMANDS.find((c) => c.name === name || c.aliases?.includes(name));
 }
 
-export async function runSlash(ctl: ChatController, text: string): Promise<void> {
+export async function runSlash(ctl: CommandHost, text: string): Promise<void> {
   const m = /^\/(\S*)\s*([\s\S]*)$/.exec(text.trim())!;
   const name = m[1].toLowerCase();
   const rest = m[2];
@@ -433,6 +461,6 @@ export async function runSlash(ctl: ChatController, text: string): Promise<void>
     throw new ArgError(`unknown command /${name}${near.length ? `; did you mean ${near.join(' or ')}?` : ''} (/help lists the commands)`);
   }
   // Free-text commands take the rest of the line as it is.
-  const args = ['sql', 'investigate'].includes(cmd.name) ? { named: {}, positional: [] } : parseArgs(rest);
+  const args = ['sql', 'investigate', 'tool'].includes(cmd.name) ? { named: {}, positional: [] } : parseArgs(rest);
   await cmd.run(ctl, args, rest);
 }

@@ -97,5 +97,25 @@ for (const fixture of ['ref-a', 'ref-b'] as const) {
       const [a, b] = [await packed.run(batch, { logits: 'all' }), await float32.run(batch, { logits: 'all' })];
       expect(relErr(a.logits!.data, b.logits!.data)).toBeLessThan(1e-5);
     });
+
+    it('experts with 1, 2, 3 rows (one row per call) and 4 rows (one call) give the float32 path\'s logits', async () => {
+      const c = fixtureCases(fixture)[0];
+      for (const B of [1, 2, 3, 4]) {
+        // B copies of one token: each chosen expert gets exactly B rows.
+        const batch = Array.from({ length: B }, () => c.tokens.slice(0, 1));
+        const [a, b] = [await pairs.run(batch, { capture: ['blocks.*.mlp.hook_post'] }), await float32.run(batch, { capture: ['blocks.*.mlp.hook_post'] })];
+        expect(relErr(a.logits!.data, b.logits!.data), `B=${B}`).toBeLessThan(1e-5);
+        for (const [name, t] of b.cache) expect(relErr(a.cache.get(name)!.data, t.data), `${name} B=${B}`).toBeLessThanOrEqual(1e-4);
+      }
+    });
+
+    it('runs started together on one model (reused expert buffers) give what each gives alone', async () => {
+      const cases = fixtureCases(fixture);
+      const batches = [[cases[0].tokens], [cases[cases.length - 1].tokens, cases[0].tokens], [cases[0].tokens.slice(0, 3)]];
+      const alone: Awaited<ReturnType<typeof pairs.run>>[] = [];
+      for (const batch of batches) alone.push(await pairs.run(batch, { logits: 'all' }));
+      const together = await Promise.all(batches.map((batch) => pairs.run(batch, { logits: 'all' })));
+      together.forEach((r, i) => expect(Array.from(r.logits!.data)).toEqual(Array.from(alone[i].logits!.data)));
+    });
   });
 }

@@ -79,7 +79,8 @@ describe('result text rendering', () => {
     expect(out).toContain('grid (layer x position, 2 x 2):\n| layer \\\\ position | P0 | P1 |\n|---|---|---|\n| L0 | 1 | 0.358041 |\n| L1 | -0.25 | – |');
     // A one-row list of records is a table like any other.
     expect(out).toContain('top (1 row):\n| site | effect |\n|---|---|\n| L0 P0 | 1 |');
-    expect(out).toContain('… 56 more (120 in all; structuredContent.ids has all of them)');
+    // A long list of run ids is counted, with its ends and where all of them are.
+    expect(out).toContain('ids: 120 runs (run_0, run_1, … run_119); structuredContent.ids has all of them');
   });
   it('summarises long tables and grids with counts and where to read the rest, never cutting silently', () => {
     const big = renderResult({

@@ -1,5 +1,5 @@
 // The suite end to end on gpt-oss-tiny at a seed it was not developed on: every report written,
-// plots are SVG with data in them and a checked Vega-Lite spec, every scored conclusion matches the
+// plots are SVG with data in them, a checked Vega-Lite spec and a PNG rendering that is checked too, every scored conclusion matches the
 // planted ground truth, and after a second (partial) run into the same store and folder every
 // report's reproduce queries still return exactly its numbers and the index still lists every report.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -12,32 +12,8 @@ import { comparisonOpener } from '../../tools/suite/compare.ts';
 import { openWorkspace } from '../../tools/workspace.ts';
 import { ActivationStore } from '../../tools/store/index.ts';
 import { renderSvg } from '../../tools/suite/plots.ts';
+import { checkPlot, type Spec } from '../helpers/plot-check.ts';
 import type { SuiteResult } from '../../tools/suite/index.ts';
-
-type Enc = { field?: string; type?: string; title?: unknown; axis?: { tickMinStep?: number }; scale?: { scheme?: string }; legend?: { labelLimit?: number } };
-type Spec = { title?: string; data: { values: Record<string, unknown>[] }; encoding?: Record<string, Enc>; layer?: { encoding: Record<string, Enc> }[] };
-
-/** What a reader needs from a chart: named axes, integer ticks for counts, uncut legends, a colour scale that fits the data's signs. */
-function checkSpec(file: string, spec: Spec): void {
-  const encodings = [spec.encoding, ...(spec.layer ?? []).map((l) => l.encoding)].filter((e): e is Record<string, Enc> => !!e);
-  expect(spec.title, file).toBeTruthy();
-  const values = (f: string) => spec.data.values.map((d) => d[f]);
-  for (const enc of encodings.slice(0, 1)) {
-    for (const ch of ['x', 'y'] as const) {
-      expect(typeof enc[ch]?.title === 'string' && (enc[ch]!.title as string).length > 0, `${file}: ${ch} axis title`).toBe(true);
-      const xs = values(enc[ch]!.field!);
-      // Counts along x (layers, heads kept) get integer ticks; a y of shares may happen to be whole numbers.
-      if (ch === 'x' && enc.x!.type === 'quantitative' && xs.every((v) => Number.isInteger(v))) expect(enc.x!.axis?.tickMinStep, `${file}: integer x ticks`).toBe(1);
-    }
-    const c = enc.color;
-    if (c?.type === 'quantitative') {
-      const v = values(c.field!) as number[];
-      expect(c.scale?.scheme, `${file}: colour scale`).toBe(v.some((x) => x < 0) && v.some((x) => x > 0) ? 'redblue' : 'viridis');
-    } else if (c) {
-      expect(c.legend?.labelLimit, `${file}: legend labels uncut`).toBe(0);
-    }
-  }
-}
 
 /**
  * Runs every reproduce query of a suite run and compares its columns with the numbers the report
@@ -92,9 +68,11 @@ it('writes every report and index; plots hold data; conclusions match the plante
         expect(svg.startsWith('<svg')).toBe(true);
         expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
         expect((svg.match(/<path|<rect/g) ?? []).length).toBeGreaterThan(5);
-        expect(svg).not.toMatch(/NaN|Infinity/);
         const spec = JSON.parse(readFileSync(join(out, svgFile.replace(/\.svg$/, '.vl.json')), 'utf8'));
-        checkSpec(svgFile, spec);
+        // Spec, SVG and its PNG rendering checked as a reader looks at them; the suite wrote that PNG beside it.
+        const png = checkPlot(svgFile, svg, spec);
+        const written = readFileSync(join(out, svgFile.replace(/\.svg$/, '.png')));
+        expect([written.readUInt32BE(16), written.readUInt32BE(20)], `${svgFile}: PNG beside it`).toEqual([png.width, png.height]);
         // Vega numbers gradients per process (gradient_6); the drawing is otherwise the same.
         const drawing = (x: string) => x.replace(/gradient_\d+/g, 'gradient');
         expect(drawing(await renderSvg(spec)) === drawing(svg), `${svgFile} re-renders from its spec`).toBe(true);

@@ -83,7 +83,7 @@ describe('attention_patterns', () => {
   });
 
   it('returns one head as a labelled matrix and stores a row per head x role', async () => {
-    const r = await callTool(attentionTool, { prompts, head: 'L1.H2', matrixTokens: 6 }, ctx);
+    const r = await callTool(attentionTool, { prompts, head: 'L1.H2', matrixTokens: 6, top: 12 }, ctx);
     expect(r.patterns).toBeUndefined();
     expect(r.patternsOmitted).toMatch(/12 heads selected/);
     const m = r.matrix!;

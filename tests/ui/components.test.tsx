@@ -126,7 +126,8 @@ describe('tool results and cards', () => {
     // Role tables keep the role on every row; nested top lists stay in their row.
     const roles = resultView({ roles: [{ role: 'induction', baseline: 0.1, top: [{ head: 'L0.H6', score: 0.99 }] }] });
     expect(roles.tables[0].columns).toEqual(['role', 'baseline', 'top']);
-    expect(roles.tables[0].rows).toEqual([['induction', '0.1', '[{head: L0.H6, score: 0.99}]']]);
+    // A column of fractions gets one number of decimals.
+    expect(roles.tables[0].rows).toEqual([['induction', '0.100', '[{head: L0.H6, score: 0.99}]']]);
   });
 
   it('shows one-row and two-row tables like any other (a /findings with one finding, a /probe over two layers)', () => {

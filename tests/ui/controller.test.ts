@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { McpToolbox } from '../../agent/mcp.ts';
 import { readSession } from '../../agent/transcripts/session.ts';
 import { connectInProcess, type Connection } from '../../agent/ui/connect.ts';
 import { ChatController, type ChatItem } from '../../agent/ui/controller.ts';
@@ -17,7 +18,7 @@ let ctl: ChatController;
 
 beforeAll(async () => {
   conn = await connectInProcess({ dataDir: join(root, 'data'), threads: 1 });
-  ctl = new ChatController({ conn, transcriptsDir: join(root, 'transcripts') });
+  ctl = new ChatController({ conn, toolbox: McpToolbox.fromClient(conn.client, 'in-process'), transcriptsDir: join(root, 'transcripts') });
   await ctl.init();
 });
 
@@ -78,8 +79,35 @@ it('explains bad arguments, unknown commands and failed tools', async () => {
   expect(bad.error).toMatch(/site/);
   await ctl.submit('/sql DELETE FROM runs');
   expect(last('tool').call.status).toBe('error');
+  // A tool error that names a tool the chat has no command for says how to call it here.
+  await ctl.submit('/sql SELECT nope FROM runs');
+  expect(last('tool').call.error).toMatch(/Call describe_store[\s\S]*In the chat: \/tool describe_store \{…\} runs describe_store\.$/);
+  // A hook filter that matches nothing is an error naming the hook parts, not an empty table.
+  await ctl.submit('/hooks zzz');
+  expect(last('tool').call).toMatchObject({ name: 'list_hooks', status: 'error' });
+  expect(last('tool').call.error).toMatch(/no hook name contains "zzz"\. Hook names are blocks\.L\.<part> for layer L, with parts hook_resid_pre, .*attn\.hook_z, .*; and hook_embed/);
+  await ctl.submit('/hooks hook_resid_pots');
+  expect(last('tool').call.error).toContain('nearest: hook_resid_post');
   await ctl.submit('What does L3.H2 do?');
   expect(last('note').text).toContain('No language model is configured');
+  // Without an LLM, /investigate still works: the reply says so, with the question ready to paste.
+  expect(last('note').text).toContain('`/investigate What does L3.H2 do?`');
+  expect(last('note').text).toContain('IOI (indirect object identification), induction');
+});
+
+it('/tool lists and calls any tool; grids are titled by tool, value and axes', async () => {
+  await ctl.submit('/tool');
+  expect(last('note').text).toMatch(/- `describe_store`: Describe the activation store/);
+  await ctl.submit('/tool describe_stor');
+  expect(last('note').text).toContain('no tool "describe_stor"; did you mean describe_store?');
+  await ctl.submit('/tool list_hooks {"filter": "hook_z"}');
+  expect(last('tool').call).toMatchObject({ name: 'list_hooks', status: 'done', args: { filter: 'hook_z' } });
+  await ctl.submit('/tool path_patch senders=[0] receivers=["L1.H0"]');
+  expect(last('tool').call.status).not.toBe('running');
+  await ctl.submit('/patch');
+  const g = last('tool').call.grids![0];
+  expect(g.title).toBe('patch_activations: normalised effects (layer × head)');
+  expect(g.value).toBe('normalised effects');
 });
 
 it('shows one-row and two-row results: /findings with one finding, /probe over two layers', async () => {

@@ -112,6 +112,22 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   // A bad argument gets a clear message, not a crash.
   type('/patch layerz=1');
   await waitFor('the argument error', (x) => x.includes('/patch does not take "layerz"'));
+  // A hook filter that matches nothing says so and names the hook parts.
+  type('/hooks zzz');
+  await waitFor('the no-match error', (x) => x.includes('✗ list_hooks') && x.includes('no hook name contains "zzz"'));
+
+  // Narrowing the terminal while a card runs: the card is redrawn at the new width on a clean
+  // screen, with no fragments of the wider frame left in view.
+  type('/patch');
+  await waitFor('a running patch card', (x) => x.includes('⚙ patch_activations'));
+  tmux('resize-window', '-t', 'chat', '-x', '70', '-y', '50');
+  const visible = () => tmux('capture-pane', '-p', '-t', 'chat');
+  await waitFor('the redraw at 70 columns', () => visible().includes('Esc cancel') && visible().split('\n').every((l) => [...l].length <= 70));
+  s = visible();
+  expect(count(s, 'patch_activations  '), s).toBe(1);
+  s = await waitFor('the patch to finish', (x) => x.includes('● ready') && count(x, '✓ patch_activations') >= 3);
+  expect(count(visible(), '⚙ patch_activations')).toBe(0);
+  tmux('resize-window', '-t', 'chat', '-x', '120', '-y', '50');
 
   type('/export');
   s = await waitFor('the export', (x) => x.includes('Transcript written to'));
@@ -126,12 +142,14 @@ it.skipIf(!HAS_TMUX)('patch, ask the agent, export and quit in a real terminal; 
   expect(md).toContain('## 1. /patch');
   expect(md).toContain("## 2. Which head moves the indirect object's name?");
   expect(md).toContain('<summary>Tool call: <code>patch_activations</code> · done');
-  expect(count(md, '<details>')).toBe(2);
+  // Four tool cards: /patch, the agent's patch, /hooks zzz (failed), the /patch resized mid-job.
+  expect(count(md, '<details>')).toBe(4);
   expect(md).toContain(`The name mover is **${nameMover}**`);
   expect(md).toContain('| site | effect | value |');
   const plots = [...md.matchAll(/!\[[^\]]*\]\(([^)]+\.svg)\)/g)].map((m) => join(tdir, decodeURI(m[1])));
-  expect(plots.length).toBe(2);
+  expect(plots.length).toBe(3);
   for (const p of plots) expect(readFileSync(p, 'utf8').startsWith('<svg')).toBe(true);
+  expect(md).toContain('![patch_activations: normalised effects (layer × head)]');
 
   type('/quit');
   s = await waitFor('the exit', (x) => x.includes('[exited 0]'), 30_000);

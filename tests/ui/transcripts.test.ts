@@ -4,6 +4,7 @@
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkPlot } from '../helpers/plot-check.ts';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportSession, sessionConversation } from '../../agent/transcripts/export.ts';
 import { conversationPath, conversationsFromJson, importConversations } from '../../agent/transcripts/import.ts';
@@ -63,8 +64,8 @@ describe('sessions', () => {
     expect(md).toContain('<details>\n<summary>Tool call: <code>patch_activations</code> · done · 4.3 s</summary>');
     expect(md).toContain('"site": "head"');
     expect(md).toContain('- experimentId: `exp_abc123`');
-    expect(md).toContain('grid (layer x head):\n\n| layer \\\\ head | H0 | H1 | H2 |\n|---|---|---|---|\n| L0 | 0 | 0.1 | 0 |\n| L1 | 0 | 0 | 0.95 |');
-    expect(md).toContain('top (2 rows):\n\n| site | effect | value |\n|---|---|---|\n| L1.H2 | 0.95 | 9.3 |');
+    expect(md).toContain('patch_activations: grid (layer × head):\n\n| layer \\\\ head | H0 | H1 | H2 |\n|---|---|---|---|\n| L0 | 0 | 0.1 | 0 |\n| L1 | 0 | 0 | 0.95 |');
+    expect(md).toContain('top (2 rows):\n\n| site | effect | value |\n|---|---|---|\n| L1.H2 | 0.950 | 9.300 |');
     expect(md).toContain('**Error**');
     expect(md).toContain('ablate: components must be heads');
     expect(md).toContain('The name mover is **L1.H2**');
@@ -74,6 +75,11 @@ describe('sessions', () => {
     expect(plot).not.toBeNull();
     const svg = readFileSync(join(out, decodeURI(plot![1])), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
+    // The plot as a reader sees it: its spec written beside it, rendered to PNG and checked.
+    const spec = JSON.parse(readFileSync(join(out, decodeURI(plot![1]).replace(/\.svg$/, '.vl.json')), 'utf8'));
+    expect(spec.title).toBe('patch_activations: grid (layer × head)');
+    expect(spec.layer[0].encoding.x.title).toBe('head');
+    checkPlot(plot![1], svg, spec);
     // Exporting again rewrites the same file.
     expect(await exportSession(log.file, { outDir: out })).toBe(file);
     // A bare name goes into the transcripts folder (as /help says), a path where it points.

@@ -9,6 +9,7 @@ import { entanglement } from './experiments/entanglement.ts';
 import { featureLocalisation } from './experiments/feature-localisation.ts';
 import { steering } from './experiments/steering.ts';
 import { sqlBlock, table } from './markdown.ts';
+import { renderPng } from './plots.ts';
 import { loadSuitePrompts } from './prompts.ts';
 import { NotRunnable } from './compare.ts';
 import { modelLabel } from '../workspace.ts';
@@ -141,6 +142,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       if (manifest) report.score = scoreReport(exp.slug, report, manifest, manifestOf(otherDir));
       for (const p of report.plots) {
         write(p.file, p.svg);
+        // A PNG beside it for viewers without SVG (about 30 ms a plot).
+        writeFileSync(join(opts.outDir, p.file.replace(/\.svg$/, '.png')), renderPng(p.svg).png);
         write(p.file.replace(/\.svg$/, '.vl.json'), `${JSON.stringify(p.spec, null, 2)}\n`);
       }
       write(file, reportMarkdown(report, modelName, storeFile));

@@ -1,5 +1,6 @@
 // Plots as SVG files, rendered headless from Vega-Lite specs (vega's SVG renderer needs no canvas).
 // Every chart names both axes; colour scales are diverging only when the data has both signs.
+import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { Plot } from './types.ts';
@@ -13,6 +14,12 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
+/** An SVG as a PNG (resvg, system fonts): what a reader's image viewer shows. Vega's SVGs paint their own white background. */
+export function renderPng(svg: string): { png: Buffer; width: number; height: number; pixels: Buffer } {
+  const img = new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render();
+  return { png: img.asPng(), width: img.width, height: img.height, pixels: img.pixels };
+}
+
 /** A plot file: the rendered SVG and the Vega-Lite spec it came from (written beside it as .vl.json). */
 export async function makePlot(file: string, title: string, spec: TopLevelSpec): Promise<Plot> {
   return { file, title, spec, svg: await renderSvg(spec) };
@@ -20,7 +27,7 @@ export async function makePlot(file: string, title: string, spec: TopLevelSpec):
 
 const base = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', background: 'white' } as const;
 /** Legends below the chart, labels never shortened ("shuffled-label control" was cut to "shuffled-label con…"). */
-const legend = { orient: 'bottom', direction: 'horizontal', labelLimit: 0, columns: 3 } as const;
+const legend = { orient: 'bottom', direction: 'horizontal', labelLimit: 0, titleLimit: 0, columns: 3 } as const;
 
 /** Colour for a quantitative field: diverging around 0 for signed data (patching effects), sequential otherwise (norms, attention). */
 export function colourScale(values: number[]): { scheme: string; domainMid?: number; reverse?: boolean; zero?: boolean } {
@@ -58,7 +65,8 @@ export function heatmap(title: string, rowLabels: string[], colLabels: string[],
     throw new Error(`heatmap "${title}": ${values.length} rows of values for ${rowLabels.length} row labels, or a row without ${colLabels.length} values`);
   }
   const scale = colourScale(values.flat());
-  const color = { field: 'value', type: 'quantitative', title: axes.valueTitle, scale };
+  // A colour legend's title is the value's name, never shortened ("logit-difference re…").
+  const color = { field: 'value', type: 'quantitative', title: axes.valueTitle, scale, legend: { titleLimit: 0 } };
   const y = { field: 'row', type: 'ordinal', sort: rowLabels, title: axes.rowTitle };
   const height = Math.max(60, rowLabels.length * 22);
   if (colLabels.length < MAX_LABELLED) {

@@ -1,8 +1,8 @@
 // The steps of the standard circuit experiments, written once: the suite (tools/suite/experiments)
 // and the agent's built-in protocols (agent/protocols) run these same functions, each through its
 // own ToolPort, and read the tools' typed results. Head sweeps go gradient-first: attribution
-// patching estimates every head from one forward and one backward, activation patching confirms,
-// and the two are compared (docs/gradients.md).
+// patching (AtP* with the QK fix, for saturated attention) estimates every head from one forward
+// and one backward, activation patching confirms, and the two are compared (docs/gradients.md).
 import { pearson } from '../linalg.ts';
 import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '../prompt-sets.ts';
 import { inductionPatchingSet } from './prompts.ts';
@@ -83,7 +83,7 @@ export const CONFIRM_ALL_HEADS = 512;
  * head (models up to CONFIRM_ALL_HEADS heads) or over the layers x heads of AtP's top k, and their agreement.
  */
 export async function attributeThenPatch(port: ToolPort, label: string, set: PatchingSet, k = TOP_K): Promise<AttributedPatching> {
-  const atp = await port.call(`${label}: attribution patching over every head (one forward and one backward)`, 'attribution_patch', { ...set, site: 'head' });
+  const atp = await port.call(`${label}: attribution patching over every head (one forward and one backward)`, 'attribution_patch', { ...set, site: 'head', qkFix: true });
   const cells = gridCells(atp.grid);
   const top = ranked(cells).slice(0, k);
   const only = cells.length > CONFIRM_ALL_HEADS
