@@ -77,7 +77,7 @@ export const attentionOutput = z.object({
   candidates: z.array(z.object({
     head: z.string(), roles: z.array(z.object({ role: z.enum(HEAD_ROLES), score: z.number(), baseline: z.number() })),
   })).describe('heads with at least one candidate role other than sink (at most top), best excess over the baseline first'),
-  inactive: z.array(z.string()).describe('heads that give at least 90% of their attention to the sink on average: their other role scores are null'),
+  inactive: z.array(z.string()).describe('heads that give at least 90% of their attention to the sink on average and reach 0.1 in no other role: their other role scores are null'),
   scores: z.array(HeadScores).describe('role scores of every selected head when at most top are selected; else of the heads named in roles and candidates'),
   scoresOmitted: z.string().optional().describe('how to read the scores not listed (SQL)'),
   patterns: z.object({
@@ -93,8 +93,9 @@ export type AttentionResult = z.infer<typeof attentionOutput>;
 
 const MAX_QUERY_PROMPTS = 64;
 const SINK = HEAD_ROLES.indexOf('sink');
-/** Mean sink mass from which a head counts as inactive. */
+/** A head is inactive when its mean sink mass is at least INACTIVE_SINK and no other role score reaches INACTIVE_ROLE. */
 const INACTIVE_SINK = 0.9;
+const INACTIVE_ROLE = 0.1;
 
 /**
  * The heads to score: layers x heads (indices), or a list of addresses like "L3.H4". Addresses are
@@ -159,7 +160,7 @@ function scoreHead(acc: Acc[], ids: number[], A: Float32Array, aOff: number, S: 
 
 export const attentionTool = defineTool({
   name: 'attention_patterns',
-  description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads (sink is not a candidate role; heads giving at least 90% of their attention to the sink are listed as inactive, with null role scores), one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Select heads as layers x heads, or as a list: {"heads": ["L3.H4", "L4.H5"]}. top limits the heads listed per role and the candidates; every score is in the store (one results row per head x role, experiment kind "attention_roles").',
+  description: 'Attention patterns and head roles: per-head patterns on one prompt (with the sink mass each query gives away), role scores for every head over all prompts (previous_token, induction, duplicate_token, attends_to_first, sink; each in [0, 1]), candidate roles per head ranked against the mean over heads (sink is not a candidate role; heads giving at least 90% of their attention to the sink with no role score reaching 0.1 are listed as inactive, with null role scores), one head as a small labelled matrix with a text heatmap, and with query (e.g. -1) where each selected head looks from that position on every prompt. Select heads as layers x heads, or as a list: {"heads": ["L3.H4", "L4.H5"]}. top limits the heads listed per role and the candidates; every score is in the store (one results row per head x role, experiment kind "attention_roles").',
   readsText: true,
   limits: { prompts: ['prompts'], sweep: { batch: ['prompts'], layers: ['layers'] } },
   input: attentionInput,
@@ -251,8 +252,12 @@ export const attentionTool = defineTool({
       const a = acc.get(`L${s.layer}.H${s.head}`)!;
       // A head that gives (almost) all its attention to the sink has no other role: its tiny, nearly
       // equal scores would otherwise read like a weak version of every role.
-      const sinkMass = a[SINK].n ? a[SINK].sum / a[SINK].n : 0;
-      const entries = HEAD_ROLES.map((role, i) => [role, a[i].n && (i === SINK || sinkMass < INACTIVE_SINK) ? a[i].sum / a[i].n : null] as const);
+      // A specialised head (e.g. duplicate-token: active only at the repeated name) also gives most of
+      // its attention to the sink on average, so it stays active when any role reaches INACTIVE_ROLE.
+      const raw = HEAD_ROLES.map((_, i) => (a[i].n ? a[i].sum / a[i].n : null));
+      const sinkMass = raw[SINK] ?? 0;
+      const inactive = sinkMass >= INACTIVE_SINK && raw.every((v, i) => i === SINK || v === null || v < INACTIVE_ROLE);
+      const entries = HEAD_ROLES.map((role, i) => [role, i === SINK || !inactive ? raw[i] : null] as const);
       return { head: `L${s.layer}.H${s.head}`, layer: s.layer, index: s.head, scores: Object.fromEntries(entries) as Record<HeadRole, number | null> };
     });
     const firstAcc = acc.get(scores[0].head)!;
@@ -291,7 +296,7 @@ export const attentionTool = defineTool({
     const listed = scores.length <= input.top ? scores : scores.filter((x) => named.has(x.head));
     return {
       experimentId, runIds, heads: scores.length, roles, candidates: shown,
-      inactive: scores.filter((x) => x.scores.sink !== null && x.scores.sink >= INACTIVE_SINK).map((x) => x.head),
+      inactive: scores.filter((x) => HEAD_ROLES.every((r) => r === 'sink' || x.scores[r] === null) && x.scores.sink !== null).map((x) => x.head),
       scores: listed,
       ...(listed.length < scores.length ? { scoresOmitted: `${listed.length} of ${scores.length} heads listed (those named in roles and candidates; top = ${input.top}); every score: SELECT site, extra->>'role' AS role, value FROM results WHERE experiment_id = '${experimentId}' ORDER BY site` } : {}),
       ...(patterns ? { patterns } : {}),

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { render } from 'ink';
 import React from 'react';
 import { TINY_SIZES, type TinySize } from '../../engine/tiny/index.ts';
+import { DEFAULT_MODEL } from '../../tools/defaults.ts';
 import { linkAgent } from './agent-link.ts';
 import { App } from './App.tsx';
 import { connectInProcess } from './connect.ts';
@@ -84,7 +85,7 @@ export async function runChat(opts: ChatOptions): Promise<number> {
   for (const sig of ['SIGHUP', 'SIGTERM'] as const) process.once(sig, onSignal);
   instance = render(<App controller={ctl} history={history} onHistory={onHistory} />, { exitOnCtrlC: false });
   // Open the model after the first frame is on screen (a first-use build of the built-in model takes a while).
-  const model = opts.model ?? 'tiny-s';
+  const model = opts.model ?? DEFAULT_MODEL;
   const building = TINY_SIZES.includes(model as TinySize) && !existsSync(join(dataDir, 'models', `${model}-seed0`, 'manifest.json'));
   const started = Date.now();
   if (building) ctl.note(`Building the built-in model **${model}** (first use only; a few seconds)…`);
