@@ -4,7 +4,7 @@ import { Box } from 'ink';
 import React, { useEffect, useState } from 'react';
 import { heatmapLines } from './Heatmap.tsx';
 import { Lines } from './Lines.tsx';
-import { renderMarkdown, renderTable } from './markdown.ts';
+import { columnsThatFit, renderMarkdown, renderTable } from './markdown.ts';
 import { resultView, type Grid } from './results.ts';
 import { truncate, wrapSpans, type Line } from './text.ts';
 
@@ -118,9 +118,13 @@ export function toolCardLines(call: ToolCallView, width: number, frame = 0, now 
   for (const t of tables.slice(0, maxTables)) {
     out.push([]);
     out.push([{ text: `${t.title} (${t.rows.length} row${t.rows.length === 1 ? '' : 's'})`, bold: true }]);
-    out.push(...renderTable(t.columns, t.rows.slice(0, rowsShown), width));
+    const shown = t.rows.slice(0, rowsShown);
+    const ncol = columnsThatFit(t.columns, shown, width);
+    out.push(...renderTable(t.columns.slice(0, ncol), shown.map((r) => r.slice(0, ncol)), width));
     const more = t.rows.length - rowsShown;
-    if (more > 0) out.push([{ text: `… ${more} more rows (/export writes the full table)`, dim: true }]);
+    const hidden = t.columns.slice(ncol);
+    const left = [more > 0 ? `${more} more rows` : '', hidden.length ? `${hidden.length} more column${hidden.length === 1 ? '' : 's'}: ${hidden.join(', ')}` : ''].filter(Boolean);
+    if (left.length) out.push(...wrapSpans([{ text: `… ${left.join('; ')} (/export writes the full table)`, dim: true }], width));
   }
   if (tables.length > maxTables) out.push([{ text: `… ${tables.length - maxTables} more tables (${tables.slice(maxTables, maxTables + 3).map((t) => t.title).join(', ')}${tables.length > maxTables + 3 ? ', …' : ''}) in the transcript`, dim: true }]);
   const maxLines = call.textLines ?? 14;

@@ -172,20 +172,45 @@ function splitRow(line: string): string[] {
 
 const isNumeric = (s: string) => /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?%?$/i.test(s.trim()) || /^-?(NaN|Inf|∞)$/.test(s.trim());
 
-/** A Markdown table laid out with box characters, columns shrunk to fit `width`. */
+const isNumericColumn = (rows: string[][], j: number) => rows.length > 0 && rows.every((r) => !r[j] || isNumeric(r[j]));
+const cellsWidth = (rows: string[][], j: number) => Math.max(1, ...rows.map((r) => lineWidth(inline(r[j] ?? '', {}))));
+/** The fewest cells a column may shrink to: a number is never cut (a cut number reads as another number). */
+const columnFloor = (header: string[], rows: string[][], j: number) =>
+  isNumericColumn(rows, j) ? Math.max(cellsWidth(rows, j), Math.min(lineWidth(inline(header[j] ?? '', {})), 8)) : 3;
+
+/**
+ * How many leading columns of a table fit in `width` with their numbers whole and their text cut to
+ * no fewer than 8 cells; the caller says which columns it left out.
+ */
+export function columnsThatFit(header: string[], rows: string[][], width: number): number {
+  let used = 1;
+  for (let j = 0; j < header.length; j++) {
+    const natural = Math.max(lineWidth(inline(header[j], {})), cellsWidth(rows, j));
+    const least = isNumericColumn(rows, j) ? columnFloor(header, rows, j) : Math.min(natural, 8);
+    if (j > 0 && used + least + 3 > width) return j;
+    used += least + 3;
+  }
+  return header.length;
+}
+
+/** A Markdown table laid out with box characters, columns shrunk to fit `width` (text before numbers). */
 export function renderTable(header: string[], rows: string[][], width: number, aligns: ('left' | 'right' | 'center' | null)[] = []): Line[] {
   const ncol = Math.max(header.length, ...rows.map((r) => r.length));
   const cellSpans = (s: string, bold = false) => inline(s, bold ? { bold: true } : {});
   const head = Array.from({ length: ncol }, (_, j) => cellSpans(header[j] ?? '', true));
   const body = rows.map((r) => Array.from({ length: ncol }, (_, j) => cellSpans(r[j] ?? '')));
   const natural = Array.from({ length: ncol }, (_, j) => Math.max(1, lineWidth(head[j]), ...body.map((r) => lineWidth(r[j]))));
-  const align = Array.from({ length: ncol }, (_, j) => aligns[j] ?? (rows.length && rows.every((r) => !r[j] || isNumeric(r[j])) ? 'right' : 'left'));
+  const align = Array.from({ length: ncol }, (_, j) => aligns[j] ?? (isNumericColumn(rows, j) ? 'right' : 'left'));
   // Borders: "│ a │ b │" = 3 * ncol + 1 cells besides the content.
   const budget = Math.max(ncol, width - (3 * ncol + 1));
   const widths = [...natural];
+  const floors = Array.from({ length: ncol }, (_, j) => Math.min(natural[j], columnFloor(header, rows, j)));
   let total = widths.reduce((a, b) => a + b, 0);
+  // Shrink the widest column that may still shrink; only when none may is a number cut.
   while (total > budget) {
-    const j = widths.indexOf(Math.max(...widths));
+    const open = widths.map((w, j) => (w > floors[j] ? w : -1));
+    let j = open.indexOf(Math.max(...open));
+    if (open[j] < 0) j = widths.indexOf(Math.max(...widths));
     if (widths[j] <= 3) break;
     widths[j]--;
     total--;

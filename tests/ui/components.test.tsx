@@ -142,6 +142,25 @@ describe('tool results and cards', () => {
     expect(two).toMatch(/│ +2 │ blocks\.2\.hook_resid_post +│ +0\.92/);
   });
 
+  it('keeps numbers whole in a narrow card and names the columns left out (/lens at 80 columns)', () => {
+    const row = (l: number, klToFinal: number, targetProb: number, top1: string) => ({
+      site: `L${l}.resid_post`, layer: l, kind: 'resid_post', klToFinal, top1AgreesWithFinal: l === 3 ? 1 : 0,
+      targetProb, targetRank: 132.9 - l, targetLogit: 0.069 * l, top1, top1Share: 0.5,
+    });
+    const structured = { experimentId: 'exp_l', aggregate: [row(0, 4.262, 0.003, '-'), row(3, 0, 0.801, 'Laura')] };
+    const lines = toolCardLines({ id: 'c3', name: 'logit_lens', args: {}, status: 'done', startedAt: 0, endedAt: 5, structured }, 76);
+    const text = linesText(lines);
+    expect(lines.every((l) => strWidth(l.map((s) => s.text).join('')) <= 76)).toBe(true);
+    // Every number shown is shown whole; before, "4.262" read "4.2…" and 0.003 read "0.0…".
+    expect(text).toMatch(/│ +4\.262 │/);
+    expect(text).toMatch(/│ +0\.003 │/);
+    expect(text).toMatch(/│ +132\.9 │/);
+    expect(text).not.toMatch(/\d…/);
+    expect(text.replace(/\s+/g, ' ')).toContain('… 3 more columns: targetLogit, top1, top1Share (/export writes the full table)');
+    // At 160 columns the whole table fits and nothing is said.
+    expect(linesText(toolCardLines({ id: 'c4', name: 'logit_lens', args: {}, status: 'done', startedAt: 0, endedAt: 5, structured }, 156))).not.toContain('more column');
+  });
+
   it('shows a spinner and progress bar while running, then the heatmap and top rows', async () => {
     const call: ToolCallView = {
       id: 'c1', name: 'patch_activations', status: 'running', startedAt: Date.now(),
