@@ -212,7 +212,7 @@ export function buildInvestigationGraph(d: GraphDeps, checkpointer: BaseCheckpoi
       maxResultChars: d.maxResultChars,
       onToolStart: (e) => d.emit({ type: 'tool-start', ...e }),
       onToolRefused: (e) => d.emit({ type: 'tool-refused', ...e }),
-      onToolEnd: (e) => d.emit({ type: 'tool-end', id: e.id, name: e.name, ok: e.ok, ms: e.ms, text: e.text, experimentIds: e.experimentIds, runIds: e.runIds }),
+      onToolEnd: (e) => d.emit({ type: 'tool-end', id: e.id, name: e.name, ok: e.ok, ms: e.ms, text: e.text, experimentIds: e.experimentIds, runIds: e.runIds, structured: e.structured }),
       onProgress: (e) => d.emit({ type: 'progress', ...e }),
     });
     if (exec.aborted) throw d.signal?.reason ?? new DOMException('aborted', 'AbortError');

@@ -146,7 +146,7 @@ export async function investigate(o: InvestigateOptions): Promise<InvestigationR
         step: (message) => emit({ type: 'step', step: phenomenon, message }),
         handlers: {
           onToolStart: (e) => emit({ type: 'tool-start', ...e }),
-          onToolEnd: (e) => emit({ type: 'tool-end', id: e.id, name: e.name, ok: e.ok, ms: e.ms, text: e.text, experimentIds: e.experimentIds, runIds: e.runIds }),
+          onToolEnd: (e) => emit({ type: 'tool-end', id: e.id, name: e.name, ok: e.ok, ms: e.ms, text: e.text, experimentIds: e.experimentIds, runIds: e.runIds, structured: e.structured }),
           onProgress: (e) => emit({ type: 'progress', ...e }),
         },
       });

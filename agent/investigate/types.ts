@@ -87,7 +87,7 @@ export type InvestigationEvent =
   | { type: 'started'; id: string; resumed: boolean }
   | { type: 'tool-start'; id: string; name: string; args: Record<string, unknown> }
   | { type: 'tool-refused'; id: string; name: string; reason: string }
-  | { type: 'tool-end'; id: string; name: string; ok: boolean; ms: number; text: string; experimentIds: string[]; runIds: string[] }
+  | { type: 'tool-end'; id: string; name: string; ok: boolean; ms: number; text: string; experimentIds: string[]; runIds: string[]; structured?: Record<string, unknown> | null }
   | { type: 'progress'; id: string; name: string; progress: number; total?: number; message?: string }
   | { type: 'analysis'; n: number; verdict: Verdict; result: string }
   | { type: 'finding'; name: string; uri?: string }

@@ -84,7 +84,7 @@ export class Recorder {
       if (e instanceof McpToolError) h?.onToolEnd?.({ id, name: tool, args, ok: false, text: e.message, ms: 0, experimentIds: [], runIds: [] });
       throw e;
     });
-    h?.onToolEnd?.({ id, name: tool, args, ok: true, text: r.text, ms: r.outcome.ms, experimentIds: r.outcome.experimentIds, runIds: r.outcome.runIds });
+    h?.onToolEnd?.({ id, name: tool, args, ok: true, text: r.text, ms: r.outcome.ms, experimentIds: r.outcome.experimentIds, runIds: r.outcome.runIds, structured: r.data });
     const data = r.data;
     const runIds = flatRunIds(data.runIds);
     return { data, text: r.text, experimentId: typeof data.experimentId === 'string' ? data.experimentId : null, runIds: runIds.length ? runIds : r.outcome.runIds };

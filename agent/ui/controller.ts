@@ -305,7 +305,7 @@ export class ChatController implements CommandHost {
             case 'design': this.note(`_Plan:_ ${e.plan}`); break;
             case 'tool-start': h.onToolStart?.({ id: e.id, name: e.name, args: e.args }); break;
             case 'progress': h.onProgress?.({ id: e.id, progress: e.progress, total: e.total, message: e.message }); break;
-            case 'tool-end': h.onToolEnd?.({ id: e.id, name: e.name, result: e.ok ? e.text : undefined, error: e.ok ? undefined : e.text, isError: !e.ok }); break;
+            case 'tool-end': h.onToolEnd?.({ id: e.id, name: e.name, result: e.ok ? e.text : undefined, error: e.ok ? undefined : e.text, isError: !e.ok, structured: e.structured ?? undefined }); break;
             case 'analysis': this.note(`**Verdict ${e.n}: ${e.verdict}.** ${e.result}`, e.verdict === 'supported' ? 'success' : 'info'); break;
             case 'finding': this.note(`Finding written: \`${e.name}\`${e.uri ? ` (${e.uri})` : ''}`, 'success'); break;
             case 'decision': this.note(`_Decision:_ ${e.decision}${e.reason ? ` (${e.reason})` : ''}`); break;

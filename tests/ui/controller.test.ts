@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { investigate } from '../../agent/investigate/index.ts';
 import { McpToolbox } from '../../agent/mcp.ts';
 import { readSession } from '../../agent/transcripts/session.ts';
 import { connectInProcess, type Connection } from '../../agent/ui/connect.ts';
@@ -173,4 +174,22 @@ it('/capture of a long prompt draws every layer and position: positions averaged
   expect(g.colLabels).toHaveLength(480);
   expect(g.values.flat().every((v) => v !== null && Number.isFinite(v))).toBe(true);
   expect(g.max!).toBeGreaterThan(g.min!);
+}, 120_000);
+
+it('/investigate without an LLM shows each protocol call as a card with its typed result (heatmaps and tables, not the text channel)', async () => {
+  const toolbox = await McpToolbox.fromClient(conn.client, 'in-process');
+  const inv = new ChatController({
+    conn, toolbox, transcriptsDir: join(root, 'transcripts'),
+    investigator: (question, o) => investigate({ question, toolbox, dataDir: conn.dataDir, llm: null, signal: o.signal, onEvent: o.onEvent }),
+  });
+  await inv.init();
+  await inv.submit('/investigate Which heads carry IOI?');
+  const cards = inv.getSnapshot().items.filter((i): i is Extract<ChatItem, { kind: 'tool' }> => i.kind === 'tool').map((i) => i.call);
+  expect(cards.length).toBeGreaterThanOrEqual(5);
+  expect(cards.every((c) => c.status === 'done' && c.structured !== undefined)).toBe(true);
+  // Before, these cards printed the text channel at 80 columns: every run id's SQL and "grid (layer x head, 4 x 8):" with no grid.
+  const heads = cards.find((c) => c.name === 'patch_activations' && (c.args as { site?: string }).site === 'head')!;
+  const text = linesText(toolCardLines(heads, 76));
+  expect(text).toContain('layer ↓ H0 H1 H2');
+  expect(text).not.toContain('each with its prompt');
 }, 120_000);
