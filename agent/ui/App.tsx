@@ -17,9 +17,10 @@ export function Header({ status, width }: { status: ChatStatus; width: number })
   return (
     <Box borderStyle="round" borderColor="magenta" flexDirection="column" paddingX={1} width={Math.max(20, Math.min(width, 100))}>
       <Text><Text bold color="magentaBright">NeuroScope</Text><Text dimColor> · mechanistic interpretability of gpt-oss</Text></Text>
-      <Text wrap="truncate-end"><Text color="cyan">model </Text>{workspaceText(status)}</Text>
+      {/* The model's error and the LLM line (how to configure one) wrap: their ends are what to do. */}
+      <Box><Text color="cyan">model </Text><Text>{workspaceText(status)}</Text></Box>
       <Text wrap="truncate-end"><Text color="cyan">store </Text>{status.store}</Text>
-      <Text wrap="truncate-end"><Text color="cyan">LLM   </Text>{status.llm}</Text>
+      <Box><Text color="cyan">LLM   </Text><Text>{status.llm}</Text></Box>
       <Text wrap="truncate-end" dimColor>session {status.session} · /help for commands · /patch to start</Text>
     </Box>
   );

@@ -4,7 +4,8 @@ import { Text } from 'ink';
 import { render } from 'ink-testing-library';
 import React from 'react';
 import { describe, expect, it } from 'vitest';
-import { StatusLine } from '../../agent/ui/App.tsx';
+import { Header, StatusLine } from '../../agent/ui/App.tsx';
+import { NO_LLM_LABEL } from '../../agent/ui/agent-link.ts';
 import { ArgError, parseArgs, tokenize } from '../../agent/ui/args.ts';
 import type { ChatStatus } from '../../agent/ui/controller.ts';
 import { Heatmap, heatmapLines } from '../../agent/ui/Heatmap.tsx';
@@ -285,6 +286,16 @@ describe('slash-command arguments', () => {
     expect(() => parseArgs('layers=[0,')).toThrow(/unclosed bracket/);
     expect(() => parseArgs('site=')).toThrow(/has no value/);
     expect(() => parseArgs('n=1 n=2')).toThrow(/twice/);
+  });
+});
+
+describe('header', () => {
+  it('wraps the LLM line at 80 columns so how to configure one stays in view', () => {
+    const status: ChatStatus = { model: 'tiny-s-seed0', modelDir: null, workspace: 'ready', store: '/d', llm: NO_LLM_LABEL, session: 's', busy: null };
+    const frame = plain(render(<Header status={status} width={80} />).lastFrame());
+    expect(frame.split('\n').every((l) => strWidth(l) <= 80)).toBe(true);
+    // Before, the line ended "(set OPENAI_API_KEY or OPENAI_BASE_URL to …".
+    expect(frame.replace(/[│\s]+/g, ' ')).toContain('(set OPENAI_API_KEY or OPENAI_BASE_URL to chat)');
   });
 });
 
