@@ -18,9 +18,9 @@ export function Header({ status, width }: { status: ChatStatus; width: number })
     <Box borderStyle="round" borderColor="magenta" flexDirection="column" paddingX={1} width={Math.max(20, Math.min(width, 100))}>
       <Text><Text bold color="magentaBright">NeuroScope</Text><Text dimColor> · mechanistic interpretability of gpt-oss</Text></Text>
       {/* The model's error and the LLM line (how to configure one) wrap: their ends are what to do. */}
-      <Box><Text color="cyan">model </Text><Text>{workspaceText(status)}</Text></Box>
+      <Box><Box width={6} flexShrink={0}><Text color="cyan">model</Text></Box><Text>{workspaceText(status)}</Text></Box>
       <Text wrap="truncate-end"><Text color="cyan">store </Text>{status.store}</Text>
-      <Box><Text color="cyan">LLM   </Text><Text>{status.llm}</Text></Box>
+      <Box><Box width={6} flexShrink={0}><Text color="cyan">LLM</Text></Box><Text>{status.llm}</Text></Box>
       <Text wrap="truncate-end" dimColor>session {status.session} · /help for commands · /patch to start</Text>
     </Box>
   );
