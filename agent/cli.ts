@@ -137,7 +137,9 @@ const CHAT_HELP = `Commands:
   /export [file]             write the conversation as Markdown
   /reset                     forget the conversation
   /quit                      leave
-Anything else is a message to the agent.`;
+Anything else is a message to the agent.
+This is the line chat (for pipes and scripts); the terminal chat with /patch, /model, /capture, /suite
+and heatmaps is \`neuroscope start\` (npm start) on a terminal.`;
 
 export async function chatCommand(v: Values): Promise<number> {
   const llm = llmFromOptions(v);
@@ -188,7 +190,7 @@ export async function chatCommand(v: Values): Promise<number> {
           turn = new AbortController();
           const r = await investigate({ question: text.slice(13).trim(), toolbox, dataDir, llm, signal: turn.signal, onEvent: printer });
           console.log(`${r.message}${r.report ? `\nreport: ${r.report.path ?? r.report.name}` : ''}`);
-        } else if (text.startsWith('/')) err.write(`unknown command ${text.split(/\s/)[0]}; /help lists them\n`);
+        } else if (text.startsWith('/')) err.write(`unknown command ${text.split(/\s/)[0]} in the line chat; /help lists them (the terminal chat's commands are in \`neuroscope start\`)\n`);
         else {
           turn = new AbortController();
           const r = await session.send(text, {
