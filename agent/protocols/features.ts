@@ -1,6 +1,7 @@
 // Built-in protocols for features carried by experts, directions and neurons: the successor expert,
 // sentiment steering, and cross-domain entanglement.
 import { byLength } from '../../tools/prompt-sets.ts';
+import { sentimentSteering } from '../../tools/suite/steering-steps.ts';
 import { ablation, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder, type SqlScalar } from './common.ts';
 
 export interface Arch {
@@ -59,56 +60,29 @@ export async function successorProtocol(env: ProtocolEnv, rec: Recorder, arch: A
 }
 
 export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: Arch): Promise<ProtocolReport> {
-  const p = env.prompts;
-  // Negative contexts scored as logit(positive word) - logit(negative word): steering towards positive raises it.
-  const neg = p.sentiment.filter((_, i) => i % 2 === 1).slice(0, 6);
-  const base = { prompts: neg.map((e) => e.prompt), target: neg.map((e) => e.distractor), distractor: neg.map((e) => e.target), hook: 'resid_pre' as const };
-  const contrast = { positive: p.contrast.positive, negative: p.contrast.negative };
-  const sections = [`Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric: logit(positive continuation) - logit(negative continuation). Contrast vector: mean \`resid_pre\` over ${contrast.positive.length} positive minus ${contrast.negative.length} negative contexts.`];
-
-  const perLayer: { layer: number; shift: number; id: string | null }[] = [];
-  for (let layer = 0; layer < arch.layers; layer++) {
-    const r = await rec.experiment(`Sentiment: contrast vector at layer ${layer}, every token, coefficient 1`, 'steer', { ...base, vector: contrast, layer, coefficients: [1], modes: ['all'], generateTokens: 0 },
-      (d) => `shift ${num(d.rows[0]?.shift)}`);
-    perLayer.push({ layer, shift: r.data.rows[0]?.shift ?? Number.NaN, id: r.experimentId });
-  }
-  const best = perLayer.reduce((a, b) => (b.shift > a.shift ? b : a));
-  sections.push('', '### Which layer', mdTable(['layer', 'shift (coefficient 1, every token)', 'experiment'], perLayer.map((x) => [x.layer, x.shift, x.id])));
-
-  const coefficients = [0, 1, 2, 4];
-  const sweep = await rec.experiment(`Sentiment: coefficient sweep at layer ${best.layer}, last token vs window vs every token`, 'steer', { ...base, vector: contrast, layer: best.layer, coefficients, modes: ['last', 'window', 'all'], window: 3, generateTokens: 4 },
-    (d) => `base ${num(d.base)}`);
-  const rows = sweep.data.rows;
-  const at = (mode: string, c: number) => rows.find((r) => r.mode === mode && Number(r.coefficient) === c);
-  const top = coefficients[coefficients.length - 1];
-  sections.push('', `### Coefficient sweep at layer ${best.layer}`, mdTable(['coefficient', 'last token', 'last 3 tokens', 'every token'], coefficients.map((c) => [c, at('last', c)?.metric, at('window', c)?.metric, at('all', c)?.metric])));
-  const gens = Array.isArray(sweep.data.generations) ? sweep.data.generations as { prompt: string; unsteered: string; steered: Record<string, string> }[] : [];
+  // The steps are the suite's experiment 3 (tools/suite/steering-steps.ts), called over MCP.
+  const st = await sentimentSteering(rec.port(), env.prompts, arch.layers);
+  const { prompts: neg, perLayer, best, coefficients, top, sweep, at, shiftAll, shiftLast, controlShift, flipped } = st;
+  const sections = [`Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric: logit(positive continuation) - logit(negative continuation). Contrast vector: mean \`resid_pre\` over ${env.prompts.contrast.positive.length} positive minus ${env.prompts.contrast.negative.length} negative contexts.`];
+  sections.push('', '### Which layer', mdTable(['layer', 'shift (coefficient 1, every token)', 'experiment'], perLayer.map((x) => [x.layer, x.shift, x.experimentId])));
+  sections.push('', `### Coefficient sweep at layer ${best.layer}`, mdTable(['coefficient', 'last token', 'last 3 tokens', 'every token'], coefficients.map((c) => [c, at('last', c).metric, at('window', c).metric, at('all', c).metric])));
+  const gens = sweep.generations;
   if (gens.length) {
-    const keys = Object.keys(gens[0].steered ?? {});
-    sections.push('', 'Greedy generations:', '', mdTable(['prompt', 'unsteered', ...keys], gens.map((g) => [g.prompt, g.unsteered, ...keys.map((k) => g.steered?.[k])])));
+    const keys = Object.keys(gens[0].steered);
+    sections.push('', 'Greedy generations:', '', mdTable(['prompt', 'unsteered', ...keys], gens.map((g) => [g.prompt, g.unsteered, ...keys.map((k) => g.steered[k])])));
   }
-
-  // Control: the same construction with the labels shuffled (half of each class on each side).
-  const half = (xs: string[], k: 0 | 1) => xs.filter((_, i) => i % 2 === k);
-  const shuffled = { positive: [...half(contrast.positive, 0), ...half(contrast.negative, 0)], negative: [...half(contrast.positive, 1), ...half(contrast.negative, 1)] };
-  const ctrl = await rec.experiment(`Sentiment control: shuffled-label contrast at layer ${best.layer}`, 'steer', { ...base, vector: shuffled, layer: best.layer, coefficients: [top], modes: ['all'], generateTokens: 0 },
-    (d) => `shift ${num(d.rows[0]?.shift)}`);
-  const ctrlShift = ctrl.data.rows[0]?.shift ?? Number.NaN;
-  const shiftAll = Number(at('all', top)?.shift);
-  const shiftLast = Number(at('last', top)?.shift);
-  const flipped = Number(sweep.data.base) < 0 && Number(at('all', top)?.metric) > 0;
-  sections.push('', '### Control', `A contrast vector built the same way from shuffled labels moves the metric by ${num(ctrlShift)} at coefficient ${top} on every token (experiment \`${ctrl.experimentId}\`), against ${num(shiftAll)} for the sentiment contrast.`);
+  sections.push('', '### Control', `A contrast vector built the same way from shuffled labels moves the metric by ${num(controlShift)} at coefficient ${top} on every token (experiment \`${st.control.experimentId}\`), against ${num(shiftAll)} for the sentiment contrast.`);
 
   return {
     phenomenon: 'sentiment',
     title: 'Sentiment steering: one token vs every token',
     question: 'Does a sentiment direction steer the model, at which layer, and does steering every token beat steering one?',
     hypothesis: 'Sentiment is a direction in the residual stream that a later head averages over the context; adding it at every token moves the answer much more than at the last token alone.',
-    method: 'Contrast vector (positive minus negative contexts) added to the residual stream entering each layer; the best layer swept over coefficients at the last token, the last 3 tokens and every token; a shuffled-label contrast as control.',
+    method: 'Contrast vector (positive minus negative contexts) added to the residual stream entering each layer; the best layer swept over coefficients at the last token, the last 3 tokens and every token; a shuffled-label contrast as control (the suite\'s experiment 3, same steps).',
     body: sections.join('\n'),
-    conclusion: `Steering works best entering layer ${best.layer} (shift ${num(best.shift)} at coefficient 1). At coefficient ${top}, every-token steering shifts the logit difference by ${num(shiftAll)} against ${num(shiftLast)} for the last token alone (\`${sweep.experimentId}\`)${flipped ? ', and flips the answer from negative to positive' : ''}; a shuffled-label control vector shifts it by ${num(ctrlShift)} (\`${ctrl.experimentId}\`).`,
+    conclusion: `Steering works best entering layer ${best.layer} (shift ${num(best.shift)} at coefficient 1). At coefficient ${top}, every-token steering shifts the logit difference by ${num(shiftAll)} against ${num(shiftLast)} for the last token alone (\`${sweep.experimentId}\`)${flipped ? ', and flips the answer from negative to positive' : ''}; a shuffled-label control vector shifts it by ${num(controlShift)} (\`${st.control.experimentId}\`).`,
     caveats: [`${neg.length} negative prompts; steering towards negative was not measured.`, 'The layer was chosen on the same prompts the sweep reports (no held-out set).'],
-    found: { layer: best.layer, shiftAll, shiftLast, controlShift: ctrlShift, flipped },
+    found: { layer: best.layer, shiftAll, shiftLast, controlShift, flipped },
     experiments: rec.experiments,
     sql: rec.sql,
   };
