@@ -1,6 +1,7 @@
 // Built-in protocols for features carried by experts, directions and neurons: the successor expert,
 // sentiment steering, and cross-domain entanglement.
 import { byLength } from '../../tools/prompt-sets.ts';
+import { domainNeighbours, domainNeurons } from '../../tools/suite/entanglement-steps.ts';
 import { sentimentSteering } from '../../tools/suite/steering-steps.ts';
 import { ablation, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder, type SqlScalar } from './common.ts';
 
@@ -90,41 +91,29 @@ export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: A
 
 
 export async function entanglementProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
-  const domains = Object.entries(env.prompts.domains).map(([d, ps]) => [d, ps.slice(0, 8)] as const);
-  const names = domains.map(([d]) => d);
-  const prompts = domains.flatMap(([, ps]) => ps);
-  const sections = [`Prompts: ${domains.map(([d, ps]) => `${ps.length} ${d}`).join(', ')} (e.g. ${domains.map(([d, ps]) => `${d}: "${ps[0]}"`).join('; ')}).`];
-  const cap = await rec.experiment('Entanglement: capturing every MLP neuron on every token', 'capture_activations', { prompts, hooks: ['blocks.*.mlp.hook_post'] }, (d) => `${d.rowsStored} vectors stored`);
-  let k = 0;
-  const pairs = domains.flatMap(([d, ps]) => ps.map(() => `('${cap.runIds[k++]}', '${d}')`));
+  // The steps are the suite's experiment 5 (tools/suite/entanglement-steps.ts), called over MCP.
+  const domains = env.prompts.domains;
+  const port = rec.port();
+  const { names, sel, poly } = await domainNeurons(port, domains);
+  const { hook, neighbours } = await domainNeighbours(port, domains, poly.layer);
   const [a, b] = names.includes('math') && names.includes('code') ? ['math', 'code'] : [names[0], names[1]];
-  const rest = names.filter((n) => n !== a && n !== b);
-  const means = `WITH d AS (SELECT * FROM (VALUES ${pairs.join(', ')}) AS t(run_id, domain)),
-tok AS (SELECT d.domain, sum(len(r.token_ids)) AS n FROM runs r JOIN d USING (run_id) GROUP BY d.domain),
-u AS (SELECT d.domain, a.layer, a.component AS expert, generate_subscripts(a.vec, 1) - 1 AS neuron, unnest(a.vec) AS v FROM activations a JOIN d USING (run_id) WHERE a.hook LIKE 'blocks.%.mlp.hook_post'),
-m AS (SELECT domain, layer, expert, neuron, sum(v) / any_value(n) AS mean FROM u JOIN tok USING (domain) GROUP BY ALL),
-p AS (SELECT 'L' || layer || '.E' || expert || '.N' || neuron AS neuron, ${names.map((n) => `coalesce(sum(mean) FILTER (WHERE domain = '${n}'), 0) AS "${n}"`).join(', ')} FROM m GROUP BY layer, expert, m.neuron)`;
-  const other = rest.length ? `greatest(${rest.map((n) => `abs("${n}")`).join(', ')})` : '0';
-  const poly = await rec.query(`${means}\nSELECT *, least("${a}", "${b}") - ${other} AS score FROM p ORDER BY score DESC LIMIT 5`);
-  const onlyA = await rec.query(`${means}\nSELECT *, "${a}" - greatest(abs("${b}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
-  const onlyB = await rec.query(`${means}\nSELECT *, "${b}" - greatest(abs("${a}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
-  const row = (r: Record<string, SqlScalar>) => [String(r.neuron), ...names.map((n) => Number(r[n])), Number(r.score)];
-  sections.push('', `### Neurons active in both ${a} and ${b}`, `Mean activation (\`mlp.hook_post\`) per token of each domain (tokens not routed to the neuron's expert count as 0). Score: the smaller of the ${a} and ${b} means minus the largest |mean| elsewhere.`, '',
-    mdTable(['neuron', ...names, 'score'], poly.map(row)), '', `### ${a} only`, mdTable(['neuron', ...names, 'score'], onlyA.map(row)), '', `### ${b} only`, mdTable(['neuron', ...names, 'score'], onlyB.map(row)));
-  const top = poly[0];
-  const selective = top && Number(top.score) > 0.1;
+  const sections = [`Prompts: ${names.map((d) => `${domains[d].length} ${d}`).join(', ')} (e.g. ${names.map((d) => `${d}: "${domains[d][0]}"`).join('; ')}). Every neuron's (\`mlp.hook_post\`) mean activation per domain over all tokens, counting tokens not routed to its expert as 0 (experiment \`${sel.experimentId}\`).`];
+  if (sel.warning) sections.push('', `Note from neuron_selectivity: ${sel.warning}`);
+  sections.push('', '### Neurons active across domains', mdTable(['neuron', ...names.map((d) => `mean on ${d}`), 'cross-domain score'], sel.crossDomain.map((n) => [n.neuron, ...names.map((d) => n.means[d]), n.cross])),
+    '', '### Neurons selective to one domain', mdTable(['domain', 'neuron', ...names.map((d) => `mean on ${d}`), 'selectivity'], names.flatMap((d) => sel.perDomain[d].slice(0, 3).map((n) => [d, n.neuron, ...names.map((x) => n.means[x]), n.selectivity]))),
+    '', `### Similarity search at \`${hook}\` (last token, cosine)`, mdTable(['query prompt', 'its domain', ...names.map((d) => `${d} among ${neighbours[0]?.list.length ?? 0} nearest`)], neighbours.map((n) => [n.from, n.domain, ...names.map((d) => n.hits[d])])));
+  rec.sql.push(`SELECT site, value AS cross_domain FROM results WHERE experiment_id = '${sel.experimentId}' AND (extra->>'list') = 'cross' ORDER BY value DESC`);
+  const inBoth = poly.means[a] > 0 && poly.means[b] > 0;
   return {
     phenomenon: 'entanglement',
     title: `Cross-domain entanglement: neurons shared by ${a} and ${b}`,
     question: `Which neurons respond to both ${a} and ${b}, and which to one domain only?`,
-    hypothesis: `Some MLP neurons are polysemantic across domains (active on ${a} and on ${b} tokens but not on ${rest.join('/') || 'other'} text), beside neurons selective for one domain.`,
-    method: 'Every MLP neuron captured on every token of the domain prompt sets; mean activation per domain and selectivity scores computed in SQL over the activation store.',
+    hypothesis: `Some MLP neurons are polysemantic across domains (active on ${a} and on ${b} tokens but not on other text), beside neurons selective for one domain.`,
+    method: 'Neuron selectivity (mean activation and firing rate per domain, selectivity and cross-domain scores) over every expert neuron; last-token residual activations at the polysemantic neuron\'s layer stored and searched by cosine similarity (the suite\'s experiment 5, same steps).',
     body: sections.join('\n'),
-    conclusion: selective
-      ? `**${top.neuron}** is the clearest cross-domain neuron: mean activation ${names.map((n) => `${n} ${num(Number(top[n]))}`).join(', ')}. The most ${a}-only neuron is ${onlyA[0]?.neuron} and the most ${b}-only ${onlyB[0]?.neuron} (tables above; queries below).`
-      : `No neuron is clearly active in both ${a} and ${b} while quiet elsewhere (best score ${num(Number(top?.score))}).`,
-    caveats: ['Activation is not causation: ablating these neurons was not part of this protocol.', 'Means over few prompts; tokens shared by domains (digits, punctuation) can drive a neuron in both.'],
-    found: { polysemantic: top?.neuron ?? null, onlyA: onlyA[0]?.neuron ?? null, onlyB: onlyB[0]?.neuron ?? null, domains: [a, b] },
+    conclusion: `**${poly.neuron}** is the clearest cross-domain neuron: mean activation ${names.map((n) => `${n} ${num(poly.means[n])}`).join(', ')}${inBoth ? '' : ` (not active in both ${a} and ${b})`}. ${names.map((d) => (sel.perDomain[d][0] ? `${sel.perDomain[d][0].neuron} is ${d}-selective` : `no neuron is ${d}-selective`)).join(', ')}. Of the nearest stored activations to each domain's first prompt, these share its domain: ${neighbours.map((n) => `${n.domain} ${n.hits[n.domain]}/${n.list.length}`).join(', ')}.`,
+    caveats: ['Activation is not causation: ablating these neurons was not part of this protocol.', 'Means over few prompts; tokens shared by domains (digits, punctuation) can drive a neuron in both (neuron_selectivity reports them).'],
+    found: { polysemantic: poly.neuron, perDomain: Object.fromEntries(names.map((d) => [d, sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])), domains: [a, b] },
     experiments: rec.experiments,
     sql: rec.sql,
   };

@@ -16,6 +16,7 @@ import { inProcessPort } from '../../tools/suite/port.ts';
 import { loadSuitePrompts } from '../../tools/suite/prompts.ts';
 import { ioiCircuit, ioiExamples, type Agreement } from '../../tools/suite/steps.ts';
 import { sentimentSteering } from '../../tools/suite/steering-steps.ts';
+import { domainNeurons } from '../../tools/suite/entanglement-steps.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-agent-protocol-'));
 const dataDir = join(root, 'data');
@@ -163,6 +164,12 @@ describe('built-in protocols (no LLM)', () => {
     const e = await investigate({ question: 'Are there polysemantic neurons that fire on both math and code?', toolbox, dataDir });
     const em = readFileSync(join(dataDir, 'findings', `${e.report!.name}.md`), 'utf8');
     expect(em.split('## Conclusion')[1]).toContain(`**${roles['entanglement.polysemantic'][0]}**`);
+    // The suite's entanglement step, run in process on the same prompts, finds the same neurons.
+    const suite = await domainNeurons(inProcessPort(ws.ctx), loadSuitePrompts(join(root, 'model')).domains);
+    const { report } = await runProtocol({ toolbox, phenomenon: 'entanglement', question: 'Which neurons are shared by math and code?', investigationId: 'test-entanglement' });
+    const found = report.found as { polysemantic: string; perDomain: Record<string, string[]> };
+    expect(found.polysemantic).toBe(suite.poly.neuron);
+    expect(found.perDomain).toEqual(Object.fromEntries(suite.names.map((d) => [d, suite.sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])));
   });
 
   it('sentiment: the protocol runs the suite steering steps, and steering every token beats one token and the shuffled control', async () => {
