@@ -1,5 +1,6 @@
 // Built-in protocols for features carried by experts, directions and neurons: the successor expert,
 // sentiment steering, and cross-domain entanglement.
+import { blockHook, parseSiteAddress } from '../../engine/hook-address.ts';
 import { byLength } from '../../tools/prompt-sets.ts';
 import { domainNeighbours, domainNeurons } from '../../tools/suite/entanglement-steps.ts';
 import { sentimentSteering } from '../../tools/suite/steering-steps.ts';
@@ -36,10 +37,13 @@ export async function successorProtocol(env: ProtocolEnv, rec: Recorder, arch: A
   const routing = await ablation(rec, `Successor: forbidding the router to choose ${top.site}`, { ...base, components: [top.site], method: 'zero', expertMode: 'routing' });
   sections.push('', '### Routing', `With ${top.site} forbidden in routing (its tokens go to their next choice): ${num(routing.before)} -> ${num(routing.after)} (${pct(routing.relativeDrop)} drop, \`${routing.experimentId}\`).`);
 
-  const [layer, expert] = [Number(/^L(\d+)/.exec(top.site)![1]), Number(/E(\d+)$/.exec(top.site)![1])];
-  const cap = await rec.experiment(`Successor: ${top.site}'s neurons at the last number`, 'capture_activations', { prompts: base.prompts, hooks: [`blocks.${layer}.mlp.hook_post`], positions: [-1], components: [expert] });
+  const address = parseSiteAddress(top.site);
+  if (address?.kind !== 'expert') throw new Error(`ablate returned ${top.site} where an expert address (L<l>.E<e>) was expected`);
+  const { layer, expert } = address;
+  const postHook = blockHook(layer, 'mlp.hook_post');
+  const cap = await rec.experiment(`Successor: ${top.site}'s neurons at the last number`, 'capture_activations', { prompts: base.prompts, hooks: [postHook], positions: [-1], components: [expert] });
   const neurons = await rec.query(
-    `SELECT r.prompt, list_position(a.vec, list_max(a.vec)) - 1 AS top_neuron, list_max(a.vec) AS activation FROM activations a JOIN runs r USING (run_id) WHERE a.run_id IN (${inList(cap.runIds)}) AND a.hook = 'blocks.${layer}.mlp.hook_post' AND a.component = ${expert} ORDER BY r.prompt`,
+    `SELECT r.prompt, list_position(a.vec, list_max(a.vec)) - 1 AS top_neuron, list_max(a.vec) AS activation FROM activations a JOIN runs r USING (run_id) WHERE a.run_id IN (${inList(cap.runIds)}) AND a.hook = '${postHook}' AND a.component = ${expert} ORDER BY r.prompt`,
   );
   sections.push('', '### Neurons', `Most active neuron of ${top.site} at the last token of each prompt (runs captured with \`capture_activations\`):`, '',
     mdTable(['prompt', 'top neuron', 'activation'], neurons.map((r) => [r.prompt, `L${layer}.E${expert}.N${r.top_neuron}`, Number(r.activation)])));

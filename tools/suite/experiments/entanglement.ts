@@ -1,5 +1,6 @@
 // Experiment 5: cross-domain feature entanglement: neurons active across math, code and prose,
 // and activation similarity across domains.
+import { blockHook } from '../../../engine/hook-address.ts';
 import { callTool } from '../../define.ts';
 import { featureSearchTool } from '../../sae/features.ts';
 import { trainSaeTool } from '../../sae/train-sae.ts';
@@ -28,7 +29,7 @@ export const entanglement: Experiment = {
 
     // The polysemantic neuron's layer through a sparse dictionary: does it separate the domains the
     // neuron mixes? A short TopK SAE on the MoE output over the built-in corpus, then per-domain latents.
-    const saeHook = `blocks.${poly.layer}.hook_mlp_out`;
+    const saeHook = blockHook(poly.layer, 'hook_mlp_out');
     env.step(`sparse dictionary at ${saeHook} (TopK SAE on the built-in corpus)`);
     const sae = await callTool(trainSaeTool, { hook: saeHook, steps: 300 }, ctx);
     const search = await callTool(featureSearchTool, { saeId: sae.saeId, classes: domains, top: 3 }, ctx);
@@ -41,7 +42,7 @@ export const entanglement: Experiment = {
       table(['neuron', ...names.map((d) => `mean on ${d}`), 'cross-domain score'], sel.crossDomain.slice(0, 5).map((n) => [n.neuron, ...names.map((d) => n.means[d]), n.cross])),
       '', '### Neurons selective to one domain',
       table(['domain', 'neuron', ...names.map((d) => `mean on ${d}`), 'selectivity'], names.flatMap((d) => sel.perDomain[d].slice(0, 3).map((n) => [d, n.neuron, ...names.map((x) => n.means[x]), n.selectivity]))),
-      '', `### Similarity search at \`blocks.${poly.layer}.hook_resid_post\` (last token, cosine, in DuckDB)`,
+      '', `### Similarity search at \`${near.hook}\` (last token, cosine, in DuckDB)`,
       table(['query prompt', 'its domain', ...names.map((d) => `${d} among 6 nearest`)], neighbours.map((n) => [n.from, n.domain, ...names.map((d) => n.hits[d])])),
       '', 'The nearest neighbours (the query itself excluded; search limited to this experiment\'s runs):', '',
       table(['query domain', 'neighbour', 'its domain', 'cosine'], neighbours.flatMap((n) => n.list.map((h) => [n.domain, h.prompt, h.domain, h.cos]))),
