@@ -47,7 +47,7 @@ const RUN_ID = /^run_[A-Za-z0-9]+$/;
  */
 function runList(name: string, ids: string[], experimentId: string | null): string {
   const where = experimentId && /^runIds(\.\w+)?$/.test(name)
-    ? `each with its prompt: query_activations {"sql": "SELECT r.run_id, r.prompt FROM experiments e, unnest(CAST(json_extract_string(e.params, '$.${name}[*]') AS VARCHAR[])) AS u(run_id) JOIN runs r ON r.run_id = u.run_id WHERE e.experiment_id = '${experimentId}'"}`
+    ? `each with its prompt: query_activations {"sql": "SELECT r.run_id, r.prompt FROM (SELECT unnest(l) AS run_id, generate_subscripts(l, 1) AS i FROM (SELECT CAST(json_extract_string(params, '$.${name}[*]') AS VARCHAR[]) AS l FROM experiments WHERE experiment_id = '${experimentId}')) u JOIN runs r USING (run_id) ORDER BY u.i"}`
     : `structuredContent.${name} has all of them`;
   return `${name}: ${ids.length} runs (${ids[0]}, ${ids[1]}, … ${ids[ids.length - 1]}); ${where}`;
 }

@@ -1,6 +1,9 @@
 // Built-in protocols for features carried by experts, directions and neurons: the successor expert,
 // sentiment steering, and cross-domain entanglement.
+import { blockHook, parseSiteAddress } from '../../engine/hook-address.ts';
 import { byLength } from '../../tools/prompt-sets.ts';
+import { domainNeighbours, domainNeurons } from '../../tools/suite/entanglement-steps.ts';
+import { sentimentSteering } from '../../tools/suite/steering-steps.ts';
 import { ablation, mdTable, num, pct, type ProtocolEnv, type ProtocolReport, type Recorder, type SqlScalar } from './common.ts';
 
 export interface Arch {
@@ -34,10 +37,13 @@ export async function successorProtocol(env: ProtocolEnv, rec: Recorder, arch: A
   const routing = await ablation(rec, `Successor: forbidding the router to choose ${top.site}`, { ...base, components: [top.site], method: 'zero', expertMode: 'routing' });
   sections.push('', '### Routing', `With ${top.site} forbidden in routing (its tokens go to their next choice): ${num(routing.before)} -> ${num(routing.after)} (${pct(routing.relativeDrop)} drop, \`${routing.experimentId}\`).`);
 
-  const [layer, expert] = [Number(/^L(\d+)/.exec(top.site)![1]), Number(/E(\d+)$/.exec(top.site)![1])];
-  const cap = await rec.experiment(`Successor: ${top.site}'s neurons at the last number`, 'capture_activations', { prompts: base.prompts, hooks: [`blocks.${layer}.mlp.hook_post`], positions: [-1], components: [expert] });
+  const address = parseSiteAddress(top.site);
+  if (address?.kind !== 'expert') throw new Error(`ablate returned ${top.site} where an expert address (L<l>.E<e>) was expected`);
+  const { layer, expert } = address;
+  const postHook = blockHook(layer, 'mlp.hook_post');
+  const cap = await rec.experiment(`Successor: ${top.site}'s neurons at the last number`, 'capture_activations', { prompts: base.prompts, hooks: [postHook], positions: [-1], components: [expert] });
   const neurons = await rec.query(
-    `SELECT r.prompt, list_position(a.vec, list_max(a.vec)) - 1 AS top_neuron, list_max(a.vec) AS activation FROM activations a JOIN runs r USING (run_id) WHERE a.run_id IN (${inList(cap.runIds)}) AND a.hook = 'blocks.${layer}.mlp.hook_post' AND a.component = ${expert} ORDER BY r.prompt`,
+    `SELECT r.prompt, list_position(a.vec, list_max(a.vec)) - 1 AS top_neuron, list_max(a.vec) AS activation FROM activations a JOIN runs r USING (run_id) WHERE a.run_id IN (${inList(cap.runIds)}) AND a.hook = '${postHook}' AND a.component = ${expert} ORDER BY r.prompt`,
   );
   sections.push('', '### Neurons', `Most active neuron of ${top.site} at the last token of each prompt (runs captured with \`capture_activations\`):`, '',
     mdTable(['prompt', 'top neuron', 'activation'], neurons.map((r) => [r.prompt, `L${layer}.E${expert}.N${r.top_neuron}`, Number(r.activation)])));
@@ -59,56 +65,29 @@ export async function successorProtocol(env: ProtocolEnv, rec: Recorder, arch: A
 }
 
 export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: Arch): Promise<ProtocolReport> {
-  const p = env.prompts;
-  // Negative contexts scored as logit(positive word) - logit(negative word): steering towards positive raises it.
-  const neg = p.sentiment.filter((_, i) => i % 2 === 1).slice(0, 6);
-  const base = { prompts: neg.map((e) => e.prompt), target: neg.map((e) => e.distractor), distractor: neg.map((e) => e.target), hook: 'resid_pre' as const };
-  const contrast = { positive: p.contrast.positive, negative: p.contrast.negative };
-  const sections = [`Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric: logit(positive continuation) - logit(negative continuation). Contrast vector: mean \`resid_pre\` over ${contrast.positive.length} positive minus ${contrast.negative.length} negative contexts.`];
-
-  const perLayer: { layer: number; shift: number; id: string | null }[] = [];
-  for (let layer = 0; layer < arch.layers; layer++) {
-    const r = await rec.experiment(`Sentiment: contrast vector at layer ${layer}, every token, coefficient 1`, 'steer', { ...base, vector: contrast, layer, coefficients: [1], modes: ['all'], generateTokens: 0 },
-      (d) => `shift ${num(d.rows[0]?.shift)}`);
-    perLayer.push({ layer, shift: r.data.rows[0]?.shift ?? Number.NaN, id: r.experimentId });
-  }
-  const best = perLayer.reduce((a, b) => (b.shift > a.shift ? b : a));
-  sections.push('', '### Which layer', mdTable(['layer', 'shift (coefficient 1, every token)', 'experiment'], perLayer.map((x) => [x.layer, x.shift, x.id])));
-
-  const coefficients = [0, 1, 2, 4];
-  const sweep = await rec.experiment(`Sentiment: coefficient sweep at layer ${best.layer}, last token vs window vs every token`, 'steer', { ...base, vector: contrast, layer: best.layer, coefficients, modes: ['last', 'window', 'all'], window: 3, generateTokens: 4 },
-    (d) => `base ${num(d.base)}`);
-  const rows = sweep.data.rows;
-  const at = (mode: string, c: number) => rows.find((r) => r.mode === mode && Number(r.coefficient) === c);
-  const top = coefficients[coefficients.length - 1];
-  sections.push('', `### Coefficient sweep at layer ${best.layer}`, mdTable(['coefficient', 'last token', 'last 3 tokens', 'every token'], coefficients.map((c) => [c, at('last', c)?.metric, at('window', c)?.metric, at('all', c)?.metric])));
-  const gens = Array.isArray(sweep.data.generations) ? sweep.data.generations as { prompt: string; unsteered: string; steered: Record<string, string> }[] : [];
+  // The steps are the suite's experiment 3 (tools/suite/steering-steps.ts), called over MCP.
+  const st = await sentimentSteering(rec.port(), env.prompts, arch.layers);
+  const { prompts: neg, perLayer, best, coefficients, top, sweep, at, shiftAll, shiftLast, controlShift, flipped } = st;
+  const sections = [`Steered prompts: ${neg.length} negative contexts, e.g. "${neg[0].prompt}"; metric: logit(positive continuation) - logit(negative continuation). Contrast vector: mean \`resid_pre\` over ${env.prompts.contrast.positive.length} positive minus ${env.prompts.contrast.negative.length} negative contexts.`];
+  sections.push('', '### Which layer', mdTable(['layer', 'shift (coefficient 1, every token)', 'experiment'], perLayer.map((x) => [x.layer, x.shift, x.experimentId])));
+  sections.push('', `### Coefficient sweep at layer ${best.layer}`, mdTable(['coefficient', 'last token', 'last 3 tokens', 'every token'], coefficients.map((c) => [c, at('last', c).metric, at('window', c).metric, at('all', c).metric])));
+  const gens = sweep.generations;
   if (gens.length) {
-    const keys = Object.keys(gens[0].steered ?? {});
-    sections.push('', 'Greedy generations:', '', mdTable(['prompt', 'unsteered', ...keys], gens.map((g) => [g.prompt, g.unsteered, ...keys.map((k) => g.steered?.[k])])));
+    const keys = Object.keys(gens[0].steered);
+    sections.push('', 'Greedy generations:', '', mdTable(['prompt', 'unsteered', ...keys], gens.map((g) => [g.prompt, g.unsteered, ...keys.map((k) => g.steered[k])])));
   }
-
-  // Control: the same construction with the labels shuffled (half of each class on each side).
-  const half = (xs: string[], k: 0 | 1) => xs.filter((_, i) => i % 2 === k);
-  const shuffled = { positive: [...half(contrast.positive, 0), ...half(contrast.negative, 0)], negative: [...half(contrast.positive, 1), ...half(contrast.negative, 1)] };
-  const ctrl = await rec.experiment(`Sentiment control: shuffled-label contrast at layer ${best.layer}`, 'steer', { ...base, vector: shuffled, layer: best.layer, coefficients: [top], modes: ['all'], generateTokens: 0 },
-    (d) => `shift ${num(d.rows[0]?.shift)}`);
-  const ctrlShift = ctrl.data.rows[0]?.shift ?? Number.NaN;
-  const shiftAll = Number(at('all', top)?.shift);
-  const shiftLast = Number(at('last', top)?.shift);
-  const flipped = Number(sweep.data.base) < 0 && Number(at('all', top)?.metric) > 0;
-  sections.push('', '### Control', `A contrast vector built the same way from shuffled labels moves the metric by ${num(ctrlShift)} at coefficient ${top} on every token (experiment \`${ctrl.experimentId}\`), against ${num(shiftAll)} for the sentiment contrast.`);
+  sections.push('', '### Control', `A contrast vector built the same way from shuffled labels moves the metric by ${num(controlShift)} at coefficient ${top} on every token (experiment \`${st.control.experimentId}\`), against ${num(shiftAll)} for the sentiment contrast.`);
 
   return {
     phenomenon: 'sentiment',
     title: 'Sentiment steering: one token vs every token',
     question: 'Does a sentiment direction steer the model, at which layer, and does steering every token beat steering one?',
     hypothesis: 'Sentiment is a direction in the residual stream that a later head averages over the context; adding it at every token moves the answer much more than at the last token alone.',
-    method: 'Contrast vector (positive minus negative contexts) added to the residual stream entering each layer; the best layer swept over coefficients at the last token, the last 3 tokens and every token; a shuffled-label contrast as control.',
+    method: 'Contrast vector (positive minus negative contexts) added to the residual stream entering each layer; the best layer swept over coefficients at the last token, the last 3 tokens and every token; a shuffled-label contrast as control (the suite\'s experiment 3, same steps).',
     body: sections.join('\n'),
-    conclusion: `Steering works best entering layer ${best.layer} (shift ${num(best.shift)} at coefficient 1). At coefficient ${top}, every-token steering shifts the logit difference by ${num(shiftAll)} against ${num(shiftLast)} for the last token alone (\`${sweep.experimentId}\`)${flipped ? ', and flips the answer from negative to positive' : ''}; a shuffled-label control vector shifts it by ${num(ctrlShift)} (\`${ctrl.experimentId}\`).`,
+    conclusion: `Steering works best entering layer ${best.layer} (shift ${num(best.shift)} at coefficient 1). At coefficient ${top}, every-token steering shifts the logit difference by ${num(shiftAll)} against ${num(shiftLast)} for the last token alone (\`${sweep.experimentId}\`)${flipped ? ', and flips the answer from negative to positive' : ''}; a shuffled-label control vector shifts it by ${num(controlShift)} (\`${st.control.experimentId}\`).`,
     caveats: [`${neg.length} negative prompts; steering towards negative was not measured.`, 'The layer was chosen on the same prompts the sweep reports (no held-out set).'],
-    found: { layer: best.layer, shiftAll, shiftLast, controlShift: ctrlShift, flipped },
+    found: { layer: best.layer, shiftAll, shiftLast, controlShift, flipped },
     experiments: rec.experiments,
     sql: rec.sql,
   };
@@ -116,41 +95,29 @@ export async function sentimentProtocol(env: ProtocolEnv, rec: Recorder, arch: A
 
 
 export async function entanglementProtocol(env: ProtocolEnv, rec: Recorder): Promise<ProtocolReport> {
-  const domains = Object.entries(env.prompts.domains).map(([d, ps]) => [d, ps.slice(0, 8)] as const);
-  const names = domains.map(([d]) => d);
-  const prompts = domains.flatMap(([, ps]) => ps);
-  const sections = [`Prompts: ${domains.map(([d, ps]) => `${ps.length} ${d}`).join(', ')} (e.g. ${domains.map(([d, ps]) => `${d}: "${ps[0]}"`).join('; ')}).`];
-  const cap = await rec.experiment('Entanglement: capturing every MLP neuron on every token', 'capture_activations', { prompts, hooks: ['blocks.*.mlp.hook_post'] }, (d) => `${d.rowsStored} vectors stored`);
-  let k = 0;
-  const pairs = domains.flatMap(([d, ps]) => ps.map(() => `('${cap.runIds[k++]}', '${d}')`));
+  // The steps are the suite's experiment 5 (tools/suite/entanglement-steps.ts), called over MCP.
+  const domains = env.prompts.domains;
+  const port = rec.port();
+  const { names, sel, poly } = await domainNeurons(port, domains);
+  const { hook, neighbours } = await domainNeighbours(port, domains, poly.layer);
   const [a, b] = names.includes('math') && names.includes('code') ? ['math', 'code'] : [names[0], names[1]];
-  const rest = names.filter((n) => n !== a && n !== b);
-  const means = `WITH d AS (SELECT * FROM (VALUES ${pairs.join(', ')}) AS t(run_id, domain)),
-tok AS (SELECT d.domain, sum(len(r.token_ids)) AS n FROM runs r JOIN d USING (run_id) GROUP BY d.domain),
-u AS (SELECT d.domain, a.layer, a.component AS expert, generate_subscripts(a.vec, 1) - 1 AS neuron, unnest(a.vec) AS v FROM activations a JOIN d USING (run_id) WHERE a.hook LIKE 'blocks.%.mlp.hook_post'),
-m AS (SELECT domain, layer, expert, neuron, sum(v) / any_value(n) AS mean FROM u JOIN tok USING (domain) GROUP BY ALL),
-p AS (SELECT 'L' || layer || '.E' || expert || '.N' || neuron AS neuron, ${names.map((n) => `coalesce(sum(mean) FILTER (WHERE domain = '${n}'), 0) AS "${n}"`).join(', ')} FROM m GROUP BY layer, expert, m.neuron)`;
-  const other = rest.length ? `greatest(${rest.map((n) => `abs("${n}")`).join(', ')})` : '0';
-  const poly = await rec.query(`${means}\nSELECT *, least("${a}", "${b}") - ${other} AS score FROM p ORDER BY score DESC LIMIT 5`);
-  const onlyA = await rec.query(`${means}\nSELECT *, "${a}" - greatest(abs("${b}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
-  const onlyB = await rec.query(`${means}\nSELECT *, "${b}" - greatest(abs("${a}"), ${other}) AS score FROM p ORDER BY score DESC LIMIT 3`);
-  const row = (r: Record<string, SqlScalar>) => [String(r.neuron), ...names.map((n) => Number(r[n])), Number(r.score)];
-  sections.push('', `### Neurons active in both ${a} and ${b}`, `Mean activation (\`mlp.hook_post\`) per token of each domain (tokens not routed to the neuron's expert count as 0). Score: the smaller of the ${a} and ${b} means minus the largest |mean| elsewhere.`, '',
-    mdTable(['neuron', ...names, 'score'], poly.map(row)), '', `### ${a} only`, mdTable(['neuron', ...names, 'score'], onlyA.map(row)), '', `### ${b} only`, mdTable(['neuron', ...names, 'score'], onlyB.map(row)));
-  const top = poly[0];
-  const selective = top && Number(top.score) > 0.1;
+  const sections = [`Prompts: ${names.map((d) => `${domains[d].length} ${d}`).join(', ')} (e.g. ${names.map((d) => `${d}: "${domains[d][0]}"`).join('; ')}). Every neuron's (\`mlp.hook_post\`) mean activation per domain over all tokens, counting tokens not routed to its expert as 0 (experiment \`${sel.experimentId}\`).`];
+  if (sel.warning) sections.push('', `Note from neuron_selectivity: ${sel.warning}`);
+  sections.push('', '### Neurons active across domains', mdTable(['neuron', ...names.map((d) => `mean on ${d}`), 'cross-domain score'], sel.crossDomain.map((n) => [n.neuron, ...names.map((d) => n.means[d]), n.cross])),
+    '', '### Neurons selective to one domain', mdTable(['domain', 'neuron', ...names.map((d) => `mean on ${d}`), 'selectivity'], names.flatMap((d) => sel.perDomain[d].slice(0, 3).map((n) => [d, n.neuron, ...names.map((x) => n.means[x]), n.selectivity]))),
+    '', `### Similarity search at \`${hook}\` (last token, cosine)`, mdTable(['query prompt', 'its domain', ...names.map((d) => `${d} among ${neighbours[0]?.list.length ?? 0} nearest`)], neighbours.map((n) => [n.from, n.domain, ...names.map((d) => n.hits[d])])));
+  rec.sql.push(`SELECT site, value AS cross_domain FROM results WHERE experiment_id = '${sel.experimentId}' AND (extra->>'list') = 'cross' ORDER BY value DESC`);
+  const inBoth = poly.means[a] > 0 && poly.means[b] > 0;
   return {
     phenomenon: 'entanglement',
     title: `Cross-domain entanglement: neurons shared by ${a} and ${b}`,
     question: `Which neurons respond to both ${a} and ${b}, and which to one domain only?`,
-    hypothesis: `Some MLP neurons are polysemantic across domains (active on ${a} and on ${b} tokens but not on ${rest.join('/') || 'other'} text), beside neurons selective for one domain.`,
-    method: 'Every MLP neuron captured on every token of the domain prompt sets; mean activation per domain and selectivity scores computed in SQL over the activation store.',
+    hypothesis: `Some MLP neurons are polysemantic across domains (active on ${a} and on ${b} tokens but not on other text), beside neurons selective for one domain.`,
+    method: 'Neuron selectivity (mean activation and firing rate per domain, selectivity and cross-domain scores) over every expert neuron; last-token residual activations at the polysemantic neuron\'s layer stored and searched by cosine similarity (the suite\'s experiment 5, same steps).',
     body: sections.join('\n'),
-    conclusion: selective
-      ? `**${top.neuron}** is the clearest cross-domain neuron: mean activation ${names.map((n) => `${n} ${num(Number(top[n]))}`).join(', ')}. The most ${a}-only neuron is ${onlyA[0]?.neuron} and the most ${b}-only ${onlyB[0]?.neuron} (tables above; queries below).`
-      : `No neuron is clearly active in both ${a} and ${b} while quiet elsewhere (best score ${num(Number(top?.score))}).`,
-    caveats: ['Activation is not causation: ablating these neurons was not part of this protocol.', 'Means over few prompts; tokens shared by domains (digits, punctuation) can drive a neuron in both.'],
-    found: { polysemantic: top?.neuron ?? null, onlyA: onlyA[0]?.neuron ?? null, onlyB: onlyB[0]?.neuron ?? null, domains: [a, b] },
+    conclusion: `**${poly.neuron}** is the clearest cross-domain neuron: mean activation ${names.map((n) => `${n} ${num(poly.means[n])}`).join(', ')}${inBoth ? '' : ` (not active in both ${a} and ${b})`}. ${names.map((d) => (sel.perDomain[d][0] ? `${sel.perDomain[d][0].neuron} is ${d}-selective` : `no neuron is ${d}-selective`)).join(', ')}. Of the nearest stored activations to each domain's first prompt, these share its domain: ${neighbours.map((n) => `${n.domain} ${n.hits[n.domain]}/${n.list.length}`).join(', ')}.`,
+    caveats: ['Activation is not causation: ablating these neurons was not part of this protocol.', 'Means over few prompts; tokens shared by domains (digits, punctuation) can drive a neuron in both (neuron_selectivity reports them).'],
+    found: { polysemantic: poly.neuron, perDomain: Object.fromEntries(names.map((d) => [d, sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])), domains: [a, b] },
     experiments: rec.experiments,
     sql: rec.sql,
   };

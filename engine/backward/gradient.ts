@@ -4,6 +4,7 @@
 // kept from the forward when they fit the memory budget, otherwise recomputed one layer at a time
 // from the residual entering it (the forward then keeps only those residuals). A run that fits
 // neither way is refused before anything runs.
+import { inBlock } from '../hook-address.ts';
 import { EngineError, type GptOssModel, type Progress } from '../model.ts';
 import { expandHooks, resolveHook, type ResolvedHook } from '../hooks.ts';
 import { resolveInterventions, type Intervention, type RoutingIntervention } from '../intervention.ts';
@@ -80,7 +81,7 @@ export async function gradients(model: GptOssModel, batch: readonly (readonly nu
   const userCaps = expandHooks(opts.capture ?? [], L);
 
   // Memory: saved tensors per layer, the reverse pass's float64 working set, and the returned gradients.
-  const savedOf = (layer: number) => SAVED_HOOKS.map((s) => resolveHook(`blocks.${layer}.${s}`, L));
+  const savedOf = (layer: number) => SAVED_HOOKS.map((s) => resolveHook(inBlock(layer, s), L));
   const bytes = (hs: ResolvedHook[]) => hs.reduce((n, h) => n + 4 * numel(dimsOf(h)), 0);
   const perLayerSaved = bytes(savedOf(0));
   const { numHeads: nH, numKvHeads: nKV, headDim: d, numExperts: E, intermediateSize: I } = cfg;
@@ -105,7 +106,7 @@ export async function gradients(model: GptOssModel, batch: readonly (readonly nu
   let logits: Tensor;
   let lengths: number[];
   const takeSaved = (layer: number, c: Map<string, Tensor>): SavedLayer =>
-    Object.fromEntries(SAVED_HOOKS.map((s) => [s, c.get(`blocks.${layer}.${s}`)!])) as SavedLayer;
+    Object.fromEntries(SAVED_HOOKS.map((s) => [s, c.get(inBlock(layer, s))!])) as SavedLayer;
   const userNames = new Set(userCaps.map((h) => h.name));
 
   if (!recompute) {

@@ -3,6 +3,7 @@
 // block's forward tensors as the engine computed them (captured at the hooks listed in SAVED_HOOKS,
 // so interventions are already in them) and multiplies by the same weights. Every step is the exact
 // derivative written out in docs/gradients.md; the top-k selection is held fixed.
+import { blockHook, type BlockHookLocal } from '../hook-address.ts';
 import type { AttentionWeights, ExpertWeights } from '../checkpoint.ts';
 import type { GptOssConfig } from '../config.ts';
 import type { Tensor } from '../tensor.ts';
@@ -58,14 +59,14 @@ async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<F
   const { cfg, saved, hooks, lengths } = inp;
   const [B, T, H] = inp.dims;
   const { numExperts: E, expertsPerToken: k, intermediateSize: I, swigluLimit: limit } = cfg;
-  const p = `blocks.${inp.layer}.`;
-  hooks.at(`${p}hook_resid_post`, g, [B, T, H]);
+  const p = (local: BlockHookLocal) => blockHook(inp.layer, local);
+  hooks.at(p('hook_resid_post'), g, [B, T, H]);
   const gMid = g;
   const gMlp = g.slice();
-  hooks.at(`${p}hook_mlp_out`, gMlp, [B, T, H]);
+  hooks.at(p('hook_mlp_out'), gMlp, [B, T, H]);
 
   // hook_expert_out is summed over every expert, so each expert's slice receives the MoE output's gradient.
-  const eoName = `${p}mlp.hook_expert_out`;
+  const eoName = p('mlp.hook_expert_out');
   let gEo: Float64Array | null = null;
   if (hooks.touches(eoName)) {
     gEo = new Float64Array(B * T * E * H);
@@ -73,8 +74,8 @@ async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<F
     hooks.at(eoName, gEo, [B, T, E, H]);
   }
   const neuronDims = [B, T, E, I];
-  const postName = `${p}mlp.hook_post`;
-  const preName = `${p}mlp.hook_pre`;
+  const postName = p('mlp.hook_post');
+  const preName = p('mlp.hook_pre');
   const recPost = hooks.touches(postName) ? new Float64Array(B * T * E * I) : null;
   const recPre = hooks.touches(preName) ? new Float64Array(B * T * E * I) : null;
   const keepPost = hooks.keep(postName, neuronDims);
@@ -159,7 +160,7 @@ async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<F
   if (recPre) hooks.record(preName, recPre, neuronDims);
 
   // Router: weights = softmax over the k selected logits (selection fixed).
-  hooks.at(`${p}mlp.hook_expert_weights`, gW, [B, T, k]);
+  hooks.at(p('mlp.hook_expert_weights'), gW, [B, T, k]);
   const logits = saved['mlp.hook_router_logits'].data;
   const gRl = new Float64Array(B * T * E);
   const w0 = new Float64Array(k);
@@ -175,11 +176,11 @@ async function moeBackward(inp: LayerBackwardInputs, g: Float64Array): Promise<F
       for (let j = 0; j < k; j++) gRl[tok * E + indices[tok * k + j]] += w0[j] * (gW[tok * k + j] - dot);
     }
   }
-  hooks.at(`${p}mlp.hook_router_logits`, gRl, [B, T, E]);
+  hooks.at(p('mlp.hook_router_logits'), gRl, [B, T, E]);
   addInto(gLn2, 0, await inp.matmul(Float32Array.from(gRl), B * T, E, inp.attn.routerW, H));
-  hooks.at(`${p}ln2.hook_normalized`, gLn2, [B, T, H]);
+  hooks.at(p('ln2.hook_normalized'), gLn2, [B, T, H]);
   addRmsNormBackward(saved['hook_resid_mid'].data, inp.attn.postNorm, gLn2, gMid, B * T, H, inp.cfg.rmsNormEps);
-  hooks.at(`${p}hook_resid_mid`, gMid, [B, T, H]);
+  hooks.at(p('hook_resid_mid'), gMid, [B, T, H]);
   return gMid;
 }
 
@@ -188,14 +189,14 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
   const { cfg, saved, hooks, attn: w } = inp;
   const [B, T, H] = inp.dims;
   const { numHeads: nH, numKvHeads: nKV, headDim: d } = cfg;
-  const p = `blocks.${inp.layer}.`;
+  const p = (local: BlockHookLocal) => blockHook(inp.layer, local);
   const gX = gMid.slice(); // the residual path
   const gAttn = gMid;
-  hooks.at(`${p}hook_attn_out`, gAttn, [B, T, H]);
+  hooks.at(p('hook_attn_out'), gAttn, [B, T, H]);
 
   const qd = nH * d;
   const gZ = new Float64Array(B * T * qd);
-  const resName = `${p}attn.hook_result`;
+  const resName = p('attn.hook_result');
   if (hooks.touches(resName)) {
     // Each head's result receives the attention output's gradient; z_h feeds only its own slice of o_proj.
     const gRes = new Float64Array(B * T * nH * H);
@@ -214,7 +215,7 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
   } else {
     addInto(gZ, 0, await inp.matmul(Float32Array.from(gAttn), B * T, H, w.oW, qd));
   }
-  hooks.at(`${p}attn.hook_z`, gZ, [B, T, nH, d]);
+  hooks.at(p('attn.hook_z'), gZ, [B, T, nH, d]);
   if (inp.stopAfterZ) return gX;
 
   const v = saved['attn.hook_v'].data;
@@ -247,7 +248,7 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
     }
   }
   const patDims = [B, nH, T, T];
-  hooks.at(`${p}attn.hook_pattern`, gP, patDims);
+  hooks.at(p('attn.hook_pattern'), gP, patDims);
 
   // Softmax over [scores, sink] with the sink column dropped: recompute it from the scores (the
   // captured pattern may be intervened on; the softmax's own output is what its derivative needs).
@@ -271,7 +272,7 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
       }
     }
   }
-  hooks.at(`${p}attn.hook_attn_scores`, gS, patDims);
+  hooks.at(p('attn.hook_attn_scores'), gS, patDims);
 
   const scale = 1 / Math.sqrt(d);
   const gQ = new Float64Array(B * T * qd);
@@ -294,20 +295,20 @@ async function attentionBackward(inp: LayerBackwardInputs, gMid: Float64Array): 
       }
     }
   }
-  hooks.at(`${p}attn.hook_rot_q`, gQ, [B, T, nH, d]);
-  hooks.at(`${p}attn.hook_rot_k`, gK, [B, T, nKV, d]);
+  hooks.at(p('attn.hook_rot_q'), gQ, [B, T, nH, d]);
+  hooks.at(p('attn.hook_rot_k'), gK, [B, T, nKV, d]);
   ropeBackward(gQ, B, T, nH, d, inp.rope.cos, inp.rope.sin);
   ropeBackward(gK, B, T, nKV, d, inp.rope.cos, inp.rope.sin);
-  hooks.at(`${p}attn.hook_q`, gQ, [B, T, nH, d]);
-  hooks.at(`${p}attn.hook_k`, gK, [B, T, nKV, d]);
-  hooks.at(`${p}attn.hook_v`, gV, [B, T, nKV, d]);
+  hooks.at(p('attn.hook_q'), gQ, [B, T, nH, d]);
+  hooks.at(p('attn.hook_k'), gK, [B, T, nKV, d]);
+  hooks.at(p('attn.hook_v'), gV, [B, T, nKV, d]);
 
   const gLn1 = new Float64Array(B * T * H);
   addInto(gLn1, 0, await inp.matmul(Float32Array.from(gQ), B * T, qd, w.qW, H));
   addInto(gLn1, 0, await inp.matmul(Float32Array.from(gK), B * T, kd, w.kW, H));
   addInto(gLn1, 0, await inp.matmul(Float32Array.from(gV), B * T, kd, w.vW, H));
-  hooks.at(`${p}ln1.hook_normalized`, gLn1, [B, T, H]);
+  hooks.at(p('ln1.hook_normalized'), gLn1, [B, T, H]);
   addRmsNormBackward(saved['hook_resid_pre'].data, w.inputNorm, gLn1, gX, B * T, H, cfg.rmsNormEps);
-  hooks.at(`${p}hook_resid_pre`, gX, [B, T, H]);
+  hooks.at(p('hook_resid_pre'), gX, [B, T, H]);
   return gX;
 }

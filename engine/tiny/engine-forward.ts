@@ -1,6 +1,7 @@
 // The engine as a TinyForward: answers measurement requests in batches through GptOssModel.run, with
 // per-row interventions (zero hook_z for head ablation, zero hook_expert_out for expert ablation, an
 // add on hook_resid_pre for steering) and hook_post capture for neurons.
+import { blockHook } from '../hook-address.ts';
 import type { Intervention } from '../intervention.ts';
 import type { GptOssModel } from '../model.ts';
 import type { Tensor } from '../tensor.ts';
@@ -46,10 +47,10 @@ async function runBatch(model: GptOssModel, reqs: ForwardRequest[]): Promise<For
   };
   const capture = new Set<string>();
   reqs.forEach((r, b) => {
-    for (const h of r.ablateHeads ?? []) zeroMask(`blocks.${h.layer}.attn.hook_z`, nH, b, h.head);
-    for (const x of r.ablateExperts ?? []) zeroMask(`blocks.${x.layer}.mlp.hook_expert_out`, E, b, x.expert);
+    for (const h of r.ablateHeads ?? []) zeroMask(blockHook(h.layer, 'attn.hook_z'), nH, b, h.head);
+    for (const x of r.ablateExperts ?? []) zeroMask(blockHook(x.layer, 'mlp.hook_expert_out'), E, b, x.expert);
     if (r.steer) {
-      const hook = `blocks.${r.steer.layer}.hook_resid_pre`;
+      const hook = blockHook(r.steer.layer, 'hook_resid_pre');
       let iv = ivs.get(hook);
       if (!iv) {
         iv = { hook, add: { data: new Float32Array(B * T * H), dims: [B, T, H] } };
@@ -60,7 +61,7 @@ async function runBatch(model: GptOssModel, reqs: ForwardRequest[]): Promise<For
       const positions = r.steer.positions === 'all' ? [...Array(n).keys()] : [n - 1];
       for (const p of positions) for (let c = 0; c < H; c++) add.data[(b * T + p) * H + c] += r.steer.vector[c];
     }
-    if (r.captureNeurons) capture.add(`blocks.${r.captureNeurons.layer}.mlp.hook_post`);
+    if (r.captureNeurons) capture.add(blockHook(r.captureNeurons.layer, 'mlp.hook_post'));
   });
   const res = await model.run(reqs.map((r) => r.tokens), { logits: 'all', interventions: [...ivs.values()], capture: [...capture] });
   const logits = res.logits!;
@@ -68,7 +69,7 @@ async function runBatch(model: GptOssModel, reqs: ForwardRequest[]): Promise<For
     const n = r.tokens.length;
     const result: ForwardResult = { logits: logits.data.slice(b * T * V, (b * T + n) * V) };
     if (r.captureNeurons) {
-      const post = res.cache.get(`blocks.${r.captureNeurons.layer}.mlp.hook_post`)!;
+      const post = res.cache.get(blockHook(r.captureNeurons.layer, 'mlp.hook_post'))!;
       const e = r.captureNeurons.expert;
       const a = new Float32Array(n * I);
       for (let t = 0; t < n; t++) a.set(post.data.subarray(((b * T + t) * E + e) * I, ((b * T + t) * E + e + 1) * I), t * I);

@@ -2,6 +2,7 @@
 // buildTinyModel writes config.json, model.safetensors (BF16 + MXFP4 experts, as gpt-oss-20b),
 // tokenizer.json (WordLevel), tokenizer_config.json, generation_config.json and manifest.json, and
 // checks every planted behaviour on the stored values before it returns.
+import { blockHook } from '../hook-address.ts';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { wordLevelTokenizerJson } from '../tokenizer.ts';
@@ -47,7 +48,7 @@ function rolesOf(c: Construction): Roles {
   if (c.features.length) {
     // stored in the residual from the embedding on; read by the entanglement expert at its layer
     roles['superposition.features'] = c.features.map((f) => ({
-      name: f.name, layer: e.layer, hook: `blocks.${e.layer}.hook_resid_pre`, vector: Array.from(featureDirection(c, f)),
+      name: f.name, layer: e.layer, hook: blockHook(e.layer, 'hook_resid_pre'), vector: Array.from(featureDirection(c, f)),
     }));
   }
   return roles;

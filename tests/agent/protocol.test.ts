@@ -15,6 +15,8 @@ import { openWorkspace, type Workspace } from '../../tools/workspace.ts';
 import { inProcessPort } from '../../tools/suite/port.ts';
 import { loadSuitePrompts } from '../../tools/suite/prompts.ts';
 import { ioiCircuit, ioiExamples, type Agreement } from '../../tools/suite/steps.ts';
+import { sentimentSteering } from '../../tools/suite/steering-steps.ts';
+import { domainNeurons } from '../../tools/suite/entanglement-steps.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ns-agent-protocol-'));
 const dataDir = join(root, 'data');
@@ -162,6 +164,26 @@ describe('built-in protocols (no LLM)', () => {
     const e = await investigate({ question: 'Are there polysemantic neurons that fire on both math and code?', toolbox, dataDir });
     const em = readFileSync(join(dataDir, 'findings', `${e.report!.name}.md`), 'utf8');
     expect(em.split('## Conclusion')[1]).toContain(`**${roles['entanglement.polysemantic'][0]}**`);
+    // The suite's entanglement step, run in process on the same prompts, finds the same neurons.
+    const suite = await domainNeurons(inProcessPort(ws.ctx), loadSuitePrompts(join(root, 'model')).domains);
+    const { report } = await runProtocol({ toolbox, phenomenon: 'entanglement', question: 'Which neurons are shared by math and code?', investigationId: 'test-entanglement' });
+    const found = report.found as { polysemantic: string; perDomain: Record<string, string[]> };
+    expect(found.polysemantic).toBe(suite.poly.neuron);
+    expect(found.perDomain).toEqual(Object.fromEntries(suite.names.map((d) => [d, suite.sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])));
+  });
+
+  it('sentiment: the protocol runs the suite steering steps, and steering every token beats one token and the shuffled control', async () => {
+    const { report, markdown } = await runProtocol({ toolbox, phenomenon: 'sentiment', question: 'Can we steer the sentiment?', investigationId: 'test-sentiment' });
+    const f = report.found as { layer: number; shiftAll: number; shiftLast: number; controlShift: number; flipped: boolean };
+    // The same step (tools/suite/steering-steps.ts) run in process on the same prompts gives the same numbers.
+    const suite = await sentimentSteering(inProcessPort(ws.ctx), loadSuitePrompts(join(root, 'model')), ws.ctx.session.config.numLayers);
+    expect(f.layer).toBe(suite.best.layer);
+    expect(f.shiftAll).toBeCloseTo(suite.shiftAll, 6);
+    expect(f.shiftLast).toBeCloseTo(suite.shiftLast, 6);
+    expect(f.controlShift).toBeCloseTo(suite.controlShift, 6);
+    expect(f.shiftAll).toBeGreaterThan(f.shiftLast);
+    expect(f.shiftAll).toBeGreaterThan(Math.abs(f.controlShift));
+    expect(markdown).toContain('### Control');
   });
 
   it('stops when the tool budget is spent and says so', async () => {

@@ -11,6 +11,8 @@ import { circuitTool } from '../circuit.ts';
 import { callTool, toolOutput, type Tool, type ToolContext } from '../define.ts';
 import { pathPatchTool } from '../path-patch.ts';
 import { patchTool } from '../patch.ts';
+import { selectivityTool } from '../selectivity.ts';
+import { similarityTool } from '../similarity.ts';
 import { steerTool } from '../steer.ts';
 
 /** The tools the standard experiments' steps call, by their MCP names. */
@@ -23,6 +25,8 @@ export const STEP_TOOLS = {
   ablate: ablateTool,
   capture_activations: captureTool,
   steer: steerTool,
+  neuron_selectivity: selectivityTool,
+  similarity_search: similarityTool,
 } as const;
 
 type StepTools = typeof STEP_TOOLS;

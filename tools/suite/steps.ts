@@ -3,6 +3,7 @@
 // own ToolPort, and read the tools' typed results. Head sweeps go gradient-first: attribution
 // patching (AtP* with the QK fix, for saturated attention) estimates every head from one forward
 // and one backward, activation patching confirms, and the two are compared (docs/gradients.md).
+import { parseSiteAddress } from '../../engine/hook-address.ts';
 import { pearson } from '../linalg.ts';
 import { byLength, ioiPatchingSet, type PatchingSet, type TaskExample } from '../prompt-sets.ts';
 import { inductionPatchingSet } from './prompts.ts';
@@ -29,8 +30,13 @@ export function carriers(cells: Cell[], share = 0.25, floor = 0.1): string[] {
   return ranked(cells.filter((x) => x.effect >= Math.max(floor, share * top))).map((x) => x.site);
 }
 
-export const layerOf = (site: string): number => Number(/^L(\d+)/.exec(site)?.[1] ?? NaN);
-export const headOf = (site: string): number => Number(/\.H(\d+)$/.exec(site)?.[1] ?? NaN);
+/** The layer of a component address (L3.H1, L2.E0, L1.P4); NaN when the text is not one. */
+export const layerOf = (site: string): number => parseSiteAddress(site)?.layer ?? Number.NaN;
+/** The head of a head address (L3.H1); NaN otherwise. */
+export const headOf = (site: string): number => {
+  const a = parseSiteAddress(site);
+  return a?.kind === 'head' ? a.head : Number.NaN;
+};
 
 /** How well attribution patching's estimates agree with activation patching over the sites both measured. */
 export interface Agreement {

@@ -1,13 +1,13 @@
 // Experiment 5: cross-domain feature entanglement: neurons active across math, code and prose,
 // and activation similarity across domains.
-import { captureTool } from '../../capture.ts';
+import { blockHook } from '../../../engine/hook-address.ts';
 import { callTool } from '../../define.ts';
 import { featureSearchTool } from '../../sae/features.ts';
 import { trainSaeTool } from '../../sae/train-sae.ts';
-import { selectivityTool } from '../../selectivity.ts';
-import { similarityTool } from '../../similarity.ts';
 import { num, table } from '../markdown.ts';
 import { bars, makePlot } from '../plots.ts';
+import { domainNeighbours, domainNeurons } from '../entanglement-steps.ts';
+import { inProcessPort } from '../port.ts';
 import type { Experiment, ExperimentReport } from '../types.ts';
 
 export const entanglement: Experiment = {
@@ -17,31 +17,19 @@ export const entanglement: Experiment = {
   async run(env): Promise<ExperimentReport> {
     const { ctx, prompts } = env;
     const domains = prompts.domains;
-    env.step(`neuron selectivity over ${Object.keys(domains).join(', ')}`);
-    const sel = await callTool(selectivityTool, { domains, top: 5, topCross: 5 }, ctx);
-    const poly = sel.crossDomain[0];
-    if (!poly) throw new Error('no neuron responds to more than one domain; nothing to report as entangled');
-    const names = Object.keys(domains);
+    // The selectivity and similarity steps are shared with the agent's entanglement protocol
+    // (tools/suite/entanglement-steps.ts); the dictionary below is the suite's addition.
+    const port = inProcessPort(ctx, env.step);
+    const { names, sel, poly } = await domainNeurons(port, domains);
     const chart = [...sel.crossDomain.slice(0, 3), ...names.flatMap((d) => sel.perDomain[d].slice(0, 2))];
     const plot = await makePlot('selectivity.svg', 'selectivity', bars('Mean activation per domain', chart.flatMap((n) => names.map((d) => ({ item: n.neuron, value: n.means[d], group: d }))), 'neuron', 'mean activation', 'domain'));
-
-    env.step(`activations at layer ${poly.layer} for similarity search across domains`);
-    const all = names.flatMap((d) => domains[d].map((p) => ({ d, p })));
-    const cap = await callTool(captureTool, { prompts: all.map((x) => x.p), hooks: [`blocks.${poly.layer}.hook_resid_post`], positions: [-1] }, ctx);
-    const domainOf = new Map(cap.runIds.map((id, i) => [id, all[i].d]));
-    const neighbours: { from: string; domain: string; hits: Record<string, number>; id: string; list: { prompt: string; domain: string; cos: number }[] }[] = [];
-    for (const d of names) {
-      const i = all.findIndex((x) => x.d === d);
-      const r = await callTool(similarityTool, { query: { runId: cap.runIds[i], hook: `blocks.${poly.layer}.hook_resid_post`, position: cap.tokens[i].length - 1 }, k: 6, excludeSource: true, runIds: cap.runIds }, ctx);
-      const hits: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-      for (const h of r.hits) hits[domainOf.get(h.runId) ?? '?']++;
-      const promptOf = new Map(cap.runIds.map((id, j) => [id, all[j].p]));
-      neighbours.push({ from: all[i].p, domain: d, hits, id: r.experimentId, list: r.hits.map((h) => ({ prompt: promptOf.get(h.runId) ?? h.runId, domain: domainOf.get(h.runId) ?? '?', cos: h.similarity })) });
-    }
+    const near = await domainNeighbours(port, domains, poly.layer);
+    const neighbours = near.neighbours;
+    const cap = { runIds: near.runIds };
 
     // The polysemantic neuron's layer through a sparse dictionary: does it separate the domains the
     // neuron mixes? A short TopK SAE on the MoE output over the built-in corpus, then per-domain latents.
-    const saeHook = `blocks.${poly.layer}.hook_mlp_out`;
+    const saeHook = blockHook(poly.layer, 'hook_mlp_out');
     env.step(`sparse dictionary at ${saeHook} (TopK SAE on the built-in corpus)`);
     const sae = await callTool(trainSaeTool, { hook: saeHook, steps: 300 }, ctx);
     const search = await callTool(featureSearchTool, { saeId: sae.saeId, classes: domains, top: 3 }, ctx);
@@ -54,7 +42,7 @@ export const entanglement: Experiment = {
       table(['neuron', ...names.map((d) => `mean on ${d}`), 'cross-domain score'], sel.crossDomain.slice(0, 5).map((n) => [n.neuron, ...names.map((d) => n.means[d]), n.cross])),
       '', '### Neurons selective to one domain',
       table(['domain', 'neuron', ...names.map((d) => `mean on ${d}`), 'selectivity'], names.flatMap((d) => sel.perDomain[d].slice(0, 3).map((n) => [d, n.neuron, ...names.map((x) => n.means[x]), n.selectivity]))),
-      '', `### Similarity search at \`blocks.${poly.layer}.hook_resid_post\` (last token, cosine, in DuckDB)`,
+      '', `### Similarity search at \`${near.hook}\` (last token, cosine, in DuckDB)`,
       table(['query prompt', 'its domain', ...names.map((d) => `${d} among 6 nearest`)], neighbours.map((n) => [n.from, n.domain, ...names.map((d) => n.hits[d])])),
       '', 'The nearest neighbours (the query itself excluded; search limited to this experiment\'s runs):', '',
       table(['query domain', 'neighbour', 'its domain', 'cosine'], neighbours.flatMap((n) => n.list.map((h) => [n.domain, h.prompt, h.domain, h.cos]))),
@@ -73,13 +61,13 @@ export const entanglement: Experiment = {
         polysemantic: poly.neuron, perDomain: Object.fromEntries(names.map((d) => [d, sel.perDomain[d].slice(0, 3).map((n) => n.neuron)])),
         dictionary: { saeId: sae.saeId, hook: saeHook, latentPerDomain: Object.fromEntries(names.map((d) => [d, bestLatent[d] ? { latent: bestLatent[d].latent, selectivity: bestLatent[d].selectivity ?? 0 } : null])) },
       },
-      experimentIds: [sel.experimentId, ...neighbours.map((n) => n.id)],
+      experimentIds: [sel.experimentId, ...neighbours.map((n) => n.experimentId)],
       runIds: cap.runIds.slice(0, 6),
       reproduce: [
         { what: 'Neurons active across domains', sql: `SELECT site, value AS cross_domain FROM results WHERE experiment_id = '${sel.experimentId}' AND (extra->>'list') = 'cross' ORDER BY value DESC LIMIT 5;`, expect: { site: sel.crossDomain.slice(0, 5).map((n) => n.neuron), cross_domain: sel.crossDomain.slice(0, 5).map((n) => n.cross) } },
         ...neighbours.map((n) => ({
           what: `The 6 nearest activations to the first ${n.domain} prompt`,
-          sql: `SELECT runs.prompt, res.value AS cos FROM results res JOIN runs ON runs.run_id = split_part(res.site, ' ', 1) WHERE res.experiment_id = '${n.id}' ORDER BY (res.extra->>'rank')::INTEGER;`,
+          sql: `SELECT runs.prompt, res.value AS cos FROM results res JOIN runs ON runs.run_id = split_part(res.site, ' ', 1) WHERE res.experiment_id = '${n.experimentId}' ORDER BY (res.extra->>'rank')::INTEGER;`,
           expect: { prompt: n.list.map((h) => h.prompt), cos: n.list.map((h) => h.cos) },
         })),
         { what: 'The sparse dictionary', sql: `SELECT sae_id, hook, d_sae FROM saes WHERE sae_id = '${sae.saeId}';`, expect: { sae_id: [sae.saeId], hook: [saeHook], d_sae: [sae.dSae] } },

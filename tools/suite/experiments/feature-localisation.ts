@@ -1,5 +1,6 @@
 // Experiment 2: feature localisation and ablation: probes and PCA across layers for token
 // classes, the neurons that respond to numbers, and what zero / mean / resample ablation of them costs.
+import { blockHook } from '../../../engine/hook-address.ts';
 import { ablateTool } from '../../ablate.ts';
 import { callTool } from '../../define.ts';
 import { pcaTool } from '../../pca.ts';
@@ -56,7 +57,7 @@ export const featureLocalisation: Experiment = {
     env.step('PCA of the class words at a middle layer');
     const mid = Math.floor(cfg.numLayers / 2);
     const pca = await callTool(pcaTool, { prompts: examples.map((e) => e.prompt), labels: examples.map((e) => e.label), hook: 'resid_post', layer: mid, position: 'last', components: 3, name: 'suite_token_class' }, ctx);
-    plots.push(await makePlot('pca.svg', 'PCA', scatter(`PCA of blocks.${mid}.hook_resid_post`, pca.projections.map((p) => ({ x: p.pcs[0], y: p.pcs[1], label: String(p.label) })), 'PC0', 'PC1')));
+    plots.push(await makePlot('pca.svg', 'PCA', scatter(`PCA of ${blockHook(mid, 'hook_resid_post')}`, pca.projections.map((p) => ({ x: p.pcs[0], y: p.pcs[1], label: String(p.label) })), 'PC0', 'PC1')));
 
     env.step('neurons that respond to counting prompts (numbers) vs names and prose');
     const sel = await callTool(selectivityTool, { domains: { numbers: prompts.successor.map((e) => e.prompt), names: prompts.ioi.slice(0, 10).map((e) => e.prompt), prose: prompts.domains.prose ?? [] }, top: 64 }, ctx);
