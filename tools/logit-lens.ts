@@ -172,7 +172,8 @@ export const logitLensTool = defineTool({
       // The most common top-1 token across prompts at this site, and how many prompts share it.
       ...mode(points.map((row) => row[k].top[0].token)),
     }));
-    const promptLabels = prompts.map((p, b) => `${b}: ${p.tokens.slice(Math.max(0, positions[b] - 2), positions[b] + 1).join('')}`);
+    // Decoded, not joined: a word-level vocabulary's tokens carry no spaces of their own.
+    const promptLabels = prompts.map((p, b) => `${b}: ${ctx.session.tokenizer.decode(p.ids.slice(Math.max(0, positions[b] - 2), positions[b] + 1)).trim()}`);
     const firstAgree = aggregate.find((a) => a.top1AgreesWithFinal >= 0.5 && a.kind !== 'embed');
 
     const experimentId = await ctx.store.addExperiment({

@@ -142,6 +142,8 @@ describe('analysis tools on a random word-level model', () => {
       expectJson(r);
       expect(r.sites).toEqual(['embed', ...Array.from({ length: L }, (_, l) => [`L${l}.resid_mid`, `L${l}.resid_post`]).flat()]);
       const ids = prompts.map((p) => ctx.session.encode(p).ids);
+      // Prompt labels are the decoded last words, spaced as the prompt is (a word-level vocabulary).
+      expect(r.top1ByPrompt.prompts[0]).toBe(`0: ${prompts[0].split(' ').slice(Math.max(0, r.positions[0] - 2), r.positions[0] + 1).join(' ')}`);
       const run = await ctx.session.model.run(ids, { logits: 'all' });
       const V = ctx.session.config.vocabSize;
       const T = run.length;
