@@ -248,6 +248,7 @@ export const attentionTool = defineTool({
       ctx.onProgress?.({ done: Math.min(prompts.length, start + input.batchSize), total: prompts.length, message: 'prompts read' });
     }
 
+    const inactiveHeads: string[] = [];
     const scores: HeadScores[] = selected.map((s) => {
       const a = acc.get(`L${s.layer}.H${s.head}`)!;
       // A head that gives (almost) all its attention to the sink has no other role: its tiny, nearly
@@ -257,6 +258,7 @@ export const attentionTool = defineTool({
       const raw = HEAD_ROLES.map((_, i) => (a[i].n ? a[i].sum / a[i].n : null));
       const sinkMass = raw[SINK] ?? 0;
       const inactive = sinkMass >= INACTIVE_SINK && raw.every((v, i) => i === SINK || v === null || v < INACTIVE_ROLE);
+      if (inactive) inactiveHeads.push(`L${s.layer}.H${s.head}`);
       const entries = HEAD_ROLES.map((role, i) => [role, i === SINK || !inactive ? raw[i] : null] as const);
       return { head: `L${s.layer}.H${s.head}`, layer: s.layer, index: s.head, scores: Object.fromEntries(entries) as Record<HeadRole, number | null> };
     });
@@ -296,7 +298,7 @@ export const attentionTool = defineTool({
     const listed = scores.length <= input.top ? scores : scores.filter((x) => named.has(x.head));
     return {
       experimentId, runIds, heads: scores.length, roles, candidates: shown,
-      inactive: scores.filter((x) => HEAD_ROLES.every((r) => r === 'sink' || x.scores[r] === null) && x.scores.sink !== null).map((x) => x.head),
+      inactive: inactiveHeads,
       scores: listed,
       ...(listed.length < scores.length ? { scoresOmitted: `${listed.length} of ${scores.length} heads listed (those named in roles and candidates; top = ${input.top}); every score: SELECT site, extra->>'role' AS role, value FROM results WHERE experiment_id = '${experimentId}' ORDER BY site` } : {}),
       ...(patterns ? { patterns } : {}),
